@@ -1,0 +1,41 @@
+"""The model card, as JSON for tools and Markdown for people."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def write_card(model_dir: Path, card: dict[str, Any]) -> None:
+    model_dir = Path(model_dir)
+    (model_dir / "card.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+    (model_dir / "card.md").write_text(render_card(card))
+
+
+def read_card(model_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(model_dir) / "card.json").read_text())
+
+
+def render_card(card: dict[str, Any]) -> str:
+    lines = [f"# riskpulse model {card['model_version']}", "",
+             f"Base encoder: {card['base_model']['name']} (from PyPI package {card['base_model']['package']}); "
+             f"{card['parameters']:,} parameters. Two heads: topic (20 classes), sentiment (3 classes).", "",
+             "## Held-out metrics", "", "| set | n | accuracy | macro-F1 | weighted-F1 | ECE |", "|---|---|---|---|---|---|"]
+    for name, m in card["metrics"].items():
+        lines.append(f"| {name} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['weighted_f1']:.4f} | {m.get('ece', float('nan')):.4f} |")
+    lines += ["", "## Calibration (temperature scaling on the dev cut)", "", "| head | T | dev ECE before | after |", "|---|---|---|---|"]
+    for head, c in card["calibration"].items():
+        lines.append(f"| {head} | {c['temperature']:.3f} | {c['dev_ece_before']:.4f} | {c['dev_ece_after']:.4f} |")
+    lines += ["", "## Data", "", "| file | sha256 |", "|---|---|"]
+    lines += [f"| {f} | `{h}` |" for f, h in card["data"]["files"].items()]
+    lines += ["", f"Training rows by source: {card['data']['train_rows_by_source']}; dev rows: {card['data']['dev_rows']}.",
+              "PhraseBank test (20%, stratified, seeded) and the official twitter valid files are never trained on.",
+              "", "## Recipe", "", "```json", json.dumps(card["recipe"], indent=2), "```", "",
+              f"Trained {card['training']['steps']} steps in {card['training']['train_seconds']:.0f}s on "
+              f"{card['training']['threads']} threads; best dev step {card['training']['best_step']}.", "",
+              "## Versions", "", ", ".join(f"{k} {v}" for k, v in card["versions"].items()), "",
+              f"Host: {card['host']}", ""]
+    if "export" in card:
+        lines += ["## Export parity", "", "```json", json.dumps(card["export"], indent=2), "```", ""]
+    return "\n".join(lines)

@@ -1,0 +1,60 @@
+"""The network: one encoder pass, mean pooling, two linear heads (topic, sentiment).
+
+Torch-only; imported by training, export and the torch backend, never by the ONNX path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import BertConfig, BertModel
+
+from .labels import SENTIMENTS, TOPICS
+
+
+class TwoHeadClassifier(nn.Module):
+    def __init__(self, config: BertConfig, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = BertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(dropout)
+        self.topic_head = nn.Linear(config.hidden_size, len(TOPICS))
+        self.sentiment_head = nn.Linear(config.hidden_size, len(SENTIMENTS))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        pooled = self.dropout(pooled)
+        return self.topic_head(pooled), self.sentiment_head(pooled)
+
+    @classmethod
+    def from_base(cls, base_dir: Path, num_layers: int | None = None) -> "TwoHeadClassifier":
+        """Start from the pretrained encoder; ``num_layers`` keeps only the first N layers (tiny test models)."""
+        base = BertModel.from_pretrained(str(base_dir), add_pooling_layer=False)
+        config = base.config
+        if num_layers is not None and num_layers < config.num_hidden_layers:
+            base.encoder.layer = base.encoder.layer[:num_layers]
+            config.num_hidden_layers = num_layers
+        model = cls(config)
+        model.encoder.load_state_dict(base.state_dict())
+        return model
+
+    @classmethod
+    def load(cls, model_dir: Path) -> "TwoHeadClassifier":
+        from safetensors.torch import load_file
+
+        config = BertConfig.from_pretrained(str(model_dir))
+        model = cls(config)
+        model.load_state_dict(load_file(str(Path(model_dir) / "model.safetensors")))
+        return model.eval()
+
+    def save(self, model_dir: Path) -> None:
+        from safetensors.torch import save_file
+
+        self.encoder.config.save_pretrained(str(model_dir))
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(Path(model_dir) / "model.safetensors"))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

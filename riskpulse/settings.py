@@ -1,0 +1,65 @@
+"""One settings object for every riskpulse service.
+
+Values come from environment variables prefixed ``RISKPULSE_`` and, if
+``RISKPULSE_CONFIG_FILE`` names one, from a ``.env``-style file. Defaults are the embedded
+single-machine setup the demo runs; every field is documented in README.md.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+HOME = Path(os.environ.get("RISKPULSE_HOME", Path.home() / ".riskpulse"))
+
+
+def _default_data_dir() -> Path:
+    """The labelled data sets live in ``shared/data`` beside the checkout, never in the repo."""
+    here = Path(__file__).resolve().parents[1]
+    return here.parent / "shared" / "data"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RISKPULSE_",
+        env_file=os.environ.get("RISKPULSE_CONFIG_FILE"),
+        extra="ignore",
+        frozen=True,
+    )
+
+    home: Path = HOME
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_partitions: int = Field(4, ge=1)
+    kafka_replication: int = Field(1, ge=1)
+    store_url: str = f"sqlite:///{HOME / 'riskpulse.db'}"
+    model_dir: Path = HOME / "model"
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    alert_rules: Path | None = None
+
+    backend: Literal["auto", "tensorrt", "onnx-cuda", "onnx", "onnx-fp32", "torch"] = "auto"
+    max_length: int = Field(64, ge=8, le=512)
+    batch_max_size: int = Field(64, ge=1)
+    batch_max_wait_ms: int = Field(50, ge=0)
+
+    window_s: int = Field(60, ge=1)
+    lateness_s: int = Field(300, ge=0)
+    dedupe_horizon_s: int = Field(86_400, ge=0)
+    watchlist: Path | None = None
+
+    retention_days: int = Field(30, ge=1)
+    worker_web_port: int = 6066
+    dashboard_port: int = 8050
+    dashboard_user: str = "analyst"
+    dashboard_password: SecretStr = SecretStr("riskpulse")
+    ingest_token: SecretStr | None = None
+    log_json: bool = False
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
