@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     batch_max_wait_ms: int = Field(50, ge=0)
 
     window_s: int = Field(60, ge=1)
-    lateness_s: int = Field(300, ge=0)
+    lateness_s: int = Field(10, ge=0)
+    idle_s: float = Field(5.0, gt=0)
     dedupe_horizon_s: int = Field(86_400, ge=0)
     watchlist: Path | None = None
 

@@ -1,0 +1,174 @@
+"""The ``riskpulse`` command: thin glue from arguments to the packages that do the work."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+
+from .logs import setup_logging
+from .settings import get_settings
+
+log = logging.getLogger("riskpulse")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from models.train import recipe_by_name, train
+
+    s = get_settings()
+    recipe = recipe_by_name(args.recipe, epochs=args.epochs, seed=args.seed)
+    out = train(Path(args.data or s.data_dir), Path(args.out or s.model_dir), recipe, threads=args.threads)
+    card = json.loads((out / "card.json").read_text())
+    print(json.dumps({"model_dir": str(out), "model_version": card["model_version"], "metrics": card["metrics"]}, indent=2))
+    if not args.no_export:
+        return cmd_export(argparse.Namespace(model=str(out), data=args.data, threads=args.threads))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from models.evaluate import evaluate_csv, format_report
+    from models.scorer import Scorer
+
+    scorer = Scorer(Path(args.model or get_settings().model_dir), backend=args.backend)
+    fig = evaluate_csv(scorer, Path(args.data), args.task, args.min_agreement)
+    print(format_report(fig))
+    if args.json:
+        slim = {k: fig[k] for k in ("task", "n", "accuracy", "macro_f1", "weighted_f1", "ece", "file")}
+        slim["backend"] = scorer.engine.name
+        slim["per_class"] = fig["per_class"]
+        slim["confusion_matrix"] = fig["confusion_matrix"]
+        print(json.dumps(slim))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from models.data import load_splits
+    from models.export import export
+
+    s = get_settings()
+    splits = load_splits(Path(args.data or s.data_dir))
+    texts = [t for frame in splits.evals.values() for t in frame.text.tolist()]
+    manifest = export(Path(args.model or s.model_dir), texts, threads=args.threads)
+    print(json.dumps(manifest["parity"], indent=2))
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from models.batch_score import score_file
+    from models.scorer import Scorer
+
+    s = get_settings()
+    scorer = Scorer(Path(args.model or s.model_dir), backend=args.backend or s.backend, batch_size=args.batch_size)
+    counts = score_file(scorer, Path(args.file), Path(args.out))
+    print(json.dumps({**counts, "out": args.out, "backend": scorer.engine.name}))
+    return 0
+
+
+def _broker():
+    from stream.local_broker import LocalBroker
+
+    s = get_settings()
+    return LocalBroker(state_dir=s.home / "kafka", cache_dir=Path.home() / ".cache" / "riskpulse" / "kafka")
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    broker = _broker()
+    if args.action == "up":
+        if broker.pid():
+            print(f"already running (pid {broker.pid()}) on {broker._read_state()['port']}")  # noqa: SLF001
+            return 0
+        broker.port = args.port
+        broker.start()
+        print(f"kafka broker ready on {broker.bootstrap} (pid {broker.process.pid}); "
+              f"export RISKPULSE_KAFKA_BOOTSTRAP={broker.bootstrap}")
+        broker.process = None  # leave it running
+        return 0
+    if args.action == "down":
+        broker.stop()
+        print("kafka broker stopped")
+        return 0
+    pid = broker.pid()
+    print(json.dumps({"running": pid is not None, "pid": pid, "state_dir": str(broker.state_dir)}))
+    return 0 if pid else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="riskpulse", description="Streaming financial-news sentiment monitor.")
+    p.add_argument("--log-json", action="store_true", help="structured JSON logs (also RISKPULSE_LOG_JSON)")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+    backends = ["auto", "tensorrt", "onnx-cuda", "onnx", "onnx-fp32", "torch"]
+
+    t = sub.add_parser("train", help="fine-tune the topic + sentiment model")
+    t.add_argument("--data", help="labelled data folder (default RISKPULSE_DATA_DIR)")
+    t.add_argument("--out", help="model folder to write (default RISKPULSE_MODEL_DIR)")
+    t.add_argument("--recipe", default="default", choices=["default", "quick", "tiny"])
+    t.add_argument("--epochs", type=float)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--threads", type=int)
+    t.add_argument("--no-export", action="store_true", help="skip the ONNX export and parity gate")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="accuracy, F1, per-class report and confusion matrix on a CSV")
+    e.add_argument("--model")
+    e.add_argument("--data", required=True, help="CSV with text,label[,agreement]")
+    e.add_argument("--task", required=True, choices=["sentiment", "topic"])
+    e.add_argument("--min-agreement", type=int, help="PhraseBank: keep rows with agreement >= N (e.g. 100)")
+    e.add_argument("--backend", default="auto", choices=backends)
+    e.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    e.set_defaults(func=cmd_evaluate)
+
+    x = sub.add_parser("export", help="ONNX + int8 ONNX export with the parity gate")
+    x.add_argument("--model")
+    x.add_argument("--data")
+    x.add_argument("--threads", type=int)
+    x.set_defaults(func=cmd_export)
+
+    sc = sub.add_parser("score", help="score a CSV/JSONL of texts into JSONL")
+    sc.add_argument("file")
+    sc.add_argument("--out", required=True)
+    sc.add_argument("--model")
+    sc.add_argument("--backend", choices=backends)
+    sc.add_argument("--batch-size", type=int, default=32)
+    sc.set_defaults(func=cmd_score)
+
+    k = sub.add_parser("kafka", help="local single-node Kafka broker (KRaft) from Maven jars")
+    k.add_argument("action", choices=["up", "down", "status"])
+    k.add_argument("--port", type=int, default=9092)
+    k.set_defaults(func=cmd_kafka)
+
+    for register in _extra_commands():
+        register(sub)
+    return p
+
+
+def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
+    from stream.commands import register as stream_commands
+
+    return [stream_commands]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(json_logs=args.log_json or get_settings().log_json,
+                  level=logging.DEBUG if args.verbose else logging.INFO)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        log.debug("command failed", exc_info=True)
+        print(f"riskpulse {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,83 @@
+"""The Faust app, its topics and its tables (wiring only; the agents live in stream/agents.py).
+
+Flow inside the worker::
+
+    news (N partitions) --score agent--> riskpulse-scored (1 partition, internal)
+                          |                   |
+                          +--> news.dlq       +--aggregate agent--> news.scored, trends
+                                                 (dedupe + window tables, RocksDB + changelog)
+
+Scoring is the expensive, stateless part and scales with the partitions of ``news``.
+Aggregation is cheap and needs every item of a window in one place, so its input has one
+partition; windows stay exact and idempotent there (see stream/windows.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import faust
+
+from riskpulse.settings import Settings, get_settings
+
+from .records import TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
+
+APP_ID = "riskpulse"
+INTERNAL_SCORED = f"{APP_ID}-scored"
+WINDOW_SHARDS = 32  # window state is split by id hash so each table write stays small
+
+
+def worker_datadir(settings: Settings) -> Path:
+    """Local RocksDB state; one folder per worker so several workers can share a host."""
+    path = settings.home / "worker" / f"port-{settings.worker_web_port}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def create_app(settings: Settings) -> faust.App:
+    return faust.App(
+        APP_ID,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="rocksdb://",
+        datadir=str(worker_datadir(settings)),
+        topic_partitions=settings.kafka_partitions,
+        topic_replication_factor=settings.kafka_replication,
+        topic_allow_declare=True,
+        processing_guarantee="at_least_once",  # made exact by idempotent state; see stream/windows.py
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=500,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        producer_linger_ms=0,
+        stream_wait_empty=False,
+        table_standby_replicas=0,
+        web_enabled=True,
+        web_port=settings.worker_web_port,
+        web_bind="127.0.0.1",
+        web_in_thread=False,
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=30.0,
+        topic_disable_leader=True,
+    )
+
+
+settings = get_settings()
+app = create_app(settings)
+
+news_topic = app.topic(TOPIC_NEWS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                       partitions=settings.kafka_partitions)
+scored_internal = app.topic(INTERNAL_SCORED, key_type=bytes, value_type=bytes, key_serializer="raw",
+                            value_serializer="raw", partitions=1, internal=True)
+scored_topic = app.topic(TOPIC_SCORED, key_serializer="raw", value_serializer="raw",
+                         partitions=settings.kafka_partitions)
+trends_topic = app.topic(TOPIC_TRENDS, key_serializer="raw", value_serializer="raw",
+                         partitions=settings.kafka_partitions)
+alerts_topic = app.topic(TOPIC_ALERTS, key_serializer="raw", value_serializer="raw",
+                         partitions=settings.kafka_partitions)
+dlq_topic = app.topic(TOPIC_DLQ, key_serializer="raw", value_serializer="raw", partitions=settings.kafka_partitions)
+
+# state of the aggregate agent; one partition, like its input
+_state_schema = faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json")
+windows_table = app.Table("windows", default=None, partitions=1, schema=_state_schema)
+dedupe_table = app.Table("dedupe", default=None, partitions=1, schema=_state_schema)

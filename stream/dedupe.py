@@ -1,0 +1,31 @@
+"""Re-published stories: the same normalised headline within a horizon is a duplicate."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+URL = re.compile(r"https?://\S+")
+NON_WORD = re.compile(r"[^\w$]+")
+
+
+def normalise_headline(headline: str) -> str:
+    """Case, accents, links, punctuation and spacing removed: 'Apple beats!' == 'apple  beats https://t.co/x'."""
+    text = unicodedata.normalize("NFKD", headline)
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    text = URL.sub(" ", text).replace("&amp;", "&")
+    return " ".join(NON_WORD.sub(" ", text).split())
+
+
+def dedupe_key(headline: str) -> str:
+    return hashlib.sha256(normalise_headline(headline).encode()).hexdigest()[:24]
+
+
+def duplicate_of(first: dict[str, object] | None, item_id: str, published_ts: float, horizon_s: float) -> str | None:
+    """The id this item duplicates, given the first sighting stored for its key (or None)."""
+    if first is None or first["id"] == item_id:
+        return None  # new story, or this very item redelivered
+    if abs(published_ts - float(first["ts"])) > horizon_s:  # type: ignore[arg-type]
+        return None
+    return str(first["id"])

@@ -1,0 +1,15 @@
+"""Prometheus metrics of the worker (served on its web port at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+ITEMS_IN = Counter("riskpulse_items_in_total", "Records consumed", ["topic"])
+ITEMS_OUT = Counter("riskpulse_items_out_total", "Records produced", ["topic"])
+DLQ = Counter("riskpulse_dlq_total", "Inputs sent to news.dlq")
+LATE = Counter("riskpulse_late_items_total", "Scored items whose window had already closed")
+BATCH_SIZE = Histogram("riskpulse_batch_size", "Items per scoring micro-batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+MODEL_SECONDS = Histogram("riskpulse_model_seconds", "Model time per micro-batch",
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+E2E_SECONDS = Histogram("riskpulse_e2e_seconds", "Broker time of a news record to publication of its news.scored record",
+                        buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
