@@ -32,6 +32,9 @@ class TwoHeadClassifier(nn.Module):
     @classmethod
     def from_base(cls, base_dir: Path, num_layers: int | None = None) -> "TwoHeadClassifier":
         """Start from the pretrained encoder; ``num_layers`` keeps only the first N layers (tiny test models)."""
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # the unused pooler weights are expected: we pool ourselves
         base = BertModel.from_pretrained(str(base_dir), add_pooling_layer=False)
         config = base.config
         if num_layers is not None and num_layers < config.num_hidden_layers:

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     home: Path = HOME
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_partitions: int = Field(4, ge=1)
+    topic_prefix: str = ""  # e.g. "staging." to run several pipelines on one cluster
+    app_id: str = "riskpulse"  # Faust consumer group and changelog prefix
     kafka_replication: int = Field(1, ge=1)
     store_url: str = f"sqlite:///{HOME / 'riskpulse.db'}"
     model_dir: Path = HOME / "model"

@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 _model_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")  # inference off the event loop
 _service: ScoringService | None = None
 
-WATERMARK_KEY = b"__watermark__"
-OPEN_KEY = b"__open_windows__"
+WATERMARK_KEY = "__watermark__"
+OPEN_KEY = "__open_windows__"
 TICK = b'{"tick":1}'
 
 
@@ -79,98 +79,159 @@ async def score(stream: Any) -> None:
             await scored_internal.send(key=record.id.encode(), value=_dumps(value))
 
 
-def _shard_key(start: int, shard: int) -> bytes:
-    return f"w|{start}|{shard}".encode()
+def _shard_key(start: int, shard: int) -> str:
+    return f"w|{start}|{shard}"
 
 
-def _close_windows(watermark: float) -> list[tuple[int, dict[str, Any]]]:
-    """Merge the shards of every closable window; the caller emits and then deletes them."""
-    open_windows = windows_table.get(OPEN_KEY) or []
-    out = []
-    for start in windows.closable(open_windows, watermark, settings.window_s, settings.lateness_s):
+class BatchState:
+    """Write-back view of the state tables for one batch: each touched key is written once.
+
+    Every write carries whole values (a shard's counters together with its ids), so a crash
+    between two writes leaves each key consistent, and redelivery is absorbed by the ids.
+    """
+
+    def __init__(self) -> None:
+        self.cache: dict[tuple[int, str], Any] = {}
+        self.dirty: set[tuple[int, str]] = set()
+        self.tables = (windows_table, dedupe_table)
+
+    def get(self, table: int, key: str) -> Any:
+        if (table, key) not in self.cache:
+            self.cache[(table, key)] = self.tables[table].get(key)
+        return self.cache[(table, key)]
+
+    def set(self, table: int, key: str, value: Any) -> None:
+        self.cache[(table, key)] = value
+        self.dirty.add((table, key))
+
+    def delete(self, table: int, key: str) -> None:
+        self.set(table, key, None)
+
+    def flush(self) -> None:
+        for table, key in sorted(self.dirty):
+            value = self.cache[(table, key)]
+            if value is None:
+                if key in self.tables[table]:
+                    del self.tables[table][key]
+            else:
+                self.tables[table][key] = value
+        self.dirty.clear()
+
+
+W, D = 0, 1  # table indices in BatchState
+
+
+async def _advance(state: BatchState, watermark: float) -> None:
+    """Persist the watermark first, then close what it passed: a restart never reopens a closed window."""
+    open_windows = state.get(W, OPEN_KEY) or []
+    closing = windows.closable(open_windows, watermark, settings.window_s, settings.lateness_s)
+    if not closing:
+        return
+    state.set(W, WATERMARK_KEY, {"watermark": watermark})
+    state.flush()
+    for start in closing:
         merged = windows.empty_window()
         for shard in range(WINDOW_SHARDS):
-            part = windows_table.get(_shard_key(start, shard))
+            part = state.get(W, _shard_key(start, shard))
             if part:
-                merged["ids"] += part["ids"]
-                for key, counts in part["keys"].items():
-                    acc = merged["keys"].setdefault(key, [0, 0, 0, 0, 0.0])
-                    for i, v in enumerate(counts):
-                        acc[i] += v
-        out.append((start, merged))
-    return out
-
-
-async def _emit_closed(watermark: float) -> None:
-    closed = _close_windows(watermark)
-    if not closed:
-        return
-    for start, merged in closed:
+                windows.merge(merged, part)
         for trend in windows.trends(start, settings.window_s, merged):
             key = f"{trend.key_type}|{trend.key}|{start}".encode()
             await trends_topic.send(key=key, value=_dumps(trend.to_json()))
             metrics.ITEMS_OUT.labels("trends").inc()
         for shard in range(WINDOW_SHARDS):
-            if windows_table.get(_shard_key(start, shard)) is not None:
-                del windows_table[_shard_key(start, shard)]
-    done = {start for start, _ in closed}
-    windows_table[OPEN_KEY] = [s for s in (windows_table.get(OPEN_KEY) or []) if s not in done]
+            if state.get(W, _shard_key(start, shard)) is not None:
+                state.delete(W, _shard_key(start, shard))
+    state.set(W, OPEN_KEY, [s for s in open_windows if s not in set(closing)])
+    state.flush()
 
 
-_last_event_wall = time.time()
+_clock: dict[str, Any] = {"last_event_wall": time.time(), "max_event": None}
+
+
+def _persisted_watermark(state: BatchState) -> float:
+    """Written only when windows close, which is all that correctness needs."""
+    return float((state.get(W, WATERMARK_KEY) or {}).get("watermark", 0.0))
+
+
+async def _aggregate_one(state: BatchState, value: bytes) -> None:
+    raw = json.loads(value)
+    ingest_ts = raw.pop("_ingest_ts", None)
+    item = ScoredNews.model_validate(raw)
+    ts = item.published_at.timestamp()
+
+    dkey = dedupe_key(item.headline)
+    first = state.get(D, dkey)
+    dup = duplicate_of(first, item.id, ts, settings.dedupe_horizon_s)
+    if dup is None and (first is None or first["id"] != item.id):
+        state.set(D, dkey, {"id": item.id, "ts": ts})
+    if dup is not None:
+        item = item.model_copy(update={"duplicate_of": dup})
+    await scored_topic.send(key=item.id.encode(), value=_dumps(item.to_json()))
+    metrics.ITEMS_OUT.labels("news.scored").inc()
+    if ingest_ts:
+        metrics.E2E_SECONDS.observe(max(0.0, time.time() - ingest_ts))
+
+    if dup is None:
+        if windows.is_late(ts, _persisted_watermark(state), settings.window_s, settings.lateness_s):
+            metrics.LATE.inc()
+            log.info("late item not counted", extra={"id": item.id, "published_at": str(item.published_at)})
+        else:
+            start = windows.window_start(ts, settings.window_s)
+            skey = _shard_key(start, zlib.crc32(item.id.encode()) % WINDOW_SHARDS)
+            shard = state.get(W, skey) or windows.empty_window()
+            if windows.apply(shard, item):
+                state.set(W, skey, shard)
+            open_windows = state.get(W, OPEN_KEY) or []
+            if start not in open_windows:
+                state.set(W, OPEN_KEY, sorted(open_windows + [start]))
+    if ts > _clock["max_event"]:
+        _clock["max_event"] = ts
+        await _advance(state, ts)
 
 
 @app.agent(scored_internal)
 async def aggregate(stream: Any) -> None:
     """Dedupe, publish news.scored, count into event-time windows, emit trends as windows close."""
-    global _last_event_wall
-    async for event in stream.events():
-        value = event.value
-        state = windows_table.get(WATERMARK_KEY) or {"watermark": 0.0, "max_event": 0.0}
-        if value == TICK:
-            wm = windows.idle_watermark(state["max_event"], _last_event_wall, time.time(), settings.idle_s)
-            if wm > state["watermark"]:
-                windows_table[WATERMARK_KEY] = {**state, "watermark": wm}
-                await _emit_closed(wm)
-            continue
-        _last_event_wall = time.time()
-        raw = json.loads(value)
-        ingest_ts = raw.pop("_ingest_ts", None)
-        item = ScoredNews.model_validate(raw)
-        ts = item.published_at.timestamp()
-
-        dkey = dedupe_key(item.headline).encode()
-        first = dedupe_table.get(dkey)
-        dup = duplicate_of(first, item.id, ts, settings.dedupe_horizon_s)
-        if dup is None and (first is None or first["id"] != item.id):
-            dedupe_table[dkey] = {"id": item.id, "ts": ts}
-        if dup is not None:
-            item = item.model_copy(update={"duplicate_of": dup})
-        await scored_topic.send(key=item.id.encode(), value=_dumps(item.to_json()))
-        metrics.ITEMS_OUT.labels("news.scored").inc()
-        if ingest_ts:
-            metrics.E2E_SECONDS.observe(max(0.0, time.time() - ingest_ts / 1000))
-
-        if dup is None:
-            if windows.is_late(ts, state["watermark"], settings.window_s, settings.lateness_s):
-                metrics.LATE.inc()
-                log.info("late item not counted", extra={"id": item.id, "published_at": str(item.published_at)})
+    async for events in stream.take_events(500, within=0.02):
+        # take_events runs the iteration in another task; the RocksDB store picks its partition
+        # from the current event, so name one (all share partition 0 of the internal topic)
+        stream._set_current_event(events[-1])  # noqa: SLF001
+        state = BatchState()
+        if _clock["max_event"] is None:
+            _clock["max_event"] = _persisted_watermark(state)
+        for event in events:
+            if event.value == TICK:
+                wm = windows.idle_watermark(_clock["max_event"], _clock["last_event_wall"], time.time(), settings.idle_s)
+                await _advance(state, wm)
             else:
-                start = windows.window_start(ts, settings.window_s)
-                skey = _shard_key(start, zlib.crc32(item.id.encode()) % WINDOW_SHARDS)
-                shard = windows_table.get(skey) or windows.empty_window()
-                if windows.apply(shard, item):
-                    windows_table[skey] = shard
-                open_windows = windows_table.get(OPEN_KEY) or []
-                if start not in open_windows:
-                    windows_table[OPEN_KEY] = sorted(open_windows + [start])
-        if ts > state["max_event"]:
-            wm = max(state["watermark"], ts)
-            windows_table[WATERMARK_KEY] = {"watermark": wm, "max_event": ts}
-            await _emit_closed(wm)
+                _clock["last_event_wall"] = time.time()
+                await _aggregate_one(state, event.value)
+        state.flush()
 
 
 @app.timer(interval=1.0)
 async def tick() -> None:
     """Lets the aggregate agent close windows while no news arrives (see windows.idle_watermark)."""
     await scored_internal.send(key=b"tick", value=TICK)
+
+
+@app.page("/healthz")
+async def healthz(web: Any, request: Any) -> Any:
+    """Liveness: the event loop answers."""
+    return web.json({"status": "ok"})
+
+
+@app.page("/readyz")
+async def readyz(web: Any, request: Any) -> Any:
+    """Readiness: model loaded, partitions assigned, not rebalancing."""
+    assigned = bool(app.consumer.assignment()) if app.consumer else False
+    ready = _service is not None and assigned and not app.rebalancing
+    return web.json({"ready": ready, "model_loaded": _service is not None, "assigned": assigned},
+                    status=200 if ready else 503)
+
+
+@app.page("/metrics")
+async def metrics_page(web: Any, request: Any) -> Any:
+    body, content_type = metrics.exposition()
+    return web.bytes(body, content_type=content_type)

@@ -22,8 +22,6 @@ from riskpulse.settings import Settings, get_settings
 
 from .records import TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
 
-APP_ID = "riskpulse"
-INTERNAL_SCORED = f"{APP_ID}-scored"
 WINDOW_SHARDS = 32  # window state is split by id hash so each table write stays small
 
 
@@ -36,7 +34,7 @@ def worker_datadir(settings: Settings) -> Path:
 
 def create_app(settings: Settings) -> faust.App:
     return faust.App(
-        APP_ID,
+        settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="rocksdb://",
         datadir=str(worker_datadir(settings)),
@@ -65,19 +63,26 @@ def create_app(settings: Settings) -> faust.App:
 settings = get_settings()
 app = create_app(settings)
 
-news_topic = app.topic(TOPIC_NEWS, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+
+def topic_name(settings: Settings, topic: str) -> str:
+    return settings.topic_prefix + topic
+
+
+news_topic = app.topic(topic_name(settings, TOPIC_NEWS), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                        partitions=settings.kafka_partitions)
-scored_internal = app.topic(INTERNAL_SCORED, key_type=bytes, value_type=bytes, key_serializer="raw",
+scored_internal = app.topic(f"{settings.topic_prefix}{settings.app_id}-scored", key_type=bytes, value_type=bytes, key_serializer="raw",
                             value_serializer="raw", partitions=1, internal=True)
-scored_topic = app.topic(TOPIC_SCORED, key_serializer="raw", value_serializer="raw",
+scored_topic = app.topic(topic_name(settings, TOPIC_SCORED), key_serializer="raw", value_serializer="raw",
                          partitions=settings.kafka_partitions)
-trends_topic = app.topic(TOPIC_TRENDS, key_serializer="raw", value_serializer="raw",
+trends_topic = app.topic(topic_name(settings, TOPIC_TRENDS), key_serializer="raw", value_serializer="raw",
                          partitions=settings.kafka_partitions)
-alerts_topic = app.topic(TOPIC_ALERTS, key_serializer="raw", value_serializer="raw",
+alerts_topic = app.topic(topic_name(settings, TOPIC_ALERTS), key_serializer="raw", value_serializer="raw",
                          partitions=settings.kafka_partitions)
-dlq_topic = app.topic(TOPIC_DLQ, key_serializer="raw", value_serializer="raw", partitions=settings.kafka_partitions)
+dlq_topic = app.topic(topic_name(settings, TOPIC_DLQ), key_serializer="raw", value_serializer="raw", partitions=settings.kafka_partitions)
 
 # state of the aggregate agent; one partition, like its input
-_state_schema = faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json")
-windows_table = app.Table("windows", default=None, partitions=1, schema=_state_schema)
-dedupe_table = app.Table("dedupe", default=None, partitions=1, schema=_state_schema)
+# str keys, JSON values: Faust's changelog recovery decodes keys with the default (json) codec.
+# One partition, so the key partitioner always picks 0: writes need no current event, and the
+# aggregate agent can buffer a batch of writes (see stream/agents.py).
+windows_table = app.Table("windows", default=None, partitions=1, key_type=str, use_partitioner=True)
+dedupe_table = app.Table("dedupe", default=None, partitions=1, key_type=str, use_partitioner=True)

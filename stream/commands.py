@@ -31,14 +31,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     s = get_settings()
     ensure_topics(s)
     speed = None if args.speed == "max" else float(args.speed)
-    n = replay(Path(args.file), args.bootstrap or s.kafka_bootstrap, speed)
+    n = replay(Path(args.file), args.bootstrap or s.kafka_bootstrap, speed, topic=s.topic_prefix + "news")
     print(json.dumps({"sent": n, "topic": "news"}))
     return 0
 
 
 def register(sub: Any) -> None:
     w = sub.add_parser("worker", help="run a Faust worker (scoring, windows, trends, store sink)")
-    w.add_argument("--loglevel", default="warning")
+    w.add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
     w.set_defaults(func=cmd_worker)
 
     r = sub.add_parser("replay", help="replay a CSV/JSONL news file into Kafka, keeping event time")

@@ -13,3 +13,9 @@ MODEL_SECONDS = Histogram("riskpulse_model_seconds", "Model time per micro-batch
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 E2E_SECONDS = Histogram("riskpulse_e2e_seconds", "Broker time of a news record to publication of its news.scored record",
                         buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+
+def exposition() -> tuple[bytes, str]:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return generate_latest(), CONTENT_TYPE_LATEST.split(";")[0]  # aiohttp sets the charset itself

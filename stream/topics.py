@@ -20,9 +20,9 @@ def ensure_topics(settings: Settings) -> list[str]:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
     try:
         existing = set(admin.list_topics())
-        wanted = [NewTopic(name, settings.kafka_partitions, settings.kafka_replication,
+        wanted = [NewTopic(settings.topic_prefix + name, settings.kafka_partitions, settings.kafka_replication,
                            topic_configs={"retention.ms": str(30 * 86_400_000)} if name == TOPIC_DLQ else {})
-                  for name in TOPICS if name not in existing]
+                  for name in TOPICS if settings.topic_prefix + name not in existing]
         created = []
         for topic in wanted:
             try:

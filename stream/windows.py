@@ -45,6 +45,15 @@ def apply(state: dict[str, Any], item: ScoredNews) -> bool:
     return True
 
 
+def merge(into: dict[str, Any], part: dict[str, Any]) -> None:
+    """Add one shard's ids and counters into ``into`` (mutated)."""
+    into["ids"] += part["ids"]
+    for key, counts in part["keys"].items():
+        acc = into["keys"].setdefault(key, [0, 0, 0, 0, 0.0])
+        for i, v in enumerate(counts):
+            acc[i] += v
+
+
 def trends(start: int, window_s: int, state: dict[str, Any]) -> list[Trend]:
     out = []
     for key, (count, neg, neu, pos, total) in sorted(state["keys"].items()):

@@ -1,0 +1,117 @@
+"""Real processes and real clients for the integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from stream.local_broker import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes | dict[str, Any]], key: Callable[[Any], bytes] | None = None) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    try:
+        for v in values:
+            raw = v if isinstance(v, bytes) else json.dumps(v).encode()
+            producer.send(topic, value=raw, key=key(v) if key else None)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def consume(bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 120.0) -> list[dict[str, Any]]:
+    """Read ``topic`` from the beginning until ``until(records)`` holds; fails with what it saw on timeout."""
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, consumer_timeout_ms=1000)
+    records: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for msg in consumer:
+                rec = json.loads(msg.value)
+                rec["_key"] = msg.key.decode() if msg.key else None
+                rec["_partition"], rec["_offset"] = msg.partition, msg.offset
+                records.append(rec)
+            if until(records):
+                return records
+    finally:
+        consumer.close()
+    raise AssertionError(f"timed out after {timeout_s:.0f}s on {topic}: {len(records)} records, last {records[-3:]}")
+
+
+class Worker:
+    """A ``riskpulse worker`` subprocess with its own settings."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = {**os.environ, **env}
+        self.port = int(env["RISKPULSE_WORKER_WEB_PORT"])
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 120.0) -> "Worker":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "riskpulse.cli", "worker", "--loglevel", "warn"],
+                                     env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
+                    if json.loads(r.read()).get("ready"):
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"worker not ready after {timeout_s:.0f}s:\n{self.log_tail()}")
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no final commit."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, n: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:]) if self.log_path.exists() else ""
+
+
+def worker_env(tmp: Path, bootstrap: str, model_dir: Path, name: str, **extra: Any) -> dict[str, str]:
+    env = {
+        "RISKPULSE_HOME": str(tmp / "home"),
+        "RISKPULSE_KAFKA_BOOTSTRAP": bootstrap,
+        "RISKPULSE_MODEL_DIR": str(model_dir),
+        "RISKPULSE_TOPIC_PREFIX": f"{name}.",
+        "RISKPULSE_APP_ID": f"rp-{name}",
+        "RISKPULSE_WORKER_WEB_PORT": str(free_port()),
+        "RISKPULSE_STORE_URL": f"sqlite:///{tmp / 'store.db'}",
+        "RISKPULSE_BACKEND": "onnx",
+        "RISKPULSE_WINDOW_S": "60",
+        "RISKPULSE_LATENESS_S": "600",
+        "RISKPULSE_IDLE_S": "3600",
+    }
+    env.update({f"RISKPULSE_{k.upper()}": str(v) for k, v in extra.items()})
+    return env

@@ -1,0 +1,153 @@
+"""The pipeline against the real broker: every guarantee of the stream issue, provoked."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from stream.records import TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
+from stream.schema_files import load as load_schema
+from tests.helpers import Worker, consume, produce, worker_env
+
+pytestmark = pytest.mark.integration
+
+BASE_TS = 1_780_000_000  # 2026-05-28T20:26:40Z
+HEADLINES = [
+    "Apple shares slide after weak iPhone guidance", "Fed holds rates steady, signals patience",
+    "Exxon profit beats estimates on higher refining margins", "Tesla recalls 200,000 vehicles over seatbelt fault",
+    "JPMorgan raises dividend after stress test", "Oil falls as OPEC+ output rises",
+    "Microsoft to acquire gaming studio in $2 billion deal", "Treasury yields climb to two-month high",
+]
+
+
+def rfc3339(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def news_items(n: int, seed: int = 7, span_s: int = 1200) -> list[dict[str, Any]]:
+    """``n`` distinct items spread over ``span_s`` seconds of event time, some with cashtags."""
+    rng = random.Random(seed)
+    items = []
+    for i in range(n):
+        ts = BASE_TS + int(i * span_s / n)
+        tick = rng.choice(["AAPL", "XOM", "TSLA", "JPM"])
+        items.append({"id": f"item-{i}", "headline": f"{rng.choice(HEADLINES)} ${tick} #{i}", "source": "test",
+                      "published_at": rfc3339(ts)})
+    return items
+
+
+def flush_item(after: float) -> dict[str, Any]:
+    """An item far past the data: its arrival moves the watermark so every earlier window closes."""
+    return {"id": "flush", "headline": "end of test stream", "published_at": rfc3339(after + 7200)}
+
+
+def trend_totals(trends: list[dict[str, Any]], key_type: str, before: float) -> int:
+    """Sum of counts over closed windows of one key type, one record per (key, window) (trends are upserts)."""
+    latest = {(t["key_type"], t["key"], t["window_start"]): t for t in trends}
+    return sum(t["count"] for (kt, _, ws), t in latest.items() if kt == key_type and ws < rfc3339(before))
+
+
+def validate(records: list[dict[str, Any]], topic: str) -> None:
+    schema = load_schema(topic)
+    for rec in records:
+        jsonschema.validate({k: v for k, v in rec.items() if not k.startswith("_")}, schema)
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, kafka: Any, tiny_model: Path, request: pytest.FixtureRequest):
+    """Factory for workers on a topic namespace of their own; stops them all afterwards."""
+    name = request.node.name.replace("_", "").replace("[", "").replace("]", "")[:40]
+    workers: list[Worker] = []
+
+    def start(**extra: Any) -> Worker:
+        env = worker_env(tmp_path / f"w{len(workers)}", kafka.bootstrap, tiny_model, name, **extra)
+        w = Worker(env, tmp_path / f"worker{len(workers)}.log").start()
+        workers.append(w)
+        return w
+
+    start.topic = lambda t: f"{name}.{t}"  # type: ignore[attr-defined]
+    yield start
+    for w in workers:
+        w.stop()
+
+
+def test_scores_dedupes_windows_and_dead_letters(pipeline: Any, kafka: Any) -> None:
+    worker = pipeline()
+    items = news_items(60)
+    republished = {"id": "repub", "headline": items[3]["headline"].upper() + "  https://t.co/abc",
+                   "source": "other-wire", "published_at": rfc3339(BASE_TS + 30)}
+    bad: list[bytes] = [b"\xff\xfe not utf-8", b"{not json", b"[1, 2]", b'{"headline": ""}', b'{"headline": "   "}',
+                        json.dumps({"headline": 42}).encode(), json.dumps({"headline": "x" * 1001}).encode(),
+                        json.dumps({"headline": "ok", "schema_version": 99}).encode(),
+                        json.dumps({"headline": "ok", "published_at": "yesterday"}).encode(),
+                        json.dumps({"headline": "ok", "body": "b" * 20_001}).encode(), b"x" * 70_000]
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items + [republished] + bad + [flush_item(BASE_TS + 1200)])
+
+    scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: {x["id"] for x in r} >= {i["id"] for i in items} | {"repub", "flush"})
+    dlq = consume(kafka.bootstrap, pipeline.topic(TOPIC_DLQ), lambda r: len(r) >= len(bad))
+    trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),
+                     lambda r: trend_totals(r, "topic", BASE_TS + 7200) >= len(items))
+
+    by_id = {r["id"]: r for r in scored}
+    assert by_id["repub"]["duplicate_of"] == items[3]["id"]
+    assert all(by_id[i["id"]]["duplicate_of"] is None for i in items)
+    assert {"AAPL", "XOM", "TSLA", "JPM"} >= set(t for r in scored for t in r["tickers"])
+    assert all(r["_key"] == r["id"] for r in scored)
+    assert len(dlq) == len(bad)
+    reasons = [d["error"] for d in dlq]
+    for fragment in ("not UTF-8", "not JSON", "expected a JSON object", "headline", "schema_version", "published_at",
+                     "body", "exceeds"):
+        assert any(fragment in r for r in reasons), (fragment, reasons)
+    assert {(d["source_topic"], d["source_partition"], d["source_offset"]) for d in dlq}.__len__() == len(bad)
+    # the duplicate is not counted twice; each item is counted once per topic and per ticker
+    assert trend_totals(trends, "topic", BASE_TS + 7200) == len(items)
+    assert trend_totals(trends, "ticker", BASE_TS + 7200) == len(items)
+    for topic, recs in ((TOPIC_SCORED, scored), (TOPIC_DLQ, dlq), (TOPIC_TRENDS, trends)):
+        validate(recs, topic)
+    assert "riskpulse_dlq_total 11.0" in worker.metrics()
+
+
+def test_kill_9_mid_stream_loses_nothing_and_counts_once(pipeline: Any, kafka: Any) -> None:
+    n = 5000
+    items = news_items(n, span_s=3000)
+    worker = pipeline(BATCH_MAX_SIZE=64)
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items, key=lambda v: v["id"].encode())
+    consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= n // 3, timeout_s=300)
+    worker.kill()
+    pipeline(BATCH_MAX_SIZE=64)
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), [flush_item(BASE_TS + 3000)])
+    scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED),
+                     lambda r: {x["id"] for x in r} >= {i["id"] for i in items}, timeout_s=600)
+    trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),
+                     lambda r: trend_totals(r, "topic", BASE_TS + 3600) >= n, timeout_s=300)
+    assert {x["id"] for x in scored} >= {i["id"] for i in items}
+    assert trend_totals(trends, "topic", BASE_TS + 3600) == n
+    assert trend_totals(trends, "ticker", BASE_TS + 3600) == n
+    # reprocessing after the kill re-published some items (at-least-once), never with different content
+    redelivered = Counter(x["id"] for x in scored)
+    for rec in scored:
+        if redelivered[rec["id"]] > 1:
+            twins = [x for x in scored if x["id"] == rec["id"]]
+            assert len({(t["sentiment"], t["topic"], t["duplicate_of"]) for t in twins}) == 1
+
+
+def test_two_workers_share_four_partitions(pipeline: Any, kafka: Any) -> None:
+    n = 800
+    items = news_items(n, span_s=600)
+    pipeline(KAFKA_PARTITIONS=4)
+    pipeline(KAFKA_PARTITIONS=4)
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items + [flush_item(BASE_TS + 600)],
+            key=lambda v: v["id"].encode())
+    scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED),
+                     lambda r: {x["id"] for x in r} >= {i["id"] for i in items})
+    trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),
+                     lambda r: trend_totals(r, "topic", BASE_TS + 3600) >= n)
+    assert len({x["_partition"] for x in scored}) == 4
+    assert trend_totals(trends, "topic", BASE_TS + 3600) == n
