@@ -70,22 +70,45 @@ def export_onnx(model_dir: Path, out: Path) -> None:
         log.info("onnx fusions", extra={"fused": fused.get_fused_operator_statistics()})
 
 
-# Tried in order, fastest first; the first whose argmax agreement with fp32 passes the bar is kept.
-# Per-channel scales throughout: per-tensor moved this encoder's pooled embedding far more.
-INT8_CANDIDATES: dict[str, list[str]] = {
-    "per-channel:MatMul+Attention": ["MatMul", "Attention"],
-    "per-channel:MatMul": ["MatMul"],
+# Tried in order, fastest first; the first whose argmax agreement with PyTorch passes the bar
+# is kept. Per-channel weight scales throughout; the heads always stay fp32. What decides is the
+# activations: ORT's dynamic quantisation gives each activation one scale per tensor, and this
+# encoder's LayerNorm and GELU outputs carry outlier dimensions, so the MatMuls fed by them
+# (Q/K/V and the feed-forward layers) lose the most. Measured on the first default model (1,300
+# held-out texts): whole encoder 97.1% / 98.7% (topic / sentiment), attention output + FFN-in
+# 98.5% / 99.4%, attention output only 99.8% / 99.9%.
+INT8_CANDIDATES: dict[str, tuple[str, ...]] = {
+    # name: what is quantised ("qkv" = fused Attention, "attn_out", "ffn_in", "ffn_out")
+    "per-channel:all-encoder": ("qkv", "attn_out", "ffn_in", "ffn_out"),
+    "per-channel:attention-output+ffn-in": ("attn_out", "ffn_in"),
+    "per-channel:attention-output": ("attn_out",),
 }
 
 
-def quantize_int8(fp32: Path, out: Path, op_types: list[str]) -> None:
-    """Dynamic int8 weights (activations quantised at run time); the heads stay fp32."""
+def _role(node_name: str, op_type: str) -> str | None:
+    if op_type == "Attention":
+        return "qkv"
+    if op_type != "MatMul":
+        return None  # Gemm: the heads, always fp32
+    if "attention/output/dense" in node_name:
+        return "attn_out"
+    if "intermediate/dense" in node_name:
+        return "ffn_in"
+    if "/output/dense" in node_name:
+        return "ffn_out"
+    return None
+
+
+def quantize_int8(fp32: Path, out: Path, roles: tuple[str, ...]) -> None:
+    """Dynamic int8 (per-channel weights, activations quantised at run time) for the given roles only."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    graph = onnx.load(str(fp32)).graph
+    chosen = [n.name for n in graph.node if _role(n.name, n.op_type) in roles]
     # fused contrib ops defeat shape inference; their outputs are float
     quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=op_types,
+                     op_types_to_quantize=["MatMul", "Attention"], nodes_to_quantize=chosen,
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
@@ -125,8 +148,8 @@ def export(model_dir: Path, parity_texts: Sequence[str], threads: int | None = N
     log.info("parity", extra={"kind": "fp32", **fp32_parity.to_json()})
     results: dict[str, Any] = {"fp32": fp32_parity.to_json(), "int8_candidates": {}}
     chosen: str | None = None
-    for name, ops in INT8_CANDIDATES.items():
-        quantize_int8(fp32, int8, ops)
+    for name, roles in INT8_CANDIDATES.items():
+        quantize_int8(fp32, int8, roles)
         p = parity(reference, Scorer(model_dir, engine=OnnxEngine(int8, threads=threads), batch_size=64), parity_texts)
         results["int8_candidates"][name] = p.to_json()
         log.info("parity", extra={"kind": name, **p.to_json()})

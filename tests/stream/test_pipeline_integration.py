@@ -88,9 +88,10 @@ def test_scores_dedupes_windows_and_dead_letters(pipeline: Any, kafka: Any) -> N
                         json.dumps({"headline": "ok", "schema_version": 99}).encode(),
                         json.dumps({"headline": "ok", "published_at": "yesterday"}).encode(),
                         json.dumps({"headline": "ok", "body": "b" * 20_001}).encode(), b"x" * 70_000]
-    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items + [republished] + bad + [flush_item(BASE_TS + 1200)])
-
-    scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: {x["id"] for x in r} >= {i["id"] for i in items} | {"repub", "flush"})
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items + [republished] + bad)
+    consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: {x["id"] for x in r} >= {i["id"] for i in items} | {"repub"})
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), [flush_item(BASE_TS + 1200)])
+    scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: "flush" in {x["id"] for x in r})
     dlq = consume(kafka.bootstrap, pipeline.topic(TOPIC_DLQ), lambda r: len(r) >= len(bad))
     trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),
                      lambda r: trend_totals(r, "topic", BASE_TS + 7200) >= len(items))
@@ -122,9 +123,9 @@ def test_kill_9_mid_stream_loses_nothing_and_counts_once(pipeline: Any, kafka: A
     consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= n // 3, timeout_s=300)
     worker.kill()
     pipeline(BATCH_MAX_SIZE=64)
-    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), [flush_item(BASE_TS + 3000)])
     scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED),
                      lambda r: {x["id"] for x in r} >= {i["id"] for i in items}, timeout_s=600)
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), [flush_item(BASE_TS + 3000)])
     trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),
                      lambda r: trend_totals(r, "topic", BASE_TS + 3600) >= n, timeout_s=300)
     assert {x["id"] for x in scored} >= {i["id"] for i in items}
@@ -141,13 +142,16 @@ def test_kill_9_mid_stream_loses_nothing_and_counts_once(pipeline: Any, kafka: A
 def test_two_workers_share_four_partitions(pipeline: Any, kafka: Any) -> None:
     n = 800
     items = news_items(n, span_s=600)
-    pipeline(KAFKA_PARTITIONS=4)
-    pipeline(KAFKA_PARTITIONS=4)
-    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items + [flush_item(BASE_TS + 600)],
-            key=lambda v: v["id"].encode())
+    workers = [pipeline(KAFKA_PARTITIONS=4), pipeline(KAFKA_PARTITIONS=4)]
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items, key=lambda v: v["id"].encode())
     scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED),
                      lambda r: {x["id"] for x in r} >= {i["id"] for i in items})
+    # only now: a flush item racing ahead through the other worker would close windows early
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), [flush_item(BASE_TS + 600)])
     trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),
                      lambda r: trend_totals(r, "topic", BASE_TS + 3600) >= n)
     assert len({x["_partition"] for x in scored}) == 4
+    for w in workers:  # both members of the group scored a share
+        consumed = [ln for ln in w.metrics().splitlines() if ln.startswith('riskpulse_items_in_total{topic="news"}')]
+        assert consumed and float(consumed[0].split()[-1]) > 0, consumed
     assert trend_totals(trends, "topic", BASE_TS + 3600) == n
