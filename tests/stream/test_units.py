@@ -1,0 +1,120 @@
+"""Pure parts of the pipeline: validation, windows, dedupe, tickers, schemas."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from stream import windows
+from stream.dedupe import dedupe_key, duplicate_of, normalise_headline
+from stream.records import SCHEMAS, ScoredNews
+from stream.schema_files import load, schema_for
+from stream.tickers import Watchlist
+from stream.validation import MAX_VALUE_BYTES, Invalid, dead_letter, parse_news
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("raw,fragment", [
+    (None, "tombstone"), (b"\xff", "not UTF-8"), (b"{oops", "not JSON"), (b'"str"', "JSON object"),
+    (b'{"headline": ""}', "headline"), (b'{"headline": "  "}', "headline"), (b'{"headline": 5}', "headline"),
+    (b'{"body": "no headline"}', "headline"), (json.dumps({"headline": "h" * 1001}).encode(), "headline"),
+    (json.dumps({"headline": "ok", "body": "b" * 20_001}).encode(), "body"),
+    (b'{"headline": "ok", "schema_version": 2}', "schema_version"),
+    (b'{"headline": "ok", "published_at": "2026-01-01 10:00"}', "published_at"),
+    (b'{"headline": "ok", "tickers": "AAPL"}', "tickers"), (b"x" * (MAX_VALUE_BYTES + 1), "exceeds"),
+])
+def test_invalid_news_is_refused_with_a_reason(raw: bytes | None, fragment: str) -> None:
+    result = parse_news(raw, NOW)
+    assert isinstance(result, Invalid) and fragment in result.reason
+
+
+def test_valid_news_gets_a_deterministic_id_and_ingest_time() -> None:
+    a = parse_news(b'{"headline": " Fed hikes ", "source": "wire", "extra": 1}', NOW)
+    b = parse_news(b'{"headline": "Fed hikes", "source": "wire"}', NOW)
+    assert not isinstance(a, Invalid) and not isinstance(b, Invalid)
+    assert a.id == b.id and a.headline == "Fed hikes" and a.published_at == NOW
+    c = parse_news(b'{"headline": "x", "published_at": "2026-01-01T10:00:00+02:00", "id": "mine"}', NOW)
+    assert not isinstance(c, Invalid) and c.id == "mine" and c.published_at.hour == 8
+
+
+def test_dead_letter_truncates_and_keeps_provenance() -> None:
+    letter = dead_letter(b"\xff" + b"a" * 10_000, "bad", "news", 3, 42, NOW)
+    assert letter.raw_truncated and len(letter.raw_value) <= 4096
+    assert (letter.source_topic, letter.source_partition, letter.source_offset) == ("news", 3, 42)
+
+
+def scored(i: str, ts: float, sentiment: str = "negative", topic: str = "Macro", tickers: list[str] | None = None) -> ScoredNews:
+    score = {"negative": -0.8, "neutral": 0.0, "positive": 0.7}[sentiment]
+    return ScoredNews(id=i, headline=f"h{i}", published_at=datetime.fromtimestamp(ts, timezone.utc),
+                      tickers=tickers or [], topic=topic, topic_confidence=0.9, sentiment=sentiment,
+                      sentiment_probs={"negative": 0.8, "neutral": 0.1, "positive": 0.1}, sentiment_score=score,
+                      model_version="m", scored_at=NOW)
+
+
+def test_windows_count_each_id_once_per_key() -> None:
+    state = windows.empty_window()
+    assert windows.apply(state, scored("a", 60, tickers=["AAPL"]))
+    assert windows.apply(state, scored("b", 61, "positive"))
+    assert not windows.apply(state, scored("a", 60, tickers=["AAPL"]))  # redelivery
+    trends = {(t.key_type, t.key): t for t in windows.trends(60, 60, state)}
+    macro = trends[("topic", "Macro")]
+    assert (macro.count, macro.negative, macro.positive, macro.negative_share) == (2, 1, 1, 0.5)
+    assert macro.mean_score == pytest.approx(-0.05)
+    assert trends[("ticker", "AAPL")].count == 1
+    assert macro.window_end.timestamp() - macro.window_start.timestamp() == 60
+
+
+def test_shards_merge_to_the_same_trends() -> None:
+    whole, parts = windows.empty_window(), [windows.empty_window(), windows.empty_window()]
+    for n in range(10):
+        item = scored(str(n), 120 + n, ["negative", "neutral", "positive"][n % 3])
+        windows.apply(whole, item)
+        windows.apply(parts[n % 2], item)
+    merged = windows.empty_window()
+    for p in parts:
+        windows.merge(merged, p)
+    assert windows.trends(120, 60, merged) == windows.trends(120, 60, whole)
+
+
+def test_window_closing_and_lateness() -> None:
+    assert windows.window_start(119.9, 60) == 60
+    assert windows.closable([0, 60, 120], watermark=130, window_s=60, lateness_s=10) == [0, 60]
+    assert windows.is_late(65, watermark=130, window_s=60, lateness_s=10)
+    assert not windows.is_late(125, watermark=130, window_s=60, lateness_s=10)
+
+
+def test_idle_watermark_moves_with_the_wall_clock_only_when_idle() -> None:
+    assert windows.idle_watermark(1000, last_event_wall=50, now_wall=52, idle_s=5) == 1000
+    assert windows.idle_watermark(1000, last_event_wall=50, now_wall=60, idle_s=5) == 1010
+
+
+def test_dedupe_normalises_and_respects_the_horizon() -> None:
+    assert normalise_headline("Apple BEATS estimates! https://t.co/xyz") == normalise_headline("apple beats   estimates")
+    assert normalise_headline("Café") == "cafe"
+    assert dedupe_key("Fed hikes") != dedupe_key("Fed holds")
+    first = {"id": "a", "ts": 1000.0}
+    assert duplicate_of(None, "a", 1000, 3600) is None
+    assert duplicate_of(first, "a", 1000, 3600) is None  # the same item redelivered
+    assert duplicate_of(first, "b", 2000, 3600) == "a"
+    assert duplicate_of(first, "b", 1000 + 7200, 3600) is None  # a new story after the horizon
+
+
+def test_tickers_from_cashtags_given_and_watchlist(tmp_path) -> None:
+    path = tmp_path / "watch.yaml"
+    path.write_text("AAPL: [Apple, Apple Inc]\nMSFT: [Microsoft]\n")
+    wl = Watchlist.load(path)
+    assert wl.extract("Apple and microsoft rally; $nvda too, cost $5", ["xom"]) == ["XOM", "NVDA", "AAPL", "MSFT"]
+    assert wl.extract("Pineapple prices") == []
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("AAPL: Apple\n")
+    with pytest.raises(ValueError, match="list of names"):
+        Watchlist.load(bad)
+
+
+def test_shipped_json_schemas_match_the_record_models() -> None:
+    for topic in SCHEMAS:
+        assert load(topic) == json.loads(json.dumps(schema_for(topic), sort_keys=True)), \
+            f"stream/schemas/{topic}.schema.json is stale: run python -m stream.schema_files"
