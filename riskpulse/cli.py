@@ -98,6 +98,12 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     return 0 if pid else 1
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(speed=args.speed)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="riskpulse", description="Streaming financial-news sentiment monitor.")
     p.add_argument("--log-json", action="store_true", help="structured JSON logs (also RISKPULSE_LOG_JSON)")
@@ -142,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("action", choices=["up", "down", "status"])
     k.add_argument("--port", type=int, default=9092)
     k.set_defaults(func=cmd_kafka)
+
+    d = sub.add_parser("demo", help="broker + quick model + worker + a replay of sample news, on this machine")
+    d.add_argument("--speed", type=float, default=60.0, help="replay acceleration of the sample hour")
+    d.set_defaults(func=cmd_demo)
 
     for register in _extra_commands():
         register(sub)

@@ -1,0 +1,144 @@
+"""End-to-end throughput and latency through a real broker and a real Faust worker.
+
+In one run on this machine: (1) model-only throughput of the same Scorer the worker uses
+(same backend, batch size and headlines), (2) maximum end-to-end throughput news ->
+news.scored, (3) news -> news.scored latency p50/p95/p99 at half of (2). Prints a table and,
+last, one JSON line with the figures and the ratio (2)/(1).
+
+    python bench/bench_stream.py --model ~/.riskpulse/model [--n 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kafka import KafkaConsumer, KafkaProducer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_model import headlines, host  # noqa: E402
+from models.scorer import Scorer  # noqa: E402
+from riskpulse.settings import Settings  # noqa: E402
+from stream.local_broker import LocalBroker  # noqa: E402
+from tests.helpers import Worker, worker_env  # noqa: E402
+
+
+def items(texts: list[str], prefix: str, t0: float) -> list[dict[str, Any]]:
+    return [{"id": f"{prefix}-{i}", "headline": t, "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + i))}
+            for i, t in enumerate(texts)]
+
+
+class Arrivals(threading.Thread):
+    """Records the wall time each id reaches news.scored."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        super().__init__(daemon=True)
+        self.seen: dict[str, float] = {}
+        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="latest",
+                                      enable_auto_commit=False, fetch_max_wait_ms=5)
+        self.consumer.poll(timeout_ms=2000)  # join before anything is sent
+        self.stop = False
+
+    def run(self) -> None:
+        while not self.stop:
+            for records in self.consumer.poll(timeout_ms=100).values():
+                now = time.time()
+                for r in records:
+                    self.seen.setdefault(json.loads(r.value)["id"], now)
+
+    def wait_for(self, ids: set[str], timeout_s: float) -> float:
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            if ids <= self.seen.keys():
+                return max(self.seen[i] for i in ids)
+            time.sleep(0.05)
+        raise SystemExit(f"timed out: {len(ids - self.seen.keys())} of {len(ids)} items never reached news.scored")
+
+
+def main() -> None:
+    s = Settings()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=s.model_dir)
+    ap.add_argument("--data", type=Path, default=s.data_dir)
+    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--backend", default="onnx")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--latency-seconds", type=float, default=20.0)
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="riskpulse-bench-"))
+    broker = LocalBroker(tmp / "kafka", Path.home() / ".cache" / "riskpulse" / "kafka")
+    broker.start()
+    worker = None
+    try:
+        texts = headlines(args.data, args.n)
+        scorer = Scorer(args.model, backend=args.backend, batch_size=args.batch)  # type: ignore[arg-type]
+        scorer.score(texts[:64])
+        t0 = time.perf_counter()
+        for i in range(0, len(texts), args.batch):
+            scorer.score(texts[i:i + args.batch])  # the worker's micro-batches, one after another
+        model_only = len(texts) / (time.perf_counter() - t0)
+        del scorer
+
+        env = worker_env(tmp, broker.bootstrap, args.model, "bench", BACKEND=args.backend, BATCH_MAX_SIZE=args.batch,
+                         BATCH_MAX_WAIT_MS=20)
+        worker = Worker(env, tmp / "worker.log").start()
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=2, acks=1)
+        arrivals = Arrivals(broker.bootstrap, "bench.news.scored")
+        arrivals.start()
+        warm = items(texts[:200], "warm", 1_780_000_000)
+        for it in warm:
+            producer.send("bench.news", json.dumps(it).encode())
+        producer.flush()
+        arrivals.wait_for({i["id"] for i in warm}, 120)
+
+        batch = items(texts, "max", 1_780_001_000)
+        start = time.time()
+        for it in batch:
+            producer.send("bench.news", json.dumps(it).encode())
+        producer.flush()
+        end = arrivals.wait_for({i["id"] for i in batch}, 600)
+        e2e = len(batch) / (end - start)
+
+        rate = e2e / 2
+        n_lat = int(rate * args.latency_seconds)
+        lat_items = items((texts * 3)[:n_lat], "lat", 1_780_010_000)
+        sent: dict[str, float] = {}
+        begin = time.time()
+        for k, it in enumerate(lat_items):
+            due = begin + k / rate
+            while (now := time.time()) < due:
+                time.sleep(min(0.002, due - now))
+            sent[it["id"]] = time.time()
+            producer.send("bench.news", json.dumps(it).encode())
+            producer.flush()
+        arrivals.wait_for(set(sent), 300)
+        lat_ms = np.array([(arrivals.seen[i] - t) * 1000 for i, t in sent.items()])
+        arrivals.stop = True
+        p50, p95, p99 = (float(np.percentile(lat_ms, q)) for q in (50, 95, 99))
+
+        print(f"\n{'figure':<52}{'value':>12}")
+        print(f"{'model-only throughput (headlines/s)':<52}{model_only:>12.1f}")
+        print(f"{'end-to-end max throughput news->news.scored (/s)':<52}{e2e:>12.1f}")
+        print(f"{'ratio end-to-end / model-only':<52}{e2e / model_only:>12.2f}")
+        print(f"{'latency at %.0f/s, p50 / p95 / p99 (ms)' % rate:<52}{p50:>6.0f} {p95:>5.0f} {p99:>5.0f}")
+        print(json.dumps({"bench": "stream", "host": host(), "backend": args.backend, "batch": args.batch, "n": len(texts),
+                          "model_only_s": model_only, "e2e_max_s": e2e, "ratio": e2e / model_only,
+                          "latency_rate_s": rate, "latency_n": len(lat_ms),
+                          "latency_ms": {"p50": p50, "p95": p95, "p99": p99}}))
+    finally:
+        if worker:
+            worker.stop()
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()
