@@ -155,3 +155,25 @@ def test_two_workers_share_four_partitions(pipeline: Any, kafka: Any) -> None:
         consumed = [ln for ln in w.metrics().splitlines() if ln.startswith('riskpulse_items_in_total{topic="news"}')]
         assert consumed and float(consumed[0].split()[-1]) > 0, consumed
     assert trend_totals(trends, "topic", BASE_TS + 3600) == n
+
+
+def test_replay_at_two_speeds_gives_identical_trends(pipeline: Any, kafka: Any, tmp_path: Path) -> None:
+    """The same file at 50x and as fast as possible: event time makes the trends identical."""
+    from stream.replay import replay
+
+    # ~3 minutes of event time, items 2-4 s apart and in order, as a wire feed would deliver them
+    items = news_items(60, seed=11, span_s=180)
+    path = tmp_path / "feed.jsonl"
+    path.write_text("".join(json.dumps(i) + "\n" for i in items))
+    results = []
+    for speed, name in ((50.0, "slow"), (None, "max")):
+        # one partition: an ordered feed (across partitions, LATENESS_S must cover their skew)
+        pipeline(TOPIC_PREFIX=f"{name}.", APP_ID=f"rp-{name}", KAFKA_PARTITIONS=1, LATENESS_S=0, IDLE_S=2)
+        replay(path, kafka.bootstrap, speed, topic=f"{name}.{TOPIC_NEWS}", progress=False)
+        # the idle watermark closes the last windows once the feed goes quiet
+        trends = consume(kafka.bootstrap, f"{name}.{TOPIC_TRENDS}",
+                         lambda r: trend_totals(r, "topic", BASE_TS + 10_000) >= len(items), timeout_s=240)
+        results.append(sorted((t["key_type"], t["key"], t["window_start"], t["count"], t["negative"], t["neutral"],
+                               t["positive"], t["mean_score"]) for t in trends))
+    assert results[0] == results[1]
+    assert sum(r[3] for r in results[0] if r[0] == "topic") == len(items)
