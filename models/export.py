@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,7 @@ def export_onnx(model_dir: Path, out: Path) -> None:
         raw = Path(tmp) / "raw.onnx"
         torch.onnx.export(model, (ids, mask), str(raw), input_names=list(INPUTS), output_names=list(OUTPUTS),
                           dynamic_axes={**INPUTS, **OUTPUTS}, opset_version=OPSET, dynamo=False)
+        shutil.copy(raw, out.with_name("model.plain.onnx"))  # standard ops only, for TensorRT
         from onnxruntime.transformers.optimizer import optimize_model
 
         cfg = model.encoder.config

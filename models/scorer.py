@@ -115,22 +115,32 @@ class TorchEngine:
         return topic.float().cpu().numpy(), sentiment.float().cpu().numpy()
 
 
+def _has_nvidia_gpu() -> bool:
+    """Cheap check first, so CPU hosts never import torch just to ask."""
+    if not Path("/dev/nvidiactl").exists() or importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 def available_backends() -> list[str]:
-    """Backends this host can run, best first."""
+    """Backends this host can run, best first: GPU ones when a GPU is there, then int8 CPU."""
     found: list[str] = []
-    has_cuda = False
-    if importlib.util.find_spec("torch") is not None and importlib.util.find_spec("tensorrt") is not None:
+    gpu = _has_nvidia_gpu()
+    if gpu and importlib.util.find_spec("tensorrt") is not None:
         found.append("tensorrt")
     try:
         import onnxruntime as ort
 
-        has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-        if has_cuda:
+        if "CUDAExecutionProvider" in ort.get_available_providers():
             found.append("onnx-cuda")
+        if gpu and importlib.util.find_spec("torch") is not None:
+            found.append("torch")  # CUDA, fp16
         found += ["onnx", "onnx-fp32"]
     except ImportError:
         pass
-    if importlib.util.find_spec("torch") is not None:
+    if "torch" not in found and importlib.util.find_spec("torch") is not None:
         found.append("torch")
     return found
 

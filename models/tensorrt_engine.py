@@ -1,0 +1,109 @@
+"""TensorRT backend: an FP16 engine built from the plain ONNX export, cached per GPU and version.
+
+The fused CPU graph uses ONNX Runtime contrib ops that TensorRT cannot parse, so export also
+writes ``onnx/model.plain.onnx`` (standard ops only) for this builder. Engines are cached in
+``<model>/trt/<gpu>-trt<version>-<onnx sha>.engine``; an optimisation profile covers batch
+1..``MAX_BATCH`` and sequence 1..``max_length``. I/O goes through torch CUDA tensors.
+
+Not yet run on a GPU: no GPU was available where this was written (see the model issue).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .artifact import ModelMeta
+from .errors import BackendUnavailableError
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256
+OPT_BATCH = 64
+OPT_SEQ = 32
+
+
+def _imports() -> tuple[Any, Any]:
+    try:
+        import tensorrt as trt
+        import torch
+    except ImportError as exc:
+        raise BackendUnavailableError(f"the tensorrt backend needs the tensorrt and torch packages: {exc}") from None
+    if not torch.cuda.is_available():
+        raise BackendUnavailableError("the tensorrt backend needs an NVIDIA GPU with CUDA")
+    return trt, torch
+
+
+def engine_path(model_dir: Path, gpu: str, trt_version: str, onnx_file: Path) -> Path:
+    digest = hashlib.sha256(onnx_file.read_bytes()).hexdigest()[:12]
+    safe_gpu = re.sub(r"[^A-Za-z0-9]+", "-", gpu).strip("-")
+    return Path(model_dir) / "trt" / f"{safe_gpu}-trt{trt_version}-{digest}.engine"
+
+
+def build_engine(trt: Any, onnx_file: Path, out: Path, max_seq: int, fp16: bool = True) -> None:
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_file.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise BackendUnavailableError(f"TensorRT could not parse {onnx_file}: {errors}")
+    config = builder.create_builder_config()
+    if fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+    profile = builder.create_optimization_profile()
+    for name in ("input_ids", "attention_mask"):
+        profile.set_shape(name, (1, 1), (OPT_BATCH, min(OPT_SEQ, max_seq)), (MAX_BATCH, max_seq))
+    config.add_optimization_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise BackendUnavailableError("TensorRT failed to build an engine; see the log above")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(bytes(serialized))
+
+
+class TensorRTEngine:
+    def __init__(self, engine_file: Path) -> None:
+        trt, torch = _imports()
+        self.torch = torch
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = runtime.deserialize_cuda_engine(engine_file.read_bytes())
+        self.context = self.engine.create_execution_context()
+        self.stream = torch.cuda.Stream()
+        self.name = f"tensorrt:{engine_file.name}"
+
+    @classmethod
+    def for_model(cls, model_dir: Path) -> "TensorRTEngine":
+        trt, torch = _imports()
+        plain = Path(model_dir) / "onnx" / "model.plain.onnx"
+        if not plain.exists():
+            raise BackendUnavailableError(f"{plain} is missing: run `riskpulse export --model {model_dir}`")
+        path = engine_path(model_dir, torch.cuda.get_device_name(0), trt.__version__, plain)
+        if not path.exists():
+            log.info("building TensorRT engine (first use on this GPU)", extra={"engine": str(path)})
+            build_engine(trt, plain, path, ModelMeta.read(model_dir).max_length)
+        return cls(path)
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        torch = self.torch
+        outs: list[Any] = []
+        for start in range(0, len(input_ids), MAX_BATCH):
+            ids = torch.from_numpy(input_ids[start:start + MAX_BATCH]).cuda()
+            mask = torch.from_numpy(attention_mask[start:start + MAX_BATCH]).cuda()
+            n = ids.shape[0]
+            self.context.set_input_shape("input_ids", tuple(ids.shape))
+            self.context.set_input_shape("attention_mask", tuple(mask.shape))
+            topic = torch.empty((n, self.engine.get_tensor_shape("topic_logits")[1]), dtype=torch.float32, device="cuda")
+            sent = torch.empty((n, self.engine.get_tensor_shape("sentiment_logits")[1]), dtype=torch.float32, device="cuda")
+            for name, tensor in (("input_ids", ids), ("attention_mask", mask), ("topic_logits", topic),
+                                 ("sentiment_logits", sent)):
+                self.context.set_tensor_address(name, tensor.data_ptr())
+            self.context.execute_async_v3(self.stream.cuda_stream)
+            self.stream.synchronize()
+            outs.append((topic.cpu().numpy(), sent.cpu().numpy()))
+        return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])
