@@ -61,6 +61,7 @@ def export_onnx(model_dir: Path, out: Path) -> None:
         raw = Path(tmp) / "raw.onnx"
         torch.onnx.export(model, (ids, mask), str(raw), input_names=list(INPUTS), output_names=list(OUTPUTS),
                           dynamic_axes={**INPUTS, **OUTPUTS}, opset_version=OPSET, dynamo=False)
+        out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(raw, out.with_name("model.plain.onnx"))  # standard ops only, for TensorRT
         from onnxruntime.transformers.optimizer import optimize_model
 

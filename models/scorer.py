@@ -137,7 +137,9 @@ def available_backends() -> list[str]:
             found.append("onnx-cuda")
         if gpu and importlib.util.find_spec("torch") is not None:
             found.append("torch")  # CUDA, fp16
-        found += ["onnx", "onnx-fp32"]
+        # fp32 before int8: the int8 model that passes the agreement gate is no faster here
+        # (bench/bench_model.py), and dynamic int8 makes a score depend on its batch neighbours
+        found += ["onnx-fp32", "onnx"]
     except ImportError:
         pass
     if "torch" not in found and importlib.util.find_spec("torch") is not None:

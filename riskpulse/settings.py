@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     dedupe_horizon_s: int = Field(86_400, ge=0)
     watchlist: Path | None = None
 
+    stall_s: float = Field(45.0, gt=0)  # restart a worker whose partition has data but no progress
     retention_days: int = Field(30, ge=1)
     worker_web_port: int = 6066
     dashboard_port: int = 8050

@@ -7,26 +7,31 @@ the aggregate agent makes counting exact by remembering which ids each window ho
 from __future__ import annotations
 
 import asyncio
+import os
 import json
 import logging
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from aiokafka.errors import IllegalStateError
 from faust.types import EventT
 
 from . import metrics, windows
+from .watchdog import StallWatchdog
 from .app import (WINDOW_SHARDS, app, dedupe_table, dlq_topic, news_topic, scored_internal, scored_topic,
                   settings, trends_topic, windows_table)
 from .dedupe import dedupe_key, duplicate_of
 from .records import TOPIC_NEWS, ScoredNews
 from .scoring import ScoringService
+from .store import Store
 from .validation import Invalid, dead_letter, parse_news
 
 log = logging.getLogger(__name__)
 
+watchdog = StallWatchdog(stall_s=settings.stall_s)
 _model_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")  # inference off the event loop
 _service: ScoringService | None = None
 
@@ -67,6 +72,7 @@ async def score(stream: Any) -> None:
             else:
                 good.append((event, parsed))
         metrics.ITEMS_IN.labels(TOPIC_NEWS).inc(len(events))
+        watchdog.note(events)
         if not good:
             continue
         started = time.perf_counter()
@@ -200,6 +206,7 @@ async def aggregate(stream: Any) -> None:
         state = BatchState()
         if _clock["max_event"] is None:
             _clock["max_event"] = _persisted_watermark(state)
+        watchdog.note(events)
         for event in events:
             if event.value == TICK:
                 wm = windows.idle_watermark(_clock["max_event"], _clock["last_event_wall"], time.time(), settings.idle_s)
@@ -208,6 +215,61 @@ async def aggregate(stream: Any) -> None:
                 _clock["last_event_wall"] = time.time()
                 await _aggregate_one(state, event.value)
         state.flush()
+
+
+_store_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+_store: Store | None = None
+
+
+def _get_store() -> Store:
+    global _store
+    if _store is None:
+        _store = Store(settings.store_url)
+    return _store
+
+
+@app.agent(scored_topic)
+async def sink_scored(stream: Any) -> None:
+    """news.scored -> store (idempotent upserts by id)."""
+    loop = asyncio.get_running_loop()
+    async for events in stream.take_events(500, within=1.0):
+        await loop.run_in_executor(_store_pool, _get_store().upsert_scored, [json.loads(e.value) for e in events])
+
+
+@app.agent(trends_topic)
+async def sink_trends(stream: Any) -> None:
+    """trends -> store (idempotent upserts by key and window)."""
+    loop = asyncio.get_running_loop()
+    async for events in stream.take_events(500, within=1.0):
+        await loop.run_in_executor(_store_pool, _get_store().upsert_trends, [json.loads(e.value) for e in events])
+
+
+@app.timer(interval=3600.0)
+async def retention() -> None:
+    cutoff = datetime.now(timezone.utc) - timedelta(days=settings.retention_days)
+    await asyncio.get_running_loop().run_in_executor(_store_pool, _get_store().purge, cutoff)
+
+
+@app.timer(interval=5.0)
+async def stall_check() -> None:
+    """A partition that has data but makes no progress (faust-streaming#629, after a rebalance)."""
+    if app.rebalancing or app.consumer is None:
+        return
+    watched = {news_topic.get_topic_name(), scored_internal.get_topic_name()}
+    tps = [tp for tp in app.consumer.assignment() if tp.topic in watched]
+    now = time.time()
+    for tp in tps:
+        try:
+            position = await app.consumer.position(tp)
+        except IllegalStateError:  # revoked between assignment() and here
+            continue
+        if position is not None:
+            watchdog.advance((tp.topic, tp.partition), position - 1, now)
+    stuck = watchdog.stuck({(tp.topic, tp.partition): app.consumer.highwater(tp) for tp in tps}, now)
+    if stuck:
+        log.error("partitions stalled; exiting so the supervisor restarts the worker (state is idempotent)",
+                  extra={"stalled": stuck})
+        os._exit(75)
 
 
 @app.timer(interval=1.0)

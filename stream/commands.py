@@ -10,6 +10,10 @@ from typing import Any
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if not args.no_supervise:
+        from .supervisor import child_argv, supervise
+
+        return supervise(child_argv(args.loglevel))
     from . import agents  # noqa: F401  (registers the agents on the app)
     from .app import app
     from .topics import ensure_topics
@@ -39,6 +43,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     w = sub.add_parser("worker", help="run a Faust worker (scoring, windows, trends, store sink)")
     w.add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
+    w.add_argument("--no-supervise", action="store_true", help="run the worker in this process, without restarts")
     w.set_defaults(func=cmd_worker)
 
     r = sub.add_parser("replay", help="replay a CSV/JSONL news file into Kafka, keeping event time")

@@ -108,7 +108,7 @@ def worker_env(tmp: Path, bootstrap: str, model_dir: Path, name: str, **extra: A
         "RISKPULSE_APP_ID": f"rp-{name}",
         "RISKPULSE_WORKER_WEB_PORT": str(free_port()),
         "RISKPULSE_STORE_URL": f"sqlite:///{tmp / 'store.db'}",
-        "RISKPULSE_BACKEND": "onnx",
+        "RISKPULSE_BACKEND": "onnx-fp32",
         "RISKPULSE_WINDOW_S": "60",
         "RISKPULSE_LATENESS_S": "600",
         "RISKPULSE_IDLE_S": "3600",

@@ -143,7 +143,7 @@ def test_score_command_writes_jsonl_with_errors_for_bad_rows(tiny_model: Path, t
 def test_auto_backend_prefers_what_the_host_has(tiny_model: Path) -> None:
     found = available_backends()
     assert "onnx" in found and "torch" in found
-    assert Scorer(tiny_model).engine.name.startswith("onnx")  # no GPU here: int8 ONNX Runtime
+    assert Scorer(tiny_model).engine.name.startswith("onnx:model.onnx")  # no GPU here: fp32 ONNX Runtime
 
 
 def test_cuda_backend_matches_cpu(tiny_model: Path) -> None:

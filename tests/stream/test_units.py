@@ -118,3 +118,18 @@ def test_shipped_json_schemas_match_the_record_models() -> None:
     for topic in SCHEMAS:
         assert load(topic) == json.loads(json.dumps(schema_for(topic), sort_keys=True)), \
             f"stream/schemas/{topic}.schema.json is stale: run python -m stream.schema_files"
+
+
+def test_stall_watchdog_flags_only_partitions_with_data_and_no_progress() -> None:
+    from types import SimpleNamespace
+
+    from stream.watchdog import StallWatchdog
+
+    dog = StallWatchdog(stall_s=30)
+    ev = lambda p, o: SimpleNamespace(message=SimpleNamespace(topic="news", partition=p, offset=o))  # noqa: E731
+    dog.note([ev(0, 10), ev(1, 5), ev(2, 7)], now=100)
+    dog.note([ev(1, 9)], now=125)
+    highwaters = {("news", 0): 11, ("news", 1): 20, ("news", 2): 50, ("news", 3): 9}
+    assert dog.stuck(highwaters, now=120) == []  # nobody stuck long enough yet
+    # p0 is caught up, p1 moved recently, p3 was never seen: only p2 is stuck
+    assert dog.stuck(highwaters, now=140) == [("news", 2)]

@@ -1,0 +1,45 @@
+"""Detects partitions that have unread data but make no progress.
+
+faust-streaming can leave a partition unfetched after a rebalance (upstream issue #629); the
+worker then looks healthy while one partition's news waits forever. The watchdog notices and
+the worker exits so its supervisor starts a fresh one; processing is idempotent, so a restart
+costs time, never correctness.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+
+class StallWatchdog:
+    def __init__(self, stall_s: float) -> None:
+        self.stall_s = stall_s
+        self.progress: dict[tuple[str, int], tuple[int, float]] = {}  # (topic, partition) -> (offset, when)
+
+    def note(self, events: Iterable[Any], now: float | None = None) -> None:
+        """Offsets the agents processed."""
+        now = time.time() if now is None else now
+        for event in events:
+            self.advance((event.message.topic, event.message.partition), event.message.offset, now)
+
+    def advance(self, key: tuple[str, int], offset: int, now: float) -> None:
+        """Progress on a partition: a processed offset, or the consumer's position minus one."""
+        if key not in self.progress or self.progress[key][0] < offset:
+            self.progress[key] = (offset, now)
+
+    def stuck(self, highwaters: dict[tuple[str, int], int | None], now: float) -> list[tuple[str, int]]:
+        """Partitions with records past the last processed offset and no progress for ``stall_s``.
+
+        The caller also feeds the consumer's fetch position through :meth:`advance`, so a
+        partition that was never fetched since the last rebalance is judged too.
+        """
+        out = []
+        for key, highwater in highwaters.items():
+            seen = self.progress.get(key)
+            if seen is None or highwater is None:
+                continue
+            offset, when = seen
+            if highwater - 1 > offset and now - when > self.stall_s:
+                out.append(key)
+        return out
