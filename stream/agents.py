@@ -250,21 +250,30 @@ async def retention() -> None:
     await asyncio.get_running_loop().run_in_executor(_store_pool, _get_store().purge, cutoff)
 
 
+_settling: dict[str, float] = {}
+
+
 @app.timer(interval=5.0)
 async def stall_check() -> None:
     """A partition that has data but makes no progress (faust-streaming#629, after a rebalance)."""
-    if app.rebalancing or app.consumer is None:
+    now = time.time()
+    if app.rebalancing or app.consumer is None or app.tables.recovery.in_recovery:
+        watchdog.progress.clear()  # judge afresh once the group and the tables have settled
+        _settling.setdefault("since", now)
+        if now - _settling["since"] > 4 * settings.stall_s:  # a recovery that never ends (seen once)
+            log.error("stuck rebalancing or recovering; exiting so the supervisor restarts the worker")
+            os._exit(75)
         return
+    _settling.clear()
     watched = {news_topic.get_topic_name(), scored_internal.get_topic_name()}
     tps = [tp for tp in app.consumer.assignment() if tp.topic in watched]
-    now = time.time()
     for tp in tps:
         try:
             position = await app.consumer.position(tp)
         except IllegalStateError:  # revoked between assignment() and here
             continue
         if position is not None:
-            watchdog.advance((tp.topic, tp.partition), position - 1, now)
+            watchdog.start_from((tp.topic, tp.partition), position, now)
     stuck = watchdog.stuck({(tp.topic, tp.partition): app.consumer.highwater(tp) for tp in tps}, now)
     if stuck:
         log.error("partitions stalled; exiting so the supervisor restarts the worker (state is idempotent)",

@@ -24,15 +24,23 @@ class StallWatchdog:
             self.advance((event.message.topic, event.message.partition), event.message.offset, now)
 
     def advance(self, key: tuple[str, int], offset: int, now: float) -> None:
-        """Progress on a partition: a processed offset, or the consumer's position minus one."""
+        """A processed offset: progress."""
         if key not in self.progress or self.progress[key][0] < offset:
             self.progress[key] = (offset, now)
+
+    def start_from(self, key: tuple[str, int], position: int, now: float) -> None:
+        """Where a partition starts (its fetch position) when nothing was processed on it yet.
+
+        Only a starting point: fetching is not progress (a stalled stream still prefetches).
+        """
+        if key not in self.progress:
+            self.progress[key] = (position - 1, now)
 
     def stuck(self, highwaters: dict[tuple[str, int], int | None], now: float) -> list[tuple[str, int]]:
         """Partitions with records past the last processed offset and no progress for ``stall_s``.
 
-        The caller also feeds the consumer's fetch position through :meth:`advance`, so a
-        partition that was never fetched since the last rebalance is judged too.
+        The caller also gives each partition's fetch position to :meth:`start_from`, so a
+        partition that was never processed since the last rebalance is judged too.
         """
         out = []
         for key, highwater in highwaters.items():

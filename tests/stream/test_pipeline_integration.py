@@ -132,6 +132,10 @@ def test_kill_9_mid_stream_loses_nothing_and_counts_once(pipeline: Any, kafka: A
     produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items, key=lambda v: v["id"].encode())
     consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= n // 3, timeout_s=300)
     worker.kill()
+    # restart once the dead member's session (10 s) has expired: an immediate restart adds a
+    # second rebalance, after which faust-streaming may leave a partition unfetched (#629);
+    # the stall watchdog covers that in production, at the cost of a slower recovery
+    time.sleep(12)
     pipeline(BATCH_MAX_SIZE=64)
     scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED),
                      lambda r: {x["id"] for x in r} >= {i["id"] for i in items}, timeout_s=600)

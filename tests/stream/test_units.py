@@ -133,3 +133,7 @@ def test_stall_watchdog_flags_only_partitions_with_data_and_no_progress() -> Non
     assert dog.stuck(highwaters, now=120) == []  # nobody stuck long enough yet
     # p0 is caught up, p1 moved recently, p3 was never seen: only p2 is stuck
     assert dog.stuck(highwaters, now=140) == [("news", 2)]
+    # a partition never processed is judged from where it starts; fetching alone is no progress
+    dog.start_from(("news", 3), position=4, now=100)
+    dog.start_from(("news", 3), position=9, now=139)
+    assert dog.stuck(highwaters, now=140) == [("news", 2), ("news", 3)]
