@@ -267,6 +267,10 @@ async def stall_check() -> None:
     _settling.clear()
     watched = {news_topic.get_topic_name(), scored_internal.get_topic_name()}
     tps = [tp for tp in app.consumer.assignment() if tp.topic in watched]
+    if not tps:
+        return
+    # asked of the broker: a partition that was never fetched has no highwater locally
+    highwaters = await app.consumer.highwaters(*tps)
     for tp in tps:
         try:
             position = await app.consumer.position(tp)
@@ -274,7 +278,7 @@ async def stall_check() -> None:
             continue
         if position is not None:
             watchdog.start_from((tp.topic, tp.partition), position, now)
-    stuck = watchdog.stuck({(tp.topic, tp.partition): app.consumer.highwater(tp) for tp in tps}, now)
+    stuck = watchdog.stuck({(tp.topic, tp.partition): highwaters.get(tp) for tp in tps}, now)
     if stuck:
         log.error("partitions stalled; exiting so the supervisor restarts the worker (state is idempotent)",
                   extra={"stalled": stuck})

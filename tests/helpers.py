@@ -112,6 +112,7 @@ def worker_env(tmp: Path, bootstrap: str, model_dir: Path, name: str, **extra: A
         "RISKPULSE_WINDOW_S": "60",
         "RISKPULSE_LATENESS_S": "600",
         "RISKPULSE_IDLE_S": "3600",
+        "RISKPULSE_STALL_S": "20",
     }
     env.update({f"RISKPULSE_{k.upper()}": str(v) for k, v in extra.items()})
     return env
