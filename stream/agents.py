@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from aiokafka.errors import IllegalStateError
+from aiokafka.errors import IllegalStateError, KafkaError
 from faust.types import EventT
 
 from . import metrics, windows
@@ -270,7 +270,11 @@ async def stall_check() -> None:
     if not tps:
         return
     # asked of the broker: a partition that was never fetched has no highwater locally
-    highwaters = await app.consumer.highwaters(*tps)
+    try:
+        highwaters = await app.consumer.highwaters(*tps)
+    except KafkaError:  # broker unreachable: nothing to judge until it is back
+        watchdog.progress.clear()
+        return
     for tp in tps:
         try:
             position = await app.consumer.position(tp)
