@@ -16,11 +16,12 @@ COMPANIES = {"AAPL": "Apple", "MSFT": "Microsoft", "XOM": "Exxon Mobil", "JPM": 
 NEUTRAL = ["{c} to present at investor conference next week", "{c} schedules quarterly earnings call",
            "{c} names new head of investor relations", "{c} files annual report with regulators",
            "Analysts keep {c} rating unchanged ahead of results", "{c} shares little changed in early trade"]
-POSITIVE = ["{c} beats profit estimates and raises full-year outlook", "{c} shares jump after strong quarterly sales",
-            "{c} announces record buyback and dividend increase", "{c} wins major contract, stock rallies"]
-NEGATIVE = ["{c} shares plunge after profit warning", "{c} faces regulator probe over accounting",
-            "{c} cuts guidance as demand slumps", "{c} hit with class action lawsuit, stock tumbles",
-            "{c} credit rating downgraded to junk", "{c} recalls products after safety failures"]
+# {p} varies each headline, so the demo's stories are distinct and not folded by the deduper
+POSITIVE = ["{c} beats profit estimates by {p}% and raises full-year outlook", "{c} shares jump {p}% after strong sales",
+            "{c} announces ${p} billion buyback and dividend increase", "{c} wins {p} billion contract, stock rallies"]
+NEGATIVE = ["{c} shares plunge {p}% after profit warning", "{c} faces regulator probe over {p} accounting restatements",
+            "{c} cuts guidance by {p}% as demand slumps", "{c} hit with class action lawsuit, stock tumbles {p}%",
+            "{c} credit rating downgraded to junk, bonds fall {p} points", "{c} recalls {p},000 products after safety failures"]
 MACRO = ["Fed holds rates steady, signals patience", "Treasury yields edge higher ahead of jobs data",
          "Oil prices steady as OPEC+ keeps output unchanged", "European stocks open flat"]
 
@@ -39,7 +40,7 @@ def generate(start: datetime | None = None, minutes: int = 60, per_minute: int =
             else:
                 ticker = rng.choice(list(COMPANIES))
                 pool = rng.choices([NEUTRAL, POSITIVE, NEGATIVE, MACRO], weights=[5, 2, 1, 2])[0]
-            headline = rng.choice(pool).format(c=COMPANIES[ticker])
+            headline = rng.choice(pool).format(c=COMPANIES[ticker], p=rng.randint(2, 40))
             items.append({"id": f"sample-{len(items)}", "headline": headline, "source": "riskpulse-sample",
                           "url": f"https://news.example/{len(items)}", "published_at": ts.isoformat().replace("+00:00", "Z"),
                           "tickers": [ticker] if pool is not MACRO else []})
