@@ -251,6 +251,7 @@ async def retention() -> None:
 
 
 _settling: dict[str, float] = {}
+_blocked: dict[str, float] = {}
 
 
 @app.timer(interval=5.0)
@@ -271,14 +272,21 @@ async def stall_check() -> None:
         return
     # asked of the broker: a partition that was never fetched has no highwater locally
     try:
-        highwaters = await app.consumer.highwaters(*tps)
+        highwaters = await asyncio.wait_for(app.consumer.highwaters(*tps), timeout=10.0)
     except KafkaError:  # broker unreachable: nothing to judge until it is back
         watchdog.progress.clear()
         return
+    except asyncio.TimeoutError:  # the consumer thread itself does not answer: that is a stall too
+        _blocked.setdefault("since", now)
+        if now - _blocked["since"] > settings.stall_s:
+            log.error("consumer thread unresponsive; exiting so the supervisor restarts the worker")
+            os._exit(75)
+        return
+    _blocked.clear()
     for tp in tps:
         try:
-            position = await app.consumer.position(tp)
-        except IllegalStateError:  # revoked between assignment() and here
+            position = await asyncio.wait_for(app.consumer.position(tp), timeout=5.0)
+        except (IllegalStateError, asyncio.TimeoutError):  # revoked meanwhile, or no answer yet
             continue
         if position is not None:
             watchdog.start_from((tp.topic, tp.partition), position, now)
