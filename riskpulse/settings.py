@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     dashboard_user: str = "analyst"
     dashboard_password: SecretStr = SecretStr("riskpulse")
     ingest_token: SecretStr | None = None
+    ingest_port: int = 8088
     log_json: bool = False
 
 

@@ -40,6 +40,44 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rss(args: argparse.Namespace) -> int:
+    from riskpulse.settings import get_settings
+
+    from .producer import news_producer, send_all
+    from .rss import FeedPoller
+    from .topics import ensure_topics
+
+    s = get_settings()
+    ensure_topics(s)
+    producer = news_producer(args.bootstrap or s.kafka_bootstrap)
+    topic = s.topic_prefix + "news"
+    state = Path(args.state) if args.state else s.home / "rss-state.json"
+    try:
+        poller = FeedPoller(args.urls, state, lambda items: send_all(producer, topic, items), interval_s=args.interval)
+        n = poller.run(once=args.once)
+    except KeyboardInterrupt:
+        n = 0
+    finally:
+        producer.close()
+    print(json.dumps({"sent": n, "topic": "news"}))
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from riskpulse.settings import get_settings
+
+    from .ingest import serve
+    from .topics import ensure_topics
+
+    s = get_settings()
+    if s.ingest_token is None or not s.ingest_token.get_secret_value():
+        raise SystemExit("riskpulse ingest: set RISKPULSE_INGEST_TOKEN (senders use it as a bearer token)")
+    ensure_topics(s)
+    serve(s.kafka_bootstrap, s.topic_prefix + "news", s.ingest_token.get_secret_value(), args.host,
+          args.port or s.ingest_port)
+    return 0
+
+
 def register(sub: Any) -> None:
     w = sub.add_parser("worker", help="run a Faust worker (scoring, windows, trends, store sink)")
     w.add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
@@ -51,3 +89,16 @@ def register(sub: Any) -> None:
     r.add_argument("--speed", default="1", help="time acceleration, e.g. 1, 60, 500, or 'max'")
     r.add_argument("--bootstrap")
     r.set_defaults(func=cmd_replay)
+
+    f = sub.add_parser("rss", help="poll RSS/Atom feeds into Kafka (conditional GET, de-duplicated by guid)")
+    f.add_argument("urls", nargs="+", metavar="URL")
+    f.add_argument("--interval", type=float, default=300.0, help="seconds between polls of one feed (min 30)")
+    f.add_argument("--once", action="store_true", help="poll each feed once and exit")
+    f.add_argument("--state", help="state file (default RISKPULSE_HOME/rss-state.json)")
+    f.add_argument("--bootstrap")
+    f.set_defaults(func=cmd_rss)
+
+    i = sub.add_parser("ingest", help="HTTP endpoint: POST /v1/news with a bearer token")
+    i.add_argument("--host", default="127.0.0.1")
+    i.add_argument("--port", type=int, help="default RISKPULSE_INGEST_PORT (8088)")
+    i.set_defaults(func=cmd_ingest)

@@ -6,16 +6,15 @@ the broker takes it (load tests). Windows use event time, so every speed gives t
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import pandas as pd
-from kafka import KafkaProducer
 from tqdm.auto import tqdm
 
+from .producer import news_key, news_producer
 from .records import TOPIC_NEWS
 
 FIELDS = ("id", "headline", "source", "url", "body", "published_at", "tickers", "lang")
@@ -61,16 +60,14 @@ def _schedule(items: list[dict[str, Any]], speed: float | None) -> Iterator[tupl
 def replay(path: Path, bootstrap: str, speed: float | None, topic: str = TOPIC_NEWS, progress: bool = True) -> int:
     """Send every item; returns how many. ``speed=None`` means as fast as possible."""
     items = read_items(path)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=10,
-                             max_in_flight_requests_per_connection=1,
-                             value_serializer=lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8"))
+    producer = news_producer(bootstrap)
     start = time.monotonic()
     try:
         for due, item in tqdm(_schedule(items, speed), total=len(items), desc="replay", unit="item", disable=not progress):
             wait = due - (time.monotonic() - start)
             if wait > 0:
                 time.sleep(wait)
-            producer.send(topic, value=item, key=(item.get("id") or item["headline"]).encode("utf-8"))
+            producer.send(topic, value=item, key=news_key(item))
         producer.flush()
     finally:
         producer.close()
