@@ -98,6 +98,14 @@ class ScoredNews(_Record):
     scored_at: UtcDatetime
 
 
+class EvidenceHeadline(_Record):
+    id: str
+    headline: str
+    sentiment_score: float
+    sentiment_probs: SentimentProbs | None = None
+    url: str | None = None
+
+
 class Trend(_Record):
     schema_version: Literal[1] = 1
     key_type: Literal["topic", "ticker"]
@@ -110,14 +118,7 @@ class Trend(_Record):
     positive: int = Field(ge=0)
     mean_score: float = Field(ge=-1, le=1)
     negative_share: float = Field(ge=0, le=1)
-
-
-class EvidenceHeadline(_Record):
-    id: str
-    headline: str
-    sentiment_score: float
-    sentiment_probs: SentimentProbs | None = None
-    url: str | None = None
+    top_negative: list[EvidenceHeadline] = Field(default_factory=list)  # most negative first, at most 5
 
 
 class Alert(_Record):

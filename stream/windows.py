@@ -15,9 +15,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from .records import ScoredNews, Trend
+from .records import EvidenceHeadline, ScoredNews, SentimentProbs, Trend
 
 SENTIMENT_SLOT = {"negative": 1, "neutral": 2, "positive": 3}
+EVIDENCE_PER_KEY = 5  # most negative headlines kept per key and window: an alert's evidence
 
 
 def window_start(ts: float, window_s: int) -> int:
@@ -25,7 +26,12 @@ def window_start(ts: float, window_s: int) -> int:
 
 
 def empty_window() -> dict[str, Any]:
-    return {"keys": {}, "ids": []}
+    return {"keys": {}, "ids": [], "top": {}}
+
+
+def _keep_most_negative(rows: list[list[Any]]) -> list[list[Any]]:
+    """Lowest score first, ties by id: the same set whatever the arrival order or sharding."""
+    return sorted(rows, key=lambda r: (r[0], r[1]))[:EVIDENCE_PER_KEY]
 
 
 def keys_of(item: ScoredNews) -> list[str]:
@@ -42,6 +48,11 @@ def apply(state: dict[str, Any], item: ScoredNews) -> bool:
         c[0] += 1
         c[SENTIMENT_SLOT[item.sentiment]] += 1
         c[4] += item.sentiment_score
+        if item.sentiment == "negative":
+            p = item.sentiment_probs
+            row = [item.sentiment_score, item.id, item.headline[:300], item.url, p.negative, p.neutral, p.positive]
+            top = state.setdefault("top", {})
+            top[key] = _keep_most_negative(top.get(key, []) + [row])
     return True
 
 
@@ -52,6 +63,9 @@ def merge(into: dict[str, Any], part: dict[str, Any]) -> None:
         acc = into["keys"].setdefault(key, [0, 0, 0, 0, 0.0])
         for i, v in enumerate(counts):
             acc[i] += v
+    for key, rows in part.get("top", {}).items():
+        top = into.setdefault("top", {})
+        top[key] = _keep_most_negative(top.get(key, []) + rows)
 
 
 def trends(start: int, window_s: int, state: dict[str, Any]) -> list[Trend]:
@@ -63,8 +77,15 @@ def trends(start: int, window_s: int, state: dict[str, Any]) -> list[Trend]:
                          window_end=datetime.fromtimestamp(start + window_s, timezone.utc),
                          count=count, negative=neg, neutral=neu, positive=pos,
                          mean_score=max(-1.0, min(1.0, round(total / count, 6))),
-                         negative_share=round(neg / count, 6)))
+                         negative_share=round(neg / count, 6),
+                         top_negative=[_evidence(r) for r in state.get("top", {}).get(key, [])]))
     return out
+
+
+def _evidence(row: list[Any]) -> EvidenceHeadline:
+    score, id_, headline, url, neg, neu, pos = row
+    return EvidenceHeadline(id=id_, headline=headline, sentiment_score=score, url=url,
+                            sentiment_probs=SentimentProbs(negative=neg, neutral=neu, positive=pos))
 
 
 def closable(starts: Iterable[int], watermark: float, window_s: int, lateness_s: int) -> list[int]:

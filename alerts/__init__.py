@@ -1,0 +1,1 @@
+"""Spike detection on trends and alert delivery (Kafka topic, signed webhooks)."""

@@ -1,0 +1,196 @@
+"""Alert rules and webhook routes from one YAML file, validated at start-up.
+
+A bad file stops the worker before it consumes anything, with the line of the problem: an
+alerting system that silently runs on defaults because of a typo is worse than one that
+refuses to start. Example (every field optional; see README "Alerts")::
+
+    defaults: {warning_z: 3.45, critical_z: 6.0, min_negative: 5, min_share: 0.2}
+    topics:
+      "Fed | Central Banks": {warning_z: 4.0}
+    tickers:
+      AAPL: {min_negative: 3}
+    routes:
+      - name: risk-desk
+        url: https://hooks.example.com/riskpulse
+        secrets: [env:RISKPULSE_WEBHOOK_SECRET]
+        severities: [critical]
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class RulesError(ValueError):
+    """The rules file cannot be used; the message names the file, line and field."""
+
+
+class Rule(BaseModel):
+    """Detector thresholds; the README explains each and how they were chosen (backtest)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    halflife_windows: float = Field(30.0, gt=0)  # memory of the baseline (EWMA)
+    warmup_windows: int = Field(30, ge=1)  # windows of baseline before a key may fire
+    warning_z: float = Field(3.45, gt=0)  # deviation (baseline sds) that fires
+    critical_z: float = Field(6.0, gt=0)
+    min_negative: int = Field(5, ge=1)  # volume: negatives in the window(s) that fire
+    min_share: float = Field(0.2, ge=0, le=1)  # negative share of the window that fires...
+    min_share_lift: float = Field(0.05, ge=0, le=1)  # ...and how far above the key's usual share
+    resolve_after_windows: int = Field(3, ge=1)  # quiet windows before a firing alert resolves
+    cooldown_windows: int = Field(10, ge=0)  # after resolving, no new alert for the key for this long
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Rule":
+        if self.critical_z < self.warning_z:
+            raise ValueError(f"critical_z ({self.critical_z}) must be >= warning_z ({self.warning_z})")
+        return self
+
+
+class Route(BaseModel):
+    """Where alerts go: every route whose filters match receives the alert."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    url: str = Field(pattern=r"^https?://")
+    secrets: list[str] = Field(default_factory=list)  # whsec_... or env:NAME; several during rotation
+    severities: list[Literal["warning", "critical"]] = Field(default_factory=lambda: ["warning", "critical"])
+    key_types: list[Literal["topic", "ticker"]] = Field(default_factory=lambda: ["topic", "ticker"])
+    keys: list[str] | None = None  # None: every key
+    format: Literal["standard", "slack"] = "standard"
+    timeout_s: float = Field(10.0, gt=0, le=60)
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets(cls, values: list[str]) -> list[str]:
+        for v in values:
+            if not (v.startswith("whsec_") or v.startswith("env:")):
+                raise ValueError("each secret is 'whsec_<base64>' or 'env:VARIABLE_NAME'")
+        return values
+
+    def resolved_secrets(self) -> list[str]:
+        """Secrets with ``env:`` references read now; a missing variable is a start-up error."""
+        out = []
+        for v in self.secrets:
+            if v.startswith("env:"):
+                name = v[4:]
+                value = os.environ.get(name, "")
+                if not value.startswith("whsec_"):
+                    raise RulesError(f"route {self.name!r}: environment variable {name} must hold a 'whsec_...' secret")
+                out.append(value)
+            else:
+                out.append(v)
+        return out
+
+    def matches(self, severity: str, key_type: str, key: str) -> bool:
+        return severity in self.severities and key_type in self.key_types and (self.keys is None or key in self.keys)
+
+
+class RulesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    topics: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    tickers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    routes: list[Route] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_routes(self) -> "RulesFile":
+        names = [r.name for r in self.routes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"route names must be unique: {', '.join(dupes)}")
+        return self
+
+
+class Rules:
+    """The effective rule for each key, and the routes."""
+
+    def __init__(self, spec: RulesFile, source: str = "<defaults>") -> None:
+        self.source = source
+        self.default = Rule(**spec.defaults)
+        self.overrides = {("topic", k): Rule(**{**spec.defaults, **v}) for k, v in spec.topics.items()}
+        self.overrides.update({("ticker", k): Rule(**{**spec.defaults, **v}) for k, v in spec.tickers.items()})
+        self.routes = spec.routes
+        for route in self.routes:
+            route.resolved_secrets()  # fail at start-up, not at the first alert
+
+    def rule_for(self, key_type: str, key: str) -> tuple[str, Rule]:
+        """The rule's name (shown in alerts) and its thresholds."""
+        if (key_type, key) in self.overrides:
+            return f"{key_type}:{key}", self.overrides[(key_type, key)]
+        return "default", self.default
+
+    def routes_for(self, severity: str, key_type: str, key: str) -> list[Route]:
+        return [r for r in self.routes if r.matches(severity, key_type, key)]
+
+    @classmethod
+    def defaults(cls) -> "Rules":
+        return cls(RulesFile())
+
+    @classmethod
+    def load(cls, path: Path | None) -> "Rules":
+        if path is None:
+            return cls.defaults()
+        path = Path(path)
+        if not path.exists():
+            raise RulesError(f"{path}: rules file not found (RISKPULSE_ALERT_RULES)")
+        return cls.parse(path.read_text(), str(path))
+
+    @classmethod
+    def parse(cls, text: str, source: str = "<rules>") -> "Rules":
+        try:
+            root = yaml.compose(text)
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise RulesError(f"{source}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise RulesError(f"{source} line 1: expected a mapping with defaults/topics/tickers/routes")
+        try:
+            spec = RulesFile.model_validate(data)
+        except ValidationError as exc:
+            raise RulesError(_describe(exc, root, source, ())) from None
+        # thresholds are validated as whole rules, so an error names the section and key it is in
+        parts = [(("defaults",), spec.defaults)]
+        parts += [((section, key), {**spec.defaults, **override})
+                  for section in ("topics", "tickers") for key, override in getattr(spec, section).items()]
+        for prefix, values in parts:
+            try:
+                Rule(**values)
+            except ValidationError as exc:
+                raise RulesError(_describe(exc, root, source, prefix)) from None
+        return cls(spec, source)
+
+
+def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (the deepest one that exists)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [v for k, v in node.value if k.value == str(part)]
+            if not match:
+                break
+            node = match[0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _describe(exc: ValidationError, root: Any, source: str, prefix: tuple[Any, ...]) -> str:
+    lines = []
+    for err in exc.errors()[:5]:
+        loc = prefix + tuple(err["loc"])
+        line = _line_of(root, loc)
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        lines.append(f"{source} line {line}: {where}: {err['msg']}")
+    return "invalid alert rules:\n  " + "\n  ".join(lines)
