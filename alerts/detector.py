@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from scipy import special
 
@@ -108,6 +108,34 @@ class Detector:
         return self._advance_to(state, trend.key_type, trend.key, start, trend.count, trend.negative,
                                 trend.negative_share, trend.top_negative)
 
+    def close_window(self, start: int, closed: list[Trend], firing: set[str],
+                     load: Callable[[str], dict[str, Any] | None], save: Callable[[str, dict[str, Any]], None]) -> list[Alert]:
+        """Every key's trend of one closed window, then the firing keys that had no news in it.
+
+        ``load``/``save`` reach the per-key states (a Faust table in the worker, a dict in the
+        backtest); ``firing`` ("key_type|key") is updated in place.
+        """
+        out: list[Alert] = []
+        seen = set()
+        for trend in closed:
+            key = f"{trend.key_type}|{trend.key}"
+            seen.add(key)
+            state = load(key) or new_state()
+            out += self.observe(state, trend)
+            save(key, state)
+        for key in sorted(firing - seen):
+            state = load(key)
+            if state is not None:
+                key_type, name = key.split("|", 1)
+                out += self.quiet_window(state, key_type, name, start)
+                save(key, state)
+        for alert in out:
+            if alert.status == "firing":
+                firing.add(f"{alert.key_type}|{alert.key}")
+            else:
+                firing.discard(f"{alert.key_type}|{alert.key}")
+        return out
+
     def quiet_window(self, state: dict[str, Any], key_type: str, key: str, start: int) -> list[Alert]:
         """A closed window without news about the key (lets a firing alert resolve in silence)."""
         return self._advance_to(state, key_type, key, start, 0, 0, 0.0, [])
@@ -171,7 +199,7 @@ class Detector:
                     state["cooldown_until"] = start + (rule.cooldown_windows + 1) * self.window_s
         # the baseline learns a window only once it has left the scan (a guard band): a burst is
         # never part of the baseline it is tested against; anomalous windows enter clipped
-        state["pending"] = (state.get("pending", []) + [[negative, count, share, z >= rule.warning_z]])
+        state["pending"] = state["pending"] + [[negative, count, share, warm and z >= rule.warning_z]]
         while len(state["pending"]) > max(SCAN):
             old_neg, old_count, old_share, was_anomalous = state["pending"].pop(0)
             self._learn(state, rule, old_neg, old_count, old_share, was_anomalous)
@@ -179,13 +207,13 @@ class Detector:
 
     @staticmethod
     def _learn(state: dict[str, Any], rule: Rule, negative: int, count: int, share: float, anomalous: bool) -> None:
-        alpha = _alpha(rule)
+        alpha = max(_alpha(rule), 1.0 / (state["n"] + 1))  # a plain mean until the EWMA has enough history
         value = float(negative)
         if anomalous:
             value = min(value, state["mean"] + rule.warning_z * math.sqrt(max(state["var"], state["mean"], 0.25)))
         _update(state, value, alpha)
         if count > 0:
-            state["share"] += (alpha if state["share_n"] else 1.0) * (share - state["share"])
+            state["share"] += max(alpha, 1.0 / (state["share_n"] + 1)) * (share - state["share"])
             state["share_n"] += 1
         state["n"] += 1
 

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     dedupe_horizon_s: int = Field(86_400, ge=0)
     watchlist: Path | None = None
 
+    webhook_retry_base_s: float = Field(5.0, gt=0)  # first retry after ~this; doubles per attempt
+    webhook_retry_cap_s: float = Field(3600.0, gt=0)
+    webhook_max_attempts: int = Field(20, ge=1)
+
     stall_s: float = Field(45.0, gt=0)  # restart a worker whose partition has data but no progress
     retention_days: int = Field(30, ge=1)
     worker_web_port: int = 6066

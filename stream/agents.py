@@ -19,12 +19,17 @@ from typing import Any
 from aiokafka.errors import IllegalStateError, KafkaError
 from faust.types import EventT
 
+from alerts.delivery import Deliverer, RetryPolicy, enqueue_alert
+from alerts.detector import Detector
+from alerts.outbox import Outbox
+from alerts.rules import Rules
+
 from . import metrics, windows
+from .app import (WINDOW_SHARDS, alerts_topic, app, dedupe_table, detector_table, dlq_topic, news_topic,
+                  scored_internal, scored_topic, settings, trends_topic, windows_table)
+from .records import TOPIC_NEWS, Alert, ScoredNews, Trend
 from .watchdog import StallWatchdog
-from .app import (WINDOW_SHARDS, app, dedupe_table, dlq_topic, news_topic, scored_internal, scored_topic,
-                  settings, trends_topic, windows_table)
 from .dedupe import dedupe_key, duplicate_of
-from .records import TOPIC_NEWS, ScoredNews
 from .scoring import ScoringService
 from .store import Store
 from .validation import Invalid, dead_letter, parse_news
@@ -37,6 +42,7 @@ _service: ScoringService | None = None
 
 WATERMARK_KEY = "__watermark__"
 OPEN_KEY = "__open_windows__"
+FIRING_KEY = "__firing__"  # keys with a firing alert: they resolve even when their news stops
 TICK = b'{"tick":1}'
 
 
@@ -99,7 +105,7 @@ class BatchState:
     def __init__(self) -> None:
         self.cache: dict[tuple[int, str], Any] = {}
         self.dirty: set[tuple[int, str]] = set()
-        self.tables = (windows_table, dedupe_table)
+        self.tables = (windows_table, dedupe_table, detector_table)
 
     def get(self, table: int, key: str) -> Any:
         if (table, key) not in self.cache:
@@ -124,7 +130,22 @@ class BatchState:
         self.dirty.clear()
 
 
-W, D = 0, 1  # table indices in BatchState
+W, D, A = 0, 1, 2  # table indices in BatchState
+
+rules = Rules.load(settings.alert_rules)  # validated by `riskpulse worker` before this process starts
+detector = Detector(rules, settings.window_s)
+
+
+async def _detect(state: "BatchState", start: int, closed: list[Trend]) -> None:
+    """The closed window through the spike detector; its state lives in the detector table."""
+    firing = set(state.get(W, FIRING_KEY) or [])
+    found = detector.close_window(start, closed, firing, lambda k: state.get(A, k), lambda k, v: state.set(A, k, v))
+    for alert in found:
+        await alerts_topic.send(key=alert.id.encode(), value=_dumps(alert.to_json()))
+        metrics.ALERTS.labels(alert.severity, alert.status).inc()
+        log.warning("alert", extra={"alert_id": alert.id, "status": alert.status, "severity": alert.severity,
+                                    "summary": alert.summary})
+    state.set(W, FIRING_KEY, sorted(firing))
 
 
 async def _advance(state: BatchState, watermark: float) -> None:
@@ -141,10 +162,12 @@ async def _advance(state: BatchState, watermark: float) -> None:
             part = state.get(W, _shard_key(start, shard))
             if part:
                 windows.merge(merged, part)
-        for trend in windows.trends(start, settings.window_s, merged):
+        closed = windows.trends(start, settings.window_s, merged)
+        for trend in closed:
             key = f"{trend.key_type}|{trend.key}|{start}".encode()
             await trends_topic.send(key=key, value=_dumps(trend.to_json()))
             metrics.ITEMS_OUT.labels("trends").inc()
+        await _detect(state, start, closed)
         for shard in range(WINDOW_SHARDS):
             if state.get(W, _shard_key(start, shard)) is not None:
                 state.delete(W, _shard_key(start, shard))
@@ -242,6 +265,45 @@ async def sink_trends(stream: Any) -> None:
     loop = asyncio.get_running_loop()
     async for events in stream.take_events(500, within=1.0):
         await loop.run_in_executor(_store_pool, _get_store().upsert_trends, [json.loads(e.value) for e in events])
+
+
+_outbox_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+_outbox: Outbox | None = None
+
+
+def _get_outbox() -> Outbox:
+    global _outbox
+    if _outbox is None:
+        _outbox = Outbox(_get_store().engine)
+    return _outbox
+
+
+def _sink_alerts_blocking(records: list[dict[str, Any]]) -> None:
+    """Store first, then the outbox: a delivery row exists only for a stored alert."""
+    _get_store().upsert_alerts(records)
+    for rec in records:
+        enqueue_alert(_get_outbox(), rules, Alert.model_validate(rec))
+
+
+@app.agent(alerts_topic)
+async def sink_alerts(stream: Any) -> None:
+    """alerts -> store (one row per alert id) + webhook outbox (one row per route and message)."""
+    loop = asyncio.get_running_loop()
+    async for events in stream.take_events(100, within=0.5):
+        await loop.run_in_executor(_store_pool, _sink_alerts_blocking, [json.loads(e.value) for e in events])
+
+
+@app.task
+async def deliver_webhooks() -> None:
+    """Drains the outbox beside the stream; a dead receiver costs this task timeouts, nothing else."""
+    if not rules.routes:
+        return
+    loop = asyncio.get_running_loop()
+    outbox = await loop.run_in_executor(_outbox_pool, _get_outbox)
+    policy = RetryPolicy(settings.webhook_retry_base_s, settings.webhook_retry_cap_s, settings.webhook_max_attempts)
+    deliverer = Deliverer(outbox, rules, policy, run_blocking=lambda fn, *a: loop.run_in_executor(_outbox_pool, fn, *a))
+    deliverer.on_result = lambda route, outcome: metrics.WEBHOOKS.labels(route, outcome).inc()
+    await deliverer.run_forever()
 
 
 @app.timer(interval=3600.0)

@@ -86,3 +86,4 @@ dlq_topic = app.topic(topic_name(settings, TOPIC_DLQ), key_serializer="raw", val
 # aggregate agent can buffer a batch of writes (see stream/agents.py).
 windows_table = app.Table("windows", default=None, partitions=1, key_type=str, use_partitioner=True)
 dedupe_table = app.Table("dedupe", default=None, partitions=1, key_type=str, use_partitioner=True)
+detector_table = app.Table("detector", default=None, partitions=1, key_type=str, use_partitioner=True)  # per key baselines

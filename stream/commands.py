@@ -10,6 +10,10 @@ from typing import Any
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from alerts.rules import Rules
+    from riskpulse.settings import get_settings
+
+    Rules.load(get_settings().alert_rules)  # a bad rules file stops start-up here, with its line
     if not args.no_supervise:
         from .supervisor import child_argv, supervise
 
@@ -17,8 +21,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from . import agents  # noqa: F401  (registers the agents on the app)
     from .app import app
     from .topics import ensure_topics
-
-    from riskpulse.settings import get_settings
 
     ensure_topics(get_settings())
     sys.argv = ["riskpulse-worker", "worker", "--loglevel", args.loglevel]

@@ -14,6 +14,9 @@ MODEL_SECONDS = Histogram("riskpulse_model_seconds", "Model time per micro-batch
 E2E_SECONDS = Histogram("riskpulse_e2e_seconds", "Broker time of a news record to publication of its news.scored record",
                         buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
+ALERTS = Counter("riskpulse_alerts_total", "Alert records published", ["severity", "status"])
+WEBHOOKS = Counter("riskpulse_webhook_attempts_total", "Webhook delivery attempts by outcome", ["route", "outcome"])
+
 
 def exposition() -> tuple[bytes, str]:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest

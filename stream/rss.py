@@ -19,14 +19,15 @@ import random
 import re
 import time
 from dataclasses import asdict, dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable
 
 import feedparser
 import httpx
 
-from .records import HEADLINE_MAX, BODY_MAX
+from riskpulse.httputil import retry_after_s
+
+from .records import BODY_MAX, HEADLINE_MAX
 
 log = logging.getLogger(__name__)
 
@@ -79,19 +80,6 @@ def entry_to_news(feed_url: str, source: str, entry: Any) -> dict[str, Any] | No
     if stamp:  # feedparser normalises every date format to a UTC struct_time
         item["published_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(calendar.timegm(stamp)))
     return item
-
-
-def retry_after_s(header: str | None, now: float) -> float | None:
-    """``Retry-After`` as seconds from now: either delta-seconds or an HTTP date."""
-    if not header:
-        return None
-    header = header.strip()
-    if header.isdigit():
-        return float(header)
-    try:
-        return max(0.0, parsedate_to_datetime(header).timestamp() - now)
-    except (TypeError, ValueError):
-        return None
 
 
 class FeedPoller:

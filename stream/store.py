@@ -7,7 +7,8 @@ Indexes serve the dashboard's queries: by time, by topic and time, by ticker and
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from sqlalchemy import (Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text, create_engine, delete,
@@ -63,8 +64,37 @@ trends = Table(
 )
 
 
+alerts = Table(
+    "alerts", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("key_type", String(8), nullable=False),
+    Column("key", String(100), nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),  # the first anomalous window
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("last_window_start", DateTime(timezone=True), nullable=False),  # of the latest record
+    Column("rule", String(120), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("observed", Text, nullable=False),  # JSON
+    Column("baseline", Text, nullable=False),  # JSON
+    Column("top_headlines", Text, nullable=False),  # JSON list
+    Column("fired_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("acked_by", String(100)),
+    Column("acked_at", DateTime(timezone=True)),
+    Index("ix_alerts_fired_at", "fired_at"),
+    Index("ix_alerts_key", "key_type", "key", "window_start"),
+)
+
+
 def _ts(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they were stored as UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def create_store_engine(url: str) -> Engine:
@@ -126,14 +156,55 @@ class Store:
         _upsert(self.engine, trends, list(rows.values()), ["key_type", "key", "window_start"])
         return len(rows)
 
+    def upsert_alerts(self, records: Iterable[dict[str, Any]]) -> int:
+        """Firing, escalated and resolved records of one alert id become one row.
+
+        The first firing fixes the window and evidence; escalation updates severity and figures;
+        a resolved record sets ``resolved_at``. A late redelivery of an older record never
+        undoes a newer one, and an acknowledgement is never overwritten.
+        """
+        n = 0
+        with self.engine.begin() as conn:
+            for r in records:
+                n += 1
+                row = conn.execute(select(alerts).where(alerts.c.id == r["id"])).mappings().first()
+                last = _ts(r["window_start"])
+                if row is None:
+                    conn.execute(alerts.insert().values(
+                        id=r["id"], status=r["status"], severity=r["severity"], key_type=r["key_type"], key=r["key"],
+                        window_start=last, window_end=_ts(r["window_end"]), last_window_start=last, rule=r["rule"],
+                        summary=r["summary"], observed=json.dumps(r["observed"]), baseline=json.dumps(r["baseline"]),
+                        top_headlines=json.dumps(r["top_headlines"]), fired_at=_ts(r["fired_at"]),
+                        resolved_at=_ts(r["fired_at"]) if r["status"] == "resolved" else None))
+                    continue
+                if _aware(row["last_window_start"]) > last or row["status"] == "resolved":
+                    continue  # an older record, redelivered
+                changes: dict[str, Any] = {"last_window_start": last}
+                if r["status"] == "resolved":
+                    changes.update(status="resolved", resolved_at=_ts(r["fired_at"]))
+                else:
+                    changes.update(severity=r["severity"], summary=r["summary"], observed=json.dumps(r["observed"]),
+                                   baseline=json.dumps(r["baseline"]))
+                    if r["top_headlines"]:
+                        changes["top_headlines"] = json.dumps(r["top_headlines"])
+                conn.execute(alerts.update().where(alerts.c.id == r["id"]).values(**changes))
+        return n
+
+    def acknowledge(self, alert_id: str, user: str, when: datetime) -> bool:
+        """Who acknowledged an alert and when; False if there is no such alert."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(alerts.update().where(alerts.c.id == alert_id)
+                                     .values(acked_by=user, acked_at=when)).rowcount)
+
     def purge(self, before: datetime) -> None:
         """Retention: drop news and trends older than ``before`` (event time)."""
         with self.engine.begin() as conn:
             conn.execute(delete(news_tickers).where(news_tickers.c.published_at < before))
             conn.execute(delete(scored_news).where(scored_news.c.published_at < before))
             conn.execute(delete(trends).where(trends.c.window_start < before))
+            conn.execute(delete(alerts).where(alerts.c.fired_at < before))
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-                    for t in (scored_news, news_tickers, trends)}
+                    for t in (scored_news, news_tickers, trends, alerts)}

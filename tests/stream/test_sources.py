@@ -17,7 +17,8 @@ import pytest
 
 from stream.local_broker import free_port
 from stream.records import TOPIC_NEWS
-from stream.rss import MIN_INTERVAL_S, FeedPoller, retry_after_s
+from riskpulse.httputil import retry_after_s
+from stream.rss import MIN_INTERVAL_S, FeedPoller
 from tests.helpers import REPO, consume
 
 FEEDS = Path(__file__).parent / "feeds"

@@ -1,0 +1,162 @@
+"""Webhook delivery: message bodies, the retry policy, and the loop that drains the outbox.
+
+Policy (Standard Webhooks' recommendations): 2xx delivered; 408, 429, 5xx, timeouts and
+connection errors retried with exponential backoff and full jitter, never sooner than a
+``Retry-After`` asks; other 4xx are the receiver refusing the message (not retried); 410
+disables the route. A message that keeps failing is given up after ``max_attempts`` and stays
+in the delivery log. The loop runs beside the stream, never inside it: an unreachable
+endpoint costs a timeout in this task, nothing in the pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import httpx
+
+from riskpulse.httputil import retry_after_s
+from stream.records import Alert
+
+from .outbox import Outbox
+from .rules import Route, Rules
+from .signing import headers_for
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "riskpulse-webhooks/1"
+
+
+def message_id(alert: Alert) -> str:
+    """One message per alert state: firing, escalated to critical, resolved. Retries keep it."""
+    return f"msg_{alert.id}_{alert.status}_{alert.severity}"
+
+
+def standard_body(alert: Alert) -> dict[str, Any]:
+    return {"type": f"alert.{alert.status}", "timestamp": alert.fired_at.isoformat().replace("+00:00", "Z"),
+            "data": alert.to_json()}
+
+
+def slack_body(alert: Alert) -> dict[str, Any]:
+    """A Slack incoming-webhook message (also understood by Mattermost and Rocket.Chat)."""
+    icon = {"critical": ":rotating_light:", "warning": ":warning:"}[alert.severity] if alert.status == "firing" else ":white_check_mark:"
+    lines = [f"{icon} {alert.summary}"]
+    for h in alert.top_headlines[:3]:
+        link = f"<{h.url}|{h.headline}>" if h.url else h.headline
+        lines.append(f"• {link} ({h.sentiment_score:+.2f})")
+    text = "\n".join(lines)
+    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+
+
+def enqueue_alert(outbox: Outbox, rules: Rules, alert: Alert) -> int:
+    """One outbox row per matching route; returns how many were new."""
+    new = 0
+    for route in rules.routes_for(alert.severity, alert.key_type, alert.key):
+        body = slack_body(alert) if route.format == "slack" else standard_body(alert)
+        new += outbox.enqueue(message_id(alert), route.name, route.url, body)
+    return new
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base_s: float = 5.0
+    cap_s: float = 3600.0
+    max_attempts: int = 20
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        """Seconds before attempt ``attempt + 1``: full jitter over an exponential ceiling."""
+        ceiling = min(self.cap_s, self.base_s * 2 ** (attempt - 1))
+        return max(rng.uniform(ceiling / 2, ceiling), retry_after or 0.0)
+
+
+def classify(status_code: int | None) -> str:
+    """delivered | retry | failed | disable, from an HTTP status (None: no answer at all)."""
+    if status_code is None:
+        return "retry"
+    if 200 <= status_code < 300:
+        return "delivered"
+    if status_code == 410:
+        return "disable"
+    if status_code in (408, 429) or status_code >= 500:
+        return "retry"
+    return "failed"
+
+
+class Deliverer:
+    """Drains the outbox: claims due rows, signs and sends them, records each attempt."""
+
+    def __init__(self, outbox: Outbox, rules: Rules, policy: RetryPolicy,
+                 run_blocking: Callable[..., Any] | None = None, client: httpx.AsyncClient | None = None) -> None:
+        self.outbox = outbox
+        self.routes: dict[str, Route] = {r.name: r for r in rules.routes}
+        self.secrets = {r.name: r.resolved_secrets() for r in rules.routes}
+        self.policy = policy
+        self.rng = random.Random()
+        self.client = client or httpx.AsyncClient(headers={"User-Agent": USER_AGENT}, follow_redirects=False)
+        self._blocking = run_blocking or (lambda fn, *a: asyncio.get_running_loop().run_in_executor(None, fn, *a))
+        self.on_result: Callable[[str, str], None] = lambda route, outcome: None  # metrics hook
+
+    async def run_once(self) -> int:
+        rows = await self._blocking(self.outbox.claim_due)
+        if rows:
+            await asyncio.gather(*(self._deliver(row) for row in rows))
+        return len(rows)
+
+    async def run_forever(self, interval_s: float = 1.0) -> None:
+        while True:
+            try:
+                if await self.run_once():
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a store hiccup must not end deliveries
+                log.exception("webhook delivery loop error; retrying")
+            await asyncio.sleep(interval_s)
+
+    async def _deliver(self, row: dict[str, Any]) -> None:
+        route = self.routes.get(row["route"])
+        if route is None:  # the route was removed from the rules file: keep the row, say why
+            await self._blocking(self.outbox.record, row, "failed", None, "route no longer in the rules file", 0.0, None)
+            return
+        body = row["body"].encode()
+        headers = {"content-type": "application/json", **headers_for(self.secrets[route.name], row["message_id"], body)}
+        started = time.perf_counter()
+        status_code: int | None = None
+        retry_after: float | None = None
+        error: str | None = None
+        try:
+            response = await self.client.post(route.url, content=body, headers=headers, timeout=route.timeout_s)
+            status_code = response.status_code
+            retry_after = retry_after_s(response.headers.get("Retry-After"), time.time())
+            if status_code >= 300:
+                error = f"HTTP {status_code}: {response.text[:200]}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        duration_ms = (time.perf_counter() - started) * 1000
+        outcome = classify(status_code)
+        attempt = row["attempts"] + 1
+        next_at = None
+        if outcome == "retry":
+            if attempt >= self.policy.max_attempts:
+                outcome = "failed"
+                error = f"gave up after {attempt} attempts; last: {error}"
+            else:
+                next_at = time.time() + self.policy.delay(attempt, retry_after, self.rng)
+        if outcome == "disable":
+            await self._blocking(self.outbox.record, row, "failed", status_code, error, duration_ms, None)
+            await self._blocking(self.outbox.disable, route.name, route.url, "receiver answered 410 Gone")
+            log.error("webhook endpoint disabled (410 Gone)", extra={"route": route.name})
+        else:
+            await self._blocking(self.outbox.record, row, outcome, status_code, error, duration_ms, next_at)
+        self.on_result(route.name, "disabled" if outcome == "disable" else outcome)
+        log_fn = log.info if outcome == "delivered" else log.warning
+        log_fn("webhook attempt", extra={"route": route.name, "message_id": row["message_id"], "attempt": attempt,
+                                         "outcome": outcome, "status_code": status_code, "error": error})
+
+    async def close(self) -> None:
+        await self.client.aclose()
+

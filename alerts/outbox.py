@@ -1,0 +1,154 @@
+"""The durable webhook outbox and delivery log, in the store database.
+
+An alert becomes one outbox row per matching route *before* anything is sent, so a worker
+that dies during a receiver's outage resumes the pending deliveries when it (or another worker)
+starts. Rows are claimed with a short lease by a conditional UPDATE, so several workers never
+send the same row at the same time. Blocking (SQLAlchemy); the worker calls it from a thread.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, Text, and_, insert, or_, select,
+                        update)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from stream.store import create_store_engine
+
+metadata = MetaData()
+
+outbox = Table(
+    "webhook_outbox", metadata,
+    Column("message_id", String(120), primary_key=True),
+    Column("route", String(100), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed | skipped
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("lease_until", Float),
+    Column("lease_owner", String(40)),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(120), nullable=False),
+    Column("route", String(100), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("duration_ms", Float, nullable=False),
+    Index("ix_deliveries_message", "message_id"),
+)
+
+endpoints = Table(
+    "webhook_endpoints", metadata,
+    Column("route", String(100), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("disabled_at", Float),
+    Column("reason", Text),
+)
+
+LEASE_S = 120.0
+
+
+class Outbox:
+    def __init__(self, url_or_engine: str | Engine) -> None:
+        self.engine = create_store_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        metadata.create_all(self.engine)
+        self.owner = uuid.uuid4().hex[:12]
+
+    def enqueue(self, message_id: str, route: str, url: str, body: dict[str, Any], now: float | None = None) -> bool:
+        """Adds a pending delivery; False if it is already there (redelivered alert): idempotent."""
+        now = time.time() if now is None else now
+        status = "skipped" if self.disabled(route) else "pending"
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(outbox).values(
+                    message_id=message_id, route=route, url=url, body=json.dumps(body, ensure_ascii=False),
+                    status=status, attempts=0, next_attempt_at=now, created_at=now,
+                    last_error="endpoint disabled (HTTP 410)" if status == "skipped" else None))
+            return True
+        except IntegrityError:
+            return False
+
+    def claim_due(self, now: float | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Pending rows whose time has come, leased to this process."""
+        now = time.time() if now is None else now
+        with self.engine.connect() as conn:
+            candidates = conn.execute(
+                select(outbox.c.message_id, outbox.c.route)
+                .where(and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now,
+                            or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)))
+                .order_by(outbox.c.next_attempt_at).limit(limit)).all()
+        claimed = []
+        for message_id, route in candidates:
+            with self.engine.begin() as conn:
+                won = conn.execute(
+                    update(outbox)
+                    .where(and_(outbox.c.message_id == message_id, outbox.c.route == route, outbox.c.status == "pending",
+                                or_(outbox.c.lease_until.is_(None), outbox.c.lease_until < now)))
+                    .values(lease_until=now + LEASE_S, lease_owner=self.owner)).rowcount
+                if won:
+                    row = conn.execute(select(outbox).where(and_(outbox.c.message_id == message_id,
+                                                                 outbox.c.route == route))).mappings().one()
+                    claimed.append(dict(row))
+        return claimed
+
+    def record(self, row: dict[str, Any], outcome: str, status_code: int | None, error: str | None,
+               duration_ms: float, next_attempt_at: float | None, now: float | None = None) -> None:
+        """The result of one attempt: log it and move the row on (pending again, delivered, failed)."""
+        now = time.time() if now is None else now
+        attempt = row["attempts"] + 1
+        values: dict[str, Any] = {"attempts": attempt, "last_status_code": status_code, "last_error": error,
+                                  "lease_until": None, "lease_owner": None}
+        if outcome == "retry":
+            values.update(status="pending", next_attempt_at=next_attempt_at)
+        else:
+            values.update(status=outcome, finished_at=now)
+        with self.engine.begin() as conn:
+            conn.execute(insert(deliveries).values(message_id=row["message_id"], route=row["route"], attempt=attempt,
+                                                   at=now, status_code=status_code, error=error, duration_ms=duration_ms))
+            conn.execute(update(outbox).where(and_(outbox.c.message_id == row["message_id"],
+                                                   outbox.c.route == row["route"])).values(**values))
+
+    def disable(self, route: str, url: str, reason: str, now: float | None = None) -> None:
+        """HTTP 410 Gone: the receiver asked us to stop; pending rows for the route are skipped."""
+        now = time.time() if now is None else now
+        with self.engine.begin() as conn:
+            if conn.execute(select(endpoints.c.route).where(endpoints.c.route == route)).first():
+                conn.execute(update(endpoints).where(endpoints.c.route == route).values(disabled_at=now, reason=reason, url=url))
+            else:
+                conn.execute(insert(endpoints).values(route=route, url=url, disabled_at=now, reason=reason))
+            conn.execute(update(outbox).where(and_(outbox.c.route == route, outbox.c.status == "pending"))
+                         .values(status="skipped", last_error=reason, finished_at=now))
+
+    def enable(self, route: str) -> None:
+        """Re-enable a route after its receiver is back (operator action)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(endpoints).where(endpoints.c.route == route).values(disabled_at=None, reason=None))
+
+    def disabled(self, route: str) -> bool:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(endpoints.c.disabled_at).where(endpoints.c.route == route)).first()
+        return bool(row and row[0] is not None)
+
+    def summary(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(outbox.c.status, outbox.c.message_id)).all()
+        out: dict[str, int] = {}
+        for status, _ in rows:
+            out[status] = out.get(status, 0) + 1
+        return out
