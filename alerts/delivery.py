@@ -99,12 +99,22 @@ class Deliverer:
         self.client = client or httpx.AsyncClient(headers={"User-Agent": USER_AGENT}, follow_redirects=False)
         self._blocking = run_blocking or (lambda fn, *a: asyncio.get_running_loop().run_in_executor(None, fn, *a))
         self.on_result: Callable[[str, str], None] = lambda route, outcome: None  # metrics hook
+        self.disabled_routes: set[str] = set()
 
     async def run_once(self) -> int:
         rows = await self._blocking(self.outbox.claim_due)
-        if rows:
-            await asyncio.gather(*(self._deliver(row) for row in rows))
+        by_route: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_route.setdefault(row["route"], []).append(row)
+        # routes in parallel, one request at a time per route: polite, and a 410 stops the rest
+        await asyncio.gather(*(self._deliver_route(route_rows) for route_rows in by_route.values()))
         return len(rows)
+
+    async def _deliver_route(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            if row["route"] in self.disabled_routes:
+                return  # Outbox.disable already marked these rows skipped
+            await self._deliver(row)
 
     async def run_forever(self, interval_s: float = 1.0) -> None:
         while True:
@@ -149,6 +159,7 @@ class Deliverer:
         if outcome == "disable":
             await self._blocking(self.outbox.record, row, "failed", status_code, error, duration_ms, None)
             await self._blocking(self.outbox.disable, route.name, route.url, "receiver answered 410 Gone")
+            self.disabled_routes.add(route.name)
             log.error("webhook endpoint disabled (410 Gone)", extra={"route": route.name})
         else:
             await self._blocking(self.outbox.record, row, outcome, status_code, error, duration_ms, next_at)

@@ -116,3 +116,51 @@ def worker_env(tmp: Path, bootstrap: str, model_dir: Path, name: str, **extra: A
     }
     env.update({f"RISKPULSE_{k.upper()}": str(v) for k, v in extra.items()})
     return env
+
+
+class WebhookReceiver:
+    """A real HTTP receiver on 127.0.0.1 that behaves like an idempotent consumer of webhooks.
+
+    ``answer`` picks the status for each request (e.g. 503 during an outage); every request is
+    kept with its headers, and ``unique`` holds the first body seen per ``webhook-id``.
+    """
+
+    def __init__(self, answer: Callable[[dict[str, Any]], int] = lambda req: 200, delay_s: float = 0.0) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.answer = answer
+        self.delay_s = delay_s
+        self.requests: list[dict[str, Any]] = []
+        self.unique: dict[str, bytes] = {}
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                req = {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body,
+                       "at": time.time()}
+                with receiver.lock:
+                    receiver.requests.append(req)
+                    status = receiver.answer(req)
+                    if 200 <= status < 300:
+                        receiver.unique.setdefault(req["headers"].get("webhook-id", ""), body)
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)
+                self.send_response(status)
+                if status == 429:
+                    self.send_header("Retry-After", "1")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

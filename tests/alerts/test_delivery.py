@@ -1,0 +1,141 @@
+"""The outbox and the deliverer against a real HTTP receiver: outages, refusals, 410, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from alerts.delivery import Deliverer, RetryPolicy, enqueue_alert, message_id, slack_body
+from alerts.outbox import Outbox
+from alerts.rules import Rules
+from alerts.signing import new_secret, verify
+from stream.records import Alert, EvidenceHeadline
+from tests.helpers import WebhookReceiver
+
+SECRET = new_secret()
+FAST = RetryPolicy(base_s=0.2, cap_s=1.0, max_attempts=50)
+
+
+def alert(n: int, status: str = "firing", severity: str = "critical", key: str = "AAPL") -> Alert:
+    start = datetime.fromtimestamp(1_780_000_000 + 60 * n, timezone.utc)
+    return Alert(id=f"a{n:04d}", status=status, severity=severity, key_type="ticker", key=key,  # type: ignore[arg-type]
+                 window_start=start, window_end=start, observed={"negative": 12.0}, baseline={"negative_mean": 2.0},
+                 rule="default", summary=f"CRITICAL: negative news on ticker {key}",
+                 top_headlines=[EvidenceHeadline(id="n1", headline="Apple plunges", sentiment_score=-0.9,
+                                                 url="https://x.example/1")],
+                 fired_at=start)
+
+
+def rules_for(*urls: str, fmt: str = "standard") -> Rules:
+    routes = "".join(f"  - {{name: r{i}, url: '{u}', secrets: ['{SECRET}'], format: {fmt}, timeout_s: 1}}\n"
+                     for i, u in enumerate(urls))
+    return Rules.parse("routes:\n" + routes)
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Outbox:
+    return Outbox(f"sqlite:///{tmp_path / 'store.db'}")
+
+
+def drain(deliverer: Deliverer, until: Any, timeout_s: float = 30.0) -> None:
+    async def run() -> None:
+        deadline = time.monotonic() + timeout_s
+        while not until() and time.monotonic() < deadline:
+            await deliverer.run_once()
+            await asyncio.sleep(0.05)
+        await deliverer.close()
+    asyncio.run(run())
+
+
+@pytest.fixture
+def receiver_factory() -> Iterator[Any]:
+    made: list[WebhookReceiver] = []
+
+    def make(**kw: Any) -> WebhookReceiver:
+        made.append(WebhookReceiver(**kw))
+        return made[-1]
+    yield make
+    for r in made:
+        r.close()
+
+
+def test_outage_then_recovery_delivers_each_message_once_and_signed(outbox: Outbox, receiver_factory: Any) -> None:
+    outage_until = time.time() + 2.0
+    rx = receiver_factory(answer=lambda req: 503 if req["at"] < outage_until else 200)
+    rules = rules_for(rx.url)
+    alerts = [alert(i) for i in range(20)]
+    for a in alerts:
+        enqueue_alert(outbox, rules, a)
+    for a in alerts[:5]:  # a redelivered alert record enqueues nothing new
+        assert enqueue_alert(outbox, rules, a) == 0
+    drain(Deliverer(outbox, rules, FAST), lambda: len(rx.unique) == 20)
+    assert set(rx.unique) == {message_id(a) for a in alerts}
+    assert any(r["at"] < outage_until for r in rx.requests)  # the outage was really hit
+    for req in rx.requests:
+        verify(req["body"], req["headers"], SECRET)
+    ok = [r for r in rx.requests if r["at"] >= outage_until]
+    assert len({r["headers"]["webhook-id"] for r in ok}) == len(ok)  # delivered ones were not re-sent
+    body = json.loads(rx.unique[message_id(alerts[0])])
+    assert body["type"] == "alert.firing" and body["data"]["id"] == "a0000"
+    assert outbox.summary() == {"delivered": 20}
+
+
+def test_a_restart_resumes_pending_deliveries(tmp_path: Path, receiver_factory: Any) -> None:
+    down = {"on": True}
+    rx = receiver_factory(answer=lambda req: 503 if down["on"] else 200)
+    rules = rules_for(rx.url)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    first = Outbox(url)
+    for i in range(5):
+        enqueue_alert(first, rules, alert(i))
+    drain(Deliverer(first, rules, FAST), lambda: len(rx.requests) >= 5, timeout_s=10)
+    assert first.summary() == {"pending": 5}
+    down["on"] = False
+    second = Outbox(url)  # a new process: only the database carries over
+    drain(Deliverer(second, rules, FAST), lambda: len(rx.unique) == 5)
+    assert second.summary() == {"delivered": 5}
+
+
+def test_client_errors_are_not_retried_and_410_disables_the_route(outbox: Outbox, receiver_factory: Any) -> None:
+    bad = receiver_factory(answer=lambda req: 400)
+    gone = receiver_factory(answer=lambda req: 410)
+    rules = rules_for(bad.url, gone.url)
+    enqueue_alert(outbox, rules, alert(1))
+    enqueue_alert(outbox, rules, alert(2))
+    deliverer = Deliverer(outbox, rules, FAST)
+    drain(deliverer, lambda: outbox.summary().get("pending", 0) == 0, timeout_s=10)
+    assert len(bad.requests) == 2  # one attempt per message, never retried
+    assert len(gone.requests) == 1  # the 410 disabled r1; its other message is skipped
+    assert outbox.disabled("r1") and not outbox.disabled("r0")
+    assert outbox.summary() == {"failed": 3, "skipped": 1}
+    enqueue_alert(outbox, rules, alert(3))
+    assert outbox.summary()["skipped"] == 2  # new alerts for a disabled route are not sent
+
+
+def test_rate_limit_and_timeouts_are_retried(outbox: Outbox, receiver_factory: Any) -> None:
+    calls = {"n": 0}
+
+    def answer(req: dict[str, Any]) -> int:
+        calls["n"] += 1
+        return 429 if calls["n"] == 1 else 200
+    limited = receiver_factory(answer=answer)
+    slow = receiver_factory(delay_s=1.5)  # longer than the route's 1 s timeout
+    rules = rules_for(limited.url, slow.url)
+    enqueue_alert(outbox, rules, alert(1))
+    deliverer = Deliverer(outbox, rules, FAST)
+    drain(deliverer, lambda: len(limited.unique) == 1 and len(slow.requests) >= 2, timeout_s=20)
+    times = [r["at"] for r in limited.requests]
+    assert len(times) == 2 and times[1] - times[0] >= 0.9  # Retry-After: 1 honoured over a 0.2 s backoff
+    assert len(slow.requests) >= 2  # a timed-out attempt is retried
+
+
+def test_slack_format_carries_summary_and_evidence_links() -> None:
+    body = slack_body(alert(1))
+    assert body["text"].startswith(":rotating_light: CRITICAL")
+    assert "<https://x.example/1|Apple plunges>" in body["text"]
