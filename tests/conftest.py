@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -13,6 +13,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from riskpulse.settings import Settings  # noqa: E402
 from stream.local_broker import LocalBroker  # noqa: E402
+from tests.helpers import Worker, worker_env  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +50,21 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, kafka: Any, tiny_model: Path, request: pytest.FixtureRequest):
+    """Factory for workers on a topic namespace of their own; stops them all afterwards."""
+    name = request.node.name.replace("_", "").replace("[", "").replace("]", "")[:40]
+    workers: list[Worker] = []
+
+    def start(**extra: Any) -> Worker:
+        env = worker_env(tmp_path / f"w{len(workers)}", kafka.bootstrap, tiny_model, name, **extra)
+        w = Worker(env, tmp_path / f"worker{len(workers)}.log").start()
+        workers.append(w)
+        return w
+
+    start.topic = lambda t: f"{name}.{t}"  # type: ignore[attr-defined]
+    yield start
+    for w in workers:
+        w.stop()

@@ -1,0 +1,155 @@
+"""Alerts in the real worker: detection on closed windows, the alerts topic, the store, and signed
+webhooks to a real receiver through an outage and a kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alerts.outbox import Outbox
+from alerts.signing import new_secret, verify
+from stream.records import TOPIC_ALERTS, TOPIC_NEWS, TOPIC_SCORED
+from tests.helpers import REPO, WebhookReceiver, consume, produce
+
+pytestmark = pytest.mark.integration
+
+BASE_TS = 1_780_000_020 - 1_780_000_020 % 60
+
+
+def scored(i: int, ts: float, ticker: str, negative: bool) -> dict[str, Any]:
+    """A record as the score agent hands it to the aggregate agent (the model is tested elsewhere)."""
+    probs = {"negative": 0.9, "neutral": 0.07, "positive": 0.03} if negative else {"negative": 0.05, "neutral": 0.9, "positive": 0.05}
+    stamp = datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    return {"schema_version": 1, "id": f"s{i}", "headline": f"{ticker} {'plunges on probe' if negative else 'update'} #{i}",
+            "url": f"https://news.example/{i}", "published_at": stamp, "tickers": [ticker], "topic": "Stock Movement",
+            "topic_confidence": 0.9, "sentiment": "negative" if negative else "neutral", "sentiment_probs": probs,
+            "sentiment_score": round(probs["positive"] - probs["negative"], 4), "model_version": "test", "scored_at": stamp}
+
+
+def history(burst_window: int = 20, windows: int = 30) -> list[dict[str, Any]]:
+    rng = random.Random(5)
+    items = []
+    for w in range(windows):
+        for ticker in ("AAPL", "MSFT", "TSLA"):
+            negatives = 14 if (ticker == "TSLA" and w == burst_window) else rng.choice([0, 1, 1, 2])
+            for k in range(10 + (10 if negatives > 5 else 0)):
+                items.append(scored(len(items), BASE_TS + 60 * w + 1 + k, ticker, k < negatives))
+    items.sort(key=lambda r: r["published_at"])
+    return items
+
+
+def flush(after_windows: int) -> dict[str, Any]:
+    return {**scored(999_999, BASE_TS + 60 * after_windows + 7200, "ZZZ", False), "id": "flush"}
+
+
+def rules_file(tmp_path: Path, url: str, extra_route: str = "") -> Path:
+    path = tmp_path / "rules.yaml"
+    path.write_text("defaults: {warmup_windows: 8, halflife_windows: 10, resolve_after_windows: 2}\n"
+                    "routes:\n"
+                    f"  - {{name: desk, url: '{url}', secrets: ['env:RP_TEST_SECRET'], timeout_s: 2}}\n" + extra_route)
+    return path
+
+
+def internal_topic(pipeline: Any) -> str:
+    prefix = pipeline.topic("")
+    return f"{prefix}rp-{prefix[:-1]}-scored"
+
+
+def test_spike_alert_is_published_stored_and_delivered_through_outage_and_kill(
+        pipeline: Any, kafka: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = new_secret()
+    monkeypatch.setenv("RP_TEST_SECRET", secret)
+    outage = {"on": True}
+    rx = WebhookReceiver(answer=lambda req: 503 if outage["on"] else 200)
+    try:
+        worker = pipeline(ALERT_RULES=rules_file(tmp_path, rx.url), WEBHOOK_RETRY_BASE_S=0.5, WEBHOOK_RETRY_CAP_S=2)
+        produce(kafka.bootstrap, internal_topic(pipeline), history() + [flush(30)], key=lambda v: v["id"].encode())
+        alerts = consume(kafka.bootstrap, pipeline.topic(TOPIC_ALERTS),
+                         lambda r: any(a["key"] == "TSLA" and a["status"] == "resolved" for a in r), timeout_s=180)
+        tsla = [a for a in alerts if a["key"] == "TSLA"]
+        fired = tsla[0]
+        assert fired["status"] == "firing" and fired["key_type"] == "ticker"
+        assert fired["window_start"] == datetime.fromtimestamp(BASE_TS + 60 * 20, timezone.utc).isoformat().replace("+00:00", "Z")
+        assert fired["observed"]["negative"] == 14 and fired["baseline"]["negative_mean"] < 2
+        assert len(fired["top_headlines"]) == 5 and all("plunges" in h["headline"] for h in fired["top_headlines"])
+        assert {a["id"] for a in tsla} == {fired["id"]}  # firing and resolved: one alert id
+        assert not [a for a in alerts if a["key"] in ("AAPL", "MSFT")]  # their background never fires
+
+        # the receiver is down; the worker dies with deliveries pending, and comes back
+        deadline = time.monotonic() + 60
+        while len(rx.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert rx.requests and not rx.unique
+        worker.kill()
+        time.sleep(3)
+        outage["on"] = False
+        worker.start()
+        messages = {f"msg_{a['id']}_{a['status']}_{a['severity']}" for a in alerts}
+        deadline = time.monotonic() + 120
+        while set(rx.unique) < messages and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert set(rx.unique) == messages  # each message once, as an idempotent receiver sees it
+        for req in rx.requests:
+            verify(req["body"], req["headers"], secret)
+        body = json.loads(rx.unique[f"msg_{fired['id']}_firing_{fired['severity']}"])
+        assert body["type"] == "alert.firing" and body["data"]["summary"].startswith(fired["severity"].upper())
+
+        from stream.store import Store
+
+        store = Store(worker.env["RISKPULSE_STORE_URL"])
+        assert store.counts()["alerts"] == len({a["id"] for a in alerts})
+        assert Outbox(store.engine).summary() == {"delivered": len(messages)}
+        assert 'riskpulse_webhook_attempts_total{outcome="delivered",route="desk"}' in worker.metrics()
+    finally:
+        rx.close()
+
+
+def test_a_dead_endpoint_never_blocks_the_stream(pipeline: Any, kafka: Any, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RP_TEST_SECRET", new_secret())
+    hang = WebhookReceiver(delay_s=5)  # accepts, then never answers in time
+    try:
+        rules = rules_file(tmp_path, hang.url, "  - {name: nowhere, url: 'http://127.0.0.1:9/hook', timeout_s: 2}\n")
+        worker = pipeline(ALERT_RULES=rules, WEBHOOK_RETRY_BASE_S=0.5, WEBHOOK_RETRY_CAP_S=2)
+        fake = [{**scored(0, BASE_TS, "AAPL", True), "id": f"al{i}"} for i in range(30)]
+        alerts = [{"schema_version": 1, "id": f"al{i}", "status": "firing", "severity": "critical", "key_type": "ticker",
+                   "key": "AAPL", "window_start": f["published_at"], "window_end": f["published_at"], "observed": {},
+                   "baseline": {}, "rule": "default", "summary": "test", "top_headlines": [], "fired_at": f["published_at"]}
+                  for i, f in enumerate(fake)]
+        produce(kafka.bootstrap, pipeline.topic(TOPIC_ALERTS), alerts)
+        deadline = time.monotonic() + 60
+        while not hang.requests and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert hang.requests  # deliveries are being attempted (and hanging)
+        news = [{"id": f"n{i}", "headline": f"Markets update {i}", "published_at": "2026-11-23T10:00:00Z"} for i in range(200)]
+        started = time.monotonic()
+        produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), news)
+        consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: {x["id"] for x in r} >= {n["id"] for n in news},
+                timeout_s=120)
+        # scoring went on while every delivery was timing out or refused
+        assert time.monotonic() - started < 60
+        from stream.store import create_store_engine
+
+        pending = Outbox(create_store_engine(worker.env["RISKPULSE_STORE_URL"])).summary().get("pending", 0)
+        assert pending > 0
+    finally:
+        hang.close()
+
+
+def test_a_malformed_rules_file_stops_the_worker_at_start_up(tmp_path: Path) -> None:
+    bad = tmp_path / "rules.yaml"
+    bad.write_text("defaults:\n  warning_z: 3\nroutes:\n  - name: desk\n    url: not-a-url\n")
+    env = {**os.environ, "RISKPULSE_ALERT_RULES": str(bad), "RISKPULSE_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "riskpulse.cli", "worker"], env=env, cwd=REPO, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode != 0
+    assert f"{bad} line 5: routes.0.url" in out.stderr, out.stderr
