@@ -9,6 +9,7 @@ does once its watermark passes them, so the alerts printed are the ones a live r
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
@@ -34,11 +35,16 @@ def read_history(path: Path) -> list[ScoredNews]:
         raise ValueError(f"{path} lacks {', '.join(sorted(missing))}: backtest needs scored rows with event times "
                          "(news.scored records, or `riskpulse score` output of a file with published_at)")
     out = []
-    for row in frame.to_dict(orient="records"):
+    for raw in frame.to_dict(orient="records"):
+        row = {k: v for k, v in raw.items() if not _blank(v)}  # a JSONL field one row lacks is NaN in the others
         if row.get("error") or row.get("duplicate_of"):
             continue  # invalid text, or a re-published story the worker would not count
         out.append(_record(row))
     return out
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str) and not value)
 
 
 def _record(row: dict[str, Any]) -> ScoredNews:
