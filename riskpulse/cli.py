@@ -160,9 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     from alerts.commands import register as alert_commands
+    from dashboard.commands import register as dashboard_commands
     from stream.commands import register as stream_commands
 
-    return [stream_commands, alert_commands]
+    return [stream_commands, alert_commands, dashboard_commands]
 
 
 def main(argv: list[str] | None = None) -> int:

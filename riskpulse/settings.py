@@ -63,7 +63,9 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     dashboard_port: int = 8050
     dashboard_user: str = "analyst"
-    dashboard_password: SecretStr = SecretStr("riskpulse")
+    dashboard_password: SecretStr = SecretStr("riskpulse")  # demo only; prefer the hash below
+    dashboard_password_hash: SecretStr | None = None  # `riskpulse dashboard --hash-password` prints one
+    dashboard_refresh_s: float = Field(5.0, gt=0)
     ingest_token: SecretStr | None = None
     ingest_port: int = 8088
     log_json: bool = False

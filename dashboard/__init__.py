@@ -1,0 +1,1 @@
+"""The risk analysts' Dash dashboard over the store."""

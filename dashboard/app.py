@@ -1,0 +1,341 @@
+"""The riskpulse dashboard: overview, tickers, alerts and the news feed, over the store.
+
+Every callback reads through dashboard/queries.py (aggregated in SQL) and answers with a clear
+message when the store is empty or unreachable. A refresh interval re-runs the data callbacks
+only; zoom (``uirevision``), filters, page and selection live in components it never resets.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import dash
+import pandas as pd
+from dash import Dash, Input, Output, State, dash_table, dcc, html
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from riskpulse.settings import Settings
+from stream.store import Store
+
+from . import auth, figures, queries
+
+log = logging.getLogger(__name__)
+
+RANGES = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+SENTIMENTS = ["negative", "neutral", "positive"]
+FEED_PAGE = 25
+CARD = {"background": "#fff", "borderRadius": "6px", "padding": "12px 16px", "marginBottom": "14px",
+        "boxShadow": "0 1px 3px #0002"}
+
+
+def time_range(engine: Any, choice: str, custom_start: str | None, custom_end: str | None) -> tuple[datetime, datetime]:
+    """The selected range, ending at the newest data (so a replay of past news is visible), in UTC."""
+    if choice == "custom" and custom_start and custom_end:
+        start = datetime.fromisoformat(custom_start).replace(tzinfo=timezone.utc)
+        end = datetime.fromisoformat(custom_end).replace(tzinfo=timezone.utc)
+        if end > start:
+            return start, end
+    end = queries.latest_time(engine) or datetime.now(timezone.utc)
+    return end - RANGES.get(choice, RANGES["1h"]), end
+
+
+def _headline_table(frame: pd.DataFrame, table_id: str) -> dash_table.DataTable:
+    data = frame.assign(published_at=frame["published_at"].astype(str).str[:19],
+                        p_negative=frame["p_negative"].round(3), sentiment_score=frame["sentiment_score"].round(3))
+    cols = ["published_at", "headline", "sentiment", "p_negative", "sentiment_score", "tickers", "source", "url"]
+    return dash_table.DataTable(id=table_id, data=data[cols].to_dict("records"), columns=[{"name": c, "id": c} for c in cols],
+                                page_size=10, style_cell={"textAlign": "left", "whiteSpace": "normal", "fontSize": 13},
+                                style_table={"overflowX": "auto"})
+
+
+def _drill_panel(engine: Any, key_type: str, key: str, start: datetime, end: datetime, title: str) -> html.Div:
+    frame = queries.headlines_for(engine, key_type, key, start, end)
+    if frame.empty:
+        return html.Div(f"No headlines for {key_type} {key} between {start:%Y-%m-%d %H:%M} and {end:%H:%M} UTC.")
+    return html.Div([html.H4(title), _headline_table(frame, f"drill-{key_type}-table")])
+
+
+def _range_controls() -> html.Div:
+    return html.Div([
+        dcc.RadioItems(id="range", value="1h", inline=True,
+                       options=[{"label": f" {k}", "value": k} for k in (*RANGES, "custom")],
+                       inputStyle={"marginLeft": "12px"}, labelStyle={"display": "inline-block"},
+                       style={"display": "flex"}),
+        dcc.Input(id="custom-start", type="datetime-local", style={"marginLeft": "12px"}),
+        dcc.Input(id="custom-end", type="datetime-local", style={"marginLeft": "6px"}),
+        html.Span(id="as-of", style={"marginLeft": "18px", "color": "#555"}),
+    ], style={"display": "flex", "alignItems": "center"})
+
+
+def layout(refresh_ms: int) -> html.Div:
+    return html.Div([
+        html.Div([html.H2("riskpulse", style={"margin": "0 18px 0 0"}), _range_controls(),
+                  html.A("Sign out", href="/logout", style={"marginLeft": "auto"})],
+                 style={"display": "flex", "alignItems": "center", **CARD}),
+        html.Div(id="banner"),
+        dcc.Interval(id="tick", interval=refresh_ms),
+        dcc.Store(id="ack-done"),
+        dcc.Tabs(id="tabs", value="overview", children=[
+            dcc.Tab(label="Overview", value="overview", children=[
+                html.Div([dcc.Graph(id="topic-lines")], style=CARD),
+                html.Div([html.H4("Negative share by topic"), dcc.Graph(id="topic-heatmap")], style=CARD),
+                html.Div(id="overview-drill", style=CARD, children="Click a point or a heatmap cell to see its headlines."),
+            ]),
+            dcc.Tab(label="Tickers", value="tickers", children=[
+                html.Div([dcc.Dropdown(id="ticker-pick", multi=True, placeholder="Search tickers (busiest shown by default)")],
+                         style=CARD),
+                html.Div([dcc.Graph(id="ticker-lines")], style=CARD),
+                html.Div(id="ticker-drill", style=CARD, children="Click a point to see its headlines."),
+            ]),
+            dcc.Tab(label="Alerts", value="alerts", children=[
+                html.Div([dcc.RadioItems(id="alert-status", value="all", inline=True,
+                                         options=[{"label": f" {s}", "value": s} for s in ("all", "firing", "resolved")]),
+                          dash_table.DataTable(
+                              id="alerts-table", row_selectable="single", page_size=15, sort_action="native",
+                              columns=[{"name": c, "id": c} for c in ("fired_at", "severity", "status", "key_type", "key",
+                                                                      "summary", "acked_by")],
+                              style_cell={"textAlign": "left", "whiteSpace": "normal", "fontSize": 13},
+                              style_data_conditional=[
+                                  {"if": {"filter_query": '{severity} = "critical"', "column_id": "severity"},
+                                   "color": "#c62828", "fontWeight": "bold"},
+                                  {"if": {"filter_query": '{severity} = "warning"', "column_id": "severity"},
+                                   "color": "#ef6c00", "fontWeight": "bold"}])], style=CARD),
+                html.Div(id="alert-detail", style=CARD, children="Select an alert to see its evidence."),
+            ]),
+            dcc.Tab(label="News feed", value="news", children=[
+                html.Div([
+                    dcc.Dropdown(id="feed-topic", multi=True, placeholder="Topics", style={"minWidth": "260px"}),
+                    dcc.Dropdown(id="feed-sentiment", multi=True, placeholder="Sentiment", style={"minWidth": "200px"},
+                                 options=[{"label": s, "value": s} for s in SENTIMENTS]),
+                    dcc.Input(id="feed-ticker", placeholder="Ticker", debounce=True, style={"width": "90px"}),
+                    dcc.Input(id="feed-text", placeholder="Words in headline", debounce=True, style={"width": "220px"}),
+                    html.Button("Export CSV", id="feed-export"), dcc.Download(id="feed-download"),
+                    html.Span(id="feed-count", style={"color": "#555"}),
+                ], style={"display": "flex", "gap": "10px", "alignItems": "center", **CARD}),
+                html.Div([dash_table.DataTable(
+                    id="feed-table", page_current=0, page_size=FEED_PAGE, page_action="custom",
+                    sort_action="custom", sort_mode="single", sort_by=[{"column_id": "published_at", "direction": "desc"}],
+                    columns=[{"name": c, "id": c} for c in queries.FEED_COLUMNS if c not in ("id", "url")],
+                    style_cell={"textAlign": "left", "whiteSpace": "normal", "fontSize": 13},
+                    style_data_conditional=[{"if": {"filter_query": '{sentiment} = "negative"', "column_id": "sentiment"},
+                                             "color": "#c62828"},
+                                            {"if": {"filter_query": '{sentiment} = "positive"', "column_id": "sentiment"},
+                                             "color": "#2e7d32"}])], style=CARD),
+            ]),
+        ]),
+    ], style={"background": "#f4f5f7", "padding": "14px", "fontFamily": "system-ui, sans-serif", "minHeight": "100vh"})
+
+
+def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
+    try:
+        store = Store(settings.store_url)
+    except SQLAlchemyError as exc:  # the dashboard still starts, and says so on every page
+        log.error("store unavailable at start-up", extra={"error": str(exc)[:300]})
+        store = Store.__new__(Store)
+        store.engine = create_engine(settings.store_url, pool_pre_ping=True)
+    engine = store.engine
+    safe_url = make_url(settings.store_url).render_as_string(hide_password=True)
+    app = Dash(__name__, title="riskpulse", suppress_callback_exceptions=True, update_title=None)
+    if settings.dashboard_password_hash is not None:
+        pw_hash = settings.dashboard_password_hash.get_secret_value()
+    else:
+        pw_hash = auth.hash_password(settings.dashboard_password.get_secret_value())
+        if settings.dashboard_password.get_secret_value() == "riskpulse":
+            log.warning("dashboard uses the demo password; set RISKPULSE_DASHBOARD_PASSWORD_HASH for real use")
+    auth.install(app.server, settings.dashboard_user, pw_hash, auth.secret_key(settings.home))
+    app.layout = layout(refresh_ms)
+
+    def guarded(fn: Any) -> Any:
+        """A store outage is a message on the page, not a broken dashboard."""
+        def wrapper(*args: Any) -> Any:
+            try:
+                return fn(*args)
+            except SQLAlchemyError as exc:
+                log.warning("store unavailable", extra={"error": str(exc)[:300]})
+                return None
+        return wrapper
+
+    def feed_filter(rng: str, cs: str | None, ce: str | None, topics: list[str] | None, sentiments: list[str] | None,
+                    ticker: str | None, text: str | None, sort_by: list[dict[str, str]] | None) -> queries.FeedFilter:
+        start, end = time_range(engine, rng, cs, ce)
+        sort = tuple((s["column_id"], s["direction"]) for s in (sort_by or []))
+        return queries.FeedFilter(start=start, end=end, topics=tuple(topics or ()), sentiments=tuple(sentiments or ()),
+                                  ticker=ticker or None, text=text or None, sort=sort or (("published_at", "desc"),))
+
+    @app.callback(Output("banner", "children"), Output("as-of", "children"), Input("tick", "n_intervals"))
+    def banner(_: Any) -> tuple[Any, str]:
+        try:
+            latest = queries.latest_time(engine)
+        except SQLAlchemyError as exc:
+            return (html.Div(f"Store unavailable ({safe_url}): {type(exc).__name__}. Charts resume when it is back.",
+                             id="store-error", style={**CARD, "background": "#fdecea", "color": "#b00020"}), "")
+        if latest is None:
+            return (html.Div("No data yet: start the worker (riskpulse worker) and send news "
+                             "(riskpulse replay FILE, riskpulse rss URL or the ingest endpoint).",
+                             id="empty-state", style={**CARD, "background": "#fff8e1"}), "")
+        return None, f"data up to {latest:%Y-%m-%d %H:%M} UTC"
+
+    @app.callback(Output("topic-lines", "figure"), Output("topic-heatmap", "figure"),
+                  Input("tick", "n_intervals"), Input("range", "value"), Input("custom-start", "value"),
+                  Input("custom-end", "value"))
+    def overview(_: Any, rng: str, cs: str | None, ce: str | None) -> tuple[Any, Any]:
+        try:
+            start, end = time_range(engine, rng, cs, ce)
+            frame = queries.trend_series(engine, "topic", start, end, top_n=20)
+            marks = queries.alert_rows(engine, start, end, key_type="topic")
+        except SQLAlchemyError:
+            return figures.empty("Store unavailable"), figures.empty("Store unavailable")
+        lines = frame[frame["key"].isin(frame.groupby("key")["count"].sum().nlargest(8).index)]
+        return figures.trend_lines(lines, marks, "topic"), figures.heatmap(frame)
+
+    @app.callback(Output("ticker-pick", "options"), Input("ticker-pick", "search_value"), Input("range", "value"),
+                  State("ticker-pick", "value"), State("custom-start", "value"), State("custom-end", "value"))
+    def ticker_options(search: str | None, rng: str, chosen: list[str] | None, cs: str | None, ce: str | None) -> Any:
+        try:
+            start, end = time_range(engine, rng, cs, ce)
+            keys = queries.ticker_keys(engine, start, end, search)
+        except SQLAlchemyError:
+            keys = []
+        return [{"label": k, "value": k} for k in sorted(set(keys) | set(chosen or []))]
+
+    @app.callback(Output("ticker-lines", "figure"), Input("tick", "n_intervals"), Input("range", "value"),
+                  Input("ticker-pick", "value"), Input("custom-start", "value"), Input("custom-end", "value"))
+    def tickers(_: Any, rng: str, chosen: list[str] | None, cs: str | None, ce: str | None) -> Any:
+        try:
+            start, end = time_range(engine, rng, cs, ce)
+            frame = queries.trend_series(engine, "ticker", start, end, keys=chosen or None, top_n=8)
+            marks = queries.alert_rows(engine, start, end, key_type="ticker")
+        except SQLAlchemyError:
+            return figures.empty("Store unavailable")
+        if chosen:
+            marks = marks[marks["key"].isin(chosen)]
+        return figures.trend_lines(frame, marks, "ticker")
+
+    def _drill(click: dict[str, Any] | None, key_type: str, rng: str, cs: str | None, ce: str | None) -> Any:
+        if not click or not click.get("points"):
+            return dash.no_update
+        point = click["points"][0]
+        custom = point.get("customdata")
+        key = custom[0] if isinstance(custom, list) and custom else point.get("y") if key_type == "topic" else None
+        if not key:
+            return dash.no_update
+        start, end = time_range(engine, rng, cs, ce)
+        bucket = timedelta(seconds=queries.bucket_seconds(end - start))
+        at = pd.Timestamp(point["x"]).to_pydatetime()
+        at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+        return _drill_panel(engine, key_type, key, at, at + bucket,
+                            f"{key_type} {key}: {at:%Y-%m-%d %H:%M}-{at + bucket:%H:%M} UTC, most negative first")
+
+    @app.callback(Output("overview-drill", "children"), Input("topic-lines", "clickData"),
+                  Input("topic-heatmap", "clickData"), State("range", "value"), State("custom-start", "value"),
+                  State("custom-end", "value"), prevent_initial_call=True)
+    def overview_drill(lines: Any, heat: Any, rng: str, cs: str | None, ce: str | None) -> Any:
+        source = heat if dash.ctx.triggered_id == "topic-heatmap" else lines
+        return guarded(_drill)(source, "topic", rng, cs, ce)
+
+    @app.callback(Output("ticker-drill", "children"), Input("ticker-lines", "clickData"), State("range", "value"),
+                  State("custom-start", "value"), State("custom-end", "value"), prevent_initial_call=True)
+    def ticker_drill(click: Any, rng: str, cs: str | None, ce: str | None) -> Any:
+        return guarded(_drill)(click, "ticker", rng, cs, ce)
+
+    @app.callback(Output("alerts-table", "data"), Input("tick", "n_intervals"), Input("range", "value"),
+                  Input("alert-status", "value"), Input("ack-done", "data"), Input("custom-start", "value"),
+                  Input("custom-end", "value"))
+    def alert_table(_: Any, rng: str, status: str, __: Any, cs: str | None, ce: str | None) -> Any:
+        try:
+            start, end = time_range(engine, rng, cs, ce)
+            # alerts stay listed for a week past the chart range: an analyst must not miss one
+            frame = queries.alert_rows(engine, start - timedelta(days=7), end + timedelta(days=1),
+                                       status=None if status == "all" else status)
+        except SQLAlchemyError:
+            return []
+        frame["fired_at"] = frame["fired_at"].astype(str).str[:16]
+        return frame.to_dict("records")
+
+    @app.callback(Output("alert-detail", "children"), Input("alerts-table", "selected_rows"),
+                  Input("ack-done", "data"), State("alerts-table", "data"), prevent_initial_call=True)
+    def alert_detail(selected: list[int] | None, _: Any, rows: list[dict[str, Any]] | None) -> Any:
+        if not selected or not rows or selected[0] >= len(rows):
+            return "Select an alert to see its evidence."
+        detail = guarded(queries.alert_detail)(engine, rows[selected[0]]["id"])
+        if detail is None:
+            return "This alert is no longer in the store."
+        start = detail["window_start"] if detail["window_start"].tzinfo else detail["window_start"].replace(tzinfo=timezone.utc)
+        end = detail["window_end"] if detail["window_end"].tzinfo else detail["window_end"].replace(tzinfo=timezone.utc)
+        evidence = [html.Li([html.A(h["headline"], href=h["url"], target="_blank") if h.get("url") else h["headline"],
+                             f"  ({h['sentiment_score']:+.2f})"]) for h in detail["top_headlines"]]
+        acked = (f"Acknowledged by {detail['acked_by']} at {detail['acked_at']:%Y-%m-%d %H:%M} UTC"
+                 if detail.get("acked_by") else "Not acknowledged")
+        return html.Div([
+            html.H4(detail["summary"], id="alert-summary"),
+            html.P(f"{detail['severity']} · {detail['status']} · {detail['key_type']} {detail['key']} · window "
+                   f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC · rule {detail['rule']}"),
+            html.P(f"Observed {detail['observed']} vs baseline {detail['baseline']}", style={"color": "#555"}),
+            html.H5("Evidence: the most negative headlines of the window"), html.Ul(evidence, id="alert-evidence"),
+            html.Div([html.Button("Acknowledge", id="ack-button"), html.Span(acked, id="ack-status",
+                                                                           style={"marginLeft": "12px"})]),
+            html.Div(_drill_panel(engine, detail["key_type"], detail["key"], start, end,
+                                  "All headlines of this key and window"), style={"marginTop": "12px"}),
+        ])
+
+    @app.callback(Output("ack-done", "data"), Input("ack-button", "n_clicks"), State("alerts-table", "selected_rows"),
+                  State("alerts-table", "data"), prevent_initial_call=True)
+    def acknowledge(clicks: int | None, selected: list[int] | None, rows: list[dict[str, Any]] | None) -> Any:
+        if not clicks or not selected or not rows:
+            return dash.no_update
+        alert_id = rows[selected[0]]["id"]
+        when = datetime.now(timezone.utc)
+        store.acknowledge(alert_id, auth.current_user(), when)
+        log.info("alert acknowledged", extra={"alert_id": alert_id, "user": auth.current_user()})
+        return {"id": alert_id, "at": when.isoformat()}
+
+    @app.callback(Output("feed-topic", "options"), Input("range", "value"), Input("tick", "n_intervals"),
+                  State("custom-start", "value"), State("custom-end", "value"))
+    def feed_topics(rng: str, _: Any, cs: str | None, ce: str | None) -> Any:
+        try:
+            start, end = time_range(engine, rng, cs, ce)
+            return [{"label": t, "value": t} for t in queries.topics_in_range(engine, start, end)]
+        except SQLAlchemyError:
+            return []
+
+    feed_inputs = [Input("range", "value"), Input("custom-start", "value"), Input("custom-end", "value"),
+                   Input("feed-topic", "value"), Input("feed-sentiment", "value"), Input("feed-ticker", "value"),
+                   Input("feed-text", "value"), Input("feed-table", "sort_by")]
+
+    @app.callback(Output("feed-table", "data"), Output("feed-table", "page_count"), Output("feed-count", "children"),
+                  Input("tick", "n_intervals"), Input("feed-table", "page_current"), *feed_inputs)
+    def feed(_: Any, page: int | None, *args: Any) -> Any:
+        try:
+            f = feed_filter(*args)
+            frame, total = queries.news_page(engine, f, page or 0, FEED_PAGE)
+        except SQLAlchemyError:
+            return [], 1, "store unavailable"
+        frame["published_at"] = frame["published_at"].astype(str).str[:19]
+        for c in ("p_negative", "p_neutral", "p_positive", "sentiment_score"):
+            frame[c] = frame[c].round(3)
+        shown = f"{queries.COUNT_CAP:,}+" if total > queries.COUNT_CAP else f"{total:,}"
+        return frame.to_dict("records"), max(1, -(-min(total, queries.COUNT_CAP) // FEED_PAGE)), f"{shown} headlines"
+
+    @app.callback(Output("feed-table", "page_current"), *feed_inputs[:-1], prevent_initial_call=True)
+    def first_page(*_: Any) -> int:
+        return 0  # a new filter starts at page one; a refresh keeps the page
+
+    @app.callback(Output("feed-download", "data"), Input("feed-export", "n_clicks"),
+                  *(State(i.component_id, i.component_property) for i in feed_inputs), prevent_initial_call=True)
+    def export(_: Any, *args: Any) -> Any:
+        frame = queries.news_export(engine, feed_filter(*args))
+        return dcc.send_data_frame(frame.to_csv, "riskpulse-news.csv", index=False)
+
+    return app
+
+
+def serve(settings: Settings, port: int | None = None, host: str = "127.0.0.1") -> None:
+    """Werkzeug's threaded server: enough for a desk of analysts; behind gunicorn use dashboard.wsgi:server."""
+    from werkzeug.serving import run_simple
+
+    app = create_app(settings, int(settings.dashboard_refresh_s * 1000))
+    run_simple(host, port or settings.dashboard_port, app.server, threaded=True, use_reloader=False)

@@ -1,0 +1,69 @@
+"""Plotly figures from the aggregated frames of dashboard/queries.py (no I/O here).
+
+``uirevision`` is constant, so a refresh redraws the data and keeps the analyst's zoom and
+legend choices.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+UIREV = "keep"
+SEVERITY_COLOUR = {"critical": "#c62828", "warning": "#ef6c00"}
+
+
+def empty(message: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, font={"size": 14, "color": "#555"}, xref="paper", yref="paper",
+                       x=0.5, y=0.5)
+    fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, height=320, uirevision=UIREV,
+                      margin={"l": 20, "r": 20, "t": 20, "b": 20}, plot_bgcolor="#fff")
+    return fig
+
+
+def trend_lines(frame: pd.DataFrame, alerts: pd.DataFrame, what: str) -> go.Figure:
+    """Net sentiment, negative share and volume per key over time, alerts marked on the share panel."""
+    if frame.empty:
+        return empty(f"No {what} trends in this time range yet. Start the worker and send news "
+                     "(riskpulse replay FILE), or widen the range.")
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.05, row_heights=[0.38, 0.38, 0.24],
+                        subplot_titles=("Net sentiment (p_pos - p_neg, mean)", "Negative share", "Volume"))
+    for key, part in frame.groupby("key", sort=False):
+        custom = part[["key"]].to_numpy()
+        common = {"x": part["bucket"], "legendgroup": key, "customdata": custom}
+        fig.add_trace(go.Scatter(y=part["net"], name=key, mode="lines+markers", marker={"size": 4},
+                                 hovertemplate="%{customdata[0]}<br>%{x}<br>net %{y:.2f}<extra></extra>", **common), 1, 1)
+        fig.add_trace(go.Scatter(y=part["negative_share"], name=key, showlegend=False, mode="lines+markers",
+                                 marker={"size": 4}, hovertemplate="%{customdata[0]}<br>%{x}<br>negative %{y:.0%}<extra></extra>",
+                                 **common), 2, 1)
+        fig.add_trace(go.Bar(y=part["count"], name=key, showlegend=False,
+                             hovertemplate="%{customdata[0]}<br>%{x}<br>%{y} items<extra></extra>", **common), 3, 1)
+    if not alerts.empty:
+        for severity, part in alerts.groupby("severity"):
+            fig.add_trace(go.Scatter(
+                x=part["window_start"], y=[1.0] * len(part), mode="markers", name=f"alert ({severity})",
+                marker={"symbol": "triangle-down", "size": 13, "color": SEVERITY_COLOUR.get(severity, "#333")},
+                customdata=part[["key", "id"]].to_numpy(),
+                hovertemplate="ALERT %{customdata[0]}<br>%{x}<extra></extra>"), 2, 1)
+    fig.update_layout(height=620, barmode="stack", uirevision=UIREV, hovermode="closest",
+                      legend={"orientation": "h", "y": -0.08}, margin={"l": 50, "r": 20, "t": 40, "b": 40},
+                      plot_bgcolor="#fafafa")
+    fig.update_yaxes(range=[-1, 1], row=1, col=1)
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=2, col=1)
+    return fig
+
+
+def heatmap(frame: pd.DataFrame) -> go.Figure:
+    """Topic x time, coloured by negative share; a cell's hover gives the volume too."""
+    if frame.empty:
+        return empty("No topic trends in this time range yet.")
+    share = frame.pivot_table(index="key", columns="bucket", values="negative_share", aggfunc="mean")
+    count = frame.pivot_table(index="key", columns="bucket", values="count", aggfunc="sum").reindex_like(share)
+    fig = go.Figure(go.Heatmap(z=share.to_numpy(), x=list(share.columns), y=list(share.index), zmin=0, zmax=1,
+                               colorscale="Reds", customdata=count.fillna(0).to_numpy(), colorbar={"title": "neg."},
+                               hovertemplate="%{y}<br>%{x}<br>negative %{z:.0%} of %{customdata} items<extra></extra>"))
+    fig.update_layout(height=max(260, 28 * len(share.index) + 80), uirevision=UIREV,
+                      margin={"l": 180, "r": 20, "t": 20, "b": 40})
+    return fig

@@ -1,0 +1,194 @@
+"""Every read the dashboard makes, aggregated in SQL against the store's indexes.
+
+Nothing here pulls a table into pandas: charts get one row per (key, time bucket), the news
+feed one page, the drill-down a bounded list. Buckets grow with the time range so a 7-day view
+is a few hundred points per key, whatever the window length.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import BigInteger, and_, cast, func, select
+from sqlalchemy.engine import Engine
+
+from stream.store import alerts, news_tickers, scored_news, trends
+
+FEED_COLUMNS = ["published_at", "headline", "topic", "sentiment", "p_negative", "p_neutral", "p_positive",
+                "sentiment_score", "tickers", "source", "url", "id"]
+SORTABLE = {"published_at", "sentiment_score", "topic", "sentiment", "p_negative", "source"}
+COUNT_CAP = 10_000  # the feed says "10,000+" rather than counting a million rows per page turn
+
+
+def bucket_seconds(span: timedelta) -> int:
+    """About 100-400 points per key, at whole minutes."""
+    for b in (60, 300, 900, 1800, 3600, 7200, 21600, 86400):
+        if span.total_seconds() / b <= 400:
+            return b
+    return 86400
+
+
+def _epoch(engine: Engine, column: Any) -> Any:
+    if engine.dialect.name == "postgresql":
+        return cast(func.floor(func.extract("epoch", column)), BigInteger)
+    return cast(func.strftime("%s", column), BigInteger)
+
+
+def _naive(ts: datetime) -> datetime:
+    """The store keeps UTC; SQLite compares naive strings, PostgreSQL aware timestamps."""
+    return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def _bound(engine: Engine, ts: datetime) -> datetime:
+    return ts.astimezone(timezone.utc) if engine.dialect.name == "postgresql" else _naive(ts)
+
+
+def latest_time(engine: Engine) -> datetime | None:
+    """End of the newest closed window: "now" for the time ranges, so a replay of old news shows."""
+    with engine.connect() as conn:
+        value = conn.execute(select(func.max(trends.c.window_start)).where(trends.c.key_type == "topic")).scalar()
+        if value is None:
+            value = conn.execute(select(func.max(scored_news.c.published_at))).scalar()
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value + timedelta(minutes=1)
+
+
+def trend_series(engine: Engine, key_type: str, start: datetime, end: datetime, keys: list[str] | None = None,
+                 top_n: int = 12) -> pd.DataFrame:
+    """Per key and bucket: volume, negatives, negative share and count-weighted net sentiment."""
+    b = bucket_seconds(end - start)
+    epoch = _epoch(engine, trends.c.window_start)
+    bucket = (epoch // b) * b
+    where = and_(trends.c.key_type == key_type, trends.c.window_start >= _bound(engine, start),
+                 trends.c.window_start < _bound(engine, end))
+    with engine.connect() as conn:
+        if keys is None:  # the busiest keys of the range
+            keys = [r[0] for r in conn.execute(
+                select(trends.c.key).where(where).group_by(trends.c.key)
+                .order_by(func.sum(trends.c.count).desc()).limit(top_n))]
+        if not keys:
+            return pd.DataFrame(columns=["bucket", "key", "count", "negative", "negative_share", "net"])
+        rows = conn.execute(
+            select(bucket.label("bucket"), trends.c.key, func.sum(trends.c.count).label("count"),
+                   func.sum(trends.c.negative).label("negative"),
+                   func.sum(trends.c.mean_score * trends.c.count).label("score_sum"))
+            .where(and_(where, trends.c.key.in_(keys))).group_by("bucket", trends.c.key).order_by("bucket")).all()
+    frame = pd.DataFrame(rows, columns=["bucket", "key", "count", "negative", "score_sum"])
+    frame["bucket"] = pd.to_datetime(frame["bucket"].astype("int64"), unit="s", utc=True)
+    frame["negative_share"] = frame["negative"] / frame["count"].clip(lower=1)
+    frame["net"] = frame["score_sum"] / frame["count"].clip(lower=1)
+    return frame.drop(columns="score_sum")
+
+
+def ticker_keys(engine: Engine, start: datetime, end: datetime, search: str | None = None, limit: int = 200) -> list[str]:
+    """Tickers with news in the range, busiest first, optionally matching ``search``."""
+    where = [trends.c.key_type == "ticker", trends.c.window_start >= _bound(engine, start),
+             trends.c.window_start < _bound(engine, end)]
+    if search:
+        where.append(trends.c.key.ilike(f"%{search.strip()}%"))
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(select(trends.c.key).where(and_(*where)).group_by(trends.c.key)
+                                           .order_by(func.sum(trends.c.count).desc()).limit(limit))]
+
+
+def alert_rows(engine: Engine, start: datetime, end: datetime, key_type: str | None = None,
+               status: str | None = None, limit: int = 500) -> pd.DataFrame:
+    where = [alerts.c.fired_at >= _bound(engine, start), alerts.c.fired_at < _bound(engine, end)]
+    if key_type:
+        where.append(alerts.c.key_type == key_type)
+    if status:
+        where.append(alerts.c.status == status)
+    cols = [alerts.c.id, alerts.c.status, alerts.c.severity, alerts.c.key_type, alerts.c.key, alerts.c.window_start,
+            alerts.c.window_end, alerts.c.summary, alerts.c.fired_at, alerts.c.resolved_at, alerts.c.acked_by,
+            alerts.c.acked_at]
+    with engine.connect() as conn:
+        rows = conn.execute(select(*cols).where(and_(*where)).order_by(alerts.c.fired_at.desc()).limit(limit)).all()
+    return pd.DataFrame(rows, columns=[c.name for c in cols])
+
+
+def alert_detail(engine: Engine, alert_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).mappings().first()
+    if row is None:
+        return None
+    out = dict(row)
+    for k in ("observed", "baseline", "top_headlines"):
+        out[k] = json.loads(out[k])
+    return out
+
+
+@dataclass(frozen=True)
+class FeedFilter:
+    start: datetime
+    end: datetime
+    topics: tuple[str, ...] = ()
+    sentiments: tuple[str, ...] = ()
+    ticker: str | None = None
+    text: str | None = None
+    sort: tuple[tuple[str, str], ...] = field(default_factory=lambda: (("published_at", "desc"),))
+
+
+def _feed_query(engine: Engine, f: FeedFilter) -> Any:
+    n = scored_news.c
+    where = [n.published_at >= _bound(engine, f.start), n.published_at < _bound(engine, f.end)]
+    if f.topics:
+        where.append(n.topic.in_(f.topics))
+    if f.sentiments:
+        where.append(n.sentiment.in_(f.sentiments))
+    for word in (f.text or "").split()[:5]:  # every word must appear
+        where.append(n.headline.ilike(f"%{word}%"))
+    q = select(*(n[c] for c in FEED_COLUMNS))
+    if f.ticker:
+        t = news_tickers.c
+        q = q.join(news_tickers, and_(t.news_id == n.id, t.ticker == f.ticker.strip().upper(),
+                                      t.published_at >= _bound(engine, f.start), t.published_at < _bound(engine, f.end)))
+    return q.where(and_(*where))
+
+
+def _ordered(q: Any, f: FeedFilter) -> Any:
+    order = []
+    for column, direction in f.sort or (("published_at", "desc"),):
+        if column in SORTABLE:
+            col = scored_news.c[column]
+            order.append(col.desc() if direction == "desc" else col.asc())
+    return q.order_by(*order, scored_news.c.id)
+
+
+def news_page(engine: Engine, f: FeedFilter, page: int, page_size: int = 25) -> tuple[pd.DataFrame, int]:
+    """One page of the filtered, sorted feed and the match count (capped at :data:`COUNT_CAP` + 1)."""
+    q = _feed_query(engine, f)
+    with engine.connect() as conn:
+        rows = conn.execute(_ordered(q, f).limit(page_size).offset(page * page_size)).all()
+        total = conn.execute(select(func.count()).select_from(q.limit(COUNT_CAP + 1).subquery())).scalar_one()
+    return pd.DataFrame(rows, columns=FEED_COLUMNS), int(total)
+
+
+def news_export(engine: Engine, f: FeedFilter, limit: int = 100_000) -> pd.DataFrame:
+    with engine.connect() as conn:
+        rows = conn.execute(_ordered(_feed_query(engine, f), f).limit(limit)).all()
+    return pd.DataFrame(rows, columns=FEED_COLUMNS)
+
+
+def headlines_for(engine: Engine, key_type: str, key: str, start: datetime, end: datetime,
+                  limit: int = 50) -> pd.DataFrame:
+    """Drill-down: the headlines behind one key and time bucket, most negative first."""
+    f = FeedFilter(start=start, end=end, topics=(key,) if key_type == "topic" else (),
+                   ticker=key if key_type == "ticker" else None, sort=(("sentiment_score", "asc"),))
+    with engine.connect() as conn:
+        rows = conn.execute(_ordered(_feed_query(engine, f), f).limit(limit)).all()
+    return pd.DataFrame(rows, columns=FEED_COLUMNS)
+
+
+def topics_in_range(engine: Engine, start: datetime, end: datetime) -> list[str]:
+    with engine.connect() as conn:
+        return sorted(r[0] for r in conn.execute(
+            select(trends.c.key).where(and_(trends.c.key_type == "topic", trends.c.window_start >= _bound(engine, start),
+                                            trends.c.window_start < _bound(engine, end))).distinct()))

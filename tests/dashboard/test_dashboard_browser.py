@@ -1,0 +1,271 @@
+"""The dashboard in a real headless browser (Debian's chromium + chromium-driver, via Selenium).
+
+Screenshots of every view go to test-artifacts/screenshots/ (or $RISKPULSE_SCREENSHOTS).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import httpx
+import pytest
+
+from dashboard.sample_store import populate
+from stream.local_broker import free_port
+from stream.store import Store, alerts
+from tests.helpers import REPO
+
+pytestmark = pytest.mark.browser
+
+SHOTS = Path(os.environ.get("RISKPULSE_SCREENSHOTS", REPO / "test-artifacts" / "screenshots"))
+PASSWORD = "correct horse battery"
+
+
+class Dashboard:
+    def __init__(self, tmp: Path, store_url: str) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.store_url = store_url
+        env = {**os.environ, "RISKPULSE_HOME": str(tmp / "home"), "RISKPULSE_STORE_URL": store_url,
+               "RISKPULSE_DASHBOARD_PASSWORD": PASSWORD, "RISKPULSE_DASHBOARD_REFRESH_S": "2"}
+        self.log = open(tmp / "dashboard.log", "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "riskpulse.cli", "dashboard", "--port", str(self.port)],
+                                     env=env, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(self.base + "/healthz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError((tmp / "dashboard.log").read_text())
+            time.sleep(0.3)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def populated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    tmp = tmp_path_factory.mktemp("dash")
+    url = f"sqlite:///{tmp / 'store.db'}"
+    populate(Store(url), n_news=20000, days=1.0, end=datetime.now(timezone.utc).replace(second=0, microsecond=0))
+    dash = Dashboard(tmp, url)
+    yield dash
+    dash.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.fail("Debian's chromium and chromium-driver are needed: bash scripts/install-browser.sh")
+    downloads = tmp_path_factory.mktemp("downloads")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1100", "--disable-gpu"):
+        opts.add_argument(arg)
+    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                           "download.prompt_for_download": False})
+    b = webdriver.Chrome(service=Service(driver), options=opts)
+    b.downloads = downloads
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield b
+    b.quit()
+
+
+def wait(what: Callable[[], Any], timeout_s: float = 30.0, message: str = "") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            value = what()
+            if value:
+                return value
+        except Exception:  # noqa: BLE001 - the page is still rendering
+            pass
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {message or what}")
+
+
+def login(b: Any, base: str, password: str = PASSWORD) -> None:
+    from selenium.webdriver.common.by import By
+
+    b.get(base + "/")
+    wait(lambda: b.find_element(By.ID, "username"), message="the login form")
+    b.find_element(By.ID, "username").send_keys("analyst")
+    b.find_element(By.ID, "password").send_keys(password)
+    b.find_element(By.ID, "login").click()
+
+
+def open_tab(b: Any, label: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    wait(lambda: [t for t in b.find_elements(By.CSS_SELECTOR, ".tab") if t.text == label], message=label)[0].click()
+
+
+def pick(b: Any, dropdown_id: str, typed: str, option: str) -> None:
+    """Dash 4 dropdowns: open, type into the search box, click the option."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    b.find_element(By.ID, dropdown_id).click()
+    search = wait(lambda: b.find_element(By.CSS_SELECTOR, "input.dash-dropdown-search"), message="the search box")
+    search.send_keys(typed)
+    wait(lambda: [o for o in b.find_elements(By.CSS_SELECTOR, "[role='option']") if o.text.strip() == option],
+         message=f"option {option}")[0].click()
+    b.switch_to.active_element.send_keys(Keys.ESCAPE)
+
+
+def page_number(b: Any) -> str:
+    from selenium.webdriver.common.by import By
+
+    box = b.find_element(By.CSS_SELECTOR, "#feed-table .current-page")
+    return box.get_attribute("value") or box.get_attribute("placeholder") or ""
+
+
+def test_nothing_answers_without_login(populated: Dashboard) -> None:
+    page = httpx.get(populated.base + "/", follow_redirects=False)
+    assert page.status_code == 302 and page.headers["location"].startswith("/login")
+    assert httpx.get(populated.base + "/_dash-layout").status_code == 401
+    assert httpx.post(populated.base + "/_dash-update-component", json={}).status_code == 401
+    bad = httpx.post(populated.base + "/login", data={"username": "analyst", "password": "guess"})
+    assert bad.status_code == 200 and "Wrong user or password" in bad.text
+
+
+def test_overview_draws_charts_and_drills_down(populated: Dashboard, browser: Any) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    b = browser
+    login(b, populated.base, "wrong")
+    wait(lambda: b.find_element(By.ID, "login-error"), message="a refused login")
+    login(b, populated.base)
+    wait(lambda: len(b.find_elements(By.CSS_SELECTOR, "#topic-lines .scatterlayer .trace")) >= 3, message="topic lines")
+    wait(lambda: b.find_elements(By.CSS_SELECTOR, "#topic-heatmap .heatmaplayer image, #topic-heatmap .hm"),
+         message="the heatmap")
+    assert "data up to" in b.find_element(By.ID, "as-of").text
+    b.save_screenshot(str(SHOTS / "overview.png"))
+    # over 24 h every heatmap cell holds news; clicking one lists that topic's headlines of that bucket
+    b.find_element(By.CSS_SELECTOR, "#range input[value='24h']").click()
+    time.sleep(2)
+    drag = b.find_element(By.CSS_SELECTOR, "#topic-heatmap .nsewdrag")
+    b.execute_script("arguments[0].scrollIntoView({block: 'center'});", drag)
+    ActionChains(b).move_to_element(drag).click().perform()
+    wait(lambda: b.find_elements(By.CSS_SELECTOR, "#drill-topic-table td"), message="drill-down headlines")
+    assert "most negative first" in b.find_element(By.ID, "overview-drill").text
+    b.save_screenshot(str(SHOTS / "overview-drilldown.png"))
+
+
+def test_tickers_search_and_chart(populated: Dashboard, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    b = browser
+    b.get(populated.base + "/")
+    open_tab(b, "Tickers")
+    wait(lambda: len(b.find_elements(By.CSS_SELECTOR, "#ticker-lines .scatterlayer .trace")) >= 3, message="ticker lines")
+    pick(b, "ticker-pick", "TSL", "TSLA")
+    wait(lambda: len(b.find_elements(By.CSS_SELECTOR, "#ticker-lines .legend .traces")) <= 3, message="TSLA alone")
+    assert "TSLA" in b.find_element(By.CSS_SELECTOR, "#ticker-lines .legend").text
+    b.save_screenshot(str(SHOTS / "tickers.png"))
+
+
+def test_news_feed_filters_pages_and_exports(populated: Dashboard, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    b = browser
+    b.get(populated.base + "/")
+    open_tab(b, "News feed")
+    b.find_element(By.CSS_SELECTOR, "#range input[value='24h']").click()
+    wait(lambda: len(b.find_elements(By.CSS_SELECTOR, "#feed-table tbody tr")) > 20, message="feed rows")
+    pick(b, "feed-sentiment", "neg", "negative")
+    ticker = b.find_element(By.ID, "feed-ticker")
+    ticker.send_keys("TSLA")
+    ticker.send_keys(Keys.ENTER)
+
+    def sentiments() -> set[str]:
+        cells = b.find_elements(By.CSS_SELECTOR, "#feed-table td[data-dash-column='sentiment']")
+        tickers = {c.text for c in b.find_elements(By.CSS_SELECTOR, "#feed-table td[data-dash-column='tickers']")}
+        return {c.text for c in cells} if cells and tickers == {"TSLA"} else set()
+    assert wait(sentiments, message="filtered rows") == {"negative"}
+    count = b.find_element(By.ID, "feed-count").text
+    assert count.endswith("headlines") and int(count.split()[0].replace(",", "")) > 40  # the burst alone has 40
+    b.save_screenshot(str(SHOTS / "news-feed.png"))
+    b.find_element(By.ID, "feed-export").click()
+    exported = wait(lambda: list(b.downloads.glob("riskpulse-news*.csv")), message="the CSV download")[0]
+    time.sleep(0.5)
+    rows = list(csv.DictReader(exported.open()))
+    assert len(rows) == int(count.split()[0].replace(",", ""))
+    assert {r["sentiment"] for r in rows} == {"negative"} and {r["tickers"] for r in rows} == {"TSLA"}
+
+
+def test_alert_evidence_and_acknowledge(populated: Dashboard, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    b = browser
+    b.get(populated.base + "/")
+    open_tab(b, "Alerts")
+    wait(lambda: b.find_elements(By.CSS_SELECTOR, "#alerts-table td input[type='radio']"), message="alert rows")[0].click()
+    summary = wait(lambda: b.find_element(By.ID, "alert-summary").text, message="the alert's detail")
+    assert summary.startswith("CRITICAL: negative news on ticker TSLA")
+    assert len(b.find_elements(By.CSS_SELECTOR, "#alert-evidence li")) == 5
+    wait(lambda: b.find_elements(By.CSS_SELECTOR, "#drill-ticker-table td"), message="the window's headlines")
+    b.save_screenshot(str(SHOTS / "alert-detail.png"))
+    b.find_element(By.ID, "ack-button").click()
+    wait(lambda: "Acknowledged by analyst" in b.find_element(By.ID, "ack-status").text, message="the acknowledgement")
+    with Store(populated.store_url).engine.connect() as conn:
+        row = conn.execute(alerts.select().where(alerts.c.id == "sample-alert-1")).mappings().one()
+    assert row["acked_by"] == "analyst" and row["acked_at"] is not None
+    b.save_screenshot(str(SHOTS / "alert-acknowledged.png"))
+
+
+def test_refresh_keeps_filters_and_selection(populated: Dashboard, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    b = browser
+    b.get(populated.base + "/")
+    open_tab(b, "News feed")
+    b.find_element(By.CSS_SELECTOR, "#range input[value='24h']").click()
+    wait(lambda: b.find_elements(By.CSS_SELECTOR, "#feed-table .next-page"), message="pager")[0].click()
+    wait(lambda: page_number(b) == "2", message="page 2")
+    # new data arrives and several refreshes pass: the analyst stays on page 2 of the same view
+    populate(Store(populated.store_url), n_news=50, days=0.01, end=datetime.now(timezone.utc) + timedelta(minutes=40), seed=9,
+             burst_ticker="NVDA", id_prefix="late")
+    time.sleep(5)
+    assert page_number(b) == "2"
+    assert b.find_element(By.CSS_SELECTOR, "#range input[value='24h']").is_selected()
+
+
+def test_empty_and_unavailable_store_say_so(tmp_path: Path, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    b = browser
+    empty = Dashboard(tmp_path / "e", f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        login(b, empty.base)
+        assert "No data yet" in wait(lambda: b.find_element(By.ID, "empty-state").text, message="the empty state")
+        b.save_screenshot(str(SHOTS / "empty-store.png"))
+    finally:
+        empty.stop()
+    gone = Dashboard(tmp_path / "g", f"sqlite:///{tmp_path / 'no-such-dir' / 'store.db'}")
+    try:
+        login(b, gone.base)
+        assert "Store unavailable" in wait(lambda: b.find_element(By.ID, "store-error").text, message="the store error")
+        b.save_screenshot(str(SHOTS / "store-unavailable.png"))
+    finally:
+        gone.stop()
