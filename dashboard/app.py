@@ -185,7 +185,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
     def overview(_: Any, rng: str, cs: str | None, ce: str | None) -> tuple[Any, Any]:
         try:
             start, end = time_range(engine, rng, cs, ce)
-            frame = queries.trend_series(engine, "topic", start, end, top_n=20)
+            frame = queries.trend_series(engine, "topic", start, end, top_n=None)
             marks = queries.alert_rows(engine, start, end, key_type="topic")
         except SQLAlchemyError:
             return figures.empty("Store unavailable"), figures.empty("Store unavailable")

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import BigInteger, and_, cast, func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Engine
 
 from stream.store import alerts, news_tickers, scored_news, trends
@@ -32,10 +32,9 @@ def bucket_seconds(span: timedelta) -> int:
     return 86400
 
 
-def _epoch(engine: Engine, column: Any) -> Any:
-    if engine.dialect.name == "postgresql":
-        return cast(func.floor(func.extract("epoch", column)), BigInteger)
-    return cast(func.strftime("%s", column), BigInteger)
+def _aware(value: datetime | str) -> datetime:
+    value = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _naive(ts: datetime) -> datetime:
@@ -50,9 +49,11 @@ def _bound(engine: Engine, ts: datetime) -> datetime:
 def latest_time(engine: Engine) -> datetime | None:
     """End of the newest closed window: "now" for the time ranges, so a replay of old news shows."""
     with engine.connect() as conn:
-        value = conn.execute(select(func.max(trends.c.window_start)).where(trends.c.key_type == "topic")).scalar()
-        if value is None:
-            value = conn.execute(select(func.max(scored_news.c.published_at))).scalar()
+        value = conn.execute(select(trends.c.window_end).where(trends.c.key_type == "topic")
+                             .order_by(trends.c.window_ts.desc()).limit(1)).scalar()
+        if value is not None:
+            return _aware(value)
+        value = conn.execute(select(func.max(scored_news.c.published_at))).scalar()
     if value is None:
         return None
     if isinstance(value, str):
@@ -62,25 +63,29 @@ def latest_time(engine: Engine) -> datetime | None:
 
 
 def trend_series(engine: Engine, key_type: str, start: datetime, end: datetime, keys: list[str] | None = None,
-                 top_n: int = 12) -> pd.DataFrame:
-    """Per key and bucket: volume, negatives, negative share and count-weighted net sentiment."""
+                 top_n: int | None = 12) -> pd.DataFrame:
+    """Per key and bucket: volume, negatives, negative share and count-weighted net sentiment.
+
+    ``keys`` None and ``top_n`` None: every key (the topics, a fixed taxonomy of 20).
+    """
     b = bucket_seconds(end - start)
-    epoch = _epoch(engine, trends.c.window_start)
-    bucket = (epoch // b) * b
-    where = and_(trends.c.key_type == key_type, trends.c.window_start >= _bound(engine, start),
-                 trends.c.window_start < _bound(engine, end))
+    bucket = (trends.c.window_ts // b) * b
+    where = and_(trends.c.key_type == key_type, trends.c.window_ts >= int(start.timestamp()),
+                 trends.c.window_ts < int(end.timestamp()))
     with engine.connect() as conn:
-        if keys is None:  # the busiest keys of the range
+        if keys is None and top_n is not None:  # the busiest keys of the range
             keys = [r[0] for r in conn.execute(
                 select(trends.c.key).where(where).group_by(trends.c.key)
                 .order_by(func.sum(trends.c.count).desc()).limit(top_n))]
-        if not keys:
+        if keys is not None and not keys:
             return pd.DataFrame(columns=["bucket", "key", "count", "negative", "negative_share", "net"])
+        if keys is not None:
+            where = and_(where, trends.c.key.in_(keys))
         rows = conn.execute(
             select(bucket.label("bucket"), trends.c.key, func.sum(trends.c.count).label("count"),
                    func.sum(trends.c.negative).label("negative"),
                    func.sum(trends.c.mean_score * trends.c.count).label("score_sum"))
-            .where(and_(where, trends.c.key.in_(keys))).group_by("bucket", trends.c.key).order_by("bucket")).all()
+            .where(where).group_by("bucket", trends.c.key).order_by("bucket")).all()
     frame = pd.DataFrame(rows, columns=["bucket", "key", "count", "negative", "score_sum"])
     frame["bucket"] = pd.to_datetime(frame["bucket"].astype("int64"), unit="s", utc=True)
     frame["negative_share"] = frame["negative"] / frame["count"].clip(lower=1)
@@ -90,8 +95,8 @@ def trend_series(engine: Engine, key_type: str, start: datetime, end: datetime, 
 
 def ticker_keys(engine: Engine, start: datetime, end: datetime, search: str | None = None, limit: int = 200) -> list[str]:
     """Tickers with news in the range, busiest first, optionally matching ``search``."""
-    where = [trends.c.key_type == "ticker", trends.c.window_start >= _bound(engine, start),
-             trends.c.window_start < _bound(engine, end)]
+    where = [trends.c.key_type == "ticker", trends.c.window_ts >= int(start.timestamp()),
+             trends.c.window_ts < int(end.timestamp())]
     if search:
         where.append(trends.c.key.ilike(f"%{search.strip()}%"))
     with engine.connect() as conn:
@@ -190,5 +195,5 @@ def headlines_for(engine: Engine, key_type: str, key: str, start: datetime, end:
 def topics_in_range(engine: Engine, start: datetime, end: datetime) -> list[str]:
     with engine.connect() as conn:
         return sorted(r[0] for r in conn.execute(
-            select(trends.c.key).where(and_(trends.c.key_type == "topic", trends.c.window_start >= _bound(engine, start),
-                                            trends.c.window_start < _bound(engine, end))).distinct()))
+            select(trends.c.key).where(and_(trends.c.key_type == "topic", trends.c.window_ts >= int(start.timestamp()),
+                                            trends.c.window_ts < int(end.timestamp()))).distinct()))

@@ -80,7 +80,8 @@ def populate(store: Store, n_news: int, days: float, end: datetime, seed: int = 
         "key_type": grouped["key_type"], "key": grouped["key"], "window_start": start,
         "window_end": start + pd.Timedelta(seconds=window_s), "count": grouped["count"],
         "negative": grouped["negative"], "neutral": grouped["neutral"], "positive": grouped["positive"],
-        "mean_score": grouped["score"].round(6), "negative_share": (grouped["negative"] / grouped["count"]).round(6)})
+        "mean_score": grouped["score"].round(6), "negative_share": (grouped["negative"] / grouped["count"]).round(6),
+        "window_ts": grouped["window"].astype("int64")})
     if store.engine.dialect.name == "sqlite":
         trend_rows["window_start"] = trend_rows["window_start"].dt.tz_localize(None)
         trend_rows["window_end"] = trend_rows["window_end"].dt.tz_localize(None)

@@ -1,8 +1,8 @@
 """``riskpulse demo``: the whole system on embedded defaults, on one machine.
 
-Starts the local Kafka broker, trains the quick model if none exists, starts a worker, replays
-a sample hour of news (with a negative burst) at 60x, and prints the trends as windows close.
-Ctrl-C stops everything.
+Starts the local Kafka broker, trains the quick model if none exists, starts a worker and the
+dashboard, replays a sample hour of news (with a negative burst on one ticker) at 60x, and
+prints alerts as they fire. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -42,17 +42,40 @@ def ensure_model(model_dir: Path, data_dir: Path) -> str:
     return "onnx" if onnx_path(model_dir, int8=True).exists() else "onnx-fp32"
 
 
-def print_trends(bootstrap: str, topic: str, stop: threading.Event) -> None:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=500)
+def print_alerts(bootstrap: str, topics: list[str], stop: threading.Event) -> None:
+    """Alerts in full, trends as a one-line tally per closed window."""
+    consumer = KafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="latest", consumer_timeout_ms=500)
+    windows: dict[str, int] = {}
     while not stop.is_set():
         for msg in consumer:
-            t = json.loads(msg.value)
-            flag = "  <-- negative" if t["negative_share"] >= 0.5 and t["count"] >= 5 else ""
-            print(f"trend {t['window_start'][11:16]} {t['key_type']:<6} {t['key']:<28} n={t['count']:<3} "
-                  f"neg={t['negative_share']:.2f} mean={t['mean_score']:+.2f}{flag}", flush=True)
+            rec = json.loads(msg.value)
+            if msg.topic.endswith("alerts"):
+                print(f"\nALERT {rec['status']}: {rec['summary']}", flush=True)
+                for h in rec["top_headlines"][:3]:
+                    print(f"    {h['sentiment_score']:+.2f}  {h['headline']}", flush=True)
+            else:
+                start = rec["window_start"][11:16]
+                if start not in windows:
+                    windows[start] = 1
+                    print(f"window {start} closed", end="; ", flush=True)
             if stop.is_set():
                 break
     consumer.close()
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 180.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                if json.loads(r.read()).get("ready"):
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise RuntimeError("the worker did not become ready; see its log above")
 
 
 def run_demo(speed: float = 60.0) -> int:
@@ -74,27 +97,34 @@ def run_demo(speed: float = 60.0) -> int:
     import os
 
     worker = subprocess.Popen([sys.executable, "-m", "riskpulse.cli", "worker"], env={**os.environ, **env_backend})
+    dashboard = subprocess.Popen([sys.executable, "-m", "riskpulse.cli", "dashboard"])
     stop = threading.Event()
-    printer = threading.Thread(target=print_trends, args=(s.kafka_bootstrap, s.topic_prefix + "trends", stop), daemon=True)
-    printer.start()
+    printer = threading.Thread(target=print_alerts, daemon=True,
+                               args=(s.kafka_bootstrap, [s.topic_prefix + "alerts", s.topic_prefix + "trends"], stop))
     try:
+        wait_ready(s.worker_web_port, worker)
+        printer.start()
         sample = write(s.home / "sample-news.jsonl")
-        print(f"worker metrics: http://127.0.0.1:{s.worker_web_port}/metrics  replaying {sample} at {speed:g}x ...", flush=True)
-        time.sleep(5)
+        print(f"\ndashboard: http://127.0.0.1:{s.dashboard_port}/  (user {s.dashboard_user}, password "
+              f"{'from RISKPULSE_DASHBOARD_PASSWORD_HASH' if s.dashboard_password_hash else s.dashboard_password.get_secret_value()})\n"
+              f"worker metrics: http://127.0.0.1:{s.worker_web_port}/metrics\n"
+              f"replaying {sample} (one hour of news, a negative burst at minute 45) at {speed:g}x ...", flush=True)
         replay(sample, s.kafka_bootstrap, speed, topic=s.topic_prefix + "news")
-        print("replay done; trends keep arriving as windows close (Ctrl-C to stop)", flush=True)
-        while worker.poll() is None:
+        print("\nreplay done; the last windows close within seconds. Ctrl-C stops everything.", flush=True)
+        while worker.poll() is None and dashboard.poll() is None:
             time.sleep(1)
-        return worker.returncode or 0
+        return worker.returncode or dashboard.returncode or 0
     except KeyboardInterrupt:
         return 0
     finally:
         stop.set()
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        for proc in (dashboard, worker):
+            proc.terminate()
+        for proc in (dashboard, worker):
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         if started_broker:
             broker.stop()
         print("stopped", flush=True)

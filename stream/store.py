@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import (Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text, create_engine, delete,
+from sqlalchemy import (BigInteger, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text, create_engine, delete,
                         event, func, select)
 from sqlalchemy.engine import Engine
 
@@ -60,8 +60,9 @@ trends = Table(
     Column("positive", Integer, nullable=False),
     Column("mean_score", Float, nullable=False),
     Column("negative_share", Float, nullable=False),
+    Column("window_ts", BigInteger, nullable=False),  # window_start in Unix seconds: bucketing without date parsing
     # covering: the dashboard's charts read only the index, never the table
-    Index("ix_trends_type_time", "key_type", "window_start", "key", "count", "negative", "mean_score"),
+    Index("ix_trends_type_ts", "key_type", "window_ts", "key", "count", "negative", "mean_score"),
 )
 
 
@@ -153,6 +154,7 @@ class Store:
             start = _ts(r["window_start"])
             rows[(r["key_type"], r["key"], start)] = {
                 "key_type": r["key_type"], "key": r["key"], "window_start": start, "window_end": _ts(r["window_end"]),
+                "window_ts": int(start.timestamp()),
                 **{k: r[k] for k in ("count", "negative", "neutral", "positive", "mean_score", "negative_share")}}
         _upsert(self.engine, trends, list(rows.values()), ["key_type", "key", "window_start"])
         return len(rows)
