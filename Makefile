@@ -5,7 +5,7 @@ install:
 demo: install
 	.venv/bin/riskpulse demo
 test: install
-	bash scripts/install-browser.sh
+	bash scripts/install-system.sh
 	bash scripts/test.sh
 bench: install
 	.venv/bin/python bench/bench_model.py && .venv/bin/python bench/bench_stream.py

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     stall_s: float = Field(45.0, gt=0)  # restart a worker whose partition has data but no progress
     retention_days: int = Field(30, ge=1)
     worker_web_port: int = 6066
+    worker_web_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape /metrics
     dashboard_port: int = 8050
     dashboard_user: str = "analyst"
     dashboard_password: SecretStr = SecretStr("riskpulse")  # demo only; prefer the hash below

@@ -51,7 +51,7 @@ def create_app(settings: Settings) -> faust.App:
         table_standby_replicas=0,
         web_enabled=True,
         web_port=settings.worker_web_port,
-        web_bind="127.0.0.1",
+        web_bind=settings.worker_web_host,
         web_in_thread=False,
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,

@@ -74,7 +74,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver):
-        pytest.fail("Debian's chromium and chromium-driver are needed: bash scripts/install-browser.sh")
+        pytest.fail("Debian's chromium and chromium-driver are needed: bash scripts/install-system.sh")
     downloads = tmp_path_factory.mktemp("downloads")
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
