@@ -130,6 +130,39 @@ def layout(refresh_ms: int) -> html.Div:
     ], style={"background": "#f4f5f7", "padding": "14px", "fontFamily": "system-ui, sans-serif", "minHeight": "100vh"})
 
 
+_METRICS: dict[str, Any] = {}
+
+
+def install_metrics(server: Any) -> None:
+    """/metrics (Prometheus): callback latency per output and sign-ins; no data, so no login."""
+    import time as _time
+
+    from flask import Response, g, request
+    from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+    if not _METRICS:  # once per process, however many apps it builds
+        _METRICS["callback"] = Histogram("riskpulse_dashboard_callback_seconds", "Dash callback latency", ["output"],
+                                         buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5))
+        _METRICS["requests"] = Counter("riskpulse_dashboard_requests_total", "HTTP requests", ["status"])
+    callback_seconds, requests_total = _METRICS["callback"], _METRICS["requests"]
+
+    @server.before_request
+    def _start() -> None:
+        g.started = _time.perf_counter()
+
+    @server.after_request
+    def _observe(response: Any) -> Any:
+        requests_total.labels(str(response.status_code)).inc()
+        if request.path == "/_dash-update-component" and "started" in g:
+            output = (request.get_json(silent=True) or {}).get("output", "?")
+            callback_seconds.labels(output.strip(".").split("...")[0]).observe(_time.perf_counter() - g.started)
+        return response
+
+    @server.route("/metrics")
+    def _metrics() -> Any:
+        return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
 def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
     try:
         store = Store(settings.store_url)
@@ -147,6 +180,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         if settings.dashboard_password.get_secret_value() == "riskpulse":
             log.warning("dashboard uses the demo password; set RISKPULSE_DASHBOARD_PASSWORD_HASH for real use")
     auth.install(app.server, settings.dashboard_user, pw_hash, auth.secret_key(settings.home))
+    install_metrics(app.server)
     app.layout = layout(refresh_ms)
 
     def guarded(fn: Any) -> Any:

@@ -352,6 +352,8 @@ async def stall_check() -> None:
             continue
         if position is not None:
             watchdog.start_from((tp.topic, tp.partition), position, now)
+            if highwaters.get(tp) is not None:
+                metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwaters[tp] - position))
     stuck = watchdog.stuck({(tp.topic, tp.partition): highwaters.get(tp) for tp in tps}, now)
     if stuck:
         log.error("partitions stalled; exiting so the supervisor restarts the worker (state is idempotent)",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 ITEMS_IN = Counter("riskpulse_items_in_total", "Records consumed", ["topic"])
 ITEMS_OUT = Counter("riskpulse_items_out_total", "Records produced", ["topic"])
@@ -14,6 +14,7 @@ MODEL_SECONDS = Histogram("riskpulse_model_seconds", "Model time per micro-batch
 E2E_SECONDS = Histogram("riskpulse_e2e_seconds", "Broker time of a news record to publication of its news.scored record",
                         buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
+LAG = Gauge("riskpulse_consumer_lag", "Records not yet processed, per input partition", ["topic", "partition"])
 ALERTS = Counter("riskpulse_alerts_total", "Alert records published", ["severity", "status"])
 WEBHOOKS = Counter("riskpulse_webhook_attempts_total", "Webhook delivery attempts by outcome", ["route", "outcome"])
 

@@ -169,6 +169,8 @@ def test_overview_draws_charts_and_drills_down(populated: Dashboard, browser: An
     wait(lambda: b.find_elements(By.CSS_SELECTOR, "#drill-topic-table td"), message="drill-down headlines")
     assert "most negative first" in b.find_element(By.ID, "overview-drill").text
     b.save_screenshot(str(SHOTS / "overview-drilldown.png"))
+    metrics = httpx.get(populated.base + "/metrics").text  # Prometheus, no login: counts, no data
+    assert 'riskpulse_dashboard_callback_seconds_count{output="topic-lines.figure"}' in metrics
 
 
 def test_tickers_search_and_chart(populated: Dashboard, browser: Any) -> None:

@@ -1,0 +1,25 @@
+"""Logs never carry secrets: by field name, and inside messages and values."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from riskpulse.logs import JsonFormatter, TextFormatter
+
+
+def record(msg: str, **extra: object) -> logging.LogRecord:
+    rec = logging.LogRecord("t", logging.INFO, __file__, 1, msg, None, None)
+    rec.__dict__.update(extra)
+    return rec
+
+
+def test_secrets_are_redacted_in_json_and_text_logs() -> None:
+    rec = record("connect postgresql+psycopg://rp:hunter2@db:5432/rp failed; sent Authorization: Bearer abc.def-123",
+                 token="s3cret", store_url="postgresql://rp:hunter2@db/rp", route_secret="whsec_QUJDRA==",
+                 note="key whsec_QUJDRA== rotated", count=3)
+    for line in (JsonFormatter().format(rec), TextFormatter("%(message)s").format(rec)):
+        assert "hunter2" not in line and "abc.def-123" not in line and "QUJDRA" not in line and "s3cret" not in line
+        assert "rp:***@db" in line and "Bearer ***" in line
+    out = json.loads(JsonFormatter().format(rec))
+    assert out["token"] == "***" and out["count"] == 3 and out["note"] == "key whsec_*** rotated"
