@@ -1,8 +1,8 @@
 """Negative-spike detection against each key's own baseline, one closed window at a time.
 
 Per key (a topic or a ticker) the detector keeps an exponentially weighted mean and variance
-of the negative count per window. A window is anomalous when the negatives of the last 1, 2
-or 3 windows stand ``z`` baseline deviations above what the baseline expects for that many
+of the negative count per window. A window is anomalous when the negatives of the last 1, 2,
+3 or 5 windows stand ``z`` baseline deviations above what the baseline expects for that many
 windows (a short scan: a sharp spike fires at once, a burst spread over a few windows fires
 on its sum), and the window's negative share is both high in absolute terms and above the
 key's usual share (so a surge of *all* news about a key is not a negative spike).
@@ -30,7 +30,7 @@ from stream.records import Alert, EvidenceHeadline, Trend
 
 from .rules import Rule, Rules
 
-SCAN = (1, 2, 3)  # window spans whose negative sums are tested
+SCAN = (1, 2, 3, 5)  # window spans whose negative sums are tested
 MAX_GAP_STEPS = 1000  # longer silences decay the baseline in one jump
 
 

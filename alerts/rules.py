@@ -4,7 +4,7 @@ A bad file stops the worker before it consumes anything, with the line of the pr
 alerting system that silently runs on defaults because of a typo is worse than one that
 refuses to start. Example (every field optional; see README "Alerts")::
 
-    defaults: {warning_z: 3.45, critical_z: 6.0, min_negative: 5, min_share: 0.2}
+    defaults: {warning_z: 3.55, critical_z: 6.0, min_negative: 5, min_share: 0.2}
     topics:
       "Fed | Central Banks": {warning_z: 4.0}
     tickers:
@@ -36,7 +36,7 @@ class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     halflife_windows: float = Field(30.0, gt=0)  # memory of the baseline (EWMA)
     warmup_windows: int = Field(30, ge=1)  # windows of baseline before a key may fire
-    warning_z: float = Field(3.45, gt=0)  # deviation (baseline sds) that fires
+    warning_z: float = Field(3.55, gt=0)  # deviation (baseline sds) that fires
     critical_z: float = Field(6.0, gt=0)
     min_negative: int = Field(5, ge=1)  # volume: negatives in the window(s) that fire
     min_share: float = Field(0.2, ge=0, le=1)  # negative share of the window that fires...

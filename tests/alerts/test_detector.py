@@ -44,7 +44,7 @@ def test_baseline_learns_mean_and_variance_with_a_guard_band() -> None:
     feed(det, state, [(20, 4)] * 30)
     assert state["mean"] == pytest.approx(4.0, abs=0.05)
     assert state["var"] == pytest.approx(0.0, abs=0.05)
-    assert state["n"] == 27  # the last 3 windows are still under test, not yet learned
+    assert state["n"] == 25  # the last 5 windows are still under test, not yet learned
     assert state["share"] == pytest.approx(0.2)
 
 
