@@ -8,4 +8,5 @@ test: install
 	bash scripts/install-system.sh
 	bash scripts/test.sh
 bench: install
-	.venv/bin/python bench/bench_model.py && .venv/bin/python bench/bench_stream.py
+	.venv/bin/python bench/bench_model.py && .venv/bin/python bench/bench_stream.py \
+		&& .venv/bin/python bench/bench_alerts.py && .venv/bin/python bench/bench_dashboard.py
