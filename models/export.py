@@ -110,9 +110,15 @@ def quantize_int8(fp32: Path, out: Path, roles: tuple[str, ...]) -> None:
     graph = onnx.load(str(fp32)).graph
     chosen = [n.name for n in graph.node if _role(n.name, n.op_type) in roles]
     # fused contrib ops defeat shape inference; their outputs are float
-    quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul", "Attention"], nodes_to_quantize=chosen,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.WARNING))  # the quantiser logs a line per tensor on the root logger
+    try:
+        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul", "Attention"], nodes_to_quantize=chosen,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        root.setLevel(level)
 
 
 def parity(reference: Scorer, candidate: Scorer, texts: Sequence[str]) -> Parity:

@@ -57,7 +57,8 @@ def print_alerts(bootstrap: str, topics: list[str], stop: threading.Event) -> No
                 start = rec["window_start"][11:16]
                 if start not in windows:
                     windows[start] = 1
-                    print(f"window {start} closed", end="; ", flush=True)
+                    if start.endswith("9"):  # a line per ten minutes of event time
+                        print(f"windows closed up to {start} (event time)", flush=True)
             if stop.is_set():
                 break
     consumer.close()
@@ -109,7 +110,7 @@ def run_demo(speed: float = 60.0) -> int:
               f"{'from RISKPULSE_DASHBOARD_PASSWORD_HASH' if s.dashboard_password_hash else s.dashboard_password.get_secret_value()})\n"
               f"worker metrics: http://127.0.0.1:{s.worker_web_port}/metrics\n"
               f"replaying {sample} (one hour of news, a negative burst at minute 45) at {speed:g}x ...", flush=True)
-        replay(sample, s.kafka_bootstrap, speed, topic=s.topic_prefix + "news")
+        replay(sample, s.kafka_bootstrap, speed, topic=s.topic_prefix + "news", progress=False)
         print("\nreplay done; the last windows close within seconds. Ctrl-C stops everything.", flush=True)
         while worker.poll() is None and dashboard.poll() is None:
             time.sleep(1)

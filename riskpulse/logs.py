@@ -51,5 +51,5 @@ def setup_logging(json_logs: bool = False, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiokafka", "kafka", "urllib3", "httpx", "faust", "mode"):
+    for noisy in ("aiokafka", "kafka", "urllib3", "httpx", "faust", "mode", "werkzeug"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
