@@ -31,7 +31,7 @@ from stream.records import Alert, EvidenceHeadline, Trend
 from .rules import Rule, Rules
 
 SCAN = (1, 2, 3, 5)  # window spans whose negative sums are tested
-MAX_GAP_STEPS = 1000  # longer silences decay the baseline in one jump
+MAX_GAP_STEPS = 300  # longer silences decay the baseline in one jump (10 half-lives by default)
 
 
 def alert_id(key_type: str, key: str, first_window: int) -> str:
@@ -156,7 +156,11 @@ class Detector:
                 state["var"] *= decay
                 state["n"] += gap - steps
             for i in range(steps, 0, -1):
-                out += self._step(state, key_type, key, name, rule, start - i * self.window_s, 0, 0, 0.0, [])
+                window = start - i * self.window_s
+                if state["alert"] is None:
+                    self._silent_step(state, rule, window)  # nothing can fire on zero negatives
+                else:
+                    out += self._step(state, key_type, key, name, rule, window, 0, 0, 0.0, [])
         out += self._step(state, key_type, key, name, rule, start, count, negative, share, evidence)
         return out
 
@@ -204,6 +208,19 @@ class Detector:
             old_neg, old_count, old_share, was_anomalous = state["pending"].pop(0)
             self._learn(state, rule, old_neg, old_count, old_share, was_anomalous)
         return out
+
+    def _silent_step(self, state: dict[str, Any], rule: Rule, start: int) -> None:
+        """:meth:`_step` for a window without news while no alert is firing, without the tail arithmetic.
+
+        Sparse keys (a ticker mentioned once an hour) make most windows silent; this keeps a
+        window close cheap for the event loop.
+        """
+        state["last"] = start
+        state["recent"] = (state["recent"] + [0])[-max(SCAN):]
+        state["pending"] = state["pending"] + [[0, 0, 0.0, False]]
+        while len(state["pending"]) > max(SCAN):
+            old_neg, old_count, old_share, was_anomalous = state["pending"].pop(0)
+            self._learn(state, rule, old_neg, old_count, old_share, was_anomalous)
 
     @staticmethod
     def _learn(state: dict[str, Any], rule: Rule, negative: int, count: int, share: float, anomalous: bool) -> None:
