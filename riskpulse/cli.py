@@ -22,7 +22,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from models.train import recipe_by_name, train
 
     s = get_settings()
-    recipe = recipe_by_name(args.recipe, epochs=args.epochs, seed=args.seed)
+    recipe = recipe_by_name(args.recipe, epochs=args.epochs, seed=args.seed, phrasebank_repeat=args.phrasebank_repeat)
     out = train(Path(args.data or s.data_dir), Path(args.out or s.model_dir), recipe, threads=args.threads)
     card = json.loads((out / "card.json").read_text())
     print(json.dumps({"model_dir": str(out), "model_version": card["model_version"], "metrics": card["metrics"]}, indent=2))
@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--recipe", default="default", choices=["default", "quick", "tiny"])
     t.add_argument("--epochs", type=float)
     t.add_argument("--seed", type=int)
+    t.add_argument("--phrasebank-repeat", type=int, help="show the small PhraseBank train split N times per epoch")
     t.add_argument("--threads", type=int)
     t.add_argument("--no-export", action="store_true", help="skip the ONNX export and parity gate")
     t.set_defaults(func=cmd_train)

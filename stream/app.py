@@ -46,7 +46,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_every=500,
         broker_commit_interval=1.0,
         producer_acks=-1,
-        producer_linger_ms=0,
+        producer_linger_ms=5,  # a few ms of batching: far fewer produce requests for the broker to serve
         stream_wait_empty=False,
         table_standby_replicas=0,
         web_enabled=True,
