@@ -181,6 +181,18 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
             log.warning("dashboard uses the demo password; set RISKPULSE_DASHBOARD_PASSWORD_HASH for real use")
     auth.install(app.server, settings.dashboard_user, pw_hash, auth.secret_key(settings.home))
     install_metrics(app.server)
+
+    @app.server.route("/readyz")
+    def _readyz() -> Any:
+        """Readiness: the store answers."""
+        from sqlalchemy import text
+
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            return {"ready": False, "store": type(exc).__name__}, 503
+        return {"ready": True}, 200
     app.layout = layout(refresh_ms)
 
     def guarded(fn: Any) -> Any:

@@ -21,7 +21,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 log = logging.getLogger(__name__)
 
-OPEN_PATHS = ("/login", "/healthz", "/metrics")  # metrics carry counts and latencies, no data
+OPEN_PATHS = ("/login", "/healthz", "/readyz", "/metrics")  # metrics carry counts and latencies, no data
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>riskpulse - sign in</title>
 <style>body{{font-family:system-ui,sans-serif;background:#f4f5f7;display:flex;justify-content:center;padding-top:12vh}}

@@ -139,6 +139,7 @@ def page_number(b: Any) -> str:
 
 
 def test_nothing_answers_without_login(populated: Dashboard) -> None:
+    assert httpx.get(populated.base + "/readyz").json() == {"ready": True}
     page = httpx.get(populated.base + "/", follow_redirects=False)
     assert page.status_code == 302 and page.headers["location"].startswith("/login")
     assert httpx.get(populated.base + "/_dash-layout").status_code == 401
@@ -268,6 +269,7 @@ def test_empty_and_unavailable_store_say_so(tmp_path: Path, browser: Any) -> Non
     try:
         login(b, gone.base)
         assert "Store unavailable" in wait(lambda: b.find_element(By.ID, "store-error").text, message="the store error")
+        assert httpx.get(gone.base + "/readyz").status_code == 503
         b.save_screenshot(str(SHOTS / "store-unavailable.png"))
     finally:
         gone.stop()
