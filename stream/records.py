@@ -1,8 +1,9 @@
 """The Kafka record contracts of DESIGN.md, as frozen typed models.
 
-This is the one module alerts/ and dashboard/ import from stream/. Every record carries
-``schema_version``; the JSON Schemas shipped in ``stream/schemas/`` are generated from these
-models (``python -m stream.schemas``) and a test keeps them in step.
+The contract every package shares (alerts/ and dashboard/ also use stream/'s public window
+arithmetic and store tables, never its agents). Every record carries ``schema_version``; the
+JSON Schemas shipped in ``stream/schemas/`` are generated from these models
+(``python -m stream.schema_files``) and a test keeps them in step.
 """
 
 from __future__ import annotations
