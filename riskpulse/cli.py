@@ -81,7 +81,7 @@ def cmd_kafka(args: argparse.Namespace) -> int:
     broker = _broker()
     if args.action == "up":
         if broker.pid():
-            print(f"already running (pid {broker.pid()}) on {broker._read_state()['port']}")  # noqa: SLF001
+            print(f"already running (pid {broker.pid()}) on port {broker.running_port()}")
             return 0
         broker.port = args.port
         broker.start()

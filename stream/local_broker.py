@@ -194,6 +194,11 @@ class LocalBroker:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
+    def running_port(self) -> int | None:
+        """The port of the broker this state folder last started, if its state file says."""
+        state = self._read_state()
+        return int(state["port"]) if state and "port" in state else None
+
     def pid(self) -> int | None:
         state = self._read_state()
         if not state:
