@@ -80,7 +80,8 @@ def main() -> None:
     worker = None
     try:
         texts = headlines(args.data, args.n)
-        scorer = Scorer(args.model, backend=args.backend, batch_size=args.batch)  # type: ignore[arg-type]
+        # the same Scorer settings as the worker's (spinning included), so the ratio compares like with like
+        scorer = Scorer(args.model, backend=args.backend, batch_size=args.batch, spin=s.ort_spin)  # type: ignore[arg-type]
         scorer.score(texts[:64])
         t0 = time.perf_counter()
         for i in range(0, len(texts), args.batch):

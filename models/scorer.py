@@ -67,7 +67,7 @@ def clean_text(value: object, index: int = 0) -> str:
 
 class OnnxEngine:
     def __init__(self, path: Path, providers: Sequence[str] = ("CPUExecutionProvider",),
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, spin: bool = True) -> None:
         import onnxruntime as ort
 
         if not path.exists():
@@ -77,6 +77,8 @@ class OnnxEngine:
         if threads:
             opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        if not spin:  # idle pool threads sleep instead of spinning: a co-located broker and event loop get the CPU
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), opts, providers=list(providers))
         self.name = f"onnx:{path.name}:{self.session.get_providers()[0]}"
 
@@ -147,21 +149,21 @@ def available_backends() -> list[str]:
     return found
 
 
-def make_engine(model_dir: Path, backend: Backend = "auto", threads: int | None = None) -> Engine:
+def make_engine(model_dir: Path, backend: Backend = "auto", threads: int | None = None, spin: bool = True) -> Engine:
     """The engine for ``backend``; ``auto`` takes the best this host has that the model folder supports."""
     model_dir = Path(model_dir)
     if backend == "auto":
         errors = []
         for candidate in available_backends():
             try:
-                return make_engine(model_dir, candidate, threads)  # type: ignore[arg-type]
+                return make_engine(model_dir, candidate, threads, spin)  # type: ignore[arg-type]
             except BackendUnavailableError as exc:
                 errors.append(f"{candidate}: {exc}")
         raise BackendUnavailableError("no backend can run this model here:\n" + "\n".join(errors))
     if backend == "onnx":
-        return OnnxEngine(onnx_path(model_dir, int8=True), threads=threads)
+        return OnnxEngine(onnx_path(model_dir, int8=True), threads=threads, spin=spin)
     if backend == "onnx-fp32":
-        return OnnxEngine(onnx_path(model_dir, int8=False), threads=threads)
+        return OnnxEngine(onnx_path(model_dir, int8=False), threads=threads, spin=spin)
     if backend == "onnx-cuda":
         return OnnxEngine(onnx_path(model_dir, int8=False), providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
     if backend == "torch":
@@ -179,12 +181,13 @@ class Scorer:
     """Scores texts with any engine. Thread-safe for one caller at a time per engine."""
 
     def __init__(self, model_dir: Path, engine: Engine | None = None, backend: Backend = "auto",
-                 batch_size: int = 32, max_length: int | None = None, threads: int | None = None) -> None:
+                 batch_size: int = 32, max_length: int | None = None, threads: int | None = None,
+                 spin: bool = True) -> None:
         self.model_dir = Path(model_dir)
         self.meta = ModelMeta.read(self.model_dir)
         self.max_length = min(max_length or self.meta.max_length, 512)
         self.tokenizer = load_tokenizer(self.model_dir, self.max_length)
-        self.engine = engine or make_engine(self.model_dir, backend, threads)
+        self.engine = engine or make_engine(self.model_dir, backend, threads, spin)
         self.batch_size = batch_size
         log.info("scorer ready", extra={"backend": self.engine.name, "model_version": self.meta.model_version})
 

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     max_length: int = Field(64, ge=8, le=512)
     batch_max_size: int = Field(64, ge=1)
     batch_max_wait_ms: int = Field(50, ge=0)
+    ort_spin: bool = False  # ONNX Runtime's busy-waiting threads; off in the worker, which shares its cores
 
     window_s: int = Field(60, ge=1)
     lateness_s: int = Field(10, ge=0)
