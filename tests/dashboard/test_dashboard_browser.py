@@ -244,8 +244,17 @@ def test_refresh_keeps_filters_and_selection(populated: Dashboard, browser: Any)
     b.get(populated.base + "/")
     open_tab(b, "News feed")
     b.find_element(By.CSS_SELECTOR, "#range input[value='24h']").click()
-    wait(lambda: b.find_elements(By.CSS_SELECTOR, "#feed-table .next-page"), message="pager")[0].click()
-    wait(lambda: page_number(b) == "2", message="page 2")
+
+    def on_page_2() -> bool:
+        # a range change sends the feed back to page 1 once its callback answers; click again until
+        # that answer has arrived and the click holds
+        if page_number(b) != "2":
+            b.find_element(By.CSS_SELECTOR, "#feed-table .next-page").click()
+            time.sleep(1.0)
+        return page_number(b) == "2"
+    wait(on_page_2, message="page 2")
+    time.sleep(2.5)
+    assert page_number(b) == "2"
     # new data arrives and several refreshes pass: the analyst stays on page 2 of the same view
     populate(Store(populated.store_url), n_news=50, days=0.01, end=datetime.now(timezone.utc) + timedelta(minutes=40), seed=9,
              burst_ticker="NVDA", id_prefix="late")
