@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from sqlalchemy import (BigInteger, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text, create_engine, delete,
-                        event, func, select)
+                        event, func, inspect, select, text)
 from sqlalchemy.engine import Engine
 
 metadata = MetaData()
@@ -110,7 +110,24 @@ def create_store_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=5000")
             cur.close()
     metadata.create_all(engine)
+    _upgrade(engine)
     return engine
+
+
+def _upgrade(engine: Engine) -> None:
+    """Brings a store written by an earlier riskpulse up to this schema (create_all adds tables, not columns).
+
+    The one change so far: ``trends.window_ts`` (Unix seconds), added with its covering index.
+    """
+    if "window_ts" in {c["name"] for c in inspect(engine).get_columns("trends")}:
+        return
+    epoch = ("CAST(EXTRACT(EPOCH FROM window_start) AS BIGINT)" if engine.dialect.name == "postgresql"
+             else "CAST(strftime('%s', window_start) AS INTEGER)")
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE trends ADD COLUMN window_ts BIGINT"))
+        conn.execute(text(f"UPDATE trends SET window_ts = {epoch}"))
+    for index in trends.indexes:
+        index.create(engine, checkfirst=True)
 
 
 def _upsert(engine: Engine, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
