@@ -50,15 +50,6 @@ class Pool:
         return np.flatnonzero(self.labels == 0)
 
 
-@dataclass(frozen=True)
-class Stream:
-    """Per key, per window: counts by sentiment and a few negative headline indices."""
-
-    keys: list[str]
-    rates: np.ndarray  # expected items per window, per key
-    neg_share: float
-
-
 def daily_factor(window: int) -> float:
     """Busy by day, quiet at night: 0.4x to 1.6x of the key's mean rate."""
     return 1.0 + 0.6 * math.sin(2 * math.pi * (window % DAY_WINDOWS) / DAY_WINDOWS - math.pi / 2)

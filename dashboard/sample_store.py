@@ -14,13 +14,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import insert
 
+from models.labels import TOPICS
 from stream.sample_news import COMPANIES, NEGATIVE, NEUTRAL, POSITIVE
 from stream.store import Store, alerts, news_tickers, scored_news, trends
 
-TOPICS = ["Analyst Update", "Fed | Central Banks", "Company | Product News", "Treasuries | Corporate Debt",
-          "Dividend", "Earnings", "Energy | Oil", "Financials", "Currencies", "General News | Opinion", "Gold | Metals | Materials",
-          "IPO", "Legal | Regulation", "M&A | Investments", "Macro", "Markets", "Politics", "Personnel Change",
-          "Stock Commentary", "Stock Movement"]
 CHUNK = 50_000
 
 

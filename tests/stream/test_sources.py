@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -169,7 +170,7 @@ def test_retry_after_parses_seconds_and_http_dates() -> None:
 def test_rss_command_writes_to_kafka(feeds: FeedServer, kafka: Any, tmp_path: Path) -> None:
     env = {"RISKPULSE_HOME": str(tmp_path), "RISKPULSE_KAFKA_BOOTSTRAP": kafka.bootstrap, "RISKPULSE_TOPIC_PREFIX": "rss."}
     cmd = [sys.executable, "-m", "riskpulse.cli", "rss", "--once", feeds.base + "/markets.rss", feeds.base + "/filings.atom"]
-    out = subprocess.run(cmd, env={**__import__("os").environ, **env}, cwd=REPO, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(cmd, env={**os.environ, **env}, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.splitlines()[-1])["sent"] == 5
     news = consume(kafka.bootstrap, "rss." + TOPIC_NEWS, lambda r: len(r) >= 5)
@@ -179,8 +180,6 @@ def test_rss_command_writes_to_kafka(feeds: FeedServer, kafka: Any, tmp_path: Pa
 
 @pytest.fixture
 def ingest(kafka: Any, tmp_path: Path) -> Iterator[str]:
-    import os
-
     port = free_port()
     env = {**os.environ, "RISKPULSE_HOME": str(tmp_path), "RISKPULSE_KAFKA_BOOTSTRAP": kafka.bootstrap,
            "RISKPULSE_TOPIC_PREFIX": "ing.", "RISKPULSE_INGEST_TOKEN": "s3cret-token"}
