@@ -36,6 +36,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def new_cluster_id() -> str:
+    """A Kafka cluster id: a random UUID in URL-safe base64 that never starts with "-".
+
+    Kafka's own ``Uuid.randomUuid`` skips such ids too: the storage tool's argument parser
+    reads ``-t -abc...`` as a missing value and refuses to format (1 start in 32 failed so).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def resolve_jars(cache_dir: Path) -> Path:
     """Copy the broker's runtime jars into ``cache_dir/libs`` once; later calls are free."""
     libs = cache_dir / "libs"
@@ -149,7 +161,7 @@ class LocalBroker:
         self.port = self.port or free_port()
         self.controller_port = self.controller_port or free_port()
         cluster_id = previous.get("cluster_id") if previous else None
-        cluster_id = cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = cluster_id or new_cluster_id()
         config = self._write_config()
         fmt = subprocess.run(self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id,
                                         "-c", str(config), "--ignore-formatted"),
