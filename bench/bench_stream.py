@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -28,6 +28,7 @@ from bench.bench_model import headlines, host  # noqa: E402
 from models.scorer import Scorer  # noqa: E402
 from riskpulse.settings import Settings  # noqa: E402
 from stream.local_broker import LocalBroker  # noqa: E402
+from stream.reader import reader  # noqa: E402
 from tests.helpers import Worker, worker_env  # noqa: E402
 
 
@@ -42,8 +43,8 @@ class Arrivals(threading.Thread):
     def __init__(self, bootstrap: str, topic: str) -> None:
         super().__init__(daemon=True)
         self.seen: dict[str, float] = {}
-        self.consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="latest",
-                                      enable_auto_commit=False, fetch_max_wait_ms=5)
+        self.consumer = reader(topic, bootstrap=bootstrap, auto_offset_reset="latest",
+                               enable_auto_commit=False, fetch_max_wait_ms=5)
         self.consumer.poll(timeout_ms=2000)  # join before anything is sent
         self.stop = False
 

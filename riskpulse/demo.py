@@ -15,8 +15,6 @@ import threading
 import time
 from pathlib import Path
 
-from kafka import KafkaConsumer
-
 from .settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +42,9 @@ def ensure_model(model_dir: Path, data_dir: Path) -> str:
 
 def print_alerts(bootstrap: str, topics: list[str], stop: threading.Event) -> None:
     """Alerts in full, trends as a one-line tally per closed window."""
-    consumer = KafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="latest", consumer_timeout_ms=500)
+    from stream.reader import reader
+
+    consumer = reader(*topics, bootstrap=bootstrap, auto_offset_reset="latest", consumer_timeout_ms=500)
     windows: dict[str, int] = {}
     while not stop.is_set():
         for msg in consumer:

@@ -12,9 +12,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from stream.local_broker import free_port
+from stream.reader import reader
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,8 +33,8 @@ def produce(bootstrap: str, topic: str, values: list[bytes | dict[str, Any]], ke
 
 def consume(bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 120.0) -> list[dict[str, Any]]:
     """Read ``topic`` from the beginning until ``until(records)`` holds; fails with what it saw on timeout."""
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=1000)
+    consumer = reader(topic, bootstrap=bootstrap, auto_offset_reset="earliest",
+                      enable_auto_commit=False, consumer_timeout_ms=1000)
     records: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout_s
     try:
