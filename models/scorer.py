@@ -11,6 +11,7 @@ engines import their libraries when they are chosen.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 from dataclasses import asdict, dataclass
@@ -26,7 +27,8 @@ from .metrics import softmax
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["auto", "tensorrt", "onnx-cuda", "onnx", "onnx-fp32", "torch"]
+WHOLE_ENCODER_INT8 = "per-channel:all-encoder"  # models.export's first (fastest) int8 candidate
+Backend = Literal["auto", "tensorrt", "onnx-cuda", "onnx", "onnx-fp32", "torch", "torch-bf16"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,11 @@ def clean_text(value: object, index: int = 0) -> str:
     return text
 
 
+# ORT would re-fuse Add + LayerNormalization into SkipLayerNormalization at session start; that
+# kernel was 4-5x slower than the pair on this CPU (30% of int8 inference time), see export.py
+UNFUSED = ["SkipLayerNormFusion", "BiasSkipLayerNormFusion"]
+
+
 class OnnxEngine:
     def __init__(self, path: Path, providers: Sequence[str] = ("CPUExecutionProvider",),
                  threads: int | None = None, spin: bool = True) -> None:
@@ -79,7 +86,8 @@ class OnnxEngine:
         opts.inter_op_num_threads = 1
         if not spin:  # idle pool threads sleep instead of spinning: a co-located broker and event loop get the CPU
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), opts, providers=list(providers))
+        self.session = ort.InferenceSession(str(path), opts, providers=list(providers),
+                                            disabled_optimizers=UNFUSED if providers[0] == "CPUExecutionProvider" else [])
         self.name = f"onnx:{path.name}:{self.session.get_providers()[0]}"
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -94,10 +102,20 @@ class TorchEngine:
         self.torch = torch
         self.model = model.to(device).eval()
         self.device = device
-        self.name = f"torch:{device}"
+        bf16 = next(self.model.parameters()).dtype == torch.bfloat16
+        self.name = f"torch:{device}:bf16" if bf16 else f"torch:{device}"
 
     @classmethod
-    def from_dir(cls, model_dir: Path, device: str | None = None) -> "TorchEngine":
+    def from_dir(cls, model_dir: Path, device: str | None = None, bf16: bool = False,
+                 spin: bool = True, compile: bool = False) -> "TorchEngine":
+        """fp16 on CUDA; on CPU fp32, or bfloat16 with ``bf16`` (AMX / AVX-512 BF16 matrix units).
+
+        ``spin=False`` makes PyTorch's idle OpenMP threads sleep, as ONNX Runtime's do in the worker:
+        a co-located broker and event loop then get the cores between batches. OpenMP reads the
+        policy once, when torch is first imported, so it only applies to a process that has not.
+        """
+        if not spin:
+            _sleeping_openmp_threads()
         import torch
 
         from .network import TwoHeadClassifier
@@ -106,7 +124,38 @@ class TorchEngine:
         model = TwoHeadClassifier.load(model_dir)
         if device.startswith("cuda"):
             model = model.half()
-        return cls(model, device)
+        elif bf16:
+            model = model.to(torch.bfloat16)
+        engine = cls(model, device)
+        if compile:
+            engine.compile()
+        return engine
+
+    def compile(self) -> None:
+        """Compile with TorchInductor: C++ kernels, weights frozen and pre-packed for oneDNN.
+
+        bf16 on this AMX Xeon: 1.15-1.27x eager at batch 32-128 (bench/bench_model.py measures
+        both). Compiles once, for dynamic batch and length, on warm-up batches, so the cost
+        (10-30 s on 2 cores) is paid at start, not on the first news. Needs a C++ compiler;
+        without one, or on any compile error, stays eager and says why. Freezing is set in
+        TorchInductor's process-wide config: it suits every inference-only compile we do.
+        """
+        torch = self.torch
+        import torch._inductor.config as inductor
+
+        inductor.freezing = True
+        eager = self.model
+        try:
+            self.model = torch.compile(eager, dynamic=True)
+            for batch in (4, 1):  # a batch of one is specialised apart: compile it now, not mid-stream
+                warm = np.full((batch, 12), 1000, dtype=np.int64)
+                self.run(warm, np.ones_like(warm))
+        except Exception as exc:  # a missing compiler surfaces as one of several error types
+            self.model = eager
+            log.warning("torch.compile failed; serving the eager model (install g++ to compile)",
+                        extra={"error": f"{type(exc).__name__}: {str(exc)[:300]}"})
+            return
+        self.name += ":compiled"
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         torch = self.torch
@@ -115,6 +164,28 @@ class TorchEngine:
             mask = torch.from_numpy(attention_mask).to(self.device)
             topic, sentiment = self.model(ids, mask)
         return topic.float().cpu().numpy(), sentiment.float().cpu().numpy()
+
+
+def _sleeping_openmp_threads() -> None:
+    import os
+    import sys
+
+    if "torch" in sys.modules:
+        if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+            log.warning("torch was imported before the engine: its OpenMP threads keep spinning while idle; "
+                        "set OMP_WAIT_POLICY=PASSIVE in the environment to make them sleep")
+        return
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware; elsewhere bf16 is emulated and slow."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
 def _has_nvidia_gpu() -> bool:
@@ -139,24 +210,49 @@ def available_backends() -> list[str]:
             found.append("onnx-cuda")
         if gpu and importlib.util.find_spec("torch") is not None:
             found.append("torch")  # CUDA, fp16
-        # fp32 before int8: the int8 model that passes the agreement gate is no faster here
-        # (bench/bench_model.py), and dynamic int8 makes a score depend on its batch neighbours
-        found += ["onnx-fp32", "onnx"]
+        found += ["onnx", "onnx-fp32"]  # make_engine puts fp32 first where the int8 is only partly int8
     except ImportError:
         pass
-    if "torch" not in found and importlib.util.find_spec("torch") is not None:
-        found.append("torch")
+    if importlib.util.find_spec("torch") is not None:
+        if "torch" not in found:
+            found.append("torch")
+        if cpu_has_bf16():
+            found.append("torch-bf16")  # measured fastest here (bench/bench_model.py); opt-in, so after ONNX
     return found
 
 
-def make_engine(model_dir: Path, backend: Backend = "auto", threads: int | None = None, spin: bool = True) -> Engine:
-    """The engine for ``backend``; ``auto`` takes the best this host has that the model folder supports."""
+def _manifest(model_dir: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return dict(json.loads((Path(model_dir) / "onnx" / "manifest.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _int8_is_whole(model_dir: Path) -> bool:
+    """Whether the export quantised every encoder MatMul (the fast int8), per its manifest."""
+    return _manifest(model_dir).get("parity", {}).get("int8_quantisation") == WHOLE_ENCODER_INT8
+
+
+def make_engine(model_dir: Path, backend: Backend = "auto", threads: int | None = None, spin: bool = True,
+                compile: bool = True) -> Engine:
+    """The engine for ``backend``; ``auto`` takes the best this host has that the model folder supports.
+
+    ``compile`` applies to torch-bf16 (see :meth:`TorchEngine.compile`).
+    """
     model_dir = Path(model_dir)
     if backend == "auto":
         errors = []
-        for candidate in available_backends():
+        candidates = available_backends()
+        if not _int8_is_whole(model_dir) and "onnx" in candidates:
+            # an int8 model that quantises only part of the encoder measured no faster than fp32,
+            # and dynamic int8 makes a score depend slightly on its batch neighbours
+            candidates.remove("onnx")
+            candidates.insert(candidates.index("onnx-fp32") + 1, "onnx")
+        for candidate in candidates:
             try:
-                return make_engine(model_dir, candidate, threads, spin)  # type: ignore[arg-type]
+                return make_engine(model_dir, candidate, threads, spin, compile)  # type: ignore[arg-type]
             except BackendUnavailableError as exc:
                 errors.append(f"{candidate}: {exc}")
         raise BackendUnavailableError("no backend can run this model here:\n" + "\n".join(errors))
@@ -169,7 +265,19 @@ def make_engine(model_dir: Path, backend: Backend = "auto", threads: int | None 
     if backend == "torch":
         if importlib.util.find_spec("torch") is None:
             raise BackendUnavailableError("the torch backend needs PyTorch: pip install torch")
-        return TorchEngine.from_dir(model_dir)
+        return TorchEngine.from_dir(model_dir, spin=spin)
+    if backend == "torch-bf16":
+        if importlib.util.find_spec("torch") is None:
+            raise BackendUnavailableError("the torch-bf16 backend needs PyTorch: pip install torch")
+        if not cpu_has_bf16():
+            raise BackendUnavailableError("torch-bf16 needs a CPU with AMX or AVX-512 BF16 (Intel Sapphire Rapids "
+                                          "or later, AMD Zen 4 or later); use RISKPULSE_BACKEND=onnx-fp32 here")
+        manifest = _manifest(model_dir)
+        agreement = manifest.get("parity", {}).get("torch_bf16")
+        bar = manifest.get("tolerance", {}).get("min_argmax_agreement", {}).get("bf16")
+        if agreement and bar and min(agreement["topic_agreement"], agreement["sentiment_agreement"]) < bar:
+            raise BackendUnavailableError(f"bf16 agreed with fp32 on only {agreement} at export; serve onnx-fp32")
+        return TorchEngine.from_dir(model_dir, "cpu", bf16=True, spin=spin, compile=compile)
     if backend == "tensorrt":
         from .tensorrt_engine import TensorRTEngine
 
@@ -182,12 +290,12 @@ class Scorer:
 
     def __init__(self, model_dir: Path, engine: Engine | None = None, backend: Backend = "auto",
                  batch_size: int = 32, max_length: int | None = None, threads: int | None = None,
-                 spin: bool = True) -> None:
+                 spin: bool = True, compile: bool = True) -> None:
         self.model_dir = Path(model_dir)
         self.meta = ModelMeta.read(self.model_dir)
         self.max_length = min(max_length or self.meta.max_length, 512)
         self.tokenizer = load_tokenizer(self.model_dir, self.max_length)
-        self.engine = engine or make_engine(self.model_dir, backend, threads, spin)
+        self.engine = engine or make_engine(self.model_dir, backend, threads, spin, compile)
         self.batch_size = batch_size
         log.info("scorer ready", extra={"backend": self.engine.name, "model_version": self.meta.model_version})
 

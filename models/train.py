@@ -34,7 +34,8 @@ from .evaluate import evaluate_frame
 from .labels import SENTIMENTS, TOPICS
 from .metrics import expected_calibration_error, fit_temperature, softmax
 from .network import TwoHeadClassifier
-from .scorer import Scorer, TorchEngine
+from .quant_aware import distill_loss, fake_quant_ready, simulated_int8
+from .scorer import Scorer, TorchEngine, cpu_has_bf16
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ class Recipe:
     num_layers: int | None = None
     use_sentfin: bool = True
     phrasebank_repeat: int = 1  # >1 shows the small PhraseBank set this many times per epoch
+    int8_epochs: float = 0.0  # quantisation-aware stage after the main one (see models/quant_aware.py)
+    int8_lr: float = 2e-5
+    precision: str = "auto"  # auto: bf16 autocast where the CPU multiplies bf16 in hardware, else fp32
     eval_every: int = 300  # steps between dev evaluations
     patience: int = 4  # dev evaluations without improvement before stopping
     seed: int = 13
@@ -65,7 +69,7 @@ RECIPES: dict[str, Recipe] = {
     "quick": Recipe("quick", epochs=1.0, limit_per_source=1200, max_length=48, eval_every=100, patience=2),
     # tests only: two encoder layers on a small slice, seconds
     "tiny": Recipe("tiny", epochs=1.0, limit_per_source=96, max_length=32, num_layers=2, eval_every=1000,
-                   batch_size=16, lr=2e-4),
+                   batch_size=16, lr=2e-4, int8_epochs=0.5),
 }
 
 
@@ -80,6 +84,33 @@ def _batches(lengths: list[int], batch_size: int, rng: np.random.Generator) -> l
         batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
     rng.shuffle(batches)
     return batches
+
+
+def _warmup_then_linear_decay(optimizer: torch.optim.Optimizer, total: int,
+                              warmup_frac: float) -> torch.optim.lr_scheduler.LambdaLR:
+    warmup = max(1, int(total * warmup_frac))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
+
+
+def _training_precision(requested: str) -> str:
+    """bf16 autocast trains 1.7x faster per step on AMX CPUs (measured here); emulated bf16 is slower."""
+    if requested not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be auto, fp32 or bf16, not {requested!r}")
+    if requested == "bf16" and not cpu_has_bf16():
+        raise ValueError("bf16 training needs a CPU with AMX or AVX-512 BF16; use --precision fp32 here")
+    if requested == "auto":
+        return "bf16" if cpu_has_bf16() else "fp32"
+    return requested
+
+
+def _update(model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Any, loss: torch.Tensor) -> None:
+    """One optimiser step, gradients clipped to norm 1."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    schedule.step()
 
 
 def _dev_logits(scorer: Scorer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -98,8 +129,15 @@ def _dev_score(splits: Splits, topic: np.ndarray, sentiment: np.ndarray) -> dict
 
 
 def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = None,
-          progress: bool = True) -> Path:
-    """Train, calibrate, evaluate and write a complete model folder to ``out_dir``."""
+          progress: bool = True, init_from: Path | None = None) -> Path:
+    """Train, calibrate, evaluate and write a complete model folder to ``out_dir``.
+
+    ``init_from`` starts from an earlier riskpulse model instead of the base encoder (with
+    ``epochs=0`` only the int8 stage runs, e.g. to harden a model trained before it existed).
+    """
+    if init_from:
+        ModelMeta.read(init_from)  # fail now, with what to do, not after the data is loaded
+    precision = _training_precision(recipe.precision)
     started = time.monotonic()
     torch.manual_seed(recipe.seed)
     rng = np.random.default_rng(recipe.seed)
@@ -114,7 +152,10 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
         splits = replace(splits, train=train_rows.sample(frac=1.0, random_state=recipe.seed).reset_index(drop=True))
     base = base_model_dir()
     tok = load_tokenizer(base, recipe.max_length)
-    model = TwoHeadClassifier.from_base(base, recipe.num_layers)
+    if init_from:
+        model = TwoHeadClassifier.load(init_from).train()
+    else:
+        model = TwoHeadClassifier.from_base(base, recipe.num_layers)
     ids = encode(tok, splits.train.text.tolist())
     topic_y = torch.tensor(splits.train.topic.to_numpy(), dtype=torch.long)
     sent_y = torch.tensor(splits.train.sentiment.to_numpy(), dtype=torch.long)
@@ -125,10 +166,8 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
         {"params": head_params, "lr": recipe.head_lr},
     ], weight_decay=recipe.weight_decay)
     steps_per_epoch = math.ceil(len(ids) / recipe.batch_size)
-    total_steps = max(1, int(steps_per_epoch * recipe.epochs))
-    warmup = max(1, int(total_steps * recipe.warmup_frac))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total_steps - s) / max(1, total_steps - warmup))))
+    total_steps = int(steps_per_epoch * recipe.epochs) if recipe.epochs > 0 else 0
+    schedule = _warmup_then_linear_decay(optimizer, total_steps, recipe.warmup_frac)
     loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
 
     # a scratch folder lets the in-training model be evaluated through the real Scorer path
@@ -141,7 +180,7 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
     scorer = Scorer(work, engine=TorchEngine(model), batch_size=64)
     dev_texts = splits.dev.text.tolist()
 
-    best: dict[str, Any] = {"score": -1.0, "state": None, "step": 0}
+    best: dict[str, Any] = {"score": -1.0, "state": copy.deepcopy(model.state_dict()), "step": 0}
     history: list[dict[str, float]] = []
     bad_evals, step, stop = 0, 0, False
     model.train()
@@ -149,18 +188,16 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
     while step < total_steps and not stop:
         for batch in _batches([len(r) for r in ids], recipe.batch_size, rng):
             input_ids, mask = pad_batch([ids[i] for i in batch])
-            topic_logits, sent_logits = model(torch.from_numpy(input_ids), torch.from_numpy(mask))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                topic_logits, sent_logits = model(torch.from_numpy(input_ids), torch.from_numpy(mask))
+            topic_logits, sent_logits = topic_logits.float(), sent_logits.float()  # the loss in fp32
             ty, sy = topic_y[batch], sent_y[batch]
             loss = torch.zeros(())
             if (ty >= 0).any():
                 loss = loss + loss_fn(topic_logits, ty)
             if (sy >= 0).any():
                 loss = loss + loss_fn(sent_logits, sy)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
+            _update(model, optimizer, schedule, loss)
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", best=f"{max(best['score'], 0):.3f}")
@@ -180,6 +217,9 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
                 break
     bar.close()
     model.load_state_dict(best["state"])
+    int8_stage: dict[str, Any] | None = None
+    if recipe.int8_epochs > 0:
+        int8_stage = _int8_stage(model, ids, topic_y, sent_y, recipe, rng, scorer, splits, progress)
     model.eval()
 
     # temperature scaling on the dev cut, per head
@@ -214,8 +254,9 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
                  "train_rows_by_source": splits.train.source.value_counts().to_dict(),
                  "eval_rows": {k: len(v) for k, v in splits.evals.items()}},
         "recipe": asdict(recipe),
-        "training": {"steps": step, "best_step": best["step"], "best_dev": best["score"], "history": history,
-                     "train_seconds": round(train_seconds, 1), "threads": torch.get_num_threads()},
+        "training": {"init_from": str(init_from) if init_from else None, "steps": step, "best_step": best["step"],
+                     "best_dev": best["score"], "history": history, "precision": precision, "train_seconds": round(train_seconds, 1), "threads": torch.get_num_threads()},
+        "int8_stage": int8_stage,
         "calibration": calibration,
         "metrics": {k: {m: v[m] for m in ("n", "accuracy", "macro_f1", "weighted_f1", "ece")} for k, v in metrics.items()},
         "metrics_detail": metrics,
@@ -226,6 +267,52 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
     shutil.rmtree(out_dir, ignore_errors=True)
     work.rename(out_dir)
     return out_dir
+
+
+def _int8_agreement(scorer: Scorer, layers: list[Any], texts: list[str]) -> dict[str, float]:
+    """Argmax agreement of simulated int8 with fp32, per head, on ``texts``."""
+    fp = _dev_logits(scorer, texts)
+    with simulated_int8(layers):
+        q = _dev_logits(scorer, texts)
+    return {head: float((a.argmax(1) == b.argmax(1)).mean()) for head, a, b in zip(("topic", "sentiment"), fp, q)}
+
+
+def _int8_stage(model: TwoHeadClassifier, ids: list[list[int]], topic_y: torch.Tensor, sent_y: torch.Tensor,
+                recipe: Recipe, rng: np.random.Generator, scorer: Scorer, splits: Splits,
+                progress: bool) -> dict[str, Any]:
+    """Quantisation-aware distillation from a frozen copy; returns what the model card records."""
+    started = time.monotonic()
+    teacher = copy.deepcopy(model).eval()
+    dev_texts = splits.dev.text.tolist()
+    steps = max(1, int(math.ceil(len(ids) / recipe.batch_size) * recipe.int8_epochs))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.int8_lr, weight_decay=recipe.weight_decay)
+    schedule = _warmup_then_linear_decay(optimizer, steps, recipe.warmup_frac)
+    with fake_quant_ready(model) as layers:
+        before = {"dev": _dev_score(splits, *_dev_logits(scorer, dev_texts)),
+                  "simulated_int8_agreement": _int8_agreement(scorer, layers, dev_texts)}
+        model.train()
+        bar = tqdm(total=steps, desc=f"int8-aware[{recipe.name}]", disable=not progress, unit="step")
+        step = 0
+        while step < steps:
+            for batch in _batches([len(r) for r in ids], recipe.batch_size, rng):
+                input_ids, mask = (torch.from_numpy(a) for a in pad_batch([ids[i] for i in batch]))
+                labels = (topic_y[batch], sent_y[batch])
+                with torch.no_grad():
+                    target = teacher(input_ids, mask)
+                loss = distill_loss(model(input_ids, mask), target, labels)
+                with simulated_int8(layers):
+                    loss = loss + distill_loss(model(input_ids, mask), target, labels)
+                _update(model, optimizer, schedule, loss)
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                if step >= steps:
+                    break
+        bar.close()
+        after = {"dev": _dev_score(splits, *_dev_logits(scorer, dev_texts)),
+                 "simulated_int8_agreement": _int8_agreement(scorer, layers, dev_texts)}
+    log.info("int8 stage", extra={"before": before, "after": after})
+    return {"steps": steps, "seconds": round(time.monotonic() - started, 1), "before": before, "after": after}
 
 
 def _versions() -> dict[str, str]:

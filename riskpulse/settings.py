@@ -43,11 +43,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     alert_rules: Path | None = None
 
-    backend: Literal["auto", "tensorrt", "onnx-cuda", "onnx", "onnx-fp32", "torch"] = "auto"
+    backend: Literal["auto", "tensorrt", "onnx-cuda", "onnx", "onnx-fp32", "torch", "torch-bf16"] = "auto"
     max_length: int = Field(64, ge=8, le=512)
     batch_max_size: int = Field(64, ge=1)
     batch_max_wait_ms: int = Field(50, ge=0)
-    ort_spin: bool = False  # ONNX Runtime's busy-waiting threads; off in the worker, which shares its cores
+    ort_spin: bool = False  # busy-waiting threads (ONNX Runtime, and torch's OpenMP); off in the worker, which shares its cores
+    torch_compile: bool = True  # torch-bf16: compile with TorchInductor at start (needs g++), else eager
 
     window_s: int = Field(60, ge=1)
     lateness_s: int = Field(10, ge=0)

@@ -24,7 +24,8 @@ class ScoringService:
     @classmethod
     def from_settings(cls, settings: Settings) -> "ScoringService":
         scorer = Scorer(settings.model_dir, backend=settings.backend, batch_size=min(settings.batch_max_size, 64),
-                        max_length=settings.max_length, spin=settings.ort_spin)
+                        max_length=settings.max_length, spin=settings.ort_spin,
+                        compile=settings.torch_compile)
         log.info("scoring service ready", extra={"backend": scorer.engine.name, "model_version": scorer.model_version})
         return cls(scorer, Watchlist.load(settings.watchlist))
 

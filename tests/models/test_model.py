@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,9 +14,9 @@ import pytest
 
 from models.artifact import ModelMeta
 from models.data import sha256
-from models.errors import InvalidTextError, ParityError
+from models.errors import BackendUnavailableError, InvalidTextError, ParityError
 from models.labels import SENTIMENTS, TOPICS
-from models.scorer import Scorer, available_backends
+from models.scorer import Scorer, available_backends, cpu_has_bf16
 
 HEADLINES = [
     "Apple shares slide after weak iPhone guidance",
@@ -38,6 +39,12 @@ def test_model_card_records_data_recipe_metrics_and_calibration(tiny_model: Path
         cal = card["calibration"][head]
         assert cal["temperature"] > 0 and 0 <= cal["dev_ece_after"] <= 1 and 0 <= cal["dev_ece_before"] <= 1
     assert card["recipe"]["name"] == "tiny" and card["versions"]["torch"]
+    assert card["training"]["precision"] == ("bf16" if cpu_has_bf16() else "fp32")  # auto follows the hardware
+    stage = card["int8_stage"]  # the quantisation-aware stage ran and measured itself
+    assert stage["steps"] > 0
+    for when in ("before", "after"):
+        assert set(stage[when]["simulated_int8_agreement"]) == {"topic", "sentiment"}
+        assert all(0 <= v <= 1 for v in stage[when]["simulated_int8_agreement"].values())
     assert "Held-out metrics" in (tiny_model / "card.md").read_text()
 
 
@@ -64,8 +71,10 @@ def test_parity_gate_fails_loudly_and_removes_the_failed_model(tiny_model: Path,
     assert (model / "onnx" / "manifest.json").exists()  # the figures stay for the post-mortem
 
 
-@pytest.mark.parametrize("backend", ["onnx", "onnx-fp32", "torch"])
+@pytest.mark.parametrize("backend", ["onnx", "onnx-fp32", "torch", "torch-bf16"])
 def test_backends_return_the_scorer_contract(tiny_model: Path, backend: str) -> None:
+    if backend == "torch-bf16" and not cpu_has_bf16():
+        pytest.skip("torch-bf16 needs a CPU with AMX or AVX-512 BF16; this host has neither")
     scores = Scorer(tiny_model, backend=backend).score(HEADLINES)
     assert len(scores) == len(HEADLINES)
     for s in scores:
@@ -85,6 +94,95 @@ def test_backends_agree_with_each_other(tiny_model: Path, data_dir: Path) -> Non
     for a, b in zip(ref, fp32):
         assert np.abs(a - b).max() < 1e-3
         assert (a.argmax(1) == b.argmax(1)).all()
+
+
+def test_bf16_is_measured_at_export_and_refused_below_the_bar(tiny_model: Path, tmp_path: Path) -> None:
+    if not cpu_has_bf16():
+        pytest.skip("torch-bf16 needs a CPU with AMX or AVX-512 BF16; this host has neither")
+    manifest = json.loads((tiny_model / "onnx" / "manifest.json").read_text())
+    bf16 = manifest["parity"]["torch_bf16"]
+    assert bf16["n"] > 0 and 0.9 <= bf16["topic_agreement"] <= 1 and 0.9 <= bf16["sentiment_agreement"] <= 1
+    assert bf16["engine"] == "torch:cpu:bf16:compiled"  # export measured the compiled model it serves
+    assert Scorer(tiny_model, backend="torch-bf16").engine.name == bf16["engine"]
+
+    model = shutil.copytree(tiny_model, tmp_path / "m")
+    manifest["parity"]["torch_bf16"]["topic_agreement"] = 0.9
+    (model / "onnx" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BackendUnavailableError, match="bf16 agreed with fp32 on only"):
+        Scorer(model, backend="torch-bf16")
+
+
+def test_bf16_refuses_a_cpu_without_bf16_hardware(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import models.scorer
+
+    monkeypatch.setattr(models.scorer, "cpu_has_bf16", lambda: False)
+    with pytest.raises(BackendUnavailableError, match="needs a CPU with AMX or AVX-512 BF16"):
+        Scorer(tiny_model, backend="torch-bf16")
+    assert "torch-bf16" not in available_backends()
+
+
+def test_a_compiled_engine_never_recompiles_mid_stream(tiny_model: Path) -> None:
+    # a recompile costs seconds: in the worker it stalled news for 6-11 s once load fell to single items
+    from torch._dynamo.utils import counters
+
+    from models.scorer import TorchEngine
+
+    scorer = Scorer(tiny_model, engine=TorchEngine.from_dir(tiny_model, "cpu", compile=True), batch_size=64)
+    graphs = counters["stats"]["unique_graphs"]
+    for n, words in ((1, 3), (2, 30), (64, 7), (1, 60), (17, 2), (100, 12)):
+        scorer.score(["shares slide " * words] * n)
+    assert counters["stats"]["unique_graphs"] == graphs
+
+
+def test_torch_serves_eager_with_a_warning_when_compiling_fails(tiny_model: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    import torch
+
+    from models.scorer import TorchEngine
+
+    compiled = Scorer(tiny_model, engine=TorchEngine.from_dir(tiny_model, "cpu", compile=True))
+    assert compiled.engine.name == "torch:cpu:compiled"
+
+    def no_compiler(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Failed to find C++ compiler")
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    eager = Scorer(tiny_model, engine=TorchEngine.from_dir(tiny_model, "cpu", compile=True))
+    assert eager.engine.name == "torch:cpu"
+    warning = next(r for r in caplog.records if "torch.compile failed" in r.getMessage())
+    assert "install g++" in warning.getMessage() and "Failed to find C++ compiler" in warning.error  # type: ignore[attr-defined]
+    a, b = compiled.score(HEADLINES), eager.score(HEADLINES)
+    assert [x.topic for x in a] == [x.topic for x in b] and [x.sentiment for x in a] == [x.sentiment for x in b]
+
+
+def test_a_non_spinning_torch_engine_makes_openmp_threads_sleep(tiny_model: Path) -> None:
+    # OpenMP reads its wait policy once, at import: only a fresh process shows it
+    code = ("import os, sys; from models.scorer import TorchEngine; "
+            f"TorchEngine.from_dir({str(tiny_model)!r}, 'cpu', spin=False); print(os.environ.get('OMP_WAIT_POLICY'))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+
+
+def test_training_from_a_missing_model_says_what_to_do(tmp_path: Path, data_dir: Path) -> None:
+    from models.errors import ModelNotFoundError
+    from models.train import recipe_by_name, train
+
+    with pytest.raises(ModelNotFoundError, match="is not a riskpulse model folder"):
+        train(data_dir, tmp_path / "out", recipe_by_name("tiny"), progress=False, init_from=tmp_path / "nowhere")
+    assert not (tmp_path / "out").exists()
+
+
+def test_bf16_training_refuses_a_cpu_without_bf16_hardware(tmp_path: Path, data_dir: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import models.train
+
+    monkeypatch.setattr(models.train, "cpu_has_bf16", lambda: False)
+    assert models.train._training_precision("auto") == "fp32"
+    with pytest.raises(ValueError, match="use --precision fp32"):
+        models.train.train(data_dir, tmp_path / "out", models.train.recipe_by_name("tiny", precision="bf16"),
+                           progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_order_is_kept_through_length_sorting(tiny_model: Path) -> None:
@@ -140,10 +238,18 @@ def test_score_command_writes_jsonl_with_errors_for_bad_rows(tiny_model: Path, t
     assert rows[0]["source"] == "wire" and rows[0]["sentiment"] in SENTIMENTS
 
 
-def test_auto_backend_prefers_what_the_host_has(tiny_model: Path) -> None:
+def test_auto_backend_prefers_what_the_host_has(tiny_model: Path, tmp_path: Path) -> None:
     found = available_backends()
     assert "onnx" in found and "torch" in found
-    assert Scorer(tiny_model).engine.name.startswith("onnx:model.onnx")  # no GPU here: fp32 ONNX Runtime
+    # no GPU here: int8 ONNX Runtime when the whole encoder is int8, fp32 when only part of it is
+    model = shutil.copytree(tiny_model, tmp_path / "m")
+    manifest_path = model / "onnx" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for quantisation, engine in (("per-channel:all-encoder", "onnx:model.int8.onnx"),
+                                 ("per-channel:attention-output", "onnx:model.onnx")):
+        manifest["parity"]["int8_quantisation"] = quantisation
+        manifest_path.write_text(json.dumps(manifest))
+        assert Scorer(model).engine.name.startswith(engine)
 
 
 def test_cuda_backend_matches_cpu(tiny_model: Path) -> None:
