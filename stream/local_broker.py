@@ -40,7 +40,7 @@ def new_cluster_id() -> str:
     """A Kafka cluster id: a random UUID in URL-safe base64 that never starts with "-".
 
     Kafka's own ``Uuid.randomUuid`` skips such ids too: the storage tool's argument parser
-    reads ``-t -abc...`` as a missing value and refuses to format (1 start in 32 failed so).
+    reads ``-t -abc...`` as a missing value and refuses to format (about 1 start in 64 failed so).
     """
     while True:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
