@@ -16,7 +16,7 @@ from sqlalchemy import insert
 
 from models.labels import TOPICS
 from stream.sample_news import COMPANIES, NEGATIVE, NEUTRAL, POSITIVE
-from stream.store import Store, alerts, news_tickers, scored_news, trends
+from stream.store import Store, news_tickers, scored_news, trends
 
 CHUNK = 50_000
 

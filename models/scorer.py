@@ -16,11 +16,12 @@ import importlib.util
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
 from .artifact import ModelMeta, onnx_path
+from .choices import Backend
 from .encoder import encode, length_sorted_batches, load_tokenizer, pad_batch
 from .errors import BackendUnavailableError, InvalidTextError
 from .metrics import softmax
@@ -28,7 +29,6 @@ from .metrics import softmax
 log = logging.getLogger(__name__)
 
 WHOLE_ENCODER_INT8 = "per-channel:all-encoder"  # models.export's first (fastest) int8 candidate
-Backend = Literal["auto", "tensorrt", "onnx-cuda", "onnx", "onnx-fp32", "torch", "torch-bf16"]
 
 
 @dataclass(frozen=True)

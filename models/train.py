@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from .artifact import TOKENIZER_FILES, ModelMeta
 from .card import write_card
+from .choices import PRECISIONS, Precision
 from .data import Splits, load_splits
 from .encoder import BASE_MODEL_NAME, base_model_dir, encode, load_tokenizer, pad_batch
 from .evaluate import evaluate_frame
@@ -56,7 +57,7 @@ class Recipe:
     phrasebank_repeat: int = 1  # >1 shows the small PhraseBank set this many times per epoch
     int8_epochs: float = 0.0  # quantisation-aware stage after the main one (see models/quant_aware.py)
     int8_lr: float = 2e-5
-    precision: str = "auto"  # auto: bf16 autocast where the CPU multiplies bf16 in hardware, else fp32
+    precision: Precision = "auto"  # auto: bf16 autocast where the CPU multiplies bf16 in hardware, else fp32
     eval_every: int = 300  # steps between dev evaluations
     patience: int = 4  # dev evaluations without improvement before stopping
     seed: int = 13
@@ -95,8 +96,8 @@ def _warmup_then_linear_decay(optimizer: torch.optim.Optimizer, total: int,
 
 def _training_precision(requested: str) -> str:
     """bf16 autocast trains 1.7x faster per step on AMX CPUs (measured here); emulated bf16 is slower."""
-    if requested not in ("auto", "fp32", "bf16"):
-        raise ValueError(f"precision must be auto, fp32 or bf16, not {requested!r}")
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {requested!r}")
     if requested == "bf16" and not cpu_has_bf16():
         raise ValueError("bf16 training needs a CPU with AMX or AVX-512 BF16; use --precision fp32 here")
     if requested == "auto":

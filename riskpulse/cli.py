@@ -8,10 +8,12 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Callable, get_args
+from typing import Callable
+
+from models.choices import BACKENDS, PRECISIONS
 
 from .logs import setup_logging
-from .settings import Settings, get_settings
+from .settings import get_settings
 
 log = logging.getLogger("riskpulse")
 
@@ -112,7 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-json", action="store_true", help="structured JSON logs (also RISKPULSE_LOG_JSON)")
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
-    backends = list(get_args(Settings.model_fields["backend"].annotation))
 
     t = sub.add_parser("train", help="fine-tune the topic + sentiment model")
     t.add_argument("--data", help="labelled data folder (default RISKPULSE_DATA_DIR)")
@@ -126,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="epochs of quantisation-aware distillation after the main stage (0 turns it off)")
     t.add_argument("--init-from", help="start from this riskpulse model folder instead of the base encoder "
                                        "(with --epochs 0, only the int8 stage runs)")
-    t.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+    t.add_argument("--precision", choices=PRECISIONS,
                    help="auto (default): bf16 autocast on CPUs with bf16 hardware, 1.7x faster per step")
     t.add_argument("--threads", type=int)
     t.add_argument("--no-export", action="store_true", help="skip the ONNX export and parity gate")
@@ -137,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, help="CSV with text,label[,agreement]")
     e.add_argument("--task", required=True, choices=["sentiment", "topic"])
     e.add_argument("--min-agreement", type=int, help="PhraseBank: keep rows with agreement >= N (e.g. 100)")
-    e.add_argument("--backend", default="auto", choices=backends)
+    e.add_argument("--backend", default="auto", choices=BACKENDS)
     e.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     e.set_defaults(func=cmd_evaluate)
 
@@ -151,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("file")
     sc.add_argument("--out", required=True)
     sc.add_argument("--model")
-    sc.add_argument("--backend", choices=backends)
+    sc.add_argument("--backend", choices=BACKENDS)
     sc.add_argument("--batch-size", type=int, default=32)
     sc.set_defaults(func=cmd_score)
 

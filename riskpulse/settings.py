@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.choices import Backend
 
 HOME = Path(os.environ.get("RISKPULSE_HOME", Path.home() / ".riskpulse"))
 
@@ -43,7 +44,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     alert_rules: Path | None = None
 
-    backend: Literal["auto", "tensorrt", "onnx-cuda", "onnx", "onnx-fp32", "torch", "torch-bf16"] = "auto"
+    backend: Backend = "auto"
     max_length: int = Field(64, ge=8, le=512)
     batch_max_size: int = Field(64, ge=1)
     batch_max_wait_ms: int = Field(50, ge=0)
