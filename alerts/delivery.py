@@ -99,7 +99,6 @@ class Deliverer:
         self.client = client or httpx.AsyncClient(headers={"User-Agent": USER_AGENT}, follow_redirects=False)
         self._blocking = run_blocking or (lambda fn, *a: asyncio.get_running_loop().run_in_executor(None, fn, *a))
         self.on_result: Callable[[str, str], None] = lambda route, outcome: None  # metrics hook
-        self.disabled_routes: set[str] = set()
 
     async def run_once(self) -> int:
         rows = await self._blocking(self.outbox.claim_due)
@@ -111,10 +110,11 @@ class Deliverer:
         return len(rows)
 
     async def _deliver_route(self, rows: list[dict[str, Any]]) -> None:
+        # A 410 stops this pass only (Outbox.disable marked the rest skipped); whether a route is
+        # disabled lives in the store, so `riskpulse webhooks enable` takes effect without a restart.
         for row in rows:
-            if row["route"] in self.disabled_routes:
-                return  # Outbox.disable already marked these rows skipped
-            await self._deliver(row)
+            if await self._deliver(row) == "disable":
+                return
 
     async def run_forever(self, interval_s: float = 1.0) -> None:
         while True:
@@ -127,11 +127,12 @@ class Deliverer:
                 log.exception("webhook delivery loop error; retrying")
             await asyncio.sleep(interval_s)
 
-    async def _deliver(self, row: dict[str, Any]) -> None:
+    async def _deliver(self, row: dict[str, Any]) -> str:
+        """One attempt; returns its outcome (delivered, retry, failed, disable)."""
         route = self.routes.get(row["route"])
         if route is None:  # the route was removed from the rules file: keep the row, say why
             await self._blocking(self.outbox.record, row, "failed", None, "route no longer in the rules file", 0.0, None)
-            return
+            return "failed"
         body = row["body"].encode()
         headers = {"content-type": "application/json", **headers_for(self.secrets[route.name], row["message_id"], body)}
         started = time.perf_counter()
@@ -159,14 +160,15 @@ class Deliverer:
         if outcome == "disable":
             await self._blocking(self.outbox.record, row, "failed", status_code, error, duration_ms, None)
             await self._blocking(self.outbox.disable, route.name, route.url, "receiver answered 410 Gone")
-            self.disabled_routes.add(route.name)
-            log.error("webhook endpoint disabled (410 Gone)", extra={"route": route.name})
+            log.error("webhook endpoint disabled (410 Gone); re-enable with: riskpulse webhooks enable ROUTE",
+                      extra={"route": route.name})
         else:
             await self._blocking(self.outbox.record, row, outcome, status_code, error, duration_ms, next_at)
         self.on_result(route.name, "disabled" if outcome == "disable" else outcome)
         log_fn = log.info if outcome == "delivered" else log.warning
         log_fn("webhook attempt", extra={"route": route.name, "message_id": row["message_id"], "attempt": attempt,
                                          "outcome": outcome, "status_code": status_code, "error": error})
+        return outcome
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -135,10 +135,41 @@ class Outbox:
             conn.execute(update(outbox).where(and_(outbox.c.route == route, outbox.c.status == "pending"))
                          .values(status="skipped", last_error=reason, finished_at=now))
 
-    def enable(self, route: str) -> None:
-        """Re-enable a route after its receiver is back (operator action)."""
+    def enable(self, route: str, requeue_skipped: bool = False, now: float | None = None) -> int:
+        """Re-enable a route after its receiver is back (operator action); running workers see it at once.
+
+        With ``requeue_skipped`` the alerts skipped while it was disabled are sent after all, oldest
+        first; returns how many were requeued. Raises KeyError for a route that was never disabled.
+        """
+        now = time.time() if now is None else now
         with self.engine.begin() as conn:
+            found = conn.execute(select(endpoints.c.disabled_at).where(endpoints.c.route == route)).first()
+            if found is None:
+                raise KeyError(route)
             conn.execute(update(endpoints).where(endpoints.c.route == route).values(disabled_at=None, reason=None))
+            if not requeue_skipped:
+                return 0
+            return int(conn.execute(
+                update(outbox).where(and_(outbox.c.route == route, outbox.c.status == "skipped"))
+                .values(status="pending", next_attempt_at=now, finished_at=None, lease_until=None, lease_owner=None,
+                        last_error="requeued after the route was re-enabled")).rowcount)
+
+    def routes(self) -> list[dict[str, Any]]:
+        """Every route the outbox has seen: its delivery counts per status and, if disabled, since when and why."""
+        with self.engine.connect() as conn:
+            counts = conn.execute(select(outbox.c.route, outbox.c.status, func.count())
+                                  .group_by(outbox.c.route, outbox.c.status)).all()
+            state = {r.route: r for r in conn.execute(select(endpoints)).all()}
+        found: dict[str, dict[str, Any]] = {}
+        for route, status, n in counts:
+            found.setdefault(route, {"route": route, "counts": {}})["counts"][status] = n
+        for route, row in state.items():
+            found.setdefault(route, {"route": route, "counts": {}})
+        for route, entry in found.items():
+            row = state.get(route)
+            entry["disabled_at"] = row.disabled_at if row is not None else None
+            entry["reason"] = row.reason if row is not None and row.disabled_at is not None else None
+        return sorted(found.values(), key=lambda e: e["route"])
 
     def disabled(self, route: str) -> bool:
         with self.engine.connect() as conn:

@@ -15,6 +15,8 @@ from alerts.delivery import Deliverer, RetryPolicy, enqueue_alert, message_id, s
 from alerts.outbox import Outbox
 from alerts.rules import Rules
 from alerts.signing import new_secret, verify
+from riskpulse.cli import main
+from riskpulse.settings import get_settings
 from stream.records import Alert, EvidenceHeadline
 from tests.helpers import WebhookReceiver
 
@@ -36,6 +38,15 @@ def rules_for(*urls: str, fmt: str = "standard") -> Rules:
     routes = "".join(f"  - {{name: r{i}, url: '{u}', secrets: ['{SECRET}'], format: {fmt}, timeout_s: 1}}\n"
                      for i, u in enumerate(urls))
     return Rules.parse("routes:\n" + routes)
+
+
+@pytest.fixture
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """RISKPULSE_* variables set through this reach `riskpulse` commands run in-process."""
+    get_settings.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -116,6 +127,68 @@ def test_client_errors_are_not_retried_and_410_disables_the_route(outbox: Outbox
     assert outbox.summary() == {"failed": 3, "skipped": 1}
     enqueue_alert(outbox, rules, alert(3))
     assert outbox.summary()["skipped"] == 2  # new alerts for a disabled route are not sent
+
+
+def test_a_reenabled_route_delivers_without_a_worker_restart(tmp_path: Path, receiver_factory: Any,
+                                                            settings_env: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`riskpulse webhooks enable` on a route a receiver disabled with 410, while a worker keeps running."""
+    answers = {"status": 410}
+    rx = receiver_factory(answer=lambda req: answers["status"])
+    rules = rules_for(rx.url)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    outbox = Outbox(url)
+    settings_env.setenv("RISKPULSE_STORE_URL", url)
+
+    async def pass_until(deliverer: Deliverer, done: Any) -> None:
+        deadline = time.monotonic() + 20
+        while not done() and time.monotonic() < deadline:
+            await deliverer.run_once()
+            await asyncio.sleep(0.05)
+
+    async def run() -> None:
+        deliverer = Deliverer(outbox, rules, FAST)  # one worker for the whole story
+        enqueue_alert(outbox, rules, alert(1))
+        enqueue_alert(outbox, rules, alert(2))
+        await pass_until(deliverer, lambda: outbox.disabled("r0"))
+        enqueue_alert(outbox, rules, alert(3))  # while disabled: skipped
+        assert outbox.summary() == {"failed": 1, "skipped": 2}
+        assert main(["webhooks"]) == 0
+        listed = capsys.readouterr().out
+        assert listed.startswith("r0") and "DISABLED since" in listed and "1 failed, 2 skipped" in listed
+        answers["status"] = 200
+        assert main(["webhooks", "enable", "r0"]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"route": "r0", "enabled": True,
+                                                                                 "requeued": 0}
+        enqueue_alert(outbox, rules, alert(4))  # after re-enabling: sent by the same running worker
+        await pass_until(deliverer, lambda: len(rx.unique) == 1)
+        assert set(rx.unique) == {message_id(alert(4))}
+        assert main(["webhooks", "enable", "r0", "--requeue-skipped"]) == 0  # the two it missed, after all
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["requeued"] == 2
+        await pass_until(deliverer, lambda: len(rx.unique) == 3)
+        await deliverer.close()
+
+    asyncio.run(run())
+    assert set(rx.unique) == {message_id(alert(n)) for n in (2, 3, 4)}
+    assert outbox.summary() == {"failed": 1, "delivered": 3}
+    with pytest.raises(SystemExit, match="never disabled"):
+        main(["webhooks", "enable", "no-such-route"])
+
+
+def test_webhooks_list_shows_disabled_routes_and_counts(outbox: Outbox, settings_env: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    settings_env.setenv("RISKPULSE_STORE_URL", str(outbox.engine.url))
+    outbox.enqueue("m1", "ops", "http://127.0.0.1:9/ops", {"x": 1})
+    outbox.enqueue("m1", "desk", "http://127.0.0.1:9/desk", {"x": 1})
+    outbox.disable("desk", "http://127.0.0.1:9/desk", "receiver answered 410 Gone", now=1_780_000_000)
+    assert main(["webhooks", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["desk                 DISABLED since 2026-05-28 20:26 UTC (receiver answered 410 Gone); 1 skipped",
+                     "ops                  enabled; 1 pending"]
+    assert main(["webhooks", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["route"], r["counts"], r["reason"]) for r in rows] == [
+        ("desk", {"skipped": 1}, "receiver answered 410 Gone"), ("ops", {"pending": 1}, None)]
 
 
 def test_rate_limit_and_timeouts_are_retried(outbox: Outbox, receiver_factory: Any) -> None:
