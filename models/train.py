@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,7 @@ from .artifact import TOKENIZER_FILES, ModelMeta
 from .card import write_card
 from .choices import PRECISIONS, Precision
 from .data import Splits, load_splits
+from .distill import distill_ensemble_loss, teacher_targets
 from .encoder import BASE_MODEL_NAME, base_model_dir, encode, load_tokenizer, pad_batch
 from .evaluate import evaluate_frame
 from .labels import SENTIMENTS, TOPICS
@@ -60,7 +61,11 @@ class Recipe:
     precision: Precision = "auto"  # auto: bf16 autocast where the CPU multiplies bf16 in hardware, else fp32
     eval_every: int = 300  # steps between dev evaluations
     patience: int = 4  # dev evaluations without improvement before stopping
-    seed: int = 13
+    seed: int = 13  # initialisation and batch order
+    split_seed: int = 13  # the held-out cut (PhraseBank test, dev parts): models meant to be compared or
+    #                       distilled from one another must share it; vary ``seed`` instead
+    distill_weight: float = 0.5  # with teachers: share of the loss on their soft targets
+    distill_temperature: float = 2.0
 
 
 RECIPES: dict[str, Recipe] = {
@@ -130,11 +135,13 @@ def _dev_score(splits: Splits, topic: np.ndarray, sentiment: np.ndarray) -> dict
 
 
 def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = None,
-          progress: bool = True, init_from: Path | None = None) -> Path:
+          progress: bool = True, init_from: Path | None = None, teachers: Sequence[Path] = ()) -> Path:
     """Train, calibrate, evaluate and write a complete model folder to ``out_dir``.
 
     ``init_from`` starts from an earlier riskpulse model instead of the base encoder (with
     ``epochs=0`` only the int8 stage runs, e.g. to harden a model trained before it existed).
+    ``teachers``: earlier models of the same cut whose averaged predictions the model also
+    learns from (see models/distill.py).
     """
     if init_from:
         ModelMeta.read(init_from)  # fail now, with what to do, not after the data is loaded
@@ -145,7 +152,7 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
     if threads:
         torch.set_num_threads(threads)
     out_dir = Path(out_dir)
-    splits = load_splits(data_dir, seed=recipe.seed, limit_per_source=recipe.limit_per_source,
+    splits = load_splits(data_dir, seed=recipe.split_seed, limit_per_source=recipe.limit_per_source,
                          use_sentfin=recipe.use_sentfin)
     if recipe.phrasebank_repeat > 1:
         pb = splits.train[splits.train.source == "phrasebank"]
@@ -158,6 +165,10 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
     else:
         model = TwoHeadClassifier.from_base(base, recipe.num_layers)
     ids = encode(tok, splits.train.text.tolist())
+    soft: tuple[torch.Tensor, torch.Tensor] | None = None
+    if teachers:
+        soft = tuple(torch.from_numpy(t) for t in teacher_targets(  # type: ignore[assignment]
+            teachers, splits.train.text.tolist(), recipe.split_seed, splits.files, recipe.distill_temperature))
     topic_y = torch.tensor(splits.train.topic.to_numpy(), dtype=torch.long)
     sent_y = torch.tensor(splits.train.sentiment.to_numpy(), dtype=torch.long)
 
@@ -194,10 +205,14 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
             topic_logits, sent_logits = topic_logits.float(), sent_logits.float()  # the loss in fp32
             ty, sy = topic_y[batch], sent_y[batch]
             loss = torch.zeros(())
-            if (ty >= 0).any():
-                loss = loss + loss_fn(topic_logits, ty)
-            if (sy >= 0).any():
-                loss = loss + loss_fn(sent_logits, sy)
+            if soft is not None:
+                loss = distill_ensemble_loss((topic_logits, sent_logits), (soft[0][batch], soft[1][batch]), (ty, sy),
+                                             recipe.distill_weight, recipe.distill_temperature)
+            else:
+                if (ty >= 0).any():
+                    loss = loss + loss_fn(topic_logits, ty)
+                if (sy >= 0).any():
+                    loss = loss + loss_fn(sent_logits, sy)
             _update(model, optimizer, schedule, loss)
             step += 1
             bar.update(1)
@@ -255,7 +270,8 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
                  "train_rows_by_source": splits.train.source.value_counts().to_dict(),
                  "eval_rows": {k: len(v) for k, v in splits.evals.items()}},
         "recipe": asdict(recipe),
-        "training": {"init_from": str(init_from) if init_from else None, "steps": step, "best_step": best["step"],
+        "training": {"init_from": str(init_from) if init_from else None,
+                     "teachers": [str(t) for t in teachers], "steps": step, "best_step": best["step"],
                      "best_dev": best["score"], "history": history, "precision": precision, "train_seconds": round(train_seconds, 1), "threads": torch.get_num_threads()},
         "int8_stage": int8_stage,
         "calibration": calibration,

@@ -26,9 +26,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     s = get_settings()
     recipe = recipe_by_name(args.recipe, epochs=args.epochs, seed=args.seed, phrasebank_repeat=args.phrasebank_repeat,
                             int8_epochs=args.int8_epochs, use_sentfin=False if args.no_sentfin else None,
-                            precision=args.precision)
+                            precision=args.precision, split_seed=args.split_seed)
     out = train(Path(args.data or s.data_dir), Path(args.out or s.model_dir), recipe, threads=args.threads,
-                init_from=Path(args.init_from) if args.init_from else None)
+                init_from=Path(args.init_from) if args.init_from else None,
+                teachers=[Path(t) for t in args.teachers or []])
     card = json.loads((out / "card.json").read_text())
     print(json.dumps({"model_dir": str(out), "model_version": card["model_version"], "metrics": card["metrics"]}, indent=2))
     if not args.no_export:
@@ -120,7 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="model folder to write (default RISKPULSE_MODEL_DIR)")
     t.add_argument("--recipe", default="default", choices=["default", "quick", "tiny"])
     t.add_argument("--epochs", type=float)
-    t.add_argument("--seed", type=int)
+    t.add_argument("--seed", type=int, help="initialisation and batch order (default 13)")
+    t.add_argument("--split-seed", type=int, help="the held-out cut (default 13); keep it when comparing models")
+    t.add_argument("--teachers", nargs="+", metavar="MODEL_DIR",
+                   help="also learn from these models' averaged predictions (same --split-seed; see README)")
     t.add_argument("--phrasebank-repeat", type=int, help="show the small PhraseBank train split N times per epoch")
     t.add_argument("--no-sentfin", action="store_true", help="leave SEntFiN out of the training data")
     t.add_argument("--int8-epochs", type=float,

@@ -1,0 +1,81 @@
+"""Distillation from an ensemble of earlier riskpulse models (teachers) into one student.
+
+Why: one MiniLM-L6 model is the size and speed we serve, but several of them, trained with
+different seeds, agree on more of the held-out rows than any one does. Training a student on
+the teachers' averaged probabilities (softened by a temperature) passes part of that on at no
+serving cost. It also fills the labels a row lacks: a twitter-topic row gets the teachers'
+sentiment and a PhraseBank row their topic, where the masked loss alone teaches nothing.
+
+Teachers must come from the same held-out cut (``Recipe.split_seed``) and the same data files:
+a teacher cut differently has trained on the student's PhraseBank test rows, and its figures
+would leak into the student's. :func:`teacher_targets` refuses such a teacher.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .scorer import Scorer, cpu_has_bf16
+
+log = logging.getLogger(__name__)
+
+
+def _check_teacher(teacher: Path, split_seed: int, files: dict[str, str]) -> None:
+    try:
+        card = json.loads((teacher / "card.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"teacher {teacher} has no readable card.json ({exc}); give a riskpulse model folder") from exc
+    recipe = card.get("recipe", {})
+    cut = recipe.get("split_seed", recipe.get("seed"))  # cards before split_seed cut with the seed
+    if cut != split_seed:
+        raise ValueError(f"teacher {teacher} was cut with split seed {cut}, this model with {split_seed}: it has "
+                         "trained on this model's held-out rows. Retrain it with --split-seed "
+                         f"{split_seed} (vary --seed instead)")
+    theirs = card.get("data", {}).get("files", {})
+    changed = sorted(name for name, digest in files.items() if theirs.get(name) not in (None, digest))
+    if changed:
+        raise ValueError(f"teacher {teacher} was trained on other versions of {', '.join(changed)}; retrain it "
+                         "on this data")
+
+
+def teacher_targets(teachers: Sequence[Path], texts: list[str], split_seed: int, files: dict[str, str],
+                    temperature: float) -> tuple[np.ndarray, np.ndarray]:
+    """Log of the teachers' mean probabilities at ``temperature``, per head, for ``texts``.
+
+    The teachers run in PyTorch (bf16 where the CPU has it, eager), not int8, so their rounding
+    does not become the student's target.
+    """
+    backend = "torch-bf16" if cpu_has_bf16() else "torch"
+    heads: list[list[np.ndarray]] = [[], []]
+    for teacher in teachers:
+        teacher = Path(teacher)
+        _check_teacher(teacher, split_seed, files)
+        scorer = Scorer(teacher, backend=backend, batch_size=128, compile=False)  # type: ignore[arg-type]
+        log.info("teacher logits", extra={"teacher": str(teacher), "backend": scorer.engine.name, "rows": len(texts)})
+        for head, logits in zip(heads, scorer.logits(texts)):
+            head.append(torch.softmax(torch.from_numpy(logits).float() / temperature, -1).numpy())
+    topic, sentiment = (np.log(np.clip(np.mean(h, axis=0), 1e-8, None)).astype(np.float32) for h in heads)
+    return topic, sentiment
+
+
+def distill_ensemble_loss(student: tuple[torch.Tensor, torch.Tensor], soft: tuple[torch.Tensor, torch.Tensor],
+                          labels: tuple[torch.Tensor, torch.Tensor], weight: float,
+                          temperature: float) -> torch.Tensor:
+    """(1 - weight) x cross-entropy on the labels a row has + weight x T^2 x KL to the teachers, both heads.
+
+    T^2 keeps the soft term's gradients on the scale of the hard one (Hinton et al., 2015).
+    """
+    loss = torch.zeros(())
+    for logits, soft_logp, y in zip(student, soft, labels):
+        kl = F.kl_div(F.log_softmax(logits / temperature, -1), soft_logp, log_target=True, reduction="batchmean")
+        loss = loss + weight * temperature ** 2 * kl
+        if (y >= 0).any():
+            loss = loss + (1 - weight) * F.cross_entropy(logits, y, ignore_index=-1)
+    return loss

@@ -1,0 +1,72 @@
+"""Ensemble distillation: the loss, the teachers' targets, and the guard against a leaking teacher."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs PyTorch")
+
+from models.distill import distill_ensemble_loss, teacher_targets  # noqa: E402
+from models.train import recipe_by_name, train  # noqa: E402
+
+
+def test_the_loss_mixes_labels_and_teachers_and_fills_missing_labels() -> None:
+    student = (torch.tensor([[2.0, 0.0, -1.0]]), torch.tensor([[0.5, 0.5, 0.0]]))
+    agreeing = tuple(torch.log_softmax(s / 2.0, -1) for s in student)
+    no_label = (torch.tensor([-1]), torch.tensor([-1]))
+    labels = (torch.tensor([0]), torch.tensor([2]))
+    # the teachers say what the student says: nothing to learn from them
+    assert distill_ensemble_loss(student, agreeing, labels, weight=1.0, temperature=2.0).item() == pytest.approx(0, abs=1e-6)
+    # no teachers' share: plain cross-entropy on the labels
+    ce = sum(torch.nn.functional.cross_entropy(s, y) for s, y in zip(student, labels))
+    assert distill_ensemble_loss(student, agreeing, labels, weight=0.0, temperature=2.0).item() == pytest.approx(ce.item())
+    # a row without labels still learns from teachers that disagree with it
+    other = (torch.log_softmax(torch.tensor([[-1.0, 0.0, 3.0]]), -1), torch.log_softmax(torch.tensor([[0.0, 3.0, 0.0]]), -1))
+    assert distill_ensemble_loss(student, other, no_label, weight=0.5, temperature=2.0).item() > 0.1
+
+
+def test_teacher_targets_average_the_teachers(tiny_model: Path, tmp_path: Path) -> None:
+    card = json.loads((tiny_model / "card.json").read_text())
+    texts = ["Shares of Acme plunge after profit warning", "Central bank holds rates"]
+    one = teacher_targets([tiny_model], texts, card["recipe"]["seed"], card["data"]["files"], temperature=2.0)
+    two = teacher_targets([tiny_model, tiny_model], texts, card["recipe"]["seed"], card["data"]["files"], temperature=2.0)
+    for a, b in zip(one, two):
+        assert a.shape[0] == 2 and abs(float(a.sum())) > 0
+        assert (abs(a - b) < 1e-5).all()
+        assert (abs(torch.from_numpy(a).exp().sum(-1) - 1) < 1e-4).all()
+
+
+def test_a_teacher_from_another_cut_or_data_is_refused(tiny_model: Path, tmp_path: Path, data_dir: Path) -> None:
+    other_cut = tmp_path / "other-cut"
+    shutil.copytree(tiny_model, other_cut)
+    card = json.loads((other_cut / "card.json").read_text())
+    card["recipe"]["seed"] = card["recipe"].get("split_seed", card["recipe"]["seed"]) + 1
+    card["recipe"].pop("split_seed", None)  # an older card: the seed was the cut
+    (other_cut / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="trained on this model's held-out rows"):
+        train(data_dir, tmp_path / "student", recipe_by_name("tiny", int8_epochs=0.0), progress=False,
+              teachers=[other_cut])
+    assert not (tmp_path / "student").exists()
+
+    other_data = tmp_path / "other-data"
+    shutil.copytree(tiny_model, other_data)
+    card = json.loads((other_data / "card.json").read_text())
+    name = next(iter(card["data"]["files"]))
+    card["data"]["files"][name] = "0" * 64
+    (other_data / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="other versions of"):
+        teacher_targets([other_data], ["x"], card["recipe"]["split_seed"], json.loads(
+            (tiny_model / "card.json").read_text())["data"]["files"], temperature=2.0)
+
+
+def test_a_student_trains_from_teachers_and_records_them(tiny_model: Path, tmp_path: Path, data_dir: Path) -> None:
+    out = train(data_dir, tmp_path / "student", recipe_by_name("tiny", int8_epochs=0.0, seed=14), progress=False,
+                teachers=[tiny_model])
+    card = json.loads((out / "card.json").read_text())
+    assert card["training"]["teachers"] == [str(tiny_model)]
+    assert card["recipe"]["seed"] == 14 and card["recipe"]["split_seed"] == 13
+    assert card["metrics"]["phrasebank-test"]["n"] > 0
