@@ -143,10 +143,9 @@ class Outbox:
         """
         now = time.time() if now is None else now
         with self.engine.begin() as conn:
-            found = conn.execute(select(endpoints.c.disabled_at).where(endpoints.c.route == route)).first()
-            if found is None:
+            if not conn.execute(update(endpoints).where(endpoints.c.route == route)
+                                .values(disabled_at=None, reason=None)).rowcount:
                 raise KeyError(route)
-            conn.execute(update(endpoints).where(endpoints.c.route == route).values(disabled_at=None, reason=None))
             if not requeue_skipped:
                 return 0
             return int(conn.execute(
@@ -159,16 +158,11 @@ class Outbox:
         with self.engine.connect() as conn:
             counts = conn.execute(select(outbox.c.route, outbox.c.status, func.count())
                                   .group_by(outbox.c.route, outbox.c.status)).all()
-            state = {r.route: r for r in conn.execute(select(endpoints)).all()}
-        found: dict[str, dict[str, Any]] = {}
+            state = conn.execute(select(endpoints.c.route, endpoints.c.disabled_at, endpoints.c.reason)).all()
+        # enable() clears the reason with the date, so an enabled route's reason is already None
+        found = {route: {"route": route, "counts": {}, "disabled_at": at, "reason": reason} for route, at, reason in state}
         for route, status, n in counts:
-            found.setdefault(route, {"route": route, "counts": {}})["counts"][status] = n
-        for route, row in state.items():
-            found.setdefault(route, {"route": route, "counts": {}})
-        for route, entry in found.items():
-            row = state.get(route)
-            entry["disabled_at"] = row.disabled_at if row is not None else None
-            entry["reason"] = row.reason if row is not None and row.disabled_at is not None else None
+            found.setdefault(route, {"route": route, "counts": {}, "disabled_at": None, "reason": None})["counts"][status] = n
         return sorted(found.values(), key=lambda e: e["route"])
 
     def disabled(self, route: str) -> bool:

@@ -16,31 +16,21 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from models.card import read_card, split_seed  # noqa: E402
 from models.data import load_splits  # noqa: E402
+from models.evaluate import task_probabilities  # noqa: E402
 from models.labels import TASKS  # noqa: E402
-from models.metrics import softmax  # noqa: E402
 from models.scorer import Scorer  # noqa: E402
 from riskpulse.settings import Settings  # noqa: E402
 
 
-def split_seed(model: Path) -> int:
-    recipe = json.loads((model / "card.json").read_text())["recipe"]
-    return int(recipe.get("split_seed", recipe["seed"]))
-
-
-def held_out_probs(model: Path, evals: dict) -> dict[str, np.ndarray]:
+def held_out_probs(model: Path, evals: dict[str, pd.DataFrame]) -> dict[str, np.ndarray]:
     scorer = Scorer(model, backend="torch", batch_size=64)
-    out = {}
-    for name, frame in evals.items():
-        topic, sentiment = scorer.logits([" ".join(t.split()) or "." for t in frame.text])
-        task = frame["task"].iloc[0]
-        logits, temp = ((topic, scorer.meta.temperature_topic) if task == "topic"
-                        else (sentiment, scorer.meta.temperature_sentiment))
-        out[name] = softmax(logits, temp)
-    return out
+    return {name: task_probabilities(scorer, frame, frame["task"].iloc[0]) for name, frame in evals.items()}
 
 
 def main() -> int:
@@ -50,7 +40,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=Settings().data_dir)
     args = ap.parse_args()
     everyone = args.teachers + args.models
-    cuts = {str(m): split_seed(m) for m in everyone}
+    cuts = {str(m): split_seed(read_card(m)) for m in everyone}
     if len(set(cuts.values())) != 1:
         raise SystemExit(f"models from different held-out cuts cannot be compared: {cuts}")
     evals = load_splits(args.data, seed=next(iter(cuts.values()))).evals

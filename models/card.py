@@ -17,6 +17,13 @@ def read_card(model_dir: Path) -> dict[str, Any]:
     return json.loads((Path(model_dir) / "card.json").read_text())
 
 
+def split_seed(card: dict[str, Any]) -> int | None:
+    """The seed of the held-out cut a model was trained with; cards before ``split_seed`` cut with ``seed``."""
+    recipe = card.get("recipe", {})
+    cut = recipe.get("split_seed", recipe.get("seed"))
+    return None if cut is None else int(cut)
+
+
 def render_card(card: dict[str, Any]) -> str:
     lines = [f"# riskpulse model {card['model_version']}", "",
              f"Base encoder: {card['base_model']['name']} (from PyPI package {card['base_model']['package']}); "

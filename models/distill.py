@@ -13,7 +13,6 @@ would leak into the student's. :func:`teacher_targets` refuses such a teacher.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -22,6 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .card import read_card
+from .card import split_seed as card_split_seed
+from .metrics import softmax
 from .scorer import Scorer, cpu_has_bf16
 
 log = logging.getLogger(__name__)
@@ -29,11 +31,10 @@ log = logging.getLogger(__name__)
 
 def _check_teacher(teacher: Path, split_seed: int, files: dict[str, str]) -> None:
     try:
-        card = json.loads((teacher / "card.json").read_text())
+        card = read_card(teacher)
     except (OSError, ValueError) as exc:
         raise ValueError(f"teacher {teacher} has no readable card.json ({exc}); give a riskpulse model folder") from exc
-    recipe = card.get("recipe", {})
-    cut = recipe.get("split_seed", recipe.get("seed"))  # cards before split_seed cut with the seed
+    cut = card_split_seed(card)
     if cut != split_seed:
         raise ValueError(f"teacher {teacher} was cut with split seed {cut}, this model with {split_seed}: it has "
                          "trained on this model's held-out rows. Retrain it with --split-seed "
@@ -60,7 +61,7 @@ def teacher_targets(teachers: Sequence[Path], texts: list[str], split_seed: int,
         scorer = Scorer(teacher, backend=backend, batch_size=128, compile=False)  # type: ignore[arg-type]
         log.info("teacher logits", extra={"teacher": str(teacher), "backend": scorer.engine.name, "rows": len(texts)})
         for head, logits in zip(heads, scorer.logits(texts)):
-            head.append(torch.softmax(torch.from_numpy(logits).float() / temperature, -1).numpy())
+            head.append(softmax(logits, temperature))
     topic, sentiment = (np.log(np.clip(np.mean(h, axis=0), 1e-8, None)).astype(np.float32) for h in heads)
     return topic, sentiment
 

@@ -16,6 +16,14 @@ from .scorer import Scorer
 Task = Literal["topic", "sentiment"]
 
 
+def task_probabilities(scorer: Scorer, frame: pd.DataFrame, task: Task) -> np.ndarray:
+    """Calibrated probabilities of ``task``'s head for ``frame.text``, in order."""
+    topic, sentiment = scorer.logits([" ".join(t.split()) or "." for t in frame.text])
+    if task == "topic":
+        return softmax(topic, scorer.meta.temperature_topic)
+    return softmax(sentiment, scorer.meta.temperature_sentiment)
+
+
 def evaluate_frame(scorer: Scorer, frame: pd.DataFrame, task: Task | None = None) -> dict[str, Any]:
     """Figures for one task; temperatures applied, so ``ece`` is the calibrated confidence's error."""
     task = task or frame["task"].iloc[0]
@@ -24,9 +32,7 @@ def evaluate_frame(scorer: Scorer, frame: pd.DataFrame, task: Task | None = None
     if unknown:
         raise ValueError(f"labels {unknown[:5]} are not {task} labels; expected one of {list(labels)}")
     y = frame.label.map(labels.index).to_numpy()
-    topic, sentiment = scorer.logits([" ".join(t.split()) or "." for t in frame.text])
-    logits, temp = (topic, scorer.meta.temperature_topic) if task == "topic" else (sentiment, scorer.meta.temperature_sentiment)
-    probs = softmax(logits, temp)
+    probs = task_probabilities(scorer, frame, task)
     out = classification_figures(y, probs.argmax(1), labels, probs)
     out["task"] = task
     return out
