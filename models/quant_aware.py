@@ -104,13 +104,3 @@ def simulated_int8(layers: list[FakeQuantLinear]) -> Iterator[None]:
             layer.quantise = False
 
 
-def distill_loss(student: tuple[torch.Tensor, torch.Tensor], teacher: tuple[torch.Tensor, torch.Tensor],
-                 labels: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """Cross-entropy on the labels a row has plus KL to the teacher on both heads."""
-    loss = torch.zeros(())
-    for s_logits, t_logits, y in zip(student, teacher, labels):
-        loss = loss + F.kl_div(F.log_softmax(s_logits, -1), F.log_softmax(t_logits, -1), log_target=True,
-                               reduction="batchmean")
-        if (y >= 0).any():
-            loss = loss + F.cross_entropy(s_logits, y, ignore_index=-1)
-    return loss

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -36,7 +37,7 @@ from .evaluate import evaluate_frame
 from .labels import SENTIMENTS, TOPICS
 from .metrics import expected_calibration_error, fit_temperature, softmax
 from .network import TwoHeadClassifier
-from .quant_aware import distill_loss, fake_quant_ready, simulated_int8
+from .quant_aware import fake_quant_ready, simulated_int8
 from .scorer import Scorer, TorchEngine, cpu_has_bf16
 
 log = logging.getLogger(__name__)
@@ -294,6 +295,12 @@ def _int8_agreement(scorer: Scorer, layers: list[Any], texts: list[str]) -> dict
     return {head: float((a.argmax(1) == b.argmax(1)).mean()) for head, a, b in zip(("topic", "sentiment"), fp, q)}
 
 
+def _self_distill_loss(student: tuple[torch.Tensor, torch.Tensor], target: tuple[torch.Tensor, torch.Tensor],
+                       labels: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Cross-entropy on the labels a row has plus KL to the frozen copy, at equal weight and temperature 1."""
+    return 2 * distill_ensemble_loss(student, target, labels, weight=0.5, temperature=1.0)
+
+
 def _int8_stage(model: TwoHeadClassifier, ids: list[list[int]], topic_y: torch.Tensor, sent_y: torch.Tensor,
                 recipe: Recipe, rng: np.random.Generator, scorer: Scorer, splits: Splits,
                 progress: bool) -> dict[str, Any]:
@@ -314,11 +321,11 @@ def _int8_stage(model: TwoHeadClassifier, ids: list[list[int]], topic_y: torch.T
             for batch in _batches([len(r) for r in ids], recipe.batch_size, rng):
                 input_ids, mask = (torch.from_numpy(a) for a in pad_batch([ids[i] for i in batch]))
                 labels = (topic_y[batch], sent_y[batch])
-                with torch.no_grad():
-                    target = teacher(input_ids, mask)
-                loss = distill_loss(model(input_ids, mask), target, labels)
+                with torch.no_grad():  # the frozen copy's own predictions, at temperature 1
+                    target = tuple(F.log_softmax(logits, -1) for logits in teacher(input_ids, mask))
+                loss = _self_distill_loss(model(input_ids, mask), target, labels)
                 with simulated_int8(layers):
-                    loss = loss + distill_loss(model(input_ids, mask), target, labels)
+                    loss = loss + _self_distill_loss(model(input_ids, mask), target, labels)
                 _update(model, optimizer, schedule, loss)
                 step += 1
                 bar.update(1)
