@@ -31,6 +31,10 @@ def render_card(card: dict[str, Any]) -> str:
              "## Held-out metrics", "", "| set | n | accuracy | macro-F1 | weighted-F1 | ECE |", "|---|---|---|---|---|---|"]
     for name, m in card["metrics"].items():
         lines.append(f"| {name} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['weighted_f1']:.4f} | {m.get('ece', float('nan')):.4f} |")
+    for name, m in card["metrics"].items():
+        if len(m.get("accuracy_by_agreement") or {}) > 1:
+            lines += ["", f"{name}, accuracy by the share of annotators who agreed on the label: " + ", ".join(
+                f"{level}%: {r['accuracy']:.3f} (n={r['n']})" for level, r in m["accuracy_by_agreement"].items())]
     lines += ["", "## Calibration (temperature scaling on the dev cut)", "", "| head | T | dev ECE before | after |", "|---|---|---|---|"]
     for head, c in card["calibration"].items():
         lines.append(f"| {head} | {c['temperature']:.3f} | {c['dev_ece_before']:.4f} | {c['dev_ece_after']:.4f} |")

@@ -35,6 +35,22 @@ def evaluate_frame(scorer: Scorer, frame: pd.DataFrame, task: Task | None = None
     probs = task_probabilities(scorer, frame, task)
     out = classification_figures(y, probs.argmax(1), labels, probs)
     out["task"] = task
+    if "agreement" in frame.columns:
+        out["accuracy_by_agreement"] = accuracy_by_agreement(frame.agreement, y == probs.argmax(1))
+    return out
+
+
+def accuracy_by_agreement(agreement: pd.Series, correct: np.ndarray) -> dict[str, dict[str, float]]:
+    """Accuracy per annotator-agreement level (PhraseBank: 50, 66, 75, 100 % of annotators).
+
+    Where annotators split, the gold label is itself uncertain; this shows how much of the
+    error sits there rather than on the sentences everyone labelled alike.
+    """
+    levels = pd.to_numeric(agreement, errors="coerce").to_numpy()
+    out = {}
+    for level in sorted(set(levels[~np.isnan(levels)])):
+        hit = correct[levels == level]
+        out[str(int(level))] = {"n": int(hit.size), "accuracy": float(hit.mean())}
     return out
 
 
@@ -59,6 +75,9 @@ def format_report(fig: dict[str, Any]) -> str:
     for name in labels:
         r = fig["per_class"][name]
         lines.append(f"{name:<30}{r['precision']:>10.3f}{r['recall']:>10.3f}{r['f1-score']:>10.3f}{int(r['support']):>10}")
+    if fig.get("accuracy_by_agreement"):
+        lines += ["", "accuracy by annotator agreement: " + ", ".join(
+            f"{level}%: {r['accuracy']:.3f} (n={r['n']})" for level, r in fig["accuracy_by_agreement"].items())]
     lines += ["", "confusion matrix (rows: truth, columns: predicted, order as above)"]
     width = max(5, len(str(np.max(fig["confusion_matrix"]))) + 1)
     for name, row in zip(labels, fig["confusion_matrix"]):

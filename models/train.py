@@ -276,7 +276,8 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
                      "best_dev": best["score"], "history": history, "precision": precision, "train_seconds": round(train_seconds, 1), "threads": torch.get_num_threads()},
         "int8_stage": int8_stage,
         "calibration": calibration,
-        "metrics": {k: {m: v[m] for m in ("n", "accuracy", "macro_f1", "weighted_f1", "ece")} for k, v in metrics.items()},
+        "metrics": {k: {m: v[m] for m in ("n", "accuracy", "macro_f1", "weighted_f1", "ece", "accuracy_by_agreement")
+                        if m in v} for k, v in metrics.items()},
         "metrics_detail": metrics,
         "versions": _versions(),
         "host": {"platform": platform.platform(), "cpus": os.cpu_count(), "processor": platform.processor()},

@@ -49,6 +49,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         slim["backend"] = scorer.engine.name
         slim["per_class"] = fig["per_class"]
         slim["confusion_matrix"] = fig["confusion_matrix"]
+        if "accuracy_by_agreement" in fig:
+            slim["accuracy_by_agreement"] = fig["accuracy_by_agreement"]
         print(json.dumps(slim))
     return 0
 

@@ -34,6 +34,14 @@ def test_model_card_records_data_recipe_metrics_and_calibration(tiny_model: Path
         assert sha256(data_dir / rel) == digest
     assert set(card["metrics"]) == {"phrasebank-test", "phrasebank-test-allagree", "tw-sentiment-valid", "tw-topic-valid"}
     assert card["metrics"]["tw-topic-valid"]["n"] == 2061
+    pb = card["metrics"]["phrasebank-test"]  # broken down by how many annotators agreed on the label
+    levels = pb["accuracy_by_agreement"]
+    assert set(levels) == {"50", "66", "75", "100"}
+    assert sum(r["n"] for r in levels.values()) == pb["n"]
+    assert sum(r["n"] * r["accuracy"] for r in levels.values()) == pytest.approx(pb["n"] * pb["accuracy"])
+    assert levels["100"]["n"] == card["metrics"]["phrasebank-test-allagree"]["n"]
+    assert "accuracy by the share of annotators" in (tiny_model / "card.md").read_text()
+    assert "accuracy_by_agreement" not in card["metrics"]["tw-topic-valid"]
     assert 0 < card["parameters"] <= 25_000_000
     for head in ("topic", "sentiment"):
         cal = card["calibration"][head]
@@ -225,6 +233,7 @@ def test_evaluate_command_prints_json_last(tiny_model: Path, data_dir: Path) -> 
     assert {"accuracy", "macro_f1", "weighted_f1", "n", "per_class", "confusion_matrix"} <= set(fig)
     assert sum(map(sum, fig["confusion_matrix"])) == 1797
     assert "confusion matrix" in out.stdout
+    assert fig["accuracy_by_agreement"]["100"]["n"] == 1797 and "accuracy by annotator agreement: 100%" in out.stdout
 
 
 def test_score_command_writes_jsonl_with_errors_for_bad_rows(tiny_model: Path, tmp_path: Path) -> None:
