@@ -45,10 +45,31 @@ def engine_path(model_dir: Path, gpu: str, trt_version: str, onnx_file: Path) ->
     return Path(model_dir) / "trt" / f"{safe_gpu}-trt{trt_version}-{digest}.engine"
 
 
+def _network_flags(trt: Any) -> int:
+    """Explicit batch: a flag TensorRT 8.x needs for ONNX models; 10.x has nothing else and ignores it."""
+    if int(trt.__version__.split(".")[0]) >= 10:
+        return 0
+    return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+
+
+def torch_dtype(trt: Any, torch: Any, dtype: Any) -> Any:
+    """The torch dtype of an engine's I/O tensor.
+
+    TensorRT 8.x parses the ONNX int64 token ids as int32 inputs, 10.x keeps int64; binding an
+    int64 buffer to an int32 input would read garbage, so the buffers follow the engine.
+    """
+    table = {trt.DataType.INT32: torch.int32, trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16}
+    if hasattr(trt.DataType, "INT64"):
+        table[trt.DataType.INT64] = torch.int64
+    if dtype not in table:
+        raise BackendUnavailableError(f"unexpected TensorRT tensor type {dtype}; rebuild the engine from the plain ONNX")
+    return table[dtype]
+
+
 def build_engine(trt: Any, onnx_file: Path, out: Path, max_seq: int, fp16: bool = True) -> None:
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)
+    network = builder.create_network(_network_flags(trt))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_file.read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -75,6 +96,8 @@ class TensorRTEngine:
         self.engine = runtime.deserialize_cuda_engine(engine_file.read_bytes())
         self.context = self.engine.create_execution_context()
         self.stream = torch.cuda.Stream()
+        self.dtypes = {name: torch_dtype(trt, torch, self.engine.get_tensor_dtype(name))
+                       for name in ("input_ids", "attention_mask", "topic_logits", "sentiment_logits")}
         self.name = f"tensorrt:{engine_file.name}"
 
     @classmethod
@@ -92,18 +115,21 @@ class TensorRTEngine:
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         torch = self.torch
         outs: list[Any] = []
-        for start in range(0, len(input_ids), MAX_BATCH):
-            ids = torch.from_numpy(input_ids[start:start + MAX_BATCH]).cuda()
-            mask = torch.from_numpy(attention_mask[start:start + MAX_BATCH]).cuda()
-            n = ids.shape[0]
-            self.context.set_input_shape("input_ids", tuple(ids.shape))
-            self.context.set_input_shape("attention_mask", tuple(mask.shape))
-            topic = torch.empty((n, self.engine.get_tensor_shape("topic_logits")[1]), dtype=torch.float32, device="cuda")
-            sent = torch.empty((n, self.engine.get_tensor_shape("sentiment_logits")[1]), dtype=torch.float32, device="cuda")
-            for name, tensor in (("input_ids", ids), ("attention_mask", mask), ("topic_logits", topic),
-                                 ("sentiment_logits", sent)):
-                self.context.set_tensor_address(name, tensor.data_ptr())
-            self.context.execute_async_v3(self.stream.cuda_stream)
-            self.stream.synchronize()
-            outs.append((topic.cpu().numpy(), sent.cpu().numpy()))
+        # copies, buffers and the engine all on one stream: the engine must not read an input
+        # whose host-to-device copy another stream has not finished
+        with torch.cuda.stream(self.stream):
+            for start in range(0, len(input_ids), MAX_BATCH):
+                ids = torch.from_numpy(input_ids[start:start + MAX_BATCH]).to("cuda", self.dtypes["input_ids"])
+                mask = torch.from_numpy(attention_mask[start:start + MAX_BATCH]).to("cuda", self.dtypes["attention_mask"])
+                self.context.set_input_shape("input_ids", tuple(ids.shape))
+                self.context.set_input_shape("attention_mask", tuple(mask.shape))
+                topic, sent = (torch.empty((ids.shape[0], self.engine.get_tensor_shape(name)[1]),
+                                           dtype=self.dtypes[name], device="cuda")
+                               for name in ("topic_logits", "sentiment_logits"))
+                for name, tensor in (("input_ids", ids), ("attention_mask", mask), ("topic_logits", topic),
+                                     ("sentiment_logits", sent)):
+                    self.context.set_tensor_address(name, tensor.data_ptr())
+                if not self.context.execute_async_v3(self.stream.cuda_stream):
+                    raise RuntimeError("TensorRT failed to run the engine; see its log above")
+                outs.append((topic.float().cpu().numpy(), sent.float().cpu().numpy()))  # .cpu() waits for the stream
         return np.concatenate([o[0] for o in outs]), np.concatenate([o[1] for o in outs])

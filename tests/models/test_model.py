@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -259,6 +260,38 @@ def test_auto_backend_prefers_what_the_host_has(tiny_model: Path, tmp_path: Path
         manifest["parity"]["int8_quantisation"] = quantisation
         manifest_path.write_text(json.dumps(manifest))
         assert Scorer(model).engine.name.startswith(engine)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None,
+                    reason="needs the tensorrt package (NVIDIA GPUs); this host has none")
+def test_tensorrt_backend_matches_cpu(tiny_model: Path, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs an NVIDIA GPU with CUDA; this host has none")
+    model = shutil.copytree(tiny_model, tmp_path / "m")
+    cpu = Scorer(model, backend="onnx-fp32").logits(HEADLINES * 40)
+    gpu = Scorer(model, backend="tensorrt")
+    assert gpu.engine.name.startswith("tensorrt:") and list((model / "trt").glob("*.engine"))  # built and cached
+    for a, b in zip(cpu, gpu.logits(HEADLINES * 40)):
+        assert (a.argmax(1) == b.argmax(1)).mean() >= 0.99 and abs(a - b).max() < 0.05  # FP16 engine
+
+
+def test_tensorrt_network_flags_and_io_types_follow_the_version() -> None:
+    """The TensorRT glue that only a GPU host runs, checked against both API generations."""
+    from types import SimpleNamespace
+
+    torch = pytest.importorskip("torch")
+    from models.tensorrt_engine import _network_flags, torch_dtype
+
+    flags = SimpleNamespace(EXPLICIT_BATCH=0)
+    assert _network_flags(SimpleNamespace(__version__="8.6.1", NetworkDefinitionCreationFlag=flags)) == 1
+    assert _network_flags(SimpleNamespace(__version__="10.3.0", NetworkDefinitionCreationFlag=flags)) == 0
+    v8 = SimpleNamespace(DataType=SimpleNamespace(INT32="i32", FLOAT="f32", HALF="f16"))  # 8.x: no INT64
+    v10 = SimpleNamespace(DataType=SimpleNamespace(INT32="i32", INT64="i64", FLOAT="f32", HALF="f16"))
+    assert torch_dtype(v8, torch, "i32") is torch.int32 and torch_dtype(v10, torch, "i64") is torch.int64
+    assert torch_dtype(v10, torch, "f16") is torch.float16
+    with pytest.raises(BackendUnavailableError, match="rebuild the engine"):
+        torch_dtype(v8, torch, "i64")
 
 
 def test_cuda_backend_matches_cpu(tiny_model: Path) -> None:
