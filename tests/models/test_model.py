@@ -143,6 +143,21 @@ def test_a_compiled_engine_never_recompiles_mid_stream(tiny_model: Path) -> None
     assert counters["stats"]["unique_graphs"] == graphs
 
 
+def test_a_compiled_engine_freezes_its_weights_and_only_its_own(tiny_model: Path) -> None:
+    # frozen weights are what let TorchInductor pre-pack them for oneDNN (the compiled speed-up)
+    import torch
+    import torch._inductor.config as inductor
+    from torch._inductor.utils import run_and_get_code
+
+    from models.scorer import TorchEngine
+
+    engine = TorchEngine.from_dir(tiny_model, "cpu")
+    torch._dynamo.reset()  # compile afresh, so the generated code is seen
+    _, code = run_and_get_code(engine.compile)
+    assert engine.compiled and "torch.ops.mkldnn." in "".join(code)
+    assert inductor.freezing is False  # the process's other compiles (training's) are not frozen
+
+
 def test_torch_serves_eager_with_a_warning_when_compiling_fails(tiny_model: Path, monkeypatch: pytest.MonkeyPatch,
                                                                caplog: pytest.LogCaptureFixture) -> None:
     import torch
