@@ -32,6 +32,7 @@ from .watchdog import StallWatchdog
 from .dedupe import dedupe_key, duplicate_of
 from .scoring import ScoringService
 from .store import Store
+from .supervisor import RESTART, exit_on_crash
 from .validation import Invalid, dead_letter, parse_news
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ async def _scoring_service() -> ScoringService:
 
 
 @app.agent(news_topic)
+@exit_on_crash
 async def score(stream: Any) -> None:
     """news -> validate (bad input to news.dlq) -> micro-batch scoring -> riskpulse-scored."""
     service = await _scoring_service()
@@ -219,9 +221,24 @@ async def _aggregate_one(state: BatchState, value: bytes) -> None:
         await _advance(state, ts)
 
 
+async def _changelog_partitions_known() -> None:
+    """Loads the producer's metadata for the state tables' changelog topics before the first write.
+
+    A ``use_partitioner`` table picks its changelog partition from the producer's metadata
+    without fetching it (faust-streaming's ``Producer.key_partition``): a write that came before
+    the metadata did crashed the agent with "'NoneType' object is not iterable" (seen at the
+    start of a fast replay). Asking for the partitions fetches the metadata and keeps it current.
+    """
+    producer = app.producer._ensure_producer()  # noqa: SLF001  (the aiokafka producer)
+    for table in (windows_table, dedupe_table, detector_table):
+        await producer.partitions_for(table.changelog_topic.get_topic_name())
+
+
 @app.agent(scored_internal)
+@exit_on_crash
 async def aggregate(stream: Any) -> None:
     """Dedupe, publish news.scored, count into event-time windows, emit trends as windows close."""
+    await _changelog_partitions_known()
     async for events in stream.take_events(500, within=0.02):
         # take_events runs the iteration in another task; the RocksDB store picks its partition
         # from the current event, so name one (all share partition 0 of the internal topic)
@@ -252,6 +269,7 @@ def _get_store() -> Store:
 
 
 @app.agent(scored_topic)
+@exit_on_crash
 async def sink_scored(stream: Any) -> None:
     """news.scored -> store (idempotent upserts by id)."""
     loop = asyncio.get_running_loop()
@@ -260,6 +278,7 @@ async def sink_scored(stream: Any) -> None:
 
 
 @app.agent(trends_topic)
+@exit_on_crash
 async def sink_trends(stream: Any) -> None:
     """trends -> store (idempotent upserts by key and window)."""
     loop = asyncio.get_running_loop()
@@ -286,6 +305,7 @@ def _sink_alerts_blocking(records: list[dict[str, Any]]) -> None:
 
 
 @app.agent(alerts_topic)
+@exit_on_crash
 async def sink_alerts(stream: Any) -> None:
     """alerts -> store (one row per alert id) + webhook outbox (one row per route and message)."""
     loop = asyncio.get_running_loop()
@@ -325,7 +345,7 @@ async def stall_check() -> None:
         _settling.setdefault("since", now)
         if now - _settling["since"] > 4 * settings.stall_s:  # a recovery that never ends (seen once)
             log.error("stuck rebalancing or recovering; exiting so the supervisor restarts the worker")
-            os._exit(75)
+            os._exit(RESTART)
         return
     _settling.clear()
     watched = {news_topic.get_topic_name(), scored_internal.get_topic_name()}
@@ -342,7 +362,7 @@ async def stall_check() -> None:
         _blocked.setdefault("since", now)
         if now - _blocked["since"] > settings.stall_s:
             log.error("consumer thread unresponsive; exiting so the supervisor restarts the worker")
-            os._exit(75)
+            os._exit(RESTART)
         return
     _blocked.clear()
     for tp in tps:
@@ -358,7 +378,7 @@ async def stall_check() -> None:
     if stuck:
         log.error("partitions stalled; exiting so the supervisor restarts the worker (state is idempotent)",
                   extra={"stalled": stuck})
-        os._exit(75)
+        os._exit(RESTART)
 
 
 @app.timer(interval=1.0)

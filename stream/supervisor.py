@@ -7,14 +7,42 @@ SIGTERM / SIGINT stop the child gracefully and end the supervisor.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import os
 import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 log = logging.getLogger(__name__)
+
+RESTART = 75  # the child's exit status for "restart me": EX_TEMPFAIL
+
+
+def exit_on_crash(agent: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
+    """An agent that raises ends the worker process, so the supervisor starts a fresh one.
+
+    faust-streaming logs a crashed agent and leaves it stopped while the worker still answers
+    its health checks: seen once, the aggregate agent died two seconds after start and the worker
+    sat idle until it was stopped. Offsets past the failed batch were never committed and the
+    state is idempotent, so the restarted worker redoes that batch and counts it once.
+    """
+    @functools.wraps(agent)
+    async def run(stream: Any) -> None:
+        try:
+            await agent(stream)
+        except asyncio.CancelledError:  # shutdown or rebalance: faust's business
+            raise
+        except Exception:
+            log.exception("agent crashed; exiting so the supervisor restarts the worker",
+                          extra={"agent": agent.__name__})
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(RESTART)
+    return run
 
 
 def supervise(child_argv: list[str], backoff_s: float = 2.0, max_backoff_s: float = 60.0) -> int:

@@ -163,3 +163,31 @@ def test_a_store_from_an_earlier_version_is_upgraded_in_place(tmp_path: Path) ->
     start = int(datetime(2026, 11, 2, 14, 0, tzinfo=timezone.utc).timestamp())
     assert con.execute("SELECT window_ts FROM trends ORDER BY window_start").fetchall() == [(start,), (start + 60,)]
     assert "ix_trends_type_ts" in {r[1] for r in con.execute("PRAGMA index_list('trends')")}
+
+
+def test_a_crashed_agent_ends_the_worker_for_its_supervisor(monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    # faust-streaming would leave the agent stopped in a worker that still looks healthy
+    import asyncio
+
+    from stream import supervisor
+
+    def exit_(code: int) -> None:
+        raise SystemExit(code)
+
+    monkeypatch.setattr(supervisor.os, "_exit", exit_)
+
+    async def aggregate(stream: object) -> None:
+        raise TypeError("'NoneType' object is not iterable")
+
+    async def stopping(stream: object) -> None:
+        raise asyncio.CancelledError
+
+    with pytest.raises(SystemExit) as ended:
+        asyncio.run(supervisor.exit_on_crash(aggregate)(None))
+    assert ended.value.code == supervisor.RESTART == 75
+    record = next(r for r in caplog.records if "agent crashed" in r.getMessage())
+    assert record.agent == "aggregate" and "NoneType" in (record.exc_text or "")  # type: ignore[attr-defined]
+    assert supervisor.exit_on_crash(aggregate).__name__ == "aggregate"  # faust names the agent after it
+    with pytest.raises(asyncio.CancelledError):  # shutdown and rebalances stay faust's
+        asyncio.run(supervisor.exit_on_crash(stopping)(None))
