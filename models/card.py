@@ -24,6 +24,11 @@ def split_seed(card: dict[str, Any]) -> int | None:
     return None if cut is None else int(cut)
 
 
+def format_by_agreement(levels: dict[str, dict[str, float]]) -> str:
+    """``evaluate``'s accuracy_by_agreement as one line, for the card and the evaluate report."""
+    return ", ".join(f"{level}%: {r['accuracy']:.3f} (n={r['n']})" for level, r in levels.items())
+
+
 def render_card(card: dict[str, Any]) -> str:
     lines = [f"# riskpulse model {card['model_version']}", "",
              f"Base encoder: {card['base_model']['name']} (from PyPI package {card['base_model']['package']}); "
@@ -33,8 +38,8 @@ def render_card(card: dict[str, Any]) -> str:
         lines.append(f"| {name} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['weighted_f1']:.4f} | {m.get('ece', float('nan')):.4f} |")
     for name, m in card["metrics"].items():
         if len(m.get("accuracy_by_agreement") or {}) > 1:
-            lines += ["", f"{name}, accuracy by the share of annotators who agreed on the label: " + ", ".join(
-                f"{level}%: {r['accuracy']:.3f} (n={r['n']})" for level, r in m["accuracy_by_agreement"].items())]
+            lines += ["", f"{name}, accuracy by the share of annotators who agreed on the label: "
+                      + format_by_agreement(m["accuracy_by_agreement"])]
     lines += ["", "## Calibration (temperature scaling on the dev cut)", "", "| head | T | dev ECE before | after |", "|---|---|---|---|"]
     for head, c in card["calibration"].items():
         lines.append(f"| {head} | {c['temperature']:.3f} | {c['dev_ece_before']:.4f} | {c['dev_ece_after']:.4f} |")

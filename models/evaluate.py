@@ -8,6 +8,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from .card import format_by_agreement
 from .data import read_labelled_csv
 from .labels import TASKS
 from .metrics import classification_figures, softmax
@@ -76,8 +77,7 @@ def format_report(fig: dict[str, Any]) -> str:
         r = fig["per_class"][name]
         lines.append(f"{name:<30}{r['precision']:>10.3f}{r['recall']:>10.3f}{r['f1-score']:>10.3f}{int(r['support']):>10}")
     if fig.get("accuracy_by_agreement"):
-        lines += ["", "accuracy by annotator agreement: " + ", ".join(
-            f"{level}%: {r['accuracy']:.3f} (n={r['n']})" for level, r in fig["accuracy_by_agreement"].items())]
+        lines += ["", "accuracy by annotator agreement: " + format_by_agreement(fig["accuracy_by_agreement"])]
     lines += ["", "confusion matrix (rows: truth, columns: predicted, order as above)"]
     width = max(5, len(str(np.max(fig["confusion_matrix"]))) + 1)
     for name, row in zip(labels, fig["confusion_matrix"]):
