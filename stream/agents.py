@@ -221,24 +221,10 @@ async def _aggregate_one(state: BatchState, value: bytes) -> None:
         await _advance(state, ts)
 
 
-async def _changelog_partitions_known() -> None:
-    """Loads the producer's metadata for the state tables' changelog topics before the first write.
-
-    A ``use_partitioner`` table picks its changelog partition from the producer's metadata
-    without fetching it (faust-streaming's ``Producer.key_partition``): a write that came before
-    the metadata did crashed the agent with "'NoneType' object is not iterable" (seen at the
-    start of a fast replay). Asking for the partitions fetches the metadata and keeps it current.
-    """
-    producer = app.producer._ensure_producer()  # noqa: SLF001  (the aiokafka producer)
-    for table in (windows_table, dedupe_table, detector_table):
-        await producer.partitions_for(table.changelog_topic.get_topic_name())
-
-
 @app.agent(scored_internal)
 @exit_on_crash
 async def aggregate(stream: Any) -> None:
     """Dedupe, publish news.scored, count into event-time windows, emit trends as windows close."""
-    await _changelog_partitions_known()
     async for events in stream.take_events(500, within=0.02):
         # take_events runs the iteration in another task; the RocksDB store picks its partition
         # from the current event, so name one (all share partition 0 of the internal topic)
