@@ -2,21 +2,20 @@
 
 The input is what riskpulse itself writes: ``news.scored`` records (JSONL, e.g. exported from
 the topic or the store) or the output of ``riskpulse score`` (its rows need ``published_at``).
-Windows are counted by stream/windows.py and closed in event-time order, exactly as the worker
-does once its watermark passes them, so the alerts printed are the ones a live run would fire.
+Windows are counted and closed by the worker's own aggregation core (stream/core/), in
+event-time order, so the alerts printed are the ones a live run would fire.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
 
-from stream import windows
+from stream.core.backtest import run_backtest
 from stream.records import Alert, ScoredNews
 
 from .detector import Detector
@@ -64,20 +63,5 @@ def _record(row: dict[str, Any]) -> ScoredNews:
 
 
 def backtest(items: Iterable[ScoredNews], rules: Rules, window_s: int) -> list[Alert]:
-    by_window: dict[int, list[ScoredNews]] = defaultdict(list)
-    for item in items:
-        by_window[windows.window_start(item.published_at.timestamp(), window_s)].append(item)
-    detector = Detector(rules, window_s)
-    states: dict[str, dict[str, Any]] = {}
-    firing: set[str] = set()
-    alerts: list[Alert] = []
-    if not by_window:
-        return alerts
-    first, last = min(by_window), max(by_window)
-    for start in range(first, last + window_s, window_s):  # empty windows too: firing keys resolve in silence
-        state = windows.empty_window()
-        for item in by_window.get(start, []):
-            windows.apply(state, item)
-        closed = windows.trends(start, window_s, state)
-        alerts += detector.close_window(start, closed, firing, states.get, states.__setitem__)
-    return alerts
+    """The alerts a live run over ``items`` fires (see stream/core/backtest.py)."""
+    return run_backtest(items, Detector(rules, window_s), window_s).alerts

@@ -99,6 +99,10 @@ class Detector:
         self.rules = rules
         self.window_s = window_s
 
+    @staticmethod
+    def new_state() -> dict[str, Any]:
+        return new_state()
+
     def observe(self, state: dict[str, Any], trend: Trend) -> list[Alert]:
         """One closed window of one key; ``state`` (from :func:`new_state`) is updated in place.
 

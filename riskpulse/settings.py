@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,6 +56,12 @@ class Settings(BaseSettings):
     lateness_s: int = Field(10, ge=0)
     idle_s: float = Field(5.0, gt=0)
     dedupe_horizon_s: int = Field(86_400, ge=0)
+    # event-time policy (stream/core/event_time.py): an item dated beyond these bounds is counted
+    # at its broker timestamp and flagged ("clamp"), or dead-lettered ("dead-letter")
+    max_clock_skew_s: float = Field(300.0, ge=0)
+    max_event_age_days: float = Field(3650.0, gt=0)
+    clock_policy: Literal["clamp", "dead-letter"] = "clamp"
+    detector_key_ttl_days: float = Field(7.0, gt=0)  # baselines of keys silent this long are dropped
     watchlist: Path | None = None
 
     webhook_retry_base_s: float = Field(5.0, gt=0)  # first retry after ~this; doubles per attempt

@@ -1,7 +1,9 @@
-"""Faust agents: short glue around the pure functions of validation, dedupe and windows.
+"""Faust agents: thin glue that moves records through the plain code of stream/core.
 
 Delivery is at-least-once end to end (Faust flushes the producer before committing offsets);
-the aggregate agent makes counting exact by remembering which ids each window holds.
+the aggregation core makes counting exact (stream/core/aggregator.py). A record that makes any
+stage raise is dead-lettered to ``news.dlq`` with its stage, error and source position, and the
+stream goes on; only infrastructure faults (model, store, broker) end the worker for a restart.
 """
 
 from __future__ import annotations
@@ -11,29 +13,30 @@ import os
 import json
 import logging
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 from aiokafka.errors import IllegalStateError, KafkaError
-from faust.types import EventT
 
 from alerts.delivery import Deliverer, RetryPolicy, enqueue_alert
 from alerts.detector import Detector
 from alerts.outbox import Outbox
 from alerts.rules import Rules
 
-from . import metrics, windows
-from .app import (WINDOW_SHARDS, alerts_topic, app, dedupe_table, detector_table, dlq_topic, news_topic,
-                  scored_internal, scored_topic, settings, trends_topic, windows_table)
-from .records import TOPIC_NEWS, Alert, ScoredNews, Trend
+from . import metrics
+from .app import (alerts_topic, app, dlq_topic, news_topic, scored_internal, scored_topic, settings, state_table,
+                  trends_topic)
+from .core.aggregator import Aggregator, AggregatorConfig
+from .core.event_time import EventTimePolicy, judge
+from .core.state import Overlay
+from .core.validation import Invalid, dead_letter, parse_news
+from .isolation import score_isolated, write_isolated
+from .records import TOPIC_NEWS, Alert, NewsItem, ScoredNews
 from .watchdog import StallWatchdog
-from .dedupe import dedupe_key, duplicate_of
 from .scoring import ScoringService
 from .store import Store
 from .supervisor import RESTART, exit_on_crash
-from .validation import Invalid, dead_letter, parse_news
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +44,26 @@ watchdog = StallWatchdog(stall_s=settings.stall_s)
 _model_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")  # inference off the event loop
 _service: ScoringService | None = None
 
-WATERMARK_KEY = "__watermark__"
-OPEN_KEY = "__open_windows__"
-FIRING_KEY = "__firing__"  # keys with a firing alert: they resolve even when their news stops
 TICK = b'{"tick":1}'
+CANARY = NewsItem(id="canary", headline="Stocks rise as investors weigh earnings", published_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+POLICY = EventTimePolicy(settings.max_clock_skew_s, settings.max_event_age_days * 86400.0, settings.clock_policy)
 
 
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+async def _dead_letter(value: bytes | None, reason: str, stage: str, topic: str, partition: int, offset: int) -> None:
+    letter = dead_letter(value, reason, topic, partition, offset, datetime.now(timezone.utc), stage=stage)
+    log.warning("news.dlq", extra={"stage": stage, "reason": reason[:300], "topic": topic, "partition": partition,
+                                   "offset": offset})
+    metrics.DLQ.labels(stage).inc()
+    await dlq_topic.send(key=f"{topic}:{partition}:{offset}".encode(), value=_dumps(letter.to_json()))
+
+
+async def _dead_letter_event(event: Any, reason: str, stage: str) -> None:
+    msg = event.message
+    await _dead_letter(event.value, reason, stage, msg.topic, msg.partition, msg.offset)
 
 
 async def _scoring_service() -> ScoringService:
@@ -59,188 +74,131 @@ async def _scoring_service() -> ScoringService:
     return _service
 
 
+def _broker_time(event: Any, fallback: datetime) -> datetime:
+    """The record's Kafka timestamp: stable across redelivery, unlike the time it is processed."""
+    ts = event.message.timestamp
+    try:
+        return datetime.fromtimestamp(float(ts), timezone.utc) if ts else fallback
+    except (OverflowError, OSError, ValueError):
+        return fallback
+
+
 @app.agent(news_topic)
 @exit_on_crash
 async def score(stream: Any) -> None:
-    """news -> validate (bad input to news.dlq) -> micro-batch scoring -> riskpulse-scored."""
+    """news -> validate, event-time policy (failures to news.dlq) -> micro-batch scoring -> riskpulse-scored."""
     service = await _scoring_service()
     loop = asyncio.get_running_loop()
     async for events in stream.take_events(settings.batch_max_size, within=settings.batch_max_wait_ms / 1000):
         now = datetime.now(timezone.utc)
-        good: list[tuple[EventT, Any]] = []
+        good: list[tuple[Any, NewsItem, Any]] = []
         for event in events:
-            parsed = parse_news(event.value, now)
+            broker_time = _broker_time(event, now)
+            parsed = parse_news(event.value, broker_time)
             if isinstance(parsed, Invalid):
-                msg = event.message
-                letter = dead_letter(event.value, parsed.reason, msg.topic, msg.partition, msg.offset, now)
-                log.warning("news.dlq", extra={"reason": parsed.reason, "topic": msg.topic,
-                                               "partition": msg.partition, "offset": msg.offset})
-                metrics.DLQ.inc()
-                await dlq_topic.send(key=f"{msg.topic}:{msg.partition}:{msg.offset}".encode(), value=_dumps(letter.to_json()))
-            else:
-                good.append((event, parsed))
+                await _dead_letter_event(event, parsed.reason, "parse")
+                continue
+            assert parsed.published_at is not None  # completed by parse_news
+            verdict = judge(parsed.published_at, broker_time, now, POLICY)
+            if verdict.refused:
+                await _dead_letter_event(event, verdict.refused, "event_time")
+                continue
+            good.append((event, parsed, verdict))
         metrics.ITEMS_IN.labels(TOPIC_NEWS).inc(len(events))
         watchdog.note(events)
         if not good:
             continue
         started = time.perf_counter()
-        scored = await loop.run_in_executor(_model_pool, service.score_items, [item for _, item in good], now)
+        items = [item for _, item, _ in good]
+        scored = await loop.run_in_executor(_model_pool, score_isolated, lambda batch: service.score_items(batch, now),
+                                            items, CANARY)
         metrics.MODEL_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(good))
-        for (event, _), record in zip(good, scored):
+        for (event, _, verdict), record in zip(good, scored):
+            if isinstance(record, Exception):
+                await _dead_letter_event(event, f"scoring failed: {record!r}", "score")
+                continue
+            if verdict.original is not None:
+                metrics.CLOCK_ADJUSTED.inc()
+                record = record.model_copy(update={"published_at": verdict.published_at,
+                                                   "published_at_original": verdict.original})
             value = record.to_json()
+            value["_src"] = [event.message.topic, event.message.partition, event.message.offset]
             value["_ingest_ts"] = event.message.timestamp  # broker time of the news record, for latency figures
             await scored_internal.send(key=record.id.encode(), value=_dumps(value))
 
 
-def _shard_key(start: int, shard: int) -> str:
-    return f"w|{start}|{shard}"
-
-
-class BatchState:
-    """Write-back view of the state tables for one batch: each touched key is written once.
-
-    Every write carries whole values (a shard's counters together with its ids), so a crash
-    between two writes leaves each key consistent, and redelivery is absorbed by the ids.
-    """
-
-    def __init__(self) -> None:
-        self.cache: dict[tuple[int, str], Any] = {}
-        self.dirty: set[tuple[int, str]] = set()
-        self.tables = (windows_table, dedupe_table, detector_table)
-
-    def get(self, table: int, key: str) -> Any:
-        if (table, key) not in self.cache:
-            self.cache[(table, key)] = self.tables[table].get(key)
-        return self.cache[(table, key)]
-
-    def set(self, table: int, key: str, value: Any) -> None:
-        self.cache[(table, key)] = value
-        self.dirty.add((table, key))
-
-    def delete(self, table: int, key: str) -> None:
-        self.set(table, key, None)
-
-    def flush(self) -> None:
-        for table, key in sorted(self.dirty):
-            value = self.cache[(table, key)]
-            if value is None:
-                if key in self.tables[table]:
-                    del self.tables[table][key]
-            else:
-                self.tables[table][key] = value
-        self.dirty.clear()
-
-
-W, D, A = 0, 1, 2  # table indices in BatchState
-
 rules = Rules.load(settings.alert_rules)  # validated by `riskpulse worker` before this process starts
 detector = Detector(rules, settings.window_s)
+AGG_CONFIG = AggregatorConfig(window_s=settings.window_s, lateness_s=settings.lateness_s, idle_s=settings.idle_s,
+                              max_skew_s=settings.max_clock_skew_s, dedupe_horizon_s=settings.dedupe_horizon_s,
+                              key_ttl_s=settings.detector_key_ttl_days * 86400.0)
 
 
-async def _detect(state: "BatchState", start: int, closed: list[Trend]) -> None:
-    """The closed window through the spike detector; its state lives in the detector table."""
-    firing = set(state.get(W, FIRING_KEY) or [])
-    found = detector.close_window(start, closed, firing, lambda k: state.get(A, k), lambda k, v: state.set(A, k, v))
-    for alert in found:
-        await alerts_topic.send(key=alert.id.encode(), value=_dumps(alert.to_json()))
-        metrics.ALERTS.labels(alert.severity, alert.status).inc()
-        log.warning("alert", extra={"alert_id": alert.id, "status": alert.status, "severity": alert.severity,
-                                    "summary": alert.summary})
-    state.set(W, FIRING_KEY, sorted(firing))
+async def _publish_close(agg: Aggregator) -> None:
+    """Close every window the watermark passed: publish, wait for the broker's ack, then commit."""
+    while (close := agg.next_close(time.time())) is not None:
+        pending = []
+        for trend in close.trends:
+            key = f"{trend.key_type}|{trend.key}|{close.start}".encode()
+            pending.append(await trends_topic.send(key=key, value=_dumps(trend.to_json())))
+        for alert in close.alerts:
+            pending.append(await alerts_topic.send(key=alert.id.encode(), value=_dumps(alert.to_json())))
+            metrics.ALERTS.labels(alert.severity, alert.status).inc()
+            log.warning("alert", extra={"alert_id": alert.id, "status": alert.status, "severity": alert.severity,
+                                        "summary": alert.summary})
+        await asyncio.gather(*pending)  # acknowledged by the broker (acks=all): only now is the window closed
+        metrics.ITEMS_OUT.labels("trends").inc(len(close.trends))
+        agg.commit(close)
 
 
-async def _advance(state: BatchState, watermark: float) -> None:
-    """Persist the watermark first, then close what it passed: a restart never reopens a closed window."""
-    open_windows = state.get(W, OPEN_KEY) or []
-    closing = windows.closable(open_windows, watermark, settings.window_s, settings.lateness_s)
-    if not closing:
-        return
-    state.set(W, WATERMARK_KEY, {"watermark": watermark})
-    state.flush()
-    for start in closing:
-        merged = windows.empty_window()
-        for shard in range(WINDOW_SHARDS):
-            part = state.get(W, _shard_key(start, shard))
-            if part:
-                windows.merge(merged, part)
-        closed = windows.trends(start, settings.window_s, merged)
-        for trend in closed:
-            key = f"{trend.key_type}|{trend.key}|{start}".encode()
-            await trends_topic.send(key=key, value=_dumps(trend.to_json()))
-            metrics.ITEMS_OUT.labels("trends").inc()
-        await _detect(state, start, closed)
-        for shard in range(WINDOW_SHARDS):
-            if state.get(W, _shard_key(start, shard)) is not None:
-                state.delete(W, _shard_key(start, shard))
-    state.set(W, OPEN_KEY, [s for s in open_windows if s not in set(closing)])
-    state.flush()
-
-
-_clock: dict[str, Any] = {"last_event_wall": time.time(), "max_event": None}
-
-
-def _persisted_watermark(state: BatchState) -> float:
-    """Written only when windows close, which is all that correctness needs."""
-    return float((state.get(W, WATERMARK_KEY) or {}).get("watermark", 0.0))
-
-
-async def _aggregate_one(state: BatchState, value: bytes) -> None:
+def _decode_internal(value: bytes) -> tuple[ScoredNews, tuple[str, int, int], Any]:
     raw = json.loads(value)
+    if not isinstance(raw, dict):
+        raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
+    src = raw.pop("_src", None)
     ingest_ts = raw.pop("_ingest_ts", None)
-    item = ScoredNews.model_validate(raw)
-    ts = item.published_at.timestamp()
-
-    dkey = dedupe_key(item.headline)
-    first = state.get(D, dkey)
-    dup = duplicate_of(first, item.id, ts, settings.dedupe_horizon_s)
-    if dup is None and (first is None or first["id"] != item.id):
-        state.set(D, dkey, {"id": item.id, "ts": ts})
-    if dup is not None:
-        item = item.model_copy(update={"duplicate_of": dup})
-    await scored_topic.send(key=item.id.encode(), value=_dumps(item.to_json()))
-    metrics.ITEMS_OUT.labels("news.scored").inc()
-    if ingest_ts:
-        metrics.E2E_SECONDS.observe(max(0.0, time.time() - ingest_ts))
-
-    if dup is None:
-        if windows.is_late(ts, _persisted_watermark(state), settings.window_s, settings.lateness_s):
-            metrics.LATE.inc()
-            log.info("late item not counted", extra={"id": item.id, "published_at": str(item.published_at)})
-        else:
-            start = windows.window_start(ts, settings.window_s)
-            skey = _shard_key(start, zlib.crc32(item.id.encode()) % WINDOW_SHARDS)
-            shard = state.get(W, skey) or windows.empty_window()
-            if windows.apply(shard, item):
-                state.set(W, skey, shard)
-            open_windows = state.get(W, OPEN_KEY) or []
-            if start not in open_windows:
-                state.set(W, OPEN_KEY, sorted(open_windows + [start]))
-    if ts > _clock["max_event"]:
-        _clock["max_event"] = ts
-        await _advance(state, ts)
+    if not (isinstance(src, list) and len(src) == 3 and isinstance(src[1], int) and isinstance(src[2], int)):
+        raise ValueError("no source position (_src: [topic, partition, offset])")
+    return ScoredNews.model_validate(raw), (str(src[0]), src[1], src[2]), ingest_ts
 
 
 @app.agent(scored_internal)
 @exit_on_crash
 async def aggregate(stream: Any) -> None:
-    """Dedupe, publish news.scored, count into event-time windows, emit trends as windows close."""
+    """Dedupe, publish news.scored, count into event-time windows, emit trends and alerts as windows close."""
+    agg: Aggregator | None = None
     async for events in stream.take_events(500, within=0.02):
-        # take_events runs the iteration in another task; the RocksDB store picks its partition
-        # from the current event, so name one (all share partition 0 of the internal topic)
+        # take_events runs the iteration in another task: name the event whose offsets these writes follow
         stream._set_current_event(events[-1])  # noqa: SLF001
-        state = BatchState()
-        if _clock["max_event"] is None:
-            _clock["max_event"] = _persisted_watermark(state)
+        state = Overlay(state_table)
+        if agg is None:
+            agg = Aggregator(state, AGG_CONFIG, detector, time.time(), partitions=range(settings.kafka_partitions),
+                             on_detector_error=lambda key, exc: metrics.DETECTOR_ERRORS.inc())
+        agg.state = state
         watchdog.note(events)
         for event in events:
             if event.value == TICK:
-                wm = windows.idle_watermark(_clock["max_event"], _clock["last_event_wall"], time.time(), settings.idle_s)
-                await _advance(state, wm)
-            else:
-                _clock["last_event_wall"] = time.time()
-                await _aggregate_one(state, event.value)
+                continue
+            try:
+                with state.savepoint():
+                    item, (topic, partition, offset), ingest_ts = _decode_internal(event.value)
+                    added = agg.add(item, partition, offset, time.time())
+            except Exception as exc:  # noqa: BLE001 - a record's fault: dead-letter it, keep counting
+                await _dead_letter_event(event, f"{type(exc).__name__}: {exc}", "aggregate")
+                continue
+            await scored_topic.send(key=added.item.id.encode(), value=_dumps(added.item.to_json()))
+            metrics.ITEMS_OUT.labels("news.scored").inc()
+            if added.status == "late":
+                metrics.LATE.inc()
+                log.info("late item not counted", extra={"id": item.id, "published_at": str(item.published_at),
+                                                         "partition": partition})
+            if ingest_ts:
+                metrics.E2E_SECONDS.observe(max(0.0, time.time() - ingest_ts))
+        await _publish_close(agg)
+        agg.end_batch()
         state.flush()
+        metrics.WATERMARK.set(max(agg.closed, 0.0))
 
 
 _store_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
@@ -254,22 +212,34 @@ def _get_store() -> Store:
     return _store
 
 
-@app.agent(scored_topic)
-@exit_on_crash
-async def sink_scored(stream: Any) -> None:
-    """news.scored -> store (idempotent upserts by id)."""
+async def _sink(stage: str, events: list[Any], write: Callable[[list[dict[str, Any]]], object]) -> None:
+    """One implementation for every sink: decode, write the batch on the store's thread, and
+    dead-letter exactly the records the store refuses (an unreachable store is retried, then restarts)."""
+    decoded: list[tuple[Any, dict[str, Any]]] = []
+    for event in events:
+        try:
+            record = json.loads(event.value)
+            if not isinstance(record, dict):
+                raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+        except (ValueError, TypeError, RecursionError) as exc:
+            await _dead_letter_event(event, f"not a record: {exc}", stage)
+            continue
+        decoded.append((event, record))
+    if not decoded:
+        return
     loop = asyncio.get_running_loop()
-    async for events in stream.take_events(500, within=1.0):
-        await loop.run_in_executor(_store_pool, _get_store().upsert_scored, [json.loads(e.value) for e in events])
+    failures = await loop.run_in_executor(_store_pool, write_isolated, write, [r for _, r in decoded])
+    for index, exc in failures:
+        await _dead_letter_event(decoded[index][0], f"{type(exc).__name__}: {str(exc)[:500]}", stage)
 
 
-@app.agent(trends_topic)
-@exit_on_crash
-async def sink_trends(stream: Any) -> None:
-    """trends -> store (idempotent upserts by key and window)."""
-    loop = asyncio.get_running_loop()
-    async for events in stream.take_events(500, within=1.0):
-        await loop.run_in_executor(_store_pool, _get_store().upsert_trends, [json.loads(e.value) for e in events])
+def _sink_agent(topic: Any, stage: str, write: Callable[[], Callable[[list[dict[str, Any]]], object]],
+                batch: int, within_s: float) -> None:
+    async def sink(stream: Any) -> None:
+        async for events in stream.take_events(batch, within=within_s):
+            await _sink(stage, events, write())
+    sink.__name__ = sink.__qualname__ = stage
+    app.agent(topic, name=f"stream.agents.{stage}")(exit_on_crash(sink))
 
 
 _outbox_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
@@ -285,18 +255,17 @@ def _get_outbox() -> Outbox:
 
 def _sink_alerts_blocking(records: list[dict[str, Any]]) -> None:
     """Store first, then the outbox: a delivery row exists only for a stored alert."""
+    alerts = [Alert.model_validate(rec) for rec in records]  # a malformed record fails before anything is written
     _get_store().upsert_alerts(records)
-    for rec in records:
-        enqueue_alert(_get_outbox(), rules, Alert.model_validate(rec))
+    for alert in alerts:
+        enqueue_alert(_get_outbox(), rules, alert)
 
 
-@app.agent(alerts_topic)
-@exit_on_crash
-async def sink_alerts(stream: Any) -> None:
-    """alerts -> store (one row per alert id) + webhook outbox (one row per route and message)."""
-    loop = asyncio.get_running_loop()
-    async for events in stream.take_events(100, within=0.5):
-        await loop.run_in_executor(_store_pool, _sink_alerts_blocking, [json.loads(e.value) for e in events])
+# news.scored -> store (upserts by id); trends -> store (upserts by key and window);
+# alerts -> store (one row per alert id) + webhook outbox (one row per route and message)
+_sink_agent(scored_topic, "sink_scored", lambda: _get_store().upsert_scored, 500, 1.0)
+_sink_agent(trends_topic, "sink_trends", lambda: _get_store().upsert_trends, 500, 1.0)
+_sink_agent(alerts_topic, "sink_alerts", lambda: _sink_alerts_blocking, 100, 0.5)
 
 
 @app.task

@@ -9,7 +9,7 @@ Flow inside the worker::
 
 Scoring is the expensive, stateless part and scales with the partitions of ``news``.
 Aggregation is cheap and needs every item of a window in one place, so its input has one
-partition; windows stay exact and idempotent there (see stream/windows.py).
+partition; windows stay exact and idempotent there (see stream/core/aggregator.py).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.kafka_partitions,
         topic_replication_factor=settings.kafka_replication,
         topic_allow_declare=True,
-        processing_guarantee="at_least_once",  # made exact by idempotent state; see stream/windows.py
+        processing_guarantee="at_least_once",  # made exact by idempotent state; see stream/core/aggregator.py
         consumer_auto_offset_reset="earliest",
         broker_commit_every=500,
         broker_commit_interval=1.0,
@@ -80,10 +80,24 @@ alerts_topic = app.topic(topic_name(settings, TOPIC_ALERTS), key_serializer="raw
                          partitions=settings.kafka_partitions)
 dlq_topic = app.topic(topic_name(settings, TOPIC_DLQ), key_serializer="raw", value_serializer="raw", partitions=settings.kafka_partitions)
 
-# state of the aggregate agent; one partition, like its input
-# str keys, JSON values: Faust's changelog recovery decodes keys with the default (json) codec.
-# One partition, so the key partitioner always picks 0: writes need no current event, and the
-# aggregate agent can buffer a batch of writes (see stream/agents.py).
-windows_table = app.Table("windows", default=None, partitions=1, key_type=str, use_partitioner=True)
-dedupe_table = app.Table("dedupe", default=None, partitions=1, key_type=str, use_partitioner=True)
-detector_table = app.Table("detector", default=None, partitions=1, key_type=str, use_partitioner=True)  # per key baselines
+
+
+class SinglePartitionTable(faust.Table):
+    """A table whose changelog has one partition, written without asking the producer where.
+
+    faust picks a changelog partition from the current event, or, with ``use_partitioner``, from
+    the producer's topic metadata, which it does not fetch first: a write before that metadata
+    arrived crashed the aggregate agent ("'NoneType' object is not iterable" in
+    ``Producer.key_partition``). With one partition the answer is always 0, so no write depends
+    on metadata, a current event or timing.
+    """
+
+    def partition_for_key(self, key: object) -> int:
+        return 0
+
+
+# All state of the aggregate agent (windows, dedupe, watermark, detector baselines) in one
+# single-partition table, like its input: one changelog partition keeps the writes in order, so
+# what survives a crash is a prefix of them (see stream/core/state.py). str keys, JSON values.
+state_table = app.tables.add(SinglePartitionTable(app, name="aggregate", default=None, partitions=1, key_type=str,
+                                                  beacon=app.tables.beacon))

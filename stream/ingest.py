@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from .validation import Invalid, parse_news
+from .core.validation import Invalid, parse_news
 
 log = logging.getLogger(__name__)
 

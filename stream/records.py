@@ -30,7 +30,10 @@ BODY_MAX = 20_000
 def _utc(dt: datetime) -> datetime:
     if dt.tzinfo is None:
         raise ValueError("timestamp needs a UTC offset (RFC 3339), e.g. 2026-11-22T10:00:00Z")
-    return dt.astimezone(timezone.utc)
+    try:
+        return dt.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("timestamp out of range (years 1-9999 in UTC)") from None
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
@@ -97,6 +100,9 @@ class ScoredNews(_Record):
     duplicate_of: str | None = None
     model_version: str
     scored_at: UtcDatetime
+    # set when the item's own published_at broke the event-time policy (far future or far past):
+    # published_at then holds the broker timestamp the item was counted at, and this the claim
+    published_at_original: UtcDatetime | None = None
 
 
 class EvidenceHeadline(_Record):
@@ -142,6 +148,8 @@ class Alert(_Record):
 class DeadLetter(_Record):
     schema_version: Literal[1] = 1
     error: str
+    # where it failed: parse, event_time, score, aggregate, sink_scored, sink_trends, sink_alerts
+    stage: str = "parse"
     raw_value: str  # the value as received, decoded leniently and truncated
     raw_truncated: bool
     source_topic: str

@@ -1,4 +1,4 @@
-"""Re-published stories: the same normalised headline within a horizon is a duplicate."""
+"""Re-published stories: the same normalised headline (within a horizon, see the aggregator) is a duplicate."""
 
 from __future__ import annotations
 
@@ -20,12 +20,3 @@ def normalise_headline(headline: str) -> str:
 
 def dedupe_key(headline: str) -> str:
     return hashlib.sha256(normalise_headline(headline).encode()).hexdigest()[:24]
-
-
-def duplicate_of(first: dict[str, object] | None, item_id: str, published_ts: float, horizon_s: float) -> str | None:
-    """The id this item duplicates, given the first sighting stored for its key (or None)."""
-    if first is None or first["id"] == item_id:
-        return None  # new story, or this very item redelivered
-    if abs(published_ts - float(first["ts"])) > horizon_s:  # type: ignore[arg-type]
-        return None
-    return str(first["id"])

@@ -1,13 +1,9 @@
 """Tumbling event-time windows per topic and per ticker: pure arithmetic, no Kafka.
 
-A window's state is one JSON-able dict: per-key counters plus the ids already counted. Applying
-an item whose id is already in the window is a no-op, so redelivery after a crash never double
-counts, and because state, counters and ids are written together (one table entry per window)
-a partial write cannot split them.
-
-Windows close on the watermark: the highest event time seen, minus the allowed lateness. While
-the stream is idle, the watermark also advances with the wall clock, by the idle time only, so a
-replay at any speed >= 1x closes exactly the windows a live run would.
+A window's counters are JSON-able dicts (per key: count, negative, neutral, positive, sum of
+scores, plus the most negative headlines as evidence), so they can live in a Faust table, be
+merged across shards and turned into ``trends`` records. When a window closes and which items
+count is the aggregator's business (stream/core/aggregator.py).
 """
 
 from __future__ import annotations
@@ -15,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from .records import EvidenceHeadline, ScoredNews, SentimentProbs, Trend
+from stream.records import EvidenceHeadline, ScoredNews, SentimentProbs, Trend
 
 SENTIMENT_SLOT = {"negative": 1, "neutral": 2, "positive": 3}
 EVIDENCE_PER_KEY = 5  # most negative headlines kept per key and window: an alert's evidence
@@ -26,7 +22,7 @@ def window_start(ts: float, window_s: int) -> int:
 
 
 def empty_window() -> dict[str, Any]:
-    return {"keys": {}, "ids": [], "top": {}}
+    return {"keys": {}, "top": {}}
 
 
 def _keep_most_negative(rows: list[list[Any]]) -> list[list[Any]]:
@@ -38,12 +34,12 @@ def keys_of(item: ScoredNews) -> list[str]:
     return [f"topic|{item.topic}"] + [f"ticker|{t}" for t in item.tickers]
 
 
-def apply(state: dict[str, Any], item: ScoredNews) -> bool:
-    """Count ``item`` into ``state`` (mutated); False if it was already counted."""
-    if item.id in state["ids"]:
-        return False
-    state["ids"].append(item.id)
-    for key in keys_of(item):
+def count_keys(state: dict[str, Any], item: ScoredNews, keys: Iterable[str]) -> None:
+    """Count ``item`` into ``state`` (mutated) under ``keys`` (some or all of :func:`keys_of`).
+
+    Exactly-once is the caller's job (stream/core/aggregator.py tracks applied offsets).
+    """
+    for key in keys:
         c = state["keys"].setdefault(key, [0, 0, 0, 0, 0.0])  # count, neg, neu, pos, sum(score)
         c[0] += 1
         c[SENTIMENT_SLOT[item.sentiment]] += 1
@@ -53,12 +49,10 @@ def apply(state: dict[str, Any], item: ScoredNews) -> bool:
             row = [item.sentiment_score, item.id, item.headline[:300], item.url, p.negative, p.neutral, p.positive]
             top = state.setdefault("top", {})
             top[key] = _keep_most_negative(top.get(key, []) + [row])
-    return True
 
 
 def merge(into: dict[str, Any], part: dict[str, Any]) -> None:
-    """Add one shard's ids and counters into ``into`` (mutated)."""
-    into["ids"] += part["ids"]
+    """Add one shard's counters into ``into`` (mutated)."""
     for key, counts in part["keys"].items():
         acc = into["keys"].setdefault(key, [0, 0, 0, 0, 0.0])
         for i, v in enumerate(counts):
@@ -86,22 +80,3 @@ def _evidence(row: list[Any]) -> EvidenceHeadline:
     score, id_, headline, url, neg, neu, pos = row
     return EvidenceHeadline(id=id_, headline=headline, sentiment_score=score, url=url,
                             sentiment_probs=SentimentProbs(negative=neg, neutral=neu, positive=pos))
-
-
-def closable(starts: Iterable[int], watermark: float, window_s: int, lateness_s: int) -> list[int]:
-    """Windows whose end plus lateness the watermark has passed, oldest first."""
-    return sorted(s for s in starts if s + window_s + lateness_s <= watermark)
-
-
-def is_late(ts: float, watermark: float, window_s: int, lateness_s: int) -> bool:
-    """True if the item's window has already closed."""
-    return window_start(ts, window_s) + window_s + lateness_s <= watermark
-
-
-def idle_watermark(max_event_ts: float, last_event_wall: float, now_wall: float, idle_s: float) -> float:
-    """The watermark while idle: after ``idle_s`` without events, event time moves on with the wall clock.
-
-    Callers keep ``max(previous, this)``, so the watermark never goes back.
-    """
-    idle = now_wall - last_event_wall
-    return max_event_ts + idle if idle >= idle_s else max_event_ts

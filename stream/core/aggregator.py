@@ -1,0 +1,303 @@
+"""The aggregation core: dedupe, event-time windows, watermark, window closes and the detector.
+
+Plain code over one key-value store (:class:`~stream.core.state.Overlay`): the worker runs it
+inside a Faust agent over a single-partition table, the backtest and the tests over a dict. No
+Kafka in here; the agent only moves records in and out.
+
+Exactly-once counting over at-least-once delivery. Every item carries its position in ``news``
+(partition, offset). Window counters are kept per (window, key shard), and each shard records
+the highest offset per source partition it has applied, in the same value as its counters, so
+a redelivered item (a restart re-reads uncommitted input) is skipped by exactly the shards that
+already hold it, whichever writes survived a crash. The same item re-sent at another offset is
+recognised by its id in the dedupe entry.
+
+Windows close in two steps. :meth:`Aggregator.next_close` computes a window's trends and alerts
+without changing state; the caller publishes them and waits for the broker's acknowledgement;
+only then :meth:`Aggregator.commit` marks the window closed. A crash in between re-closes the
+window after restart: the same trends (upserts downstream) and, because the detector ignores a
+window it has already seen for a key, no alert twice.
+
+Write order makes any crash point safe (the store keeps a prefix of the flushed writes, see
+stream/core/state.py): counts and detector states first, then one marker value ``wm`` (partition
+progress, the closed-through watermark and the open windows), then the deletion of closed
+windows' counters. A window's counters are therefore never gone while it is still listed open.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import zlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Literal
+
+from stream.records import Alert, ScoredNews, Trend
+
+from . import windows
+from .dedupe import dedupe_key
+from .state import Overlay
+from .watermark import PartitionClock
+
+log = logging.getLogger(__name__)
+
+KEY_SHARDS = 64  # window counters split by key hash: each table value stays small
+MAX_KEYS_PER_SHARD = 256  # ~16k distinct keys per window; a value stays far below Kafka's 1 MB
+MAX_KEYS_PER_ITEM = 21  # its topic and at most 20 tickers (a cashtag flood is capped, not fatal)
+INDEX_SHARDS = 16
+DEDUPE_BUCKET_S = 600
+PRUNE_EVERY_S = 3600.0
+
+WM, FIRING, PRUNED, BUCKETS = "wm", "firing", "pruned", "dedupe_buckets"
+
+Status = Literal["counted", "late", "duplicate", "resent"]
+
+
+class StateFull(Exception):
+    """Counting the item would grow a window value past its cap (dead-letter it, never crash)."""
+
+
+@dataclass(frozen=True)
+class AggregatorConfig:
+    window_s: int = 60
+    lateness_s: int = 10
+    idle_s: float = 5.0
+    max_skew_s: float = 300.0
+    dedupe_horizon_s: int = 86_400
+    key_ttl_s: float = 7 * 86_400.0  # detector state of keys silent this long is dropped
+    dedupe: bool = True  # off in the backtest, whose input was deduplicated by the worker already
+
+
+@dataclass(frozen=True)
+class Added:
+    item: ScoredNews  # with ``duplicate_of`` filled in
+    status: Status
+
+
+@dataclass
+class WindowClose:
+    start: int
+    watermark: float
+    trends: list[Trend]
+    alerts: list[Alert]
+    detector_states: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    firing: list[str] = field(default_factory=list)
+
+
+def _shard(key: str, n: int) -> int:
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % n
+
+
+def _wkey(start: int, shard: int) -> str:
+    return f"w|{start}|{shard}"
+
+
+def _copy_shard(value: dict[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {"applied": {}, "keys": {}, "top": {}}
+    return {"applied": dict(value["applied"]), "keys": {k: list(v) for k, v in value["keys"].items()},
+            "top": dict(value["top"])}
+
+
+class Aggregator:
+    """One instance per running aggregate agent; all durable state lives in ``state``."""
+
+    def __init__(self, state: Overlay, config: AggregatorConfig, detector: Any, now_wall: float,
+                 partitions: Iterable[int] = (), on_detector_error: Callable[[str, Exception], None] | None = None) -> None:
+        self.state = state
+        self.config = config
+        self.detector = detector
+        self.on_detector_error = on_detector_error or (lambda key, exc: None)
+        saved = state.get(WM) or {}
+        self.clock = PartitionClock.restore(saved, config.idle_s, config.max_skew_s, now_wall, partitions)
+        self.closed = -math.inf if saved.get("closed") is None else float(saved["closed"])
+        self.open: list[int] = sorted(int(s) for s in saved.get("open") or [])
+        self._garbage: list[str] = []  # counters of closed windows, deleted after the marker
+        limit = now_wall + config.max_skew_s
+        moved = self.clock.clamp_to(limit)
+        if self.closed > limit or moved:
+            log.error("persisted watermark was ahead of the wall clock; repaired to the clock",
+                      extra={"closed": self.closed, "limit": limit, "partitions": moved})
+            self.closed = min(self.closed, limit)
+            self._save_marker()
+
+    # -- items -----------------------------------------------------------------------------
+
+    def add(self, item: ScoredNews, partition: int, offset: int, now_wall: float) -> Added:
+        """Dedupe and count one scored item from ``news`` partition/offset. Raises only on a bad item."""
+        ts = item.published_at.timestamp()
+        item, status = self._dedupe(item, ts, partition, offset) if self.config.dedupe else (item, "counted")
+        if status == "counted":
+            if self._is_late(ts):
+                status = "late"
+            else:
+                self._count(item, ts, partition, offset)
+        self.clock.observe(partition, ts, now_wall)
+        return Added(item, status)
+
+    def _dedupe(self, item: ScoredNews, ts: float, partition: int, offset: int) -> tuple[ScoredNews, Status]:
+        dkey = "d|" + dedupe_key(item.headline)
+        first = self.state.get(dkey)
+        if first is not None and first["id"] == item.id:
+            if list(first.get("pos") or []) != [partition, offset]:
+                return item, "resent"  # the same item sent again: counted once, at its first position
+            return item, "counted"  # redelivered: the window shards know whether they hold it
+        if first is not None and abs(ts - float(first["ts"])) <= self.config.dedupe_horizon_s:
+            return item.model_copy(update={"duplicate_of": first["id"]}), "duplicate"
+        self.state.set(dkey, {"id": item.id, "ts": ts, "pos": [partition, offset]})
+        self._index_dedupe(dkey, ts)
+        return item, "counted"
+
+    def _is_late(self, ts: float) -> bool:
+        return windows.window_start(ts, self.config.window_s) + self.config.window_s + self.config.lateness_s <= self.closed
+
+    def _count(self, item: ScoredNews, ts: float, partition: int, offset: int) -> None:
+        start = windows.window_start(ts, self.config.window_s)
+        keys = windows.keys_of(item)[:MAX_KEYS_PER_ITEM]
+        by_shard: dict[int, list[str]] = {}
+        for key in keys:
+            by_shard.setdefault(_shard(key, KEY_SHARDS), []).append(key)
+        p = str(partition)
+        updates = []
+        for shard, shard_keys in by_shard.items():
+            current = self.state.get(_wkey(start, shard))
+            if current is not None and current["applied"].get(p, -1) >= offset:
+                continue  # this shard already holds the item (redelivery)
+            value = _copy_shard(current)
+            new_keys = [k for k in shard_keys if k not in value["keys"]]
+            if len(value["keys"]) + len(new_keys) > MAX_KEYS_PER_SHARD:
+                raise StateFull(f"window {start} holds {len(value['keys'])} keys in shard {shard}; "
+                                f"at most {MAX_KEYS_PER_SHARD} (a flood of distinct tickers?)")
+            value["applied"][p] = offset
+            windows.count_keys(value, item, shard_keys)
+            updates.append((_wkey(start, shard), value))
+        for key, value in updates:
+            self.state.set(key, value)
+        if start not in self.open:  # also on redelivery: the marker may not have kept it
+            self.open = sorted(self.open + [start])
+
+    def _index_dedupe(self, dkey: str, ts: float) -> None:
+        bucket = int(ts // DEDUPE_BUCKET_S) * DEDUPE_BUCKET_S
+        bkey = f"db|{bucket}|{_shard(dkey, INDEX_SHARDS)}"
+        members = self.state.get(bkey) or []
+        self.state.set(bkey, members + [dkey])
+        buckets = self.state.get(BUCKETS) or []
+        if bucket not in buckets:
+            self.state.set(BUCKETS, sorted(buckets + [bucket]))
+
+    # -- time --------------------------------------------------------------------------------
+
+    def watermark(self, now_wall: float) -> float:
+        return max(self.closed, self.clock.watermark(now_wall))
+
+    def end_batch(self) -> None:
+        """Write the marker after everything else of the batch, then drop closed windows' counters."""
+        self._save_marker()
+        for key in self._garbage:
+            if self.state.get(key) is not None:
+                self.state.delete(key)
+        self._garbage = []
+
+    def _save_marker(self) -> None:
+        self.state.set(WM, {**self.clock.saved(), "closed": self.closed if math.isfinite(self.closed) else None,
+                            "open": self.open})
+
+    # -- window closes -----------------------------------------------------------------------
+
+    def next_close(self, now_wall: float, until: float | None = None) -> WindowClose | None:
+        """The oldest window the watermark has passed, with its trends and alerts; state unchanged.
+
+        ``until`` forces the watermark at least that far (the backtest closes everything at the end).
+        """
+        wm = self.watermark(now_wall) if until is None else max(until, self.watermark(now_wall))
+        cfg = self.config
+        due = [s for s in self.open if s + cfg.window_s + cfg.lateness_s <= wm]
+        if not due:
+            return None
+        start = min(due)
+        merged = windows.empty_window()
+        for shard in range(KEY_SHARDS):
+            part = self.state.get(_wkey(start, shard))
+            if part:
+                windows.merge(merged, part)
+        trends = windows.trends(start, cfg.window_s, merged)
+        close = WindowClose(start, wm, trends, [])
+        self._detect(close)
+        return close
+
+    def _detect(self, close: WindowClose) -> None:
+        firing = set(self.state.get(FIRING) or [])
+        seen = set()
+        for trend in close.trends:
+            key = f"{trend.key_type}|{trend.key}"
+            seen.add(key)
+            self._observe(close, key, lambda st, t=trend: self.detector.observe(st, t), create=True)
+        for key in sorted(firing - seen):
+            key_type, name = key.split("|", 1)
+            self._observe(close, key, lambda st, kt=key_type, n=name: self.detector.quiet_window(st, kt, n, close.start),
+                          create=False)
+        after = {k: (close.detector_states[k] if k in close.detector_states else self.state.get("k|" + k))
+                 for k in firing | seen}
+        close.firing = sorted(k for k, st in after.items() if st is not None and st.get("alert") is not None)
+
+    def _observe(self, close: WindowClose, key: str, step: Callable[[dict[str, Any]], list[Alert]], create: bool) -> None:
+        saved = self.state.get("k|" + key)
+        if saved is None and not create:
+            return
+        state = copy.deepcopy(saved) if saved is not None else self.detector.new_state()
+        try:
+            close.alerts += step(state)
+        except Exception as exc:  # noqa: BLE001 - one key's arithmetic must not stop every key's windows
+            log.exception("detector failed on one key; its window is published without a verdict", extra={"key": key})
+            self.on_detector_error(key, exc)
+            return
+        close.detector_states[key] = state
+
+    def commit(self, close: WindowClose) -> None:
+        """Mark ``close`` done: call only once its trends and alerts are acknowledged by the broker.
+
+        Takes effect in the store with the batch's marker (:meth:`end_batch`).
+        """
+        for key, st in close.detector_states.items():
+            self.state.set("k|" + key, st)
+            ikey = f"ki|{_shard(key, INDEX_SHARDS)}"
+            index = dict(self.state.get(ikey) or {})
+            index[key] = close.start
+            self.state.set(ikey, index)
+        self.state.set(FIRING, close.firing)
+        self._garbage += [_wkey(close.start, shard) for shard in range(KEY_SHARDS)]
+        self.closed = max(self.closed, close.watermark)
+        self.open = [s for s in self.open if s != close.start]
+        pruned = self.state.get(PRUNED)
+        if pruned is None or close.watermark - float(pruned) >= PRUNE_EVERY_S:
+            self.prune(close.watermark)
+
+    # -- bounded state -------------------------------------------------------------------------
+
+    def prune(self, watermark: float) -> None:
+        """Forget dedupe entries past their horizon and detector state of keys silent past ``key_ttl_s``."""
+        cfg = self.config
+        buckets = self.state.get(BUCKETS) or []
+        keep = []
+        for bucket in buckets:
+            if bucket + DEDUPE_BUCKET_S + cfg.dedupe_horizon_s > watermark:
+                keep.append(bucket)
+                continue
+            for i in range(INDEX_SHARDS):
+                for dkey in self.state.get(f"db|{bucket}|{i}") or []:
+                    entry = self.state.get(dkey)
+                    if entry is not None and float(entry["ts"]) < bucket + DEDUPE_BUCKET_S:
+                        self.state.delete(dkey)  # a later sighting, indexed in a later bucket, is kept
+                if self.state.get(f"db|{bucket}|{i}") is not None:
+                    self.state.delete(f"db|{bucket}|{i}")
+        if len(keep) != len(buckets):
+            self.state.set(BUCKETS, keep)
+        firing = set(self.state.get(FIRING) or [])
+        for i in range(INDEX_SHARDS):
+            index = self.state.get(f"ki|{i}") or {}
+            stale = [k for k, last in index.items() if last + cfg.key_ttl_s < watermark and k not in firing]
+            if stale:
+                for key in stale:
+                    self.state.delete("k|" + key)
+                self.state.set(f"ki|{i}", {k: v for k, v in index.items() if k not in stale})
+        self.state.set(PRUNED, watermark)

@@ -1,0 +1,78 @@
+"""A write-back view of one key-value store: reads cached, writes collected, flushed in order.
+
+The aggregator keeps all of its state in one store (a single-partition Faust table in the
+worker, a dict in tests and the backtest). One store with one changelog partition means the
+changelog holds the writes in the order they were flushed, so whatever survives a kill -9 is a
+prefix of that order; :meth:`Overlay.flush` writes each key once, in the order of its last
+write, and the aggregator writes its commit markers last.
+
+:meth:`Overlay.savepoint` undoes everything written since, so a record that makes a stage raise
+leaves no half-applied state behind (it is dead-lettered, the batch goes on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any
+
+_MISSING = object()
+
+
+class Overlay:
+    def __init__(self, base: MutableMapping[str, Any]) -> None:
+        self.base = base
+        self._cache: dict[str, Any] = {}
+        self._dirty: dict[str, None] = {}  # insertion-ordered set: order of last write
+        self._undo: list[tuple[str, Any, bool]] | None = None
+
+    def get(self, key: str) -> Any:
+        if key not in self._cache:
+            self._cache[key] = self.base.get(key)
+        return self._cache[key]
+
+    def set(self, key: str, value: Any) -> None:
+        if self._undo is not None:
+            self._undo.append((key, self._cache.get(key, _MISSING), key in self._dirty))
+        self._cache[key] = value
+        self._dirty.pop(key, None)
+        self._dirty[key] = None
+
+    def delete(self, key: str) -> None:
+        self.set(key, None)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Everything written inside is undone if the block raises (the exception propagates)."""
+        outer, self._undo = self._undo, []
+        try:
+            yield
+        except BaseException:
+            for key, old, was_dirty in reversed(self._undo):
+                if old is _MISSING:
+                    self._cache.pop(key, None)
+                else:
+                    self._cache[key] = old
+                if not was_dirty:
+                    self._dirty.pop(key, None)
+            raise
+        finally:
+            undone, self._undo = self._undo, outer
+            if self._undo is not None:
+                self._undo.extend(undone)
+
+    @property
+    def pending(self) -> int:
+        return len(self._dirty)
+
+    def flush(self) -> None:
+        """Write every changed key once, oldest last-write first; ``None`` deletes."""
+        for key in list(self._dirty):
+            value = self._cache[key]
+            if value is None:
+                if key in self.base:
+                    del self.base[key]
+            else:
+                self.base[key] = value
+        self._dirty.clear()
+        self._cache.clear()

@@ -1,0 +1,70 @@
+"""Event-time progress per source partition of ``news``, and the watermark it allows.
+
+All partitions of ``news`` meet in the aggregator's single input, where they interleave in
+whatever order the scoring agents finish: one partition's items can arrive minutes of event time
+behind another's. A single "highest time seen" watermark then declares the slower partitions'
+items late. As in Flink and Kafka Streams, the watermark is instead the minimum over partitions
+of how far each has come, so an item is late only if it is late on its own partition.
+
+A partition that sends nothing for ``idle_s`` (wall clock) stops holding the watermark back, as
+does one never seen once ``idle_s`` has passed since start; when every partition is idle, event
+time moves on with the wall clock, so windows close while the news is quiet. The watermark
+never passes the wall clock plus the allowed skew, and never goes back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+NEVER = -math.inf
+
+
+@dataclass
+class PartitionClock:
+    idle_s: float
+    max_skew_s: float
+    started_wall: float
+    progress: dict[int, float] = field(default_factory=dict)  # partition -> highest event time (persisted)
+    last_seen_wall: dict[int, float] = field(default_factory=dict)  # partition -> wall time of its last item
+    expected: set[int] = field(default_factory=set)  # partitions that hold the watermark until idle
+
+    @classmethod
+    def restore(cls, saved: dict[str, Any] | None, idle_s: float, max_skew_s: float, now_wall: float,
+                expected: Iterable[int] = ()) -> "PartitionClock":
+        progress = {int(p): float(ts) for p, ts in ((saved or {}).get("progress") or {}).items()}
+        return cls(idle_s, max_skew_s, now_wall, progress, {}, set(expected) | set(progress))
+
+    def saved(self) -> dict[str, Any]:
+        return {"progress": {str(p): ts for p, ts in sorted(self.progress.items())}}
+
+    def observe(self, partition: int, event_ts: float, now_wall: float) -> None:
+        """An item of ``partition`` dated ``event_ts`` arrived (bounded by the clock: one bad date cannot run ahead)."""
+        bounded = min(event_ts, now_wall + self.max_skew_s)
+        if bounded > self.progress.get(partition, NEVER):
+            self.progress[partition] = bounded
+        self.last_seen_wall[partition] = now_wall
+        self.expected.add(partition)
+
+    def clamp_to(self, limit: float) -> list[int]:
+        """Pull progress found beyond ``limit`` back to it (a repaired state); returns the partitions moved."""
+        moved = [p for p, ts in self.progress.items() if ts > limit]
+        for p in moved:
+            self.progress[p] = limit
+        return moved
+
+    def _idle(self, partition: int, now_wall: float) -> bool:
+        return now_wall - self.last_seen_wall.get(partition, self.started_wall) >= self.idle_s
+
+    def watermark(self, now_wall: float) -> float:
+        """The event time up to which every partition has delivered (see module docstring)."""
+        active = [p for p in self.expected if not self._idle(p, now_wall)]
+        if active:
+            wm = min(self.progress.get(p, NEVER) for p in active)
+        elif self.progress:
+            last_wall = max(self.last_seen_wall.values(), default=self.started_wall)
+            wm = max(self.progress.values()) + (now_wall - last_wall)
+        else:
+            wm = NEVER
+        return min(wm, now_wall + self.max_skew_s)

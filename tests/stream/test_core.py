@@ -1,0 +1,279 @@
+"""The aggregation core without a broker: exact counts for any interleaving, clock and crash point."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from alerts.detector import Detector
+from alerts.rules import Rules
+from stream.core.aggregator import KEY_SHARDS, MAX_KEYS_PER_SHARD, Aggregator, AggregatorConfig, StateFull
+from stream.core.backtest import run_backtest
+from stream.core.event_time import EventTimePolicy, judge
+from stream.core.state import Overlay
+from stream.core.watermark import PartitionClock
+from stream.records import ScoredNews
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+T0 = 1_780_000_000
+DETECTOR = Detector(Rules.load(None), 60)
+
+
+def scored(i: str, ts: float, sentiment: str = "negative", topic: str = "Macro", tickers: list[str] | None = None,
+           headline: str | None = None) -> ScoredNews:
+    score = {"negative": -0.8, "neutral": 0.0, "positive": 0.7}[sentiment]
+    return ScoredNews(id=i, headline=headline or f"headline {i}", published_at=datetime.fromtimestamp(ts, timezone.utc),
+                      tickers=tickers or [], topic=topic, topic_confidence=0.9, sentiment=sentiment,
+                      sentiment_probs={"negative": 0.8, "neutral": 0.1, "positive": 0.1}, sentiment_score=score,
+                      model_version="m", scored_at=NOW)
+
+
+class LoggedStore(dict):
+    """A dict that remembers the order of writes, so a crash can keep only a prefix of them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[tuple[str, Any]] = []
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.log.append((key, value))
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.log.append((key, None))
+        super().__delitem__(key)
+
+    def prefix(self, n: int) -> "LoggedStore":
+        out = LoggedStore()
+        for key, value in self.log[:n]:
+            if value is None:
+                out.pop(key, None)
+                out.log.append((key, None))
+            else:
+                out[key] = value
+        return out
+
+
+def trend_rows(trends: list[Any]) -> dict[tuple[str, str, str], tuple[int, int, int, int]]:
+    """Upsert semantics: the last record per (key, window) wins, as in the store."""
+    rows = {}
+    for t in trends:
+        rows[(t.key_type, t.key, t.window_start.isoformat())] = (t.count, t.negative, t.neutral, t.positive)
+    return rows
+
+
+def feed(n_partitions: int, per_partition: int, seed: int, jitter_s: int = 5) -> list[list[ScoredNews]]:
+    """Per partition: items in event-time order but for a jitter below the lateness, over ~20 minutes."""
+    rng = random.Random(seed)
+    parts = []
+    for p in range(n_partitions):
+        items = []
+        for k in range(per_partition):
+            ts = T0 + k * 1200 / per_partition + rng.uniform(0, jitter_s)
+            sentiment = rng.choice(["negative", "neutral", "positive"])
+            tickers = rng.sample(["AAPL", "TSLA", "XOM", "JPM"], rng.randint(0, 2))
+            items.append(scored(f"p{p}-{k}", ts, sentiment, rng.choice(["Macro", "M&A", "Earnings"]), tickers))
+        parts.append(items)
+    return parts
+
+
+def run(store: LoggedStore, arrivals: list[tuple[int, int, ScoredNews]], batch: int, start: int = 0,
+        crash_at: tuple[int, int] | None = None, config: AggregatorConfig | None = None) -> tuple[list[Any], list[Any], int]:
+    """Process ``arrivals[start:]`` in batches like the agent does; returns (trends, alerts, committed position).
+
+    ``crash_at=(batch_index, writes_kept)`` stops inside that batch's flush, keeping that many of its writes.
+    """
+    cfg = config or AggregatorConfig(window_s=60, lateness_s=10, idle_s=1e9)
+    agg = Aggregator(Overlay(store), cfg, DETECTOR, now_wall=0.0, partitions=range(4))
+    trends: list[Any] = []
+    alerts: list[Any] = []
+    pos, b = start, 0
+    while pos < len(arrivals):
+        state = Overlay(store)
+        agg.state = state
+        for partition, offset, item in arrivals[pos:pos + batch]:
+            with state.savepoint():
+                agg.add(item, partition, offset, now_wall=0.0)
+        while (close := agg.next_close(0.0)) is not None:
+            trends += close.trends  # published and acknowledged
+            alerts += close.alerts
+            agg.commit(close)
+        agg.end_batch()
+        if crash_at is not None and crash_at[0] == b:
+            before = len(store.log)
+            state.flush()
+            kept = store.prefix(before + min(crash_at[1], len(store.log) - before))
+            store.clear()
+            store.log[:] = []
+            for key, value in kept.log:
+                if value is None:
+                    store.pop(key, None)
+                else:
+                    dict.__setitem__(store, key, value)
+                store.log.append((key, value))
+            return trends, alerts, pos
+        state.flush()
+        pos += batch
+        b += 1
+    while (close := agg.next_close(0.0, until=math.inf)) is not None:  # the end of the test stream
+        trends += close.trends
+        alerts += close.alerts
+        agg.commit(close)
+    agg.end_batch()
+    return trends, alerts, pos
+
+
+def interleave(parts: list[list[ScoredNews]], rng: random.Random) -> list[tuple[int, int, ScoredNews]]:
+    """Any merge of the partitions that keeps each partition's own order (as the internal topic does)."""
+    cursors = [0] * len(parts)
+    out = []
+    while any(c < len(p) for c, p in zip(cursors, parts)):
+        p = rng.choice([i for i, part in enumerate(parts) if cursors[i] < len(part)])
+        out.append((p, cursors[p], parts[p][cursors[p]]))
+        cursors[p] += 1
+    return out
+
+
+def alert_keys(alerts: list[Any]) -> set[tuple[str, str, str, str]]:
+    return {(a.id, a.status, a.severity, a.window_start.isoformat()) for a in alerts}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), batch=st.integers(1, 80))
+def test_any_interleaving_of_partitions_counts_every_item_as_the_backtest(seed: int, batch: int) -> None:
+    """Partitions drift apart by up to the whole feed in the single aggregation input: nothing is late."""
+    parts = feed(4, 60, seed)
+    arrivals = interleave(parts, random.Random(seed))
+    trends, alerts, _ = run(LoggedStore(), arrivals, batch)
+    expected = run_backtest([i for p in parts for i in p], DETECTOR, 60)
+    assert trend_rows(trends) == trend_rows(expected.trends)
+    assert alert_keys(alerts) == alert_keys(expected.alerts)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), batch=st.integers(1, 40), crash_batch=st.integers(0, 30),
+       kept=st.integers(0, 400), committed_back=st.integers(0, 5), crashes=st.integers(1, 3))
+def test_a_crash_at_any_write_then_redelivery_gives_the_clean_run(seed: int, batch: int, crash_batch: int, kept: int,
+                                                                committed_back: int, crashes: int) -> None:
+    """kill -9 mid-flush (the store keeps a prefix of the writes), restart from an older committed offset."""
+    parts = feed(4, 40, seed)
+    arrivals = interleave(parts, random.Random(seed))
+    store = LoggedStore()
+    trends: list[Any] = []
+    alerts: list[Any] = []
+    start = 0
+    for n in range(crashes):
+        t, a, pos = run(store, arrivals, batch, start=start, crash_at=(crash_batch + n, kept))
+        trends += t
+        alerts += a
+        # offsets are committed only for batches whose writes were all flushed: some before the crash
+        start = max(start, pos - batch * committed_back)
+    t, a, _ = run(store, arrivals, batch, start=start)
+    trends += t
+    alerts += a
+    expected = run_backtest([i for p in parts for i in p], DETECTOR, 60)
+    assert trend_rows(trends) == trend_rows(expected.trends)
+    assert alert_keys(alerts) == alert_keys(expected.alerts)
+
+
+def test_an_item_resent_at_another_offset_counts_once_and_a_republished_story_is_a_duplicate() -> None:
+    agg = Aggregator(Overlay({}), AggregatorConfig(), DETECTOR, now_wall=0.0)
+    assert agg.add(scored("a", T0, tickers=["AAPL"]), 0, 1, 0.0).status == "counted"
+    assert agg.add(scored("a", T0, tickers=["AAPL"]), 1, 7, 0.0).status == "resent"
+    assert agg.add(scored("a", T0, tickers=["AAPL"]), 0, 1, 0.0).status == "counted"  # redelivered: shards skip it
+    dup = agg.add(scored("b", T0 + 30, headline="HEADLINE A!! https://t.co/x"), 2, 3, 0.0)
+    assert dup.status == "duplicate" and dup.item.duplicate_of == "a"
+    later = agg.add(scored("c", T0 + 2 * 86_400, headline="headline a"), 2, 4, 0.0)
+    assert later.status == "counted"  # the same words past the dedupe horizon are news again
+    close = agg.next_close(0.0, until=math.inf)
+    assert close is not None
+    assert {(t.key_type, t.key): t.count for t in close.trends} == {("topic", "Macro"): 1, ("ticker", "AAPL"): 1}
+
+
+def test_a_lagging_partition_holds_the_watermark_until_it_goes_idle() -> None:
+    w = T0 + 1000.0  # wall clock: the feed is a replay a little behind it
+    clock = PartitionClock.restore(None, idle_s=5, max_skew_s=300, now_wall=w, expected=[0, 1])
+    clock.observe(0, T0 + 600, now_wall=w)
+    assert clock.watermark(w + 1) == -math.inf  # partition 1 not seen yet, not idle yet
+    clock.observe(1, T0 + 10, now_wall=w + 2)
+    assert clock.watermark(w + 3) == T0 + 10  # the slow partition decides
+    assert clock.watermark(w + 6.5) == T0 + 10  # partition 0 went idle; partition 1 still holds
+    assert clock.watermark(w + 7.5) == T0 + 600 + 5.5  # both idle: event time moves on with the wall clock
+
+
+def test_a_broken_clock_can_neither_move_nor_keep_the_watermark_in_the_future() -> None:
+    clock = PartitionClock.restore(None, idle_s=5, max_skew_s=300, now_wall=T0, expected=[0])
+    clock.observe(0, T0 + 10 * 365 * 86400, now_wall=T0)
+    assert clock.watermark(T0) == T0 + 300
+    store = {"wm": {"progress": {"0": T0 + 1e9}, "closed": T0 + 1e9, "open": []}}
+    agg = Aggregator(Overlay(store), AggregatorConfig(), DETECTOR, now_wall=T0, partitions=[0])
+    assert agg.closed == T0 + 300 and agg.clock.progress[0] == T0 + 300  # repaired, loudly
+    assert agg.add(scored("x", T0 + 390), 0, 1, now_wall=T0 + 400).status == "counted"  # counting goes on
+
+
+def test_event_time_policy_clamps_or_dead_letters_far_dates() -> None:
+    policy = EventTimePolicy(max_skew_s=300, max_age_s=86400 * 365)
+    broker = NOW.replace(minute=1)
+    ok = judge(NOW, broker, NOW, policy)
+    assert ok.published_at == NOW and ok.original is None and ok.refused is None
+    future = datetime(2099, 1, 1, tzinfo=timezone.utc)
+    clamped = judge(future, broker, NOW, policy)
+    assert clamped.published_at == broker and clamped.original == future
+    epoch = judge(datetime(1970, 1, 1, tzinfo=timezone.utc), broker, NOW, policy)
+    assert epoch.published_at == broker and epoch.original is not None
+    bad_broker = judge(future, datetime(2098, 1, 1, tzinfo=timezone.utc), NOW, policy)
+    assert bad_broker.published_at.timestamp() == NOW.timestamp() + 300  # the producer's clock is bounded too
+    refused = judge(future, broker, NOW, EventTimePolicy(on_violation="dead-letter"))
+    assert refused.refused and "ahead of the clock" in refused.refused
+
+
+def test_a_cashtag_flood_is_capped_and_a_key_flood_is_refused_not_fatal() -> None:
+    agg = Aggregator(Overlay({}), AggregatorConfig(), DETECTOR, now_wall=0.0)
+    agg.add(scored("flood", T0, tickers=[f"T{i}" for i in range(300)]), 0, 0, 0.0)
+    close = agg.next_close(0.0, until=math.inf)
+    assert close is not None and len(close.trends) == 21  # the topic and 20 tickers
+    agg2 = Aggregator(Overlay({}), AggregatorConfig(), DETECTOR, now_wall=0.0)
+    n = 0
+    with pytest.raises(StateFull):
+        for n in range(KEY_SHARDS * MAX_KEYS_PER_SHARD):
+            agg2.add(scored(f"i{n}", T0, tickers=[f"K{n}"]), 0, n, 0.0)
+    assert n > MAX_KEYS_PER_SHARD  # many keys fit before one shard is full
+
+
+def test_a_savepoint_undoes_a_failed_item_and_flush_keeps_the_order_of_last_writes() -> None:
+    base: dict[str, Any] = {"a": 1}
+    state = Overlay(base)
+    state.set("b", 2)
+    with pytest.raises(ValueError):
+        with state.savepoint():
+            state.set("a", 10)
+            state.set("c", 3)
+            raise ValueError("bad item")
+    state.set("d", 4)
+    state.set("b", 5)
+    logged = LoggedStore()
+    logged.update(base)
+    state.base = logged
+    state.flush()
+    assert logged.log == [("d", 4), ("b", 5)] and logged["a"] == 1 and "c" not in logged
+
+
+def test_dedupe_entries_and_silent_keys_are_pruned() -> None:
+    store: dict[str, Any] = {}
+    cfg = AggregatorConfig(dedupe_horizon_s=3600, key_ttl_s=86400)
+    agg = Aggregator(Overlay(store), cfg, DETECTOR, now_wall=0.0)
+    agg.add(scored("old", T0, tickers=["OLD"]), 0, 0, 0.0)
+    for day in range(1, 4):  # three more days of another ticker
+        agg.add(scored(f"n{day}", T0 + day * 86400, tickers=["NEW"]), 0, day, 0.0)
+    while (close := agg.next_close(0.0, until=math.inf)) is not None:
+        agg.commit(close)
+    agg.end_batch()
+    agg.state.flush()
+    assert not any(k.startswith("d|") and store[k]["id"] == "old" for k in store)
+    assert "k|ticker|OLD" not in store and "k|ticker|NEW" in store
+    assert not any(k.startswith("w|") for k in store)  # closed windows' counters are gone
