@@ -41,12 +41,18 @@ def standard_body(alert: Alert) -> dict[str, Any]:
             "data": alert.to_json()}
 
 
+def slack_escape(text: str) -> str:
+    """Slack's three control characters: a headline cannot inject links or @-mentions."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_body(alert: Alert) -> dict[str, Any]:
     """A Slack incoming-webhook message (also understood by Mattermost and Rocket.Chat)."""
     icon = {"critical": ":rotating_light:", "warning": ":warning:"}[alert.severity] if alert.status == "firing" else ":white_check_mark:"
-    lines = [f"{icon} {alert.summary}"]
+    lines = [f"{icon} {slack_escape(alert.summary)}"]
     for h in alert.top_headlines[:3]:
-        link = f"<{h.url}|{h.headline}>" if h.url else h.headline
+        text = slack_escape(h.headline)
+        link = f"<{slack_escape(h.url).replace('|', '%7C')}|{text}>" if h.url else text
         lines.append(f"• {link} ({h.sentiment_score:+.2f})")
     text = "\n".join(lines)
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
@@ -70,7 +76,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         """Seconds before attempt ``attempt + 1``: full jitter over an exponential ceiling."""
         ceiling = min(self.cap_s, self.base_s * 2 ** (attempt - 1))
-        return max(rng.uniform(ceiling / 2, ceiling), retry_after or 0.0)
+        return max(rng.uniform(ceiling / 2, ceiling), min(retry_after or 0.0, self.cap_s))  # a receiver's ask, within our cap
 
 
 def classify(status_code: int | None) -> str:
@@ -113,8 +119,23 @@ class Deliverer:
         # A 410 stops this pass only (Outbox.disable marked the rest skipped); whether a route is
         # disabled lives in the store, so `riskpulse webhooks enable` takes effect without a restart.
         for row in rows:
-            if await self._deliver(row) == "disable":
+            try:
+                outcome = await self._deliver(row)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one bad row must not hold its route's queue
+                outcome = await self._fail_row(row, exc)
+            if outcome == "disable":
                 return
+
+    async def _fail_row(self, row: dict[str, Any], exc: Exception) -> str:
+        """A row whose delivery raised (not an HTTP failure): recorded as failed, with the error, for good."""
+        error = f"delivery error: {type(exc).__name__}: {exc}"[:500]
+        log.error("webhook row could not be delivered; marked failed", extra={"route": row.get("route"),
+                                                                               "message_id": row.get("message_id"), "error": error})
+        self.on_result(str(row.get("route")), "failed")
+        await self._blocking(self.outbox.record, row, "failed", None, error, 0.0, None)
+        return "failed"
 
     async def run_forever(self, interval_s: float = 1.0) -> None:
         while True:

@@ -50,8 +50,8 @@ def build_app(send: Send, token: str) -> web.Application:
             return _problem(413, f"body over {MAX_BODY_BYTES} bytes: split the batch")
         try:
             payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _problem(400, f"body is not JSON: {exc}")
+        except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, too deep, a number too long
+            return _problem(400, f"body is not acceptable JSON: {str(exc)[:200]}")
         items = payload if isinstance(payload, list) else payload.get("items", [payload]) if isinstance(payload, dict) else None
         if not isinstance(items, list) or not items:
             return _problem(400, "send a news object, a JSON array of them, or {\"items\": [...]}")
@@ -62,7 +62,12 @@ def build_app(send: Send, token: str) -> web.Application:
         ids: list[str] = []
         rejected: list[dict[str, Any]] = []
         for index, raw in enumerate(items):
-            parsed = parse_news(json.dumps(raw, ensure_ascii=False).encode("utf-8"), now)
+            try:  # surrogatepass: a lone surrogate reaches validation, which names it
+                value = json.dumps(raw, ensure_ascii=False).encode("utf-8", "surrogatepass")
+            except (ValueError, RecursionError) as exc:
+                rejected.append({"index": index, "reason": f"not encodable: {str(exc)[:200]}"})
+                continue
+            parsed = parse_news(value, now)
             if isinstance(parsed, Invalid):
                 rejected.append({"index": index, "reason": parsed.reason})
                 continue

@@ -96,6 +96,11 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def restarts(self) -> int:
+        """Times the supervisor restarted its worker child (a record must never cause one)."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return text.count("worker exited; restarting")
+
     def log_tail(self, n: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:]) if self.log_path.exists() else ""
 
@@ -110,11 +115,8 @@ def worker_env(tmp: Path, bootstrap: str, model_dir: Path, name: str, **extra: A
         "RISKPULSE_WORKER_WEB_PORT": str(free_port()),
         "RISKPULSE_STORE_URL": f"sqlite:///{tmp / 'store.db'}",
         "RISKPULSE_BACKEND": "onnx-fp32",
-        "RISKPULSE_WINDOW_S": "60",
-        "RISKPULSE_LATENESS_S": "600",
-        "RISKPULSE_IDLE_S": "3600",
         "RISKPULSE_STALL_S": "20",
-    }
+    }  # window, lateness and idle time: the production defaults, so no test hides a late-data bug
     env.update({f"RISKPULSE_{k.upper()}": str(v) for k, v in extra.items()})
     return env
 
@@ -126,12 +128,14 @@ class WebhookReceiver:
     kept with its headers, and ``unique`` holds the first body seen per ``webhook-id``.
     """
 
-    def __init__(self, answer: Callable[[dict[str, Any]], int] = lambda req: 200, delay_s: float = 0.0) -> None:
+    def __init__(self, answer: Callable[[dict[str, Any]], int] = lambda req: 200, delay_s: float = 0.0,
+                 retry_after: str = "1") -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.answer = answer
         self.delay_s = delay_s
+        self.retry_after = retry_after
         self.requests: list[dict[str, Any]] = []
         self.unique: dict[str, bytes] = {}
         self.lock = threading.Lock()
@@ -150,8 +154,8 @@ class WebhookReceiver:
                 if receiver.delay_s:
                     time.sleep(receiver.delay_s)
                 self.send_response(status)
-                if status == 429:
-                    self.send_header("Retry-After", "1")
+                if status in (429, 503):
+                    self.send_header("Retry-After", receiver.retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -212,3 +212,45 @@ def test_slack_format_carries_summary_and_evidence_links() -> None:
     body = slack_body(alert(1))
     assert body["text"].startswith(":rotating_light: CRITICAL")
     assert "<https://x.example/1|Apple plunges>" in body["text"]
+
+
+@pytest.mark.parametrize("header", ["\u00b2", "9" * 5000, "Fri, 31 Dec 9999 23:59:59 GMT", "soon", "-5"])
+def test_a_malformed_retry_after_is_ignored_not_fatal(outbox: Outbox, receiver_factory: Any, header: str) -> None:
+    calls = {"n": 0}
+
+    def answer(req: dict[str, Any]) -> int:
+        calls["n"] += 1
+        return 503 if calls["n"] == 1 else 200
+    receiver = receiver_factory(answer=answer, retry_after=header)
+    rules = rules_for(receiver.url)
+    enqueue_alert(outbox, rules, alert(1))
+    drain(Deliverer(outbox, rules, RetryPolicy(base_s=0.2, cap_s=1.0, max_attempts=5)), lambda: len(receiver.unique) == 1)
+    assert len(receiver.unique) == 1 and len(receiver.requests) == 2
+
+
+def test_a_row_whose_delivery_raises_is_failed_and_the_route_goes_on(outbox: Outbox) -> None:
+    import httpx
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if body["data"]["id"] == "a0001":
+            raise ValueError("a transport bug on this one message")
+        seen.append(body["data"]["id"])
+        return httpx.Response(200)
+    rules = rules_for("https://hooks.example/x")
+    for n in (1, 2, 3):
+        enqueue_alert(outbox, rules, alert(n))
+    deliverer = Deliverer(outbox, rules, FAST, client=httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    drain(deliverer, lambda: len(seen) == 2)
+    assert seen == ["a0002", "a0003"]
+    assert outbox.summary().get("failed") == 1
+
+
+def test_slack_text_escapes_control_characters() -> None:
+    a = alert(1).model_copy(update={"summary": "<!channel> & <https://evil.example|click>", "top_headlines": [
+        EvidenceHeadline(id="n1", headline="<@U123> wins", sentiment_score=-0.9, url="https://x.example/a|b>c")]})
+    text = slack_body(a)["text"]
+    assert "<!channel>" not in text and "&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" in text
+    assert "<https://x.example/a%7Cb&gt;c|&lt;@U123&gt; wins>" in text

@@ -62,8 +62,8 @@ def validate(records: list[dict[str, Any]], topic: str) -> None:
 
 def test_scores_dedupes_windows_and_dead_letters(pipeline: Any, kafka: Any) -> None:
     # unkeyed items land on partitions in chunks (sticky partitioner), so partitions drift apart
-    # in event time by up to the whole 20-minute span: the lateness allowed must cover that
-    worker = pipeline(LATENESS_S=3600)
+    # in event time by up to the whole 20-minute span: the per-partition watermark counts them all
+    worker = pipeline()
     items = news_items(60)
     republished = {"id": "repub", "headline": items[3]["headline"].upper() + "  https://t.co/abc",
                    "source": "other-wire", "published_at": rfc3339(BASE_TS + 30)}
@@ -96,7 +96,7 @@ def test_scores_dedupes_windows_and_dead_letters(pipeline: Any, kafka: Any) -> N
     assert trend_totals(trends, "ticker", BASE_TS + 7200) == len(items)
     for topic, recs in ((TOPIC_SCORED, scored), (TOPIC_DLQ, dlq), (TOPIC_TRENDS, trends)):
         validate(recs, topic)
-    assert "riskpulse_dlq_total 11.0" in worker.metrics()
+    assert 'riskpulse_dlq_total{stage="parse"} 11.0' in worker.metrics()
     # the sink wrote the store the dashboard reads, once per id and window
     from stream.store import Store
 
@@ -155,25 +155,50 @@ def test_two_workers_share_four_partitions(pipeline: Any, kafka: Any) -> None:
     assert trend_totals(trends, "topic", BASE_TS + 3600) == n
 
 
-def test_replay_at_two_speeds_gives_identical_trends(pipeline: Any, kafka: Any, tmp_path: Path) -> None:
-    """The same file at 50x and as fast as possible: event time makes the trends identical."""
+def scored_history(records: list[dict[str, Any]]) -> list[Any]:
+    """news.scored records as the backtest reads them (a file exported from the topic)."""
+    from stream.records import ScoredNews
+
+    return [ScoredNews.model_validate({k: v for k, v in r.items() if not k.startswith("_")})
+            for r in records if r.get("duplicate_of") is None]
+
+
+def trend_table(trends: list[dict[str, Any]] | list[Any]) -> dict[tuple[str, str, str], tuple[int, int, int, int]]:
+    rows = {}
+    for t in trends:
+        t = t if isinstance(t, dict) else t.to_json()
+        rows[(t["key_type"], t["key"], t["window_start"])] = (t["count"], t["negative"], t["neutral"], t["positive"])
+    return rows
+
+
+@pytest.mark.parametrize("speed", [None, 60.0], ids=["max", "60x"])
+def test_replay_with_default_settings_counts_every_item_as_the_backtest(pipeline: Any, kafka: Any, tmp_path: Path,
+                                                                        speed: float | None) -> None:
+    """Four partitions, default LATENESS_S and IDLE_S: the partitions drift apart on their way into the
+    single aggregation input, and still every item is counted, window by window as the backtest counts."""
+    from alerts.detector import Detector
+    from alerts.rules import Rules
+    from stream.core.backtest import run_backtest
     from stream.replay import replay
 
-    # ~3 minutes of event time, items 2-4 s apart and in order, as a wire feed would deliver them
-    items = news_items(60, seed=11, span_s=180)
+    # ~10 minutes of event time on one ticker, items 1-2 s apart, with a negative burst in the middle
+    rng = random.Random(5)
+    items = []
+    for i in range(400):
+        negative = 180 <= i < 225
+        headline = (f"Acme ${'ACME'} plunges as regulators probe accounts, filing {i}" if negative else
+                    f"{rng.choice(HEADLINES)} ${'ACME'} update {i}")
+        items.append({"id": f"r-{i}", "headline": headline, "source": "wire", "published_at": rfc3339(BASE_TS + i * 1.5)})
     path = tmp_path / "feed.jsonl"
     path.write_text("".join(json.dumps(i) + "\n" for i in items))
-    results = []
-    for speed, name in ((50.0, "slow"), (None, "max")):
-        # one partition: an ordered feed (across partitions, LATENESS_S must cover their skew)
-        pipeline(TOPIC_PREFIX=f"{name}.", APP_ID=f"rp-{name}", KAFKA_PARTITIONS=1, LATENESS_S=0, IDLE_S=2)
-        replay(path, kafka.bootstrap, speed, topic=f"{name}.{TOPIC_NEWS}", progress=False)
-        # the idle watermark closes the last windows once the feed goes quiet
-        trends = consume(kafka.bootstrap, f"{name}.{TOPIC_TRENDS}",
-                         lambda r: trend_totals(r, "topic", BASE_TS + 10_000) >= len(items), timeout_s=240)
-        results.append(sorted((t["key_type"], t["key"], t["window_start"], t["count"], t["negative"], t["neutral"],
-                               t["positive"], t["mean_score"]) for t in trends))
-    # counts exactly; mean scores to float noise (batches differ between the runs, fp32 sums don't)
-    assert [r[:7] for r in results[0]] == [r[:7] for r in results[1]]
-    assert all(abs(a[7] - b[7]) < 1e-4 for a, b in zip(*results))
-    assert sum(r[3] for r in results[0] if r[0] == "topic") == len(items)
+    worker = pipeline(KAFKA_PARTITIONS=4)
+    replay(path, kafka.bootstrap, speed, topic=pipeline.topic(TOPIC_NEWS), progress=False)
+    trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),
+                     lambda r: trend_totals(r, "topic", BASE_TS + 10_000) >= len(items), timeout_s=300)
+    scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len({x["id"] for x in r}) >= len(items))
+    assert len({x["_partition"] for x in scored}) == 4
+    assert trend_totals(trends, "topic", BASE_TS + 10_000) == len(items)
+    assert trend_totals(trends, "ticker", BASE_TS + 10_000) == len(items)
+    expected = run_backtest(scored_history(scored), Detector(Rules.load(None), 60), 60)
+    assert trend_table(trends) == trend_table(expected.trends)
+    assert "riskpulse_late_items_total 0.0" in worker.metrics()

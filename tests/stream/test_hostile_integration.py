@@ -1,0 +1,128 @@
+"""A hostile feed through the real worker: nothing stops, skews or silently drops the stream."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from stream.core.validation import Invalid, parse_news
+from stream.records import TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
+from tests.helpers import consume, produce
+from tests.stream.test_pipeline_integration import BASE_TS, HEADLINES, rfc3339
+
+pytestmark = pytest.mark.integration
+
+
+def hostile_records(n: int, rng: random.Random, valid: list[dict[str, Any]]) -> list[bytes]:
+    """``n`` records of every kind a broken or malicious producer sends."""
+    def now() -> str:  # a live feed: the items that are scored are dated as they are sent
+        return datetime.now(timezone.utc).isoformat()
+    makers = [
+        lambda i: bytes(rng.randrange(256) for _ in range(rng.randint(1, 64))),  # bad bytes
+        lambda i: b"[" * 5000 + b"]" * 5000,  # nesting
+        lambda i: b'{"headline": "n", "x": ' + b"7" * rng.randint(4400, 6000) + b"}",  # huge number
+        lambda i: json.dumps({"headline": "h" * rng.randint(1001, 5000)}).encode(),  # huge string
+        lambda i: json.dumps({"headline": rng.choice([1, None, [], {}, True])}).encode(),  # wrong type
+        lambda i: json.dumps({"headline": "bad date", "published_at": rng.choice(
+            ["9999-12-31T23:59:59-23:00", "0000-01-01T00:00:00Z", "2026-13-45T99:00:00Z", "soon"])}).encode(),
+        lambda i: b'{"headline": "lone \\ud83d surrogate"}', lambda i: b'{"headline": "nul \\u0000"}',
+        lambda i: b"", lambda i: b"null", lambda i: b'"just a string"', lambda i: b"NaN",
+        # scored harmlessly: far-future and epoch dates (clamped, flagged), a cashtag flood (capped),
+        # re-sends of valid items (counted once), republished stories (duplicates), no date (broker time)
+        lambda i: json.dumps({"id": f"future-{i}", "headline": f"Clock from the future {i}",
+                              "published_at": "2099-01-01T00:00:00Z"}).encode(),
+        lambda i: json.dumps({"id": f"epoch-{i}", "headline": f"Clock at the epoch {i}",
+                              "published_at": "1970-01-01T00:00:00Z"}).encode(),
+        lambda i: json.dumps({"id": f"flood-{i}", "headline": "Flood " + " ".join(f"$T{i}X{k}" for k in range(300))[:990],
+                              "published_at": now()}).encode(),
+        lambda i: json.dumps(rng.choice(valid)).encode(),
+        lambda i: json.dumps({"id": f"repub-{i}", "headline": rng.choice(valid)["headline"].upper(),
+                              "published_at": now()}).encode(),
+        lambda i: json.dumps({"id": f"nodate-{i}", "headline": f"Undated wire item {i}"}).encode(),
+    ]
+    weights = [30] * 12 + [1] * 6  # mostly refused at the door; a few hundred reach the model
+    return [rng.choices(makers, weights)[0](i) for i in range(n)]
+
+
+def ticker_totals(trends: list[dict[str, Any]], tickers: set[str]) -> int:
+    latest = {(t["key_type"], t["key"], t["window_start"]): t for t in trends}
+    return sum(t["count"] for (kt, key, _), t in latest.items() if kt == "ticker" and key in tickers)
+
+
+def test_ten_thousand_hostile_records_interleaved_with_news(pipeline: Any, kafka: Any) -> None:
+    """A live feed: valid news dated as it is sent, 10,000 hostile records among it, production defaults."""
+    worker = pipeline()  # first: the feed below is dated as it is sent
+    rng = random.Random(12)
+    valid = [{"id": f"v-{i}", "headline": f"{rng.choice(HEADLINES)} ${rng.choice(['AAPL', 'XOM'])} #{i}",
+              "source": "wire"} for i in range(300)]
+    hostile = hostile_records(10_000, rng, valid)
+    stream: list[bytes] = []
+    sent = 0
+    for i, value in enumerate(hostile):  # interleaved; valid items dated when they are sent
+        stream.append(value)
+        if i % 33 == 0 and sent < len(valid):
+            valid[sent]["published_at"] = datetime.now(timezone.utc).isoformat()
+            stream.append(json.dumps(valid[sent]).encode())
+            sent += 1
+    for v in valid[sent:]:
+        v["published_at"] = datetime.now(timezone.utc).isoformat()
+        stream.append(json.dumps(v).encode())
+    now = datetime.now(timezone.utc)
+    refused = sum(isinstance(parse_news(v, now), Invalid) for v in stream)
+
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), stream, key=lambda v: str(rng.randrange(97)).encode())
+    dlq = consume(kafka.bootstrap, pipeline.topic(TOPIC_DLQ), lambda r: len(r) >= refused, timeout_s=300)
+    harmless = len(stream) - refused
+    scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= harmless, timeout_s=300)
+    trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),
+                     lambda r: ticker_totals(r, {"AAPL", "XOM"}) >= len(valid), timeout_s=300)
+
+    assert len(dlq) == refused and all(d["stage"] == "parse" and d["error"] for d in dlq)
+    assert len({(d["source_partition"], d["source_offset"]) for d in dlq}) == refused
+    by_id: dict[str, dict[str, Any]] = {}
+    for rec in scored:
+        by_id.setdefault(rec["id"], rec)
+    assert {v["id"] for v in valid} <= set(by_id)
+    # every valid item counted exactly once (re-sends and republished copies are not counted again)
+    time.sleep(5)  # any double count would be a later trend record of the same windows
+    trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS), lambda r: True)
+    assert ticker_totals(trends, {"AAPL", "XOM"}) == len(valid)
+    clamped = [r for r in by_id.values() if r["id"].startswith(("future-", "epoch-"))]
+    assert clamped and all(r["published_at_original"] and r["published_at"] < "2030" for r in clamped)
+    assert all(len(r["tickers"]) <= 20 for r in by_id.values())
+    assert all(r["duplicate_of"] for r in by_id.values() if r["id"].startswith("repub-"))
+    assert "riskpulse_late_items_total 0.0" in worker.metrics()
+    assert worker.restarts() == 0 and worker.proc is not None and worker.proc.poll() is None
+
+
+def test_poison_on_every_internal_stage_is_dead_lettered_and_the_stream_goes_on(pipeline: Any, kafka: Any) -> None:
+    """Records no validation upstream vouches for, written straight to the topics the later stages read."""
+    worker = pipeline()
+    internal = f"{pipeline.topic('')}".rstrip(".") + "."  # the namespace prefix
+    poison = [b"{broken", b"[1]", json.dumps({"id": "x", "headline": "no score fields"}).encode()]
+    produce(kafka.bootstrap, internal + worker.env["RISKPULSE_APP_ID"] + "-scored", poison)
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), poison)
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS), poison)
+    produce(kafka.bootstrap, pipeline.topic("alerts"), poison)
+    items = [{"id": f"after-{i}", "headline": f"{HEADLINES[i % len(HEADLINES)]} #{i}",
+              "published_at": rfc3339(BASE_TS + i)} for i in range(20)]
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items)
+    dlq = consume(kafka.bootstrap, pipeline.topic(TOPIC_DLQ), lambda r: len(r) >= 4 * len(poison), timeout_s=180)
+    stages = sorted(d["stage"] for d in dlq)
+    assert stages == sorted(["aggregate"] * 3 + ["sink_scored"] * 3 + ["sink_trends"] * 3 + ["sink_alerts"] * 3)
+    scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED),
+                     lambda r: {x["id"] for x in r} >= {i["id"] for i in items}, timeout_s=120)
+    assert scored
+    from stream.store import Store
+
+    store = Store(worker.env["RISKPULSE_STORE_URL"])
+    deadline = time.monotonic() + 60
+    while store.counts()["scored_news"] < len(items) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert store.counts()["scored_news"] == len(items)
+    assert worker.restarts() == 0 and worker.proc is not None and worker.proc.poll() is None
