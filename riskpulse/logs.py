@@ -6,7 +6,9 @@ import json
 import logging
 import re
 import sys
+import time
 from datetime import datetime, timezone
+from typing import Callable
 
 _STD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 _SECRET_HINTS = ("password", "secret", "token", "authorization")
@@ -45,10 +47,51 @@ class TextFormatter(logging.Formatter):
         return base + ("  " + " ".join(f"{k}={v}" for k, v in extras.items()) if extras else "")
 
 
+class RateLimit(logging.Filter):
+    """At most ``burst`` records per message template and logger every ``period_s``; the rest are counted.
+
+    A worker whose broker is gone must not write megabytes of the same connection error: the
+    first ones say what is wrong, the next allowed one says how many were held back.
+    """
+
+    def __init__(self, burst: int = 5, period_s: float = 60.0, clock: "Callable[[], float] | None" = None) -> None:
+        super().__init__()
+        self.burst, self.period_s = burst, period_s
+        self.clock = clock or time.monotonic
+        self.seen: dict[tuple[str, int, str], list[float]] = {}  # key -> [window start, count, suppressed]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, str(record.msg)[:200])
+        now = self.clock()
+        entry = self.seen.get(key)
+        if entry is None or now - entry[0] >= self.period_s:
+            held = int(entry[2]) if entry else 0
+            self.seen[key] = [now, 1, 0]
+            if len(self.seen) > 10_000:  # bounded: forget the oldest templates
+                for old in list(self.seen)[:5_000]:
+                    del self.seen[old]
+            if held:
+                record.msg = f"{record.msg} ({held} similar records suppressed in the last {self.period_s:g} s)"
+            return True
+        entry[1] += 1
+        if entry[1] <= self.burst:
+            return True
+        entry[2] += 1
+        return False
+
+
+def rate_limit_handlers(logger: logging.Logger | None = None, **kw: float) -> None:
+    """Attach one :class:`RateLimit` to each handler of ``logger`` (the root by default) that has none."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if not any(isinstance(f, RateLimit) for f in handler.filters):
+            handler.addFilter(RateLimit(**kw))  # type: ignore[arg-type]
+
+
 def setup_logging(json_logs: bool = False, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_logs else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
+    handler.addFilter(RateLimit())
     root.handlers[:] = [handler]
     root.setLevel(level)
     for noisy in ("aiokafka", "kafka", "urllib3", "httpx", "faust", "mode", "werkzeug"):

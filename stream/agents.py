@@ -23,6 +23,7 @@ from alerts.delivery import Deliverer, RetryPolicy, enqueue_alert
 from alerts.detector import Detector
 from alerts.outbox import Outbox
 from alerts.rules import Rules
+from riskpulse.logs import rate_limit_handlers
 
 from . import metrics
 from .app import (alerts_topic, app, dlq_topic, news_topic, scored_internal, scored_topic, settings, state_table,
@@ -88,44 +89,50 @@ def _broker_time(event: Any, fallback: datetime) -> datetime:
 async def score(stream: Any) -> None:
     """news -> validate, event-time policy (failures to news.dlq) -> micro-batch scoring -> riskpulse-scored."""
     service = await _scoring_service()
-    loop = asyncio.get_running_loop()
     async for events in stream.take_events(settings.batch_max_size, within=settings.batch_max_wait_ms / 1000):
-        now = datetime.now(timezone.utc)
-        good: list[tuple[Any, NewsItem, Any]] = []
-        for event in events:
-            broker_time = _broker_time(event, now)
-            parsed = parse_news(event.value, broker_time)
-            if isinstance(parsed, Invalid):
-                await _dead_letter_event(event, parsed.reason, "parse")
-                continue
-            assert parsed.published_at is not None  # completed by parse_news
-            verdict = judge(parsed.published_at, broker_time, now, POLICY)
-            if verdict.refused:
-                await _dead_letter_event(event, verdict.refused, "event_time")
-                continue
-            good.append((event, parsed, verdict))
-        metrics.ITEMS_IN.labels(TOPIC_NEWS).inc(len(events))
-        watchdog.note(events)
-        if not good:
+        with watchdog.batch("score"):
+            await _score_batch(service, events)
+
+
+async def _score_batch(service: ScoringService, events: list[Any]) -> None:
+    """One micro-batch: validation and the event-time policy, then the model; failures to news.dlq."""
+    loop = asyncio.get_running_loop()
+    now = datetime.now(timezone.utc)
+    good: list[tuple[Any, NewsItem, Any]] = []
+    for event in events:
+        broker_time = _broker_time(event, now)
+        parsed = parse_news(event.value, broker_time)
+        if isinstance(parsed, Invalid):
+            await _dead_letter_event(event, parsed.reason, "parse")
             continue
-        started = time.perf_counter()
-        items = [item for _, item, _ in good]
-        scored = await loop.run_in_executor(_model_pool, score_isolated, lambda batch: service.score_items(batch, now),
-                                            items, CANARY)
-        metrics.MODEL_SECONDS.observe(time.perf_counter() - started)
-        metrics.BATCH_SIZE.observe(len(good))
-        for (event, _, verdict), record in zip(good, scored):
-            if isinstance(record, Exception):
-                await _dead_letter_event(event, f"scoring failed: {record!r}", "score")
-                continue
-            if verdict.original is not None:
-                metrics.CLOCK_ADJUSTED.inc()
-                record = record.model_copy(update={"published_at": verdict.published_at,
-                                                   "published_at_original": verdict.original})
-            value = record.to_json()
-            value["_src"] = [event.message.topic, event.message.partition, event.message.offset]
-            value["_ingest_ts"] = event.message.timestamp  # broker time of the news record, for latency figures
-            await scored_internal.send(key=record.id.encode(), value=_dumps(value))
+        assert parsed.published_at is not None  # completed by parse_news
+        verdict = judge(parsed.published_at, broker_time, now, POLICY)
+        if verdict.refused:
+            await _dead_letter_event(event, verdict.refused, "event_time")
+            continue
+        good.append((event, parsed, verdict))
+    metrics.ITEMS_IN.labels(TOPIC_NEWS).inc(len(events))
+    watchdog.note(events)
+    if not good:
+        return
+    started = time.perf_counter()
+    items = [item for _, item, _ in good]
+    scored = await loop.run_in_executor(_model_pool, score_isolated, lambda batch: service.score_items(batch, now),
+                                        items, CANARY)
+    metrics.MODEL_SECONDS.observe(time.perf_counter() - started)
+    metrics.BATCH_SIZE.observe(len(good))
+    for (event, _, verdict), record in zip(good, scored):
+        if isinstance(record, Exception):
+            await _dead_letter_event(event, f"scoring failed: {record!r}", "score")
+            continue
+        if verdict.original is not None:
+            metrics.CLOCK_ADJUSTED.inc()
+            record = record.model_copy(update={"published_at": verdict.published_at,
+                                               "published_at_original": verdict.original})
+        value = record.to_json()
+        value["_src"] = [event.message.topic, event.message.partition, event.message.offset]
+        value["_ingest_ts"] = event.message.timestamp  # broker time of the news record, for latency figures
+        await scored_internal.send(key=record.id.encode(), value=_dumps(value))
 
 
 rules = Rules.load(settings.alert_rules)  # validated by `riskpulse worker` before this process starts
@@ -171,34 +178,39 @@ async def aggregate(stream: Any) -> None:
     async for events in stream.take_events(500, within=0.02):
         # take_events runs the iteration in another task: name the event whose offsets these writes follow
         stream._set_current_event(events[-1])  # noqa: SLF001
-        state = Overlay(state_table)
-        if agg is None:
-            agg = Aggregator(state, AGG_CONFIG, detector, time.time(), partitions=range(settings.kafka_partitions),
-                             on_detector_error=lambda key, exc: metrics.DETECTOR_ERRORS.inc())
-        agg.state = state
-        watchdog.note(events)
-        for event in events:
-            if event.value == TICK:
-                continue
-            try:
-                with state.savepoint():
-                    item, (topic, partition, offset), ingest_ts = _decode_internal(event.value)
-                    added = agg.add(item, partition, offset, time.time())
-            except Exception as exc:  # noqa: BLE001 - a record's fault: dead-letter it, keep counting
-                await _dead_letter_event(event, f"{type(exc).__name__}: {exc}", "aggregate")
-                continue
-            await scored_topic.send(key=added.item.id.encode(), value=_dumps(added.item.to_json()))
-            metrics.ITEMS_OUT.labels("news.scored").inc()
-            if added.status == "late":
-                metrics.LATE.inc()
-                log.info("late item not counted", extra={"id": item.id, "published_at": str(item.published_at),
-                                                         "partition": partition})
-            if ingest_ts:
-                metrics.E2E_SECONDS.observe(max(0.0, time.time() - ingest_ts))
-        await _publish_close(agg)
-        agg.end_batch()
-        state.flush()
+        with watchdog.batch("aggregate"):
+            state = Overlay(state_table)
+            if agg is None:
+                agg = Aggregator(state, AGG_CONFIG, detector, time.time(), partitions=range(settings.kafka_partitions),
+                                 on_detector_error=lambda key, exc: metrics.DETECTOR_ERRORS.inc())
+            agg.state = state
+            watchdog.note(events)
+            await _aggregate_batch(agg, events)
+            await _publish_close(agg)
+            agg.end_batch()
+            state.flush()
         metrics.WATERMARK.set(max(agg.closed, 0.0))
+
+
+async def _aggregate_batch(agg: Aggregator, events: list[Any]) -> None:
+    for event in events:
+        if event.value == TICK:
+            continue
+        try:
+            with agg.state.savepoint():
+                item, (_, partition, offset), ingest_ts = _decode_internal(event.value)
+                added = agg.add(item, partition, offset, time.time())
+        except Exception as exc:  # noqa: BLE001 - a record's fault: dead-letter it, keep counting
+            await _dead_letter_event(event, f"{type(exc).__name__}: {exc}", "aggregate")
+            continue
+        await scored_topic.send(key=added.item.id.encode(), value=_dumps(added.item.to_json()))
+        metrics.ITEMS_OUT.labels("news.scored").inc()
+        if added.status == "late":
+            metrics.LATE.inc()
+            log.info("late item not counted", extra={"id": item.id, "published_at": str(item.published_at),
+                                                     "partition": partition})
+        if ingest_ts:
+            metrics.E2E_SECONDS.observe(max(0.0, time.time() - ingest_ts))
 
 
 _store_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
@@ -237,7 +249,8 @@ def _sink_agent(topic: Any, stage: str, write: Callable[[], Callable[[list[dict[
                 batch: int, within_s: float) -> None:
     async def sink(stream: Any) -> None:
         async for events in stream.take_events(batch, within=within_s):
-            await _sink(stage, events, write())
+            with watchdog.batch(stage):
+                await _sink(stage, events, write())
     sink.__name__ = sink.__qualname__ = stage
     app.agent(topic, name=f"stream.agents.{stage}")(exit_on_crash(sink))
 
@@ -281,6 +294,12 @@ async def deliver_webhooks() -> None:
     await deliverer.run_forever()
 
 
+@app.task
+async def limit_log_floods() -> None:
+    """faust/mode install their own log handlers at start: rate-limit those too (see riskpulse.logs.RateLimit)."""
+    rate_limit_handlers()
+
+
 @app.timer(interval=3600.0)
 async def retention() -> None:
     cutoff = datetime.now(timezone.utc) - timedelta(days=settings.retention_days)
@@ -295,6 +314,11 @@ _blocked: dict[str, float] = {}
 async def stall_check() -> None:
     """A partition that has data but makes no progress (faust-streaming#629, after a rebalance)."""
     now = time.time()
+    blocked = watchdog.blocked(now)
+    if blocked:  # inside one batch for stall_s: waiting on output that never drains
+        log.error("agents blocked inside a batch; exiting so the supervisor restarts the worker (state is idempotent)",
+                  extra={"agents": blocked, "stall_s": settings.stall_s})
+        os._exit(RESTART)
     if app.rebalancing or app.consumer is None or app.tables.recovery.in_recovery:
         watchdog.progress.clear()  # judge afresh once the group and the tables have settled
         _settling.setdefault("since", now)

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Awaitable, Callable
 
@@ -45,15 +46,34 @@ def exit_on_crash(agent: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Aw
     return run
 
 
-def supervise(child_argv: list[str], backoff_s: float = 2.0, max_backoff_s: float = 60.0) -> int:
+STOP_TIMEOUT_S = 30.0
+
+
+def supervise(child_argv: list[str], backoff_s: float = 2.0, max_backoff_s: float = 60.0,
+              stop_timeout_s: float = STOP_TIMEOUT_S) -> int:
+    """Run the worker child, restart it when it dies, stop it within ``stop_timeout_s`` of SIGTERM.
+
+    A graceful stop commits offsets and leaves the consumer group; one that hangs (seen: a worker
+    whose broker was gone ignored SIGTERM for 23 minutes) is killed, which loses nothing either:
+    uncommitted input is redone, idempotently.
+    """
     stopping = False
     proc: subprocess.Popen[bytes] | None = None
 
     def forward(signum: int, _: Any) -> None:
         nonlocal stopping
         stopping = True
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signum)
+        child = proc
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+            def kill_if_hung() -> None:
+                if child.poll() is None:
+                    log.error("worker did not stop in time; killing it", extra={"stop_timeout_s": stop_timeout_s})
+                    child.kill()
+            timer = threading.Timer(stop_timeout_s, kill_if_hung)
+            timer.daemon = True
+            timer.start()
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)

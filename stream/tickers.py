@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+MAX_TICKERS = 20  # per item: a headline with hundreds of cashtags is capped, not a key flood
 CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,6}(?:\.[A-Za-z]{1,2})?)(?![\w])")
 
 
@@ -40,4 +41,4 @@ class Watchlist:
         found += [m.group(1).upper() for m in CASHTAG.finditer(text)]
         if self._pattern is not None:
             found += [self._lookup[m.group(1).lower()] for m in self._pattern.finditer(text)]
-        return list(dict.fromkeys(found))  # de-duplicated, first-seen order
+        return list(dict.fromkeys(found))[:MAX_TICKERS]  # de-duplicated, first-seen order, capped

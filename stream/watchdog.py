@@ -9,13 +9,43 @@ costs time, never correctness.
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 
 
 class StallWatchdog:
     def __init__(self, stall_s: float) -> None:
         self.stall_s = stall_s
         self.progress: dict[tuple[str, int], tuple[int, float]] = {}  # (topic, partition) -> (offset, when)
+        self.busy: dict[str, float] = {}  # agent -> since when it is inside one batch
+
+    def begin(self, agent: str, now: float | None = None) -> None:
+        """``agent`` took a batch: it must finish it (its output sent) within ``stall_s``."""
+        self.busy[agent] = time.time() if now is None else now
+
+    def end(self, agent: str) -> None:
+        self.busy.pop(agent, None)
+
+    @contextmanager
+    def batch(self, agent: str) -> Iterator[None]:
+        """The span of one batch of ``agent`` (ended however it ends: done, raised or cancelled)."""
+        self.begin(agent)
+        try:
+            yield
+        finally:
+            self.end(agent)
+
+    def blocked(self, now: float) -> list[str]:
+        """Agents inside one batch for longer than twice ``stall_s``: blocked on output, not waiting for input.
+
+        Twice: a short broker outage (a rolling restart) legitimately holds output for a while, and
+        the worker should ride it out rather than restart.
+
+        Seen after a kill -9: the restarted worker's aggregate agent waited on a full producer
+        buffer forever while its input was fully fetched, so no input-side check could see it.
+        Read from this process's own state: nothing here asks the consumer thread.
+        """
+        return sorted(agent for agent, since in self.busy.items() if now - since > 2 * self.stall_s)
 
     def note(self, events: Iterable[Any], now: float | None = None) -> None:
         """Offsets the agents processed."""

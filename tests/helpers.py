@@ -31,8 +31,12 @@ def produce(bootstrap: str, topic: str, values: list[bytes | dict[str, Any]], ke
         producer.close()
 
 
-def consume(bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 120.0) -> list[dict[str, Any]]:
-    """Read ``topic`` from the beginning until ``until(records)`` holds; fails with what it saw on timeout."""
+def consume(bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 120.0,
+            skip_garbage: bool = False) -> list[dict[str, Any]]:
+    """Read ``topic`` from the beginning until ``until(records)`` holds; fails with what it saw on timeout.
+
+    ``skip_garbage``: leave out values that are not JSON objects (a test that wrote poison there itself).
+    """
     consumer = reader(topic, bootstrap=bootstrap, auto_offset_reset="earliest",
                       enable_auto_commit=False, consumer_timeout_ms=1000)
     records: list[dict[str, Any]] = []
@@ -40,7 +44,15 @@ def consume(bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], 
     try:
         while time.monotonic() < deadline:
             for msg in consumer:
-                rec = json.loads(msg.value)
+                if skip_garbage:
+                    try:
+                        rec = json.loads(msg.value)
+                    except ValueError:
+                        continue
+                    if not isinstance(rec, dict):
+                        continue
+                else:
+                    rec = json.loads(msg.value)
                 rec["_key"] = msg.key.decode() if msg.key else None
                 rec["_partition"], rec["_offset"] = msg.partition, msg.offset
                 records.append(rec)
@@ -96,6 +108,26 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def child_pid(self) -> int | None:
+        """The supervised worker child (what production's supervisor restarts), if one is running."""
+        if self.proc is None:
+            return None
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.proc.pid and fields[0] not in ("Z", "X"):
+                return int(stat.parent.name)
+        return None
+
+    def kill_child(self) -> int:
+        """kill -9 the worker child only; the supervisor restarts it on the same data directory."""
+        pid = self.child_pid()
+        assert pid is not None, "no worker child to kill"
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
     def restarts(self) -> int:
         """Times the supervisor restarted its worker child (a record must never cause one)."""
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -115,8 +147,7 @@ def worker_env(tmp: Path, bootstrap: str, model_dir: Path, name: str, **extra: A
         "RISKPULSE_WORKER_WEB_PORT": str(free_port()),
         "RISKPULSE_STORE_URL": f"sqlite:///{tmp / 'store.db'}",
         "RISKPULSE_BACKEND": "onnx-fp32",
-        "RISKPULSE_STALL_S": "20",
-    }  # window, lateness and idle time: the production defaults, so no test hides a late-data bug
+    }  # window, lateness, idle and stall times: the production defaults, so no test hides a bug
     env.update({f"RISKPULSE_{k.upper()}": str(v) for k, v in extra.items()})
     return env
 

@@ -23,3 +23,20 @@ def test_secrets_are_redacted_in_json_and_text_logs() -> None:
         assert "rp:***@db" in line and "Bearer ***" in line
     out = json.loads(JsonFormatter().format(rec))
     assert out["token"] == "***" and out["count"] == 3 and out["note"] == "key whsec_*** rotated"
+
+
+def test_repeated_records_are_rate_limited_and_the_count_is_reported() -> None:
+    import logging
+
+    from riskpulse.logs import RateLimit
+
+    now = [0.0]
+    limit = RateLimit(burst=3, period_s=60, clock=lambda: now[0])
+    record = lambda: logging.LogRecord("aiokafka", logging.ERROR, "", 0, "Unable connect to %s", ("node",), None)  # noqa: E731
+    passed = [limit.filter(record()) for _ in range(100)]
+    assert passed.count(True) == 3
+    now[0] = 61.0
+    later = record()
+    assert limit.filter(later) and "97 similar records suppressed" in later.getMessage()
+    other = logging.LogRecord("aiokafka", logging.ERROR, "", 0, "another problem", None, None)
+    assert limit.filter(other)

@@ -167,3 +167,20 @@ def test_a_crashed_agent_ends_the_worker_for_its_supervisor(monkeypatch: pytest.
     assert supervisor.exit_on_crash(aggregate).__name__ == "aggregate"  # faust names the agent after it
     with pytest.raises(asyncio.CancelledError):  # shutdown and rebalances stay faust's
         asyncio.run(supervisor.exit_on_crash(stopping)(None))
+
+
+def test_stall_watchdog_sees_an_agent_blocked_inside_a_batch() -> None:
+    from stream.watchdog import StallWatchdog
+
+    dog = StallWatchdog(stall_s=30)
+    dog.begin("aggregate", now=100)
+    dog.begin("score", now=125)
+    dog.end("score")
+    assert dog.blocked(now=150) == []
+    assert dog.blocked(now=161) == ["aggregate"]  # its output never drained: no input check sees that
+    try:
+        with dog.batch("sink_trends"):
+            raise RuntimeError("cancelled or raised: the span ends either way")
+    except RuntimeError:
+        pass
+    assert "sink_trends" not in dog.busy
