@@ -76,7 +76,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
         """Seconds before attempt ``attempt + 1``: full jitter over an exponential ceiling."""
         ceiling = min(self.cap_s, self.base_s * 2 ** (attempt - 1))
-        return max(rng.uniform(ceiling / 2, ceiling), min(retry_after or 0.0, self.cap_s))  # a receiver's ask, within our cap
+        return max(rng.uniform(ceiling / 2, ceiling), retry_after or 0.0)
 
 
 def classify(status_code: int | None) -> str:

@@ -53,6 +53,13 @@ def create_app(settings: Settings) -> faust.App:
         web_port=settings.worker_web_port,
         web_bind=settings.worker_web_host,
         web_in_thread=False,
+        # the web port serves /healthz, /readyz and /metrics only: no table browsing, no router,
+        # no graph or stats pages (faust's own views expose state and topology)
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
         broker_rebalance_timeout=30.0,

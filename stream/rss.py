@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 
 MIN_INTERVAL_S = 30.0
 MAX_BACKOFF_S = 3600.0
+MAX_FEED_BYTES = 5 * 1024 * 1024  # the largest real news feeds are well under 1 MB
+MAX_REDIRECTS = 5
+
+
+class FeedTooLarge(Exception):
+    """The feed's body passed MAX_FEED_BYTES."""
 SEEN_PER_FEED = 5000  # guids remembered per feed: far more than any feed lists at once
 USER_AGENT = "riskpulse-rss/1 (+https://github.com/riskpulse; polite poller)"
 _TAG = re.compile(r"<[^>]+>")
@@ -94,7 +100,7 @@ class FeedPoller:
         self.send = send
         self.interval_s = max(MIN_INTERVAL_S, interval_s)
         self.client = client or httpx.Client(timeout=httpx.Timeout(20.0), follow_redirects=True,
-                                             headers={"User-Agent": USER_AGENT})
+                                             max_redirects=MAX_REDIRECTS, headers={"User-Agent": USER_AGENT})
         self.states: dict[str, FeedState] = self._load()
 
     def _load(self) -> dict[str, FeedState]:
@@ -110,6 +116,17 @@ class FeedPoller:
         tmp.write_text(json.dumps({url: asdict(s) for url, s in self.states.items()}))
         os.replace(tmp, self.state_path)
 
+    def _fetch(self, url: str, headers: dict[str, str]) -> tuple[httpx.Response, bytes]:
+        """GET, reading at most MAX_FEED_BYTES: a feed that streams forever is refused, not buffered."""
+        with self.client.stream("GET", url, headers=headers) as response:
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_FEED_BYTES:
+                    raise FeedTooLarge(f"feed body over {MAX_FEED_BYTES} bytes")
+                chunks.append(chunk)
+        return response, b"".join(chunks)
+
     def poll(self, url: str, now: float | None = None) -> int:
         """Fetch one feed now; returns how many new items were sent."""
         now = time.time() if now is None else now
@@ -120,16 +137,18 @@ class FeedPoller:
         if state.last_modified:
             headers["If-Modified-Since"] = state.last_modified
         try:
-            response = self.client.get(url, headers=headers)
+            response, content = self._fetch(url, headers)
         except httpx.HTTPError as exc:
             return self._failed(url, state, now, f"{type(exc).__name__}: {exc}", None)
+        except FeedTooLarge as exc:
+            return self._failed(url, state, now, str(exc), None)
         if response.status_code == 304:
             self._succeeded(state, now)
             return 0
         if response.status_code != 200:
             wait = retry_after_s(response.headers.get("Retry-After"), now)
             return self._failed(url, state, now, f"HTTP {response.status_code}", wait)
-        parsed = feedparser.parse(response.content, response_headers=dict(response.headers))
+        parsed = feedparser.parse(content, response_headers=dict(response.headers))
         if parsed.bozo and not parsed.entries:
             return self._failed(url, state, now, f"unreadable feed: {parsed.get('bozo_exception')}", None)
         source = _text(parsed.feed.get("title"), 200) or httpx.URL(url).host

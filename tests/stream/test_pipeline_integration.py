@@ -97,6 +97,14 @@ def test_scores_dedupes_windows_and_dead_letters(pipeline: Any, kafka: Any) -> N
     for topic, recs in ((TOPIC_SCORED, scored), (TOPIC_DLQ, dlq), (TOPIC_TRENDS, trends)):
         validate(recs, topic)
     assert 'riskpulse_dlq_total{stage="parse"} 11.0' in worker.metrics()
+    # the worker's web port shows no state: health, readiness and metrics only
+    import urllib.error
+    import urllib.request
+
+    for path in ("/table/aggregate/", "/table/", "/router/", "/graph/", "/stats/"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{worker.port}{path}", timeout=5)
+        assert refused.value.code == 404, path
     # the sink wrote the store the dashboard reads, once per id and window
     from stream.store import Store
 

@@ -160,10 +160,26 @@ def test_unreachable_or_garbage_feed_is_logged_not_fatal(feeds: FeedServer, tmp_
     assert p.interval_s == MIN_INTERVAL_S  # a too-eager interval is raised to the polite minimum
 
 
+def test_oversize_feeds_and_redirect_loops_are_refused_not_fatal(feeds: FeedServer, tmp_path: Path) -> None:
+    from stream.rss import MAX_FEED_BYTES
+
+    sent: list[dict[str, Any]] = []
+    feeds.files["/huge"] = b"<rss>" + b"x" * (MAX_FEED_BYTES + 1) + b"</rss>"
+    p = FeedPoller([feeds.base + "/huge"], tmp_path / "s.json", sent.extend)
+    assert p.run(once=True) == 0 and p.states[feeds.base + "/huge"].failures == 1
+    feeds.status, feeds.headers = 302, {"Location": "/loop"}
+    loop = FeedPoller([feeds.base + "/loop"], tmp_path / "s2.json", sent.extend)
+    assert loop.run(once=True) == 0 and loop.states[feeds.base + "/loop"].failures == 1
+    assert len(feeds.requests) <= 1 + 1 + 6  # the huge one, then the loop cut at 5 redirects
+    assert sent == []
+
+
 def test_retry_after_parses_seconds_and_http_dates() -> None:
     assert retry_after_s("120", 0.0) == 120.0
     assert retry_after_s("Thu, 01 Jan 1970 00:10:00 GMT", 0.0) == 600.0
     assert retry_after_s("soon", 0.0) is None
+    for hostile in ("\u00b2", "\u0661\u0662", "9" * 5000, "Fri, 31 Dec 9999 23:59:59 GMT", "-5", "1e9", "Mon, 99 Foo"):
+        assert retry_after_s(hostile, 0.0) is None, hostile  # ignored: the caller's own backoff applies
 
 
 @pytest.mark.integration
