@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, Text, and_, func, insert, or_,
+from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, Text, and_, delete, func, insert, or_,
                         select, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -169,6 +169,16 @@ class Outbox:
         with self.engine.connect() as conn:
             row = conn.execute(select(endpoints.c.disabled_at).where(endpoints.c.route == route)).first()
         return bool(row and row[0] is not None)
+
+    def purge(self, before: float) -> int:
+        """Retention: finished messages and delivery attempts older than ``before`` (Unix s).
+
+        Pending rows are kept whatever their age: they are still owed to a receiver.
+        """
+        with self.engine.begin() as conn:
+            done = conn.execute(delete(outbox).where(outbox.c.status != "pending", outbox.c.finished_at < before))
+            conn.execute(delete(deliveries).where(deliveries.c.at < before))
+        return int(done.rowcount or 0)
 
     def summary(self) -> dict[str, int]:
         """Rows per status, e.g. {"pending": 3, "delivered": 40}."""

@@ -179,7 +179,8 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         pw_hash = auth.hash_password(settings.dashboard_password.get_secret_value())
         if settings.dashboard_password.get_secret_value() == "riskpulse":
             log.warning("dashboard uses the demo password; set RISKPULSE_DASHBOARD_PASSWORD_HASH for real use")
-    auth.install(app.server, settings.dashboard_user, pw_hash, auth.secret_key(settings.home))
+    auth.install(app.server, settings.dashboard_user, pw_hash, auth.secret_key(settings.home),
+                 session_hours=settings.dashboard_session_hours, secure_cookie=settings.dashboard_secure_cookie)
     install_metrics(app.server)
 
     @app.server.route("/readyz")
@@ -373,7 +374,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
     @app.callback(Output("feed-download", "data"), Input("feed-export", "n_clicks"),
                   *(State(i.component_id, i.component_property) for i in feed_inputs), prevent_initial_call=True)
     def export(_: Any, *args: Any) -> Any:
-        frame = queries.news_export(engine, feed_filter(*args))
+        frame = figures.csv_safe(queries.news_export(engine, feed_filter(*args)))
         return dcc.send_data_frame(frame.to_csv, "riskpulse-news.csv", index=False)
 
     return app

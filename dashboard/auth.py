@@ -14,6 +14,7 @@ import os
 import secrets
 import time
 from pathlib import Path
+from typing import Callable
 from urllib.parse import quote
 
 from flask import Flask, Response, redirect, request, session
@@ -56,13 +57,61 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def install(server: Flask, user: str, password_hash: str, key: bytes) -> None:
+class LoginThrottle:
+    """At most ``max_failures`` wrong passwords per user and per address in ``window_s``.
+
+    Counted per user (a slow guess at one account from many addresses) and per address (one
+    address trying many users); either one over the limit refuses sign-in until it ages out.
+    """
+
+    def __init__(self, max_failures: int = 5, window_s: float = 900.0, clock: "Callable[[], float]" = time.monotonic) -> None:
+        self.max_failures, self.window_s, self.clock = max_failures, window_s, clock
+        self.failures: dict[str, list[float]] = {}
+
+    def _recent(self, key: str) -> list[float]:
+        now = self.clock()
+        kept = [t for t in self.failures.get(key, []) if now - t < self.window_s]
+        if kept:
+            self.failures[key] = kept
+        else:
+            self.failures.pop(key, None)
+        return kept
+
+    def retry_in_s(self, user: str, address: str) -> float:
+        """0 if a sign-in may be tried now, else seconds until one may."""
+        waits = [self.window_s - (self.clock() - recent[0]) for key in (f"u:{user}", f"a:{address}")
+                 if len(recent := self._recent(key)) >= self.max_failures]
+        return max(waits, default=0.0)
+
+    def failed(self, user: str, address: str) -> None:
+        for key in (f"u:{user}", f"a:{address}"):
+            self.failures.setdefault(key, []).append(self.clock())
+        if len(self.failures) > 100_000:  # bounded under a spray of users/addresses
+            for key in list(self.failures)[:50_000]:
+                del self.failures[key]
+
+
+def install(server: Flask, user: str, password_hash: str, key: bytes, session_hours: float = 12.0,
+            secure_cookie: bool = False, throttle: LoginThrottle | None = None) -> None:
+    """Sessions expire after ``session_hours`` and die at sign-out; ``secure_cookie`` behind TLS."""
     server.secret_key = key
-    server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+    server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                         SESSION_COOKIE_SECURE=secure_cookie, PERMANENT_SESSION_LIFETIME=int(session_hours * 3600))
+    throttle = throttle or LoginThrottle()
+    revoked: dict[str, float] = {}  # session id -> when it would have expired anyway
+
+    def _valid() -> bool:
+        sid, issued = session.get("sid"), session.get("issued")
+        if not session.get("user") or not sid or not isinstance(issued, (int, float)):
+            return False
+        now = time.time()
+        for old in [k for k, until in revoked.items() if until < now]:
+            del revoked[old]
+        return sid not in revoked and now - issued < session_hours * 3600
 
     @server.before_request
     def _guard() -> Response | tuple[str, int] | None:
-        if request.path in OPEN_PATHS or session.get("user"):
+        if request.path in OPEN_PATHS or _valid():
             return None
         if request.path.startswith("/_dash") or request.method != "GET":
             return "login required", 401
@@ -72,21 +121,33 @@ def install(server: Flask, user: str, password_hash: str, key: bytes) -> None:
     def _login() -> Response | str:
         error = ""
         if request.method == "POST":
-            given_user = request.form.get("username", "")
+            given_user = request.form.get("username", "")[:200]
+            address = request.remote_addr or "?"
+            wait = throttle.retry_in_s(given_user, address)
+            if wait > 0:
+                log.warning("dashboard sign-in throttled", extra={"user": given_user[:50], "address": address})
+                page = PAGE.format(error=f'<p class="err" id="login-error">Too many failed sign-ins; try again in '
+                                         f'{int(wait // 60) + 1} min.</p>', next="/")
+                return Response(page, status=429, headers={"Retry-After": str(int(wait) + 1)})
             ok = hmac.compare_digest(given_user.encode(), user.encode())
             ok = check_password_hash(password_hash, request.form.get("password", "")) and ok
             if ok:
                 session.clear()
-                session["user"] = user
+                session.permanent = True
+                session.update(user=user, sid=secrets.token_urlsafe(16), issued=time.time())
                 log.info("dashboard sign-in", extra={"user": user})
                 return redirect(_safe_next(request.form.get("next")))  # type: ignore[return-value]
+            throttle.failed(given_user, address)
             time.sleep(0.5)  # slows guessing
-            log.warning("dashboard sign-in refused", extra={"user": given_user[:50]})
+            log.warning("dashboard sign-in refused", extra={"user": given_user[:50], "address": address})
             error = '<p class="err" id="login-error">Wrong user or password.</p>'
         return PAGE.format(error=error, next=html.escape(_safe_next(request.args.get("next") or request.form.get("next"))))
 
     @server.route("/logout")
     def _logout() -> Response:
+        sid = session.get("sid")
+        if sid:  # the cookie may live on in another tab or a copy: it no longer signs anyone in
+            revoked[str(sid)] = time.time() + session_hours * 3600
         session.clear()
         return redirect("/login")  # type: ignore[return-value]
 

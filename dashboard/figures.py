@@ -14,6 +14,19 @@ UIREV = "keep"
 SEVERITY_COLOUR = {"critical": "#c62828", "warning": "#ef6c00"}
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells a spreadsheet would run as a formula (a headline starting '=HYPERLINK(...') get a
+    leading apostrophe (OWASP's CSV-injection advice); numbers stay numbers."""
+    out = frame.copy()
+    for column in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[column]):
+            out[column] = out[column].map(lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v)
+    return out
+
+
 def empty(message: str) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=message, showarrow=False, font={"size": 14, "color": "#555"}, xref="paper", yref="paper",

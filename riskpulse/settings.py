@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     dashboard_password: SecretStr = SecretStr("riskpulse")  # demo only; prefer the hash below
     dashboard_password_hash: SecretStr | None = None  # `riskpulse dashboard --hash-password` prints one
     dashboard_refresh_s: float = Field(5.0, gt=0)
+    dashboard_session_hours: float = Field(12.0, gt=0)  # a sign-in lasts this long (a shift)
+    dashboard_secure_cookie: bool = False  # true behind TLS: the session cookie never travels in clear
     ingest_token: SecretStr | None = None
     ingest_port: int = 8088
     log_json: bool = False

@@ -302,8 +302,11 @@ async def limit_log_floods() -> None:
 
 @app.timer(interval=3600.0)
 async def retention() -> None:
+    """The store and the webhook outbox keep RETENTION_DAYS (pending webhook messages are kept)."""
     cutoff = datetime.now(timezone.utc) - timedelta(days=settings.retention_days)
-    await asyncio.get_running_loop().run_in_executor(_store_pool, _get_store().purge, cutoff)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(_store_pool, _get_store().purge, cutoff)
+    await loop.run_in_executor(_outbox_pool, _get_outbox().purge, cutoff.timestamp())
 
 
 _settling: dict[str, float] = {}

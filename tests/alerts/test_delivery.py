@@ -254,3 +254,14 @@ def test_slack_text_escapes_control_characters() -> None:
     text = slack_body(a)["text"]
     assert "<!channel>" not in text and "&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" in text
     assert "<https://x.example/a%7Cb&gt;c|&lt;@U123&gt; wins>" in text
+
+
+def test_outbox_retention_drops_finished_messages_and_old_attempts_but_keeps_pending(outbox: Outbox) -> None:
+    rules = rules_for("https://hooks.example/x")
+    enqueue_alert(outbox, rules, alert(1))
+    enqueue_alert(outbox, rules, alert(2))
+    rows = outbox.claim_due(limit=1)
+    outbox.record(rows[0], "delivered", 200, None, 5.0, None)
+    assert outbox.purge(before=time.time() + 1) == 1
+    assert outbox.summary() == {"pending": 1}
+    assert outbox.purge(before=time.time() + 1) == 0  # a pending message is still owed

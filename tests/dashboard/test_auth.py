@@ -1,0 +1,69 @@
+"""Dashboard sign-in without a browser: throttling, expiry, revocation at sign-out, cookie flags."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask
+
+from dashboard.auth import LoginThrottle, hash_password, install
+
+
+def app(**kw: object) -> Flask:
+    server = Flask(__name__)
+
+    @server.route("/")
+    def index() -> str:
+        return "desk"
+    install(server, "analyst", hash_password("pw"), b"k" * 32, **kw)  # type: ignore[arg-type]
+    return server
+
+
+def test_wrong_passwords_are_throttled_per_user_and_address() -> None:
+    client = app().test_client()
+    for _ in range(5):
+        assert client.post("/login", data={"username": "analyst", "password": "guess"}).status_code == 200
+    locked = client.post("/login", data={"username": "analyst", "password": "pw"})
+    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0  # even the right one, for now
+    other = app().test_client()  # a fresh process: nothing remembered
+    assert other.post("/login", data={"username": "analyst", "password": "pw"}).status_code == 302
+
+
+def test_throttle_ages_out() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(max_failures=2, window_s=60, clock=lambda: now[0])
+    throttle.failed("u", "1.2.3.4")
+    throttle.failed("v", "1.2.3.4")
+    assert throttle.retry_in_s("w", "1.2.3.4") > 0  # the address tried two users
+    assert throttle.retry_in_s("w", "5.6.7.8") == 0
+    now[0] = 61
+    assert throttle.retry_in_s("w", "1.2.3.4") == 0
+
+
+def test_sign_out_revokes_the_session_and_sessions_expire() -> None:
+    server = app(session_hours=1 / 3600, secure_cookie=True)  # one second
+    client = server.test_client()
+    response = client.post("/login", data={"username": "analyst", "password": "pw"})
+    cookie = response.headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie
+    copy = server.test_client()
+    copy.set_cookie("session", client.get_cookie("session").value)
+    assert client.get("/").status_code == 200
+    client.get("/logout")
+    assert copy.get("/").status_code == 302  # the copied cookie died with the sign-out
+    fresh = server.test_client()
+    fresh.post("/login", data={"username": "analyst", "password": "pw"})
+    time.sleep(1.1)
+    assert fresh.get("/").status_code == 302  # expired
+
+
+def test_csv_export_neutralises_formulas() -> None:
+    import pandas as pd
+
+    from dashboard.figures import csv_safe
+
+    frame = pd.DataFrame({"headline": ["=HYPERLINK(\"http://evil\")", "+1 beats", "-ve news", "@SUM(A1)", "Plain"],
+                          "sentiment_score": [-0.5, 0.1, -0.2, 0.0, 0.3]})
+    safe = csv_safe(frame)
+    assert safe["headline"].tolist() == ["'=HYPERLINK(\"http://evil\")", "'+1 beats", "'-ve news", "'@SUM(A1)", "Plain"]
+    assert safe["sentiment_score"].tolist() == [-0.5, 0.1, -0.2, 0.0, 0.3]
