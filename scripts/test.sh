@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1
-exec .venv/bin/python -m pytest -ra -p no:cacheprovider "$@"
+exec .venv/bin/python -m pytest -ra --durations=25 -p no:cacheprovider "$@"

@@ -180,7 +180,7 @@ async def aggregate(stream: Any) -> None:
         stream._set_current_event(events[-1])  # noqa: SLF001
         with watchdog.batch("aggregate"):
             state = Overlay(state_table)
-            if agg is None:
+            if agg is None or not agg.is_current(state):  # first batch, or state written by another worker since
                 agg = Aggregator(state, AGG_CONFIG, detector, time.time(), partitions=range(settings.kafka_partitions),
                                  on_detector_error=lambda key, exc: metrics.DETECTOR_ERRORS.inc())
             agg.state = state

@@ -118,6 +118,7 @@ class Aggregator:
         self.clock = PartitionClock.restore(saved, config.idle_s, config.max_skew_s, now_wall, partitions)
         self.closed = -math.inf if saved.get("closed") is None else float(saved["closed"])
         self.open: list[int] = sorted(int(s) for s in saved.get("open") or [])
+        self.seq = int(saved.get("seq") or 0)  # bumped at every marker write: see :meth:`is_current`
         self._garbage: list[str] = []  # counters of closed windows, deleted after the marker
         limit = now_wall + config.max_skew_s
         moved = self.clock.clamp_to(limit)
@@ -205,8 +206,14 @@ class Aggregator:
         self._garbage = []
 
     def _save_marker(self) -> None:
+        self.seq += 1
         self.state.set(WM, {**self.clock.saved(), "closed": self.closed if math.isfinite(self.closed) else None,
-                            "open": self.open})
+                            "open": self.open, "seq": self.seq})
+
+    def is_current(self, state: Overlay) -> bool:
+        """False if someone else wrote the store since this instance did (the partition moved to
+        another worker and back): the caller then builds a fresh instance from the store."""
+        return int((state.get(WM) or {}).get("seq") or 0) == self.seq
 
     # -- window closes -----------------------------------------------------------------------
 

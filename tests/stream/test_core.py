@@ -277,3 +277,17 @@ def test_dedupe_entries_and_silent_keys_are_pruned() -> None:
     assert not any(k.startswith("d|") and store[k]["id"] == "old" for k in store)
     assert "k|ticker|OLD" not in store and "k|ticker|NEW" in store
     assert not any(k.startswith("w|") for k in store)  # closed windows' counters are gone
+
+
+def test_an_instance_knows_when_another_worker_wrote_the_state_since() -> None:
+    store: dict[str, Any] = {}
+    mine = Aggregator(Overlay(store), AggregatorConfig(), DETECTOR, now_wall=0.0)
+    mine.add(scored("a", T0), 0, 0, 0.0)
+    mine.end_batch()
+    mine.state.flush()
+    assert mine.is_current(Overlay(store))
+    other = Aggregator(Overlay(store), AggregatorConfig(), DETECTOR, now_wall=0.0)  # the partition moved
+    other.add(scored("b", T0 + 1), 1, 0, 0.0)
+    other.end_batch()
+    other.state.flush()
+    assert not mine.is_current(Overlay(store)) and other.is_current(Overlay(store))
