@@ -44,11 +44,14 @@ def history(burst_window: int = 20, windows: int = 30) -> list[dict[str, Any]]:
             for k in range(10 + (10 if negatives > 5 else 0)):
                 items.append(scored(len(items), BASE_TS + 60 * w + 1 + k, ticker, k < negatives))
     items.sort(key=lambda r: r["published_at"])
+    for offset, item in enumerate(items):  # the score agent's note of where each came from in `news`
+        item["_src"] = ["news", 0, offset]
     return items
 
 
 def flush(after_windows: int) -> dict[str, Any]:
-    return {**scored(999_999, BASE_TS + 60 * after_windows + 7200, "ZZZ", False), "id": "flush"}
+    return {**scored(999_999, BASE_TS + 60 * after_windows + 7200, "ZZZ", False), "id": "flush",
+            "_src": ["news", 0, 999_999]}
 
 
 def rules_file(tmp_path: Path, url: str, extra_route: str = "") -> Path:
