@@ -114,6 +114,7 @@ async def _score_batch(service: ScoringService, events: list[Any]) -> None:
     metrics.ITEMS_IN.labels(TOPIC_NEWS).inc(len(events))
     watchdog.note(events)
     if not good:
+        await _report_silent_partitions(events, {})
         return
     started = time.perf_counter()
     items = [item for _, item, _ in good]
@@ -121,6 +122,7 @@ async def _score_batch(service: ScoringService, events: list[Any]) -> None:
                                         items, CANARY)
     metrics.MODEL_SECONDS.observe(time.perf_counter() - started)
     metrics.BATCH_SIZE.observe(len(good))
+    sent: dict[int, int] = {}  # partition -> offset of the last item sent on
     for (event, _, verdict), record in zip(good, scored):
         if isinstance(record, Exception):
             await _dead_letter_event(event, f"scoring failed: {record!r}", "score")
@@ -130,9 +132,33 @@ async def _score_batch(service: ScoringService, events: list[Any]) -> None:
             record = record.model_copy(update={"published_at": verdict.published_at,
                                                "published_at_original": verdict.original})
         value = record.to_json()
-        value["_src"] = [event.message.topic, event.message.partition, event.message.offset]
+        value["_src"] = [event.message.topic, event.message.partition, event.message.offset, _behind(event)]
         value["_ingest_ts"] = event.message.timestamp  # broker time of the news record, for latency figures
         await scored_internal.send(key=record.id.encode(), value=_dumps(value))
+        sent[event.message.partition] = event.message.offset
+    await _report_silent_partitions(events, sent)
+
+
+def _behind(event: Any) -> int:
+    """Records of the event's partition not yet read (the fetcher's last highwater; no broker call)."""
+    try:
+        highwater = app.consumer.highwater(event.message.tp)
+    except Exception:  # noqa: BLE001 - revoked meanwhile, or not fetched yet: no claim either way
+        return 0
+    return max(0, int(highwater) - event.message.offset - 1) if highwater is not None else 0
+
+
+async def _report_silent_partitions(events: list[Any], sent: dict[int, int]) -> None:
+    """A partition whose last records in this batch were dead-lettered still tells the aggregator it
+    moved on, and how far behind it is: otherwise its last word ("more behind me") would hold the
+    watermark for ever (see stream/core/watermark.py)."""
+    last: dict[int, Any] = {}
+    for event in events:
+        last[event.message.partition] = event
+    for partition, event in last.items():
+        if sent.get(partition) != event.message.offset:
+            marker = {"_progress": [event.message.topic, partition, event.message.offset, _behind(event)]}
+            await scored_internal.send(key=b"progress", value=_dumps(marker))
 
 
 rules = Rules.load(settings.alert_rules)  # validated by `riskpulse worker` before this process starts
@@ -159,15 +185,23 @@ async def _publish_close(agg: Aggregator) -> None:
         agg.commit(close)
 
 
-def _decode_internal(value: bytes) -> tuple[ScoredNews, tuple[str, int, int], Any]:
+def _source(src: Any) -> tuple[int, int, int]:
+    """(partition, offset, behind) from ``_src``/``_progress``: [topic, partition, offset(, behind)]."""
+    if not (isinstance(src, list) and len(src) in (3, 4) and all(isinstance(v, int) for v in src[1:])):
+        raise ValueError("no source position (_src: [topic, partition, offset, behind])")
+    return src[1], src[2], (src[3] if len(src) == 4 else 0)
+
+
+def _decode_internal(value: bytes) -> tuple[ScoredNews | None, tuple[int, int, int], Any]:
+    """An internal record: a scored item, or (item None) a partition's progress marker."""
     raw = json.loads(value)
     if not isinstance(raw, dict):
         raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
-    src = raw.pop("_src", None)
+    if "_progress" in raw:
+        return None, _source(raw["_progress"]), None
+    src = _source(raw.pop("_src", None))
     ingest_ts = raw.pop("_ingest_ts", None)
-    if not (isinstance(src, list) and len(src) == 3 and isinstance(src[1], int) and isinstance(src[2], int)):
-        raise ValueError("no source position (_src: [topic, partition, offset])")
-    return ScoredNews.model_validate(raw), (str(src[0]), src[1], src[2]), ingest_ts
+    return ScoredNews.model_validate(raw), src, ingest_ts
 
 
 @app.agent(scored_internal)
@@ -198,8 +232,11 @@ async def _aggregate_batch(agg: Aggregator, events: list[Any]) -> None:
             continue
         try:
             with agg.state.savepoint():
-                item, (_, partition, offset), ingest_ts = _decode_internal(event.value)
-                added = agg.add(item, partition, offset, time.time())
+                item, (partition, offset, behind), ingest_ts = _decode_internal(event.value)
+                if item is None:
+                    agg.heard(partition, time.time(), behind)
+                    continue
+                added = agg.add(item, partition, offset, time.time(), behind)
         except Exception as exc:  # noqa: BLE001 - a record's fault: dead-letter it, keep counting
             await _dead_letter_event(event, f"{type(exc).__name__}: {exc}", "aggregate")
             continue

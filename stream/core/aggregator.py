@@ -130,8 +130,11 @@ class Aggregator:
 
     # -- items -----------------------------------------------------------------------------
 
-    def add(self, item: ScoredNews, partition: int, offset: int, now_wall: float) -> Added:
-        """Dedupe and count one scored item from ``news`` partition/offset. Raises only on a bad item."""
+    def add(self, item: ScoredNews, partition: int, offset: int, now_wall: float, behind: int = 0) -> Added:
+        """Dedupe and count one scored item from ``news`` partition/offset. Raises only on a bad item.
+
+        ``behind``: records of that partition still unread when it was scored (see watermark.py).
+        """
         ts = item.published_at.timestamp()
         item, status = self._dedupe(item, ts, partition, offset) if self.config.dedupe else (item, "counted")
         if status == "counted":
@@ -139,8 +142,12 @@ class Aggregator:
                 status = "late"
             else:
                 self._count(item, ts, partition, offset)
-        self.clock.observe(partition, ts, now_wall)
+        self.clock.observe(partition, ts, now_wall, behind)
         return Added(item, status)
+
+    def heard(self, partition: int, now_wall: float, behind: int = 0) -> None:
+        """A partition's progress without an item (its records failed before scoring)."""
+        self.clock.heard(partition, now_wall, behind)
 
     def _dedupe(self, item: ScoredNews, ts: float, partition: int, offset: int) -> tuple[ScoredNews, Status]:
         dkey = "d|" + dedupe_key(item.headline)

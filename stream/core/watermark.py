@@ -7,7 +7,11 @@ items late. As in Flink and Kafka Streams, the watermark is instead the minimum 
 of how far each has come, so an item is late only if it is late on its own partition.
 
 A partition that sends nothing for ``idle_s`` (wall clock) stops holding the watermark back, as
-does one never seen once ``idle_s`` has passed since start; when every partition is idle, event
+does one never seen once ``idle_s`` has passed since start, but never while its last record
+said more records were behind it in ``news``: a partition whose scorer is busy elsewhere, or
+being rebalanced, is slow, not idle (silence alone misjudged that: with two workers, a scorer
+working through one partition's 500-record fetch left another partition quiet for seconds and
+its items were counted late); when every partition is idle, event
 time moves on with the wall clock, so windows close while the news is quiet. The watermark
 never passes the wall clock plus the allowed skew, and never goes back.
 """
@@ -29,6 +33,7 @@ class PartitionClock:
     progress: dict[int, float] = field(default_factory=dict)  # partition -> highest event time (persisted)
     last_seen_wall: dict[int, float] = field(default_factory=dict)  # partition -> wall time of its last item
     expected: set[int] = field(default_factory=set)  # partitions that hold the watermark until idle
+    behind: dict[int, int] = field(default_factory=dict)  # partition -> records its last record said were behind it
 
     @classmethod
     def restore(cls, saved: dict[str, Any] | None, idle_s: float, max_skew_s: float, now_wall: float,
@@ -39,12 +44,20 @@ class PartitionClock:
     def saved(self) -> dict[str, Any]:
         return {"progress": {str(p): ts for p, ts in sorted(self.progress.items())}}
 
-    def observe(self, partition: int, event_ts: float, now_wall: float) -> None:
-        """An item of ``partition`` dated ``event_ts`` arrived (bounded by the clock: one bad date cannot run ahead)."""
+    def observe(self, partition: int, event_ts: float, now_wall: float, behind: int = 0) -> None:
+        """An item of ``partition`` dated ``event_ts`` arrived (bounded by the clock: one bad date cannot run ahead).
+
+        ``behind``: how many records of the partition were still unread when it was sent.
+        """
         bounded = min(event_ts, now_wall + self.max_skew_s)
         if bounded > self.progress.get(partition, NEVER):
             self.progress[partition] = bounded
+        self.heard(partition, now_wall, behind)
+
+    def heard(self, partition: int, now_wall: float, behind: int = 0) -> None:
+        """Word from ``partition`` without an item (its records were dead-lettered): it is alive, and how far behind."""
         self.last_seen_wall[partition] = now_wall
+        self.behind[partition] = max(0, int(behind))
         self.expected.add(partition)
 
     def clamp_to(self, limit: float) -> list[int]:
@@ -55,6 +68,8 @@ class PartitionClock:
         return moved
 
     def _idle(self, partition: int, now_wall: float) -> bool:
+        if self.behind.get(partition, 0) > 0:
+            return False  # more records are on their way: slow, not idle
         return now_wall - self.last_seen_wall.get(partition, self.started_wall) >= self.idle_s
 
     def watermark(self, now_wall: float) -> float:

@@ -267,11 +267,11 @@ def test_ingest_will_not_start_without_a_token() -> None:
 def test_ingest_answers_4xx_never_500_to_hostile_bodies(ingest: str) -> None:
     auth = {"Authorization": "Bearer s3cret-token", "Content-Type": "application/json"}
     bodies = [b"[" * 50_000 + b"]" * 50_000, b'{"headline": "x", "n": ' + b"9" * 5000 + b"}", b"\xff\xfe\x00",
-              b'{"headline": "\\ud800"}', b'[{"headline": "\\ud800"}, {"headline": "fine"}]', b'{"headline": "a\\u0000b"}',
+              b'{"headline": "\\ud800"}', b'{"headline": "a\\u0000b"}',
               b'{"headline": "x", "published_at": "9999-12-31T23:59:59-23:59"}', b"NaN", b'{"items": 5}', b"null",
               b'[[[[[[[[[[{"headline": "deep"}]]]]]]]]]]', b'{"items": [' + b"[" * 5000 + b"]" * 5000 + b"]}", b""]
     for body in bodies:
         r = httpx.post(ingest + "/v1/news", content=body, headers=auth)
         assert 400 <= r.status_code < 500, (body[:60], r.status_code, r.text[:200])
-    mixed = httpx.post(ingest + "/v1/news", content=bodies[4], headers=auth)
+    mixed = httpx.post(ingest + "/v1/news", content=b'[{"headline": "\\ud800"}, {"headline": "fine"}]', headers=auth)
     assert mixed.status_code == 200 and len(mixed.json()["accepted"]) == 1  # the valid item still goes through
