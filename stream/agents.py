@@ -165,7 +165,7 @@ rules = Rules.load(settings.alert_rules)  # validated by `riskpulse worker` befo
 detector = Detector(rules, settings.window_s)
 AGG_CONFIG = AggregatorConfig(window_s=settings.window_s, lateness_s=settings.lateness_s, idle_s=settings.idle_s,
                               max_skew_s=settings.max_clock_skew_s, dedupe_horizon_s=settings.dedupe_horizon_s,
-                              key_ttl_s=settings.detector_key_ttl_days * 86400.0)
+                              key_ttl_s=settings.detector_key_ttl_days * 86400.0, confirm_idle=True)
 
 
 async def _publish_close(agg: Aggregator) -> None:
@@ -244,8 +244,9 @@ async def _aggregate_batch(agg: Aggregator, events: list[Any]) -> None:
         metrics.ITEMS_OUT.labels("news.scored").inc()
         if added.status == "late":
             metrics.LATE.inc()
-            log.info("late item not counted", extra={"id": item.id, "published_at": str(item.published_at),
-                                                     "partition": partition})
+            log.warning("late item not counted in trends (published on news.scored)",
+                        extra={"id": item.id, "published_at": str(item.published_at), "partition": partition,
+                               "offset": offset, "closed_through": agg.closed})
         if ingest_ts:
             metrics.E2E_SECONDS.observe(max(0.0, time.time() - ingest_ts))
 
@@ -402,7 +403,26 @@ async def stall_check() -> None:
 
 @app.timer(interval=1.0)
 async def tick() -> None:
-    """Lets the aggregate agent close windows while no news arrives (see windows.idle_watermark)."""
+    """Heartbeats: for each news partition this worker scores, how many records it has yet to read
+    (the fetcher's last highwater against what it processed; no broker call). A partition is idle
+    for the watermark only once its scorer says it is caught up (stream/core/watermark.py). The
+    tick itself lets the aggregate agent close windows while no news arrives."""
+    consumer = app.consumer
+    if consumer is not None and not app.rebalancing:
+        try:
+            assigned = [tp for tp in consumer.assignment() if tp.topic == news_topic.get_topic_name()]
+        except Exception:  # noqa: BLE001 - no assignment yet
+            assigned = []
+        for tp in assigned:
+            seen = watchdog.progress.get((tp.topic, tp.partition))
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - revoked meanwhile
+                continue
+            if seen is None or highwater is None:
+                continue  # nothing known yet: the partition keeps holding the watermark
+            marker = {"_progress": [tp.topic, tp.partition, seen[0], max(0, int(highwater) - seen[0] - 1)]}
+            await scored_internal.send(key=b"progress", value=_dumps(marker))
     await scored_internal.send(key=b"tick", value=TICK)
 
 

@@ -66,6 +66,7 @@ class AggregatorConfig:
     dedupe_horizon_s: int = 86_400
     key_ttl_s: float = 7 * 86_400.0  # detector state of keys silent this long is dropped
     dedupe: bool = True  # off in the backtest, whose input was deduplicated by the worker already
+    confirm_idle: bool = False  # the worker's scorers send heartbeats: idleness needs one (watermark.py)
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ class Aggregator:
         self.detector = detector
         self.on_detector_error = on_detector_error or (lambda key, exc: None)
         saved = state.get(WM) or {}
-        self.clock = PartitionClock.restore(saved, config.idle_s, config.max_skew_s, now_wall, partitions)
+        self.clock = PartitionClock.restore(saved, config.idle_s, config.max_skew_s, now_wall, partitions,
+                                            confirm=config.confirm_idle)
         self.closed = -math.inf if saved.get("closed") is None else float(saved["closed"])
         self.open: list[int] = sorted(int(s) for s in saved.get("open") or [])
         self.seq = int(saved.get("seq") or 0)  # bumped at every marker write: see :meth:`is_current`
@@ -146,7 +148,7 @@ class Aggregator:
         return Added(item, status)
 
     def heard(self, partition: int, now_wall: float, behind: int = 0) -> None:
-        """A partition's progress without an item (its records failed before scoring)."""
+        """A partition's progress without an item (a heartbeat, or its records failed before scoring)."""
         self.clock.heard(partition, now_wall, behind)
 
     def _dedupe(self, item: ScoredNews, ts: float, partition: int, offset: int) -> tuple[ScoredNews, Status]:

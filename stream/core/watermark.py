@@ -34,12 +34,17 @@ class PartitionClock:
     last_seen_wall: dict[int, float] = field(default_factory=dict)  # partition -> wall time of its last item
     expected: set[int] = field(default_factory=set)  # partitions that hold the watermark until idle
     behind: dict[int, int] = field(default_factory=dict)  # partition -> records its last record said were behind it
+    # with ``confirm``, silence makes a partition idle only once its scorer has confirmed, after its
+    # last item, that it had read everything it had been fetched (a heartbeat): silence alone
+    # cannot tell "nothing more" from "its scorer is busy elsewhere or not fetching yet"
+    confirm: bool = False
+    confirmed: set[int] = field(default_factory=set)
 
     @classmethod
     def restore(cls, saved: dict[str, Any] | None, idle_s: float, max_skew_s: float, now_wall: float,
-                expected: Iterable[int] = ()) -> "PartitionClock":
+                expected: Iterable[int] = (), confirm: bool = False) -> "PartitionClock":
         progress = {int(p): float(ts) for p, ts in ((saved or {}).get("progress") or {}).items()}
-        return cls(idle_s, max_skew_s, now_wall, progress, {}, set(expected) | set(progress))
+        return cls(idle_s, max_skew_s, now_wall, progress, {}, set(expected) | set(progress), confirm=confirm)
 
     def saved(self) -> dict[str, Any]:
         return {"progress": {str(p): ts for p, ts in sorted(self.progress.items())}}
@@ -52,13 +57,20 @@ class PartitionClock:
         bounded = min(event_ts, now_wall + self.max_skew_s)
         if bounded > self.progress.get(partition, NEVER):
             self.progress[partition] = bounded
-        self.heard(partition, now_wall, behind)
-
-    def heard(self, partition: int, now_wall: float, behind: int = 0) -> None:
-        """Word from ``partition`` without an item (its records were dead-lettered): it is alive, and how far behind."""
         self.last_seen_wall[partition] = now_wall
         self.behind[partition] = max(0, int(behind))
         self.expected.add(partition)
+        self.confirmed.discard(partition)
+
+    def heard(self, partition: int, now_wall: float, behind: int = 0) -> None:
+        """Word from ``partition``'s scorer without an item (a heartbeat, or its records were
+        dead-lettered): how many records it still has to read. Does not reset its silence."""
+        self.behind[partition] = max(0, int(behind))
+        self.expected.add(partition)
+        if self.behind[partition] == 0:
+            self.confirmed.add(partition)
+        else:
+            self.confirmed.discard(partition)
 
     def clamp_to(self, limit: float) -> list[int]:
         """Pull progress found beyond ``limit`` back to it (a repaired state); returns the partitions moved."""
@@ -70,6 +82,8 @@ class PartitionClock:
     def _idle(self, partition: int, now_wall: float) -> bool:
         if self.behind.get(partition, 0) > 0:
             return False  # more records are on their way: slow, not idle
+        if self.confirm and partition not in self.confirmed:
+            return False
         return now_wall - self.last_seen_wall.get(partition, self.started_wall) >= self.idle_s
 
     def watermark(self, now_wall: float) -> float:

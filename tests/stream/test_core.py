@@ -293,14 +293,28 @@ def test_an_instance_knows_when_another_worker_wrote_the_state_since() -> None:
     assert not mine.is_current(Overlay(store)) and other.is_current(Overlay(store))
 
 
-def test_a_partition_with_records_behind_its_last_word_is_slow_not_idle() -> None:
+def test_a_partition_is_idle_only_once_its_scorer_confirms_it_read_everything() -> None:
     """Two workers: one scorer works through partition 0's big fetch while partition 1 waits its turn."""
     w = T0 + 1000.0
-    clock = PartitionClock.restore(None, idle_s=5, max_skew_s=300, now_wall=w, expected=[0, 1])
+    clock = PartitionClock.restore(None, idle_s=5, max_skew_s=300, now_wall=w, expected=[0, 1], confirm=True)
     clock.observe(0, T0 + 10, now_wall=w, behind=0)
     clock.observe(1, T0 + 5, now_wall=w, behind=120)  # 120 more of partition 1 are coming
     clock.observe(0, T0 + 600, now_wall=w + 30)
     assert clock.watermark(w + 30) == T0 + 5  # silent for 30 s, still holds: it said more were behind
-    clock.heard(1, w + 31, behind=0)  # its remaining records were dead-lettered: caught up
-    assert clock.watermark(w + 31) == T0 + 5
-    assert clock.watermark(w + 36.5) == T0 + 600 + 5.5  # now idle like the other: time moves on
+    clock.heard(1, w + 31, behind=0)  # its scorer caught up (its last records were dead-lettered)
+    assert clock.watermark(w + 31) == T0 + 600  # partition 1 is idle now; 0 is not confirmed
+    clock.observe(1, T0 + 20, now_wall=w + 32, behind=0)
+    assert clock.watermark(w + 60) == T0 + 20  # silence without a heartbeat after the item: not idle
+    clock.heard(0, w + 61)
+    clock.heard(1, w + 61)
+    assert clock.watermark(w + 62) == T0 + 600 + (w + 62 - (w + 32))  # both confirmed and silent
+
+
+def test_without_confirmation_silence_alone_makes_a_partition_idle() -> None:
+    w = T0 + 1000.0
+    clock = PartitionClock.restore(None, idle_s=5, max_skew_s=300, now_wall=w, expected=[0, 1])
+    clock.observe(0, T0 + 600, now_wall=w)
+    clock.observe(1, T0 + 5, now_wall=w, behind=3)
+    assert clock.watermark(w + 10) == T0 + 5
+    clock.heard(1, w + 11, behind=0)
+    assert clock.watermark(w + 11) == T0 + 600 + 11
