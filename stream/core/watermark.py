@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 NEVER = -math.inf
+NEVER_HEARD_GRACE = 6  # x idle_s: how long a partition nobody reports on holds the watermark after start
 
 
 @dataclass
@@ -39,6 +40,7 @@ class PartitionClock:
     # cannot tell "nothing more" from "its scorer is busy elsewhere or not fetching yet"
     confirm: bool = False
     confirmed: set[int] = field(default_factory=set)
+    heard_from: set[int] = field(default_factory=set)  # since this start: an item or a heartbeat
 
     @classmethod
     def restore(cls, saved: dict[str, Any] | None, idle_s: float, max_skew_s: float, now_wall: float,
@@ -60,6 +62,7 @@ class PartitionClock:
         self.last_seen_wall[partition] = now_wall
         self.behind[partition] = max(0, int(behind))
         self.expected.add(partition)
+        self.heard_from.add(partition)
         self.confirmed.discard(partition)
 
     def heard(self, partition: int, now_wall: float, behind: int = 0) -> None:
@@ -67,6 +70,7 @@ class PartitionClock:
         dead-lettered): how many records it still has to read. Does not reset its silence."""
         self.behind[partition] = max(0, int(behind))
         self.expected.add(partition)
+        self.heard_from.add(partition)
         if self.behind[partition] == 0:
             self.confirmed.add(partition)
         else:
@@ -82,8 +86,13 @@ class PartitionClock:
     def _idle(self, partition: int, now_wall: float) -> bool:
         if self.behind.get(partition, 0) > 0:
             return False  # more records are on their way: slow, not idle
-        if self.confirm and partition not in self.confirmed:
-            return False
+        if self.confirm:
+            if partition not in self.heard_from:
+                # a partition that exists is heard from within seconds (heartbeats); one that is
+                # not (configured but absent, or nobody scores it) stops holding after a grace
+                return now_wall - self.started_wall >= NEVER_HEARD_GRACE * self.idle_s
+            if partition not in self.confirmed:
+                return False
         return now_wall - self.last_seen_wall.get(partition, self.started_wall) >= self.idle_s
 
     def watermark(self, now_wall: float) -> float:

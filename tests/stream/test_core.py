@@ -318,3 +318,12 @@ def test_without_confirmation_silence_alone_makes_a_partition_idle() -> None:
     assert clock.watermark(w + 10) == T0 + 5
     clock.heard(1, w + 11, behind=0)
     assert clock.watermark(w + 11) == T0 + 600 + 11
+
+def test_a_configured_partition_nobody_reports_on_holds_only_for_a_grace() -> None:
+    """RISKPULSE_KAFKA_PARTITIONS=4 on a news topic that has 1: windows must still close."""
+    w = T0 + 1000.0
+    clock = PartitionClock.restore(None, idle_s=5, max_skew_s=300, now_wall=w, expected=[0, 1, 2, 3], confirm=True)
+    clock.observe(0, T0 + 600, now_wall=w + 1)
+    clock.heard(0, w + 2)
+    assert clock.watermark(w + 20) == -math.inf  # 1-3 not heard of yet: held
+    assert clock.watermark(w + 31) == T0 + 600 + (w + 31 - (w + 1))  # after 6 x IDLE_S they no longer hold
