@@ -7,7 +7,7 @@ import random
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jsonschema
 import pytest
@@ -46,6 +46,17 @@ def news_items(n: int, seed: int = 7, span_s: int = 1200) -> list[dict[str, Any]
 def flush_item(after: float) -> dict[str, Any]:
     """An item far past the data: its arrival moves the watermark so every earlier window closes."""
     return {"id": "flush", "headline": "end of test stream", "published_at": rfc3339(after + 7200)}
+
+
+def write_feed(tmp_path: Path, prefix: str, n: int, spacing_s: float, seed: int,
+               headline: Callable[[int, random.Random], str]) -> tuple[Path, list[dict[str, Any]]]:
+    """A JSONL feed for `riskpulse replay`: ``n`` items ``spacing_s`` apart from BASE_TS."""
+    rng = random.Random(seed)
+    items = [{"id": f"{prefix}-{i}", "headline": headline(i, rng), "source": "wire",
+              "published_at": rfc3339(BASE_TS + i * spacing_s)} for i in range(n)]
+    path = tmp_path / "feed.jsonl"
+    path.write_text("".join(json.dumps(i) + "\n" for i in items))
+    return path, items
 
 
 def trend_totals(trends: list[dict[str, Any]], key_type: str, before: float) -> int:
@@ -127,20 +138,16 @@ def test_chaos_kill_9_of_the_worker_child_loses_nothing_and_counts_once(pipeline
     from stream.core.backtest import run_backtest
     from stream.replay import replay
 
-    rng = random.Random(9)
-    items = []
-    for i in range(1200):  # 40 minutes of event time, with a negative burst on ACME in minute 34
-        burst = 1020 <= i < 1050
-        headline = (f"$ACME plunges after fraud probe and profit warning, report {i}" if burst else
-                    f"{rng.choice(HEADLINES)} ${rng.choice(['ACME', 'XOM', 'JPM'])} #{i}")
-        items.append({"id": f"c-{i}", "headline": headline, "source": "wire", "published_at": rfc3339(BASE_TS + i * 2)})
-    path = tmp_path / "feed.jsonl"
-    path.write_text("".join(json.dumps(i) + "\n" for i in items))
+    # 40 minutes of event time, with a negative burst on ACME in minute 34
+    path, items = write_feed(tmp_path, "c", 1200, 2.0, 9, lambda i, rng: (
+        f"$ACME plunges after fraud probe and profit warning, report {i}" if 1020 <= i < 1050 else
+        f"{rng.choice(HEADLINES)} ${rng.choice(['ACME', 'XOM', 'JPM'])} #{i}"))
     worker = pipeline(KAFKA_PARTITIONS=4)
     feeder = threading.Thread(target=replay, args=(path, kafka.bootstrap, 30.0),
                               kwargs={"topic": pipeline.topic(TOPIC_NEWS), "progress": False})
     feeder.start()
     kills = []
+    rng = random.Random(9)  # when to kill
     for k in range(5):
         # alternate: a random moment mid-stream, and the moment a window close is being published
         if k % 2 == 0:
@@ -223,15 +230,9 @@ def test_replay_with_default_settings_counts_every_item_as_the_backtest(pipeline
     from stream.replay import replay
 
     # ~10 minutes of event time on one ticker, items 1-2 s apart, with a negative burst in the middle
-    rng = random.Random(5)
-    items = []
-    for i in range(400):
-        negative = 180 <= i < 225
-        headline = (f"Acme ${'ACME'} plunges as regulators probe accounts, filing {i}" if negative else
-                    f"{rng.choice(HEADLINES)} ${'ACME'} update {i}")
-        items.append({"id": f"r-{i}", "headline": headline, "source": "wire", "published_at": rfc3339(BASE_TS + i * 1.5)})
-    path = tmp_path / "feed.jsonl"
-    path.write_text("".join(json.dumps(i) + "\n" for i in items))
+    path, items = write_feed(tmp_path, "r", 400, 1.5, 5, lambda i, rng: (
+        f"Acme $ACME plunges as regulators probe accounts, filing {i}" if 180 <= i < 225 else
+        f"{rng.choice(HEADLINES)} $ACME update {i}"))
     worker = pipeline(KAFKA_PARTITIONS=4)
     replay(path, kafka.bootstrap, speed, topic=pipeline.topic(TOPIC_NEWS), progress=False)
     trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),
