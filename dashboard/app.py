@@ -236,8 +236,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
             marks = queries.alert_rows(engine, start, end, key_type="topic")
         except SQLAlchemyError:
             return figures.empty("Store unavailable"), figures.empty("Store unavailable")
-        lines = frame[frame["key"].isin(frame.groupby("key")["count"].sum().nlargest(8).index)]
-        return figures.trend_lines(lines, marks, "topic"), figures.heatmap(frame)
+        return figures.trend_lines(figures.busiest(frame, 8), marks, "topic"), figures.heatmap(frame)
 
     @app.callback(Output("ticker-pick", "options"), Input("ticker-pick", "search_value"), Input("range", "value"),
                   State("ticker-pick", "value"), State("custom-start", "value"), State("custom-end", "value"))

@@ -50,6 +50,13 @@ def secret_key(home: Path) -> bytes:
     return path.read_bytes()
 
 
+def cookie_name(key: bytes) -> str:
+    """Per installation: browsers share cookies across the ports of one host, so two dashboards
+    there (a demo beside a real one) would overwrite each other's sessions and sign each other out.
+    Replicas that share the secret share the name; the name reveals nothing of the secret."""
+    return "riskpulse_" + hmac.new(key, b"session-cookie-name", "sha256").hexdigest()[:12]
+
+
 def _safe_next(target: str | None) -> str:
     """Only same-site paths: a login link must not bounce the analyst to another site."""
     if not target or not target.startswith("/") or target.startswith("//"):
@@ -95,7 +102,7 @@ def install(server: Flask, user: str, password_hash: str, key: bytes, session_ho
             secure_cookie: bool = False, throttle: LoginThrottle | None = None) -> None:
     """Sessions expire after ``session_hours`` and die at sign-out; ``secure_cookie`` behind TLS."""
     server.secret_key = key
-    server.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+    server.config.update(SESSION_COOKIE_NAME=cookie_name(key), SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                          SESSION_COOKIE_SECURE=secure_cookie, PERMANENT_SESSION_LIFETIME=int(session_hours * 3600))
     throttle = throttle or LoginThrottle()
     revoked: dict[str, float] = {}  # session id -> when it would have expired anyway

@@ -36,6 +36,13 @@ def empty(message: str) -> go.Figure:
     return fig
 
 
+def busiest(frame: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The rows of the ``n`` keys with the most items in the frame (all of them if fewer)."""
+    if frame.empty:
+        return frame
+    return frame[frame["key"].isin(frame.groupby("key")["count"].sum().nlargest(n).index)]
+
+
 def trend_lines(frame: pd.DataFrame, alerts: pd.DataFrame, what: str) -> go.Figure:
     """Net sentiment, negative share and volume per key over time, alerts marked on the share panel."""
     if frame.empty:

@@ -77,9 +77,7 @@ def trend_series(engine: Engine, key_type: str, start: datetime, end: datetime, 
             keys = [r[0] for r in conn.execute(
                 select(trends.c.key).where(where).group_by(trends.c.key)
                 .order_by(func.sum(trends.c.count).desc()).limit(top_n))]
-        if keys is not None and not keys:
-            return pd.DataFrame(columns=["bucket", "key", "count", "negative", "negative_share", "net"])
-        if keys is not None:
+        if keys is not None:  # an empty list selects nothing (SQL's empty IN)
             where = and_(where, trends.c.key.in_(keys))
         rows = conn.execute(
             select(bucket.label("bucket"), trends.c.key, func.sum(trends.c.count).label("count"),
@@ -87,6 +85,8 @@ def trend_series(engine: Engine, key_type: str, start: datetime, end: datetime, 
                    func.sum(trends.c.mean_score * trends.c.count).label("score_sum"))
             .where(where).group_by("bucket", trends.c.key).order_by("bucket")).all()
     frame = pd.DataFrame(rows, columns=["bucket", "key", "count", "negative", "score_sum"])
+    # typed even when empty: an empty range must draw an empty chart, not fail on object dtypes
+    frame = frame.astype({"key": "object", "count": "int64", "negative": "int64", "score_sum": "float64"})
     frame["bucket"] = pd.to_datetime(frame["bucket"].astype("int64"), unit="s", utc=True)
     frame["negative_share"] = frame["negative"] / frame["count"].clip(lower=1)
     frame["net"] = frame["score_sum"] / frame["count"].clip(lower=1)

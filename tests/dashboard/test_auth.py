@@ -6,16 +6,16 @@ import time
 
 from flask import Flask
 
-from dashboard.auth import LoginThrottle, hash_password, install
+from dashboard.auth import LoginThrottle, cookie_name, hash_password, install
 
 
-def app(**kw: object) -> Flask:
+def app(key: bytes = b"k" * 32, **kw: object) -> Flask:
     server = Flask(__name__)
 
     @server.route("/")
     def index() -> str:
         return "desk"
-    install(server, "analyst", hash_password("pw"), b"k" * 32, **kw)  # type: ignore[arg-type]
+    install(server, "analyst", hash_password("pw"), key, **kw)  # type: ignore[arg-type]
     return server
 
 
@@ -47,7 +47,8 @@ def test_sign_out_revokes_the_session_and_sessions_expire() -> None:
     cookie = response.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie
     copy = server.test_client()
-    copy.set_cookie("session", client.get_cookie("session").value)
+    name = cookie_name(b"k" * 32)
+    copy.set_cookie(name, client.get_cookie(name).value)
     assert client.get("/").status_code == 200
     client.get("/logout")
     assert copy.get("/").status_code == 302  # the copied cookie died with the sign-out
@@ -55,6 +56,20 @@ def test_sign_out_revokes_the_session_and_sessions_expire() -> None:
     fresh.post("/login", data={"username": "analyst", "password": "pw"})
     time.sleep(1.1)
     assert fresh.get("/").status_code == 302  # expired
+
+
+def test_two_dashboards_on_one_host_keep_their_own_sessions() -> None:
+    """Browsers share cookies across ports: signing in to one dashboard must not sign out the other
+    (it did: the browser test's second dashboard got 401s while the first page still refreshed)."""
+    desk, demo = app(b"a" * 32), app(b"b" * 32)
+    browser = desk.test_client()
+    browser.post("/login", data={"username": "analyst", "password": "pw"})
+    other = demo.test_client()
+    other.post("/login", data={"username": "analyst", "password": "pw"})
+    for cookie in [other.get_cookie(cookie_name(b"b" * 32))]:  # the same browser now holds both cookies
+        browser.set_cookie(cookie.key, cookie.value)
+    assert browser.get("/").status_code == 200
+    assert cookie_name(b"a" * 32) != cookie_name(b"b" * 32) and cookie_name(b"a" * 32) == cookie_name(b"a" * 32)
 
 
 def test_csv_export_neutralises_formulas() -> None:

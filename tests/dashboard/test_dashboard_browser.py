@@ -272,6 +272,9 @@ def test_empty_and_unavailable_store_say_so(tmp_path: Path, browser: Any) -> Non
         login(b, empty.base)
         assert "No data yet" in wait(lambda: b.find_element(By.ID, "empty-state").text, message="the empty state")
         b.save_screenshot(str(SHOTS / "empty-store.png"))
+        # signed out in another tab (the session is revoked server-side): the next refresh goes to sign-in
+        b.execute_script("fetch('/logout', {redirect: 'manual'})")
+        wait(lambda: "/login?next=" in b.current_url and b.find_element(By.ID, "username"), message="the sign-in page")
     finally:
         empty.stop()
     gone = Dashboard(tmp_path / "g", f"sqlite:///{tmp_path / 'no-such-dir' / 'store.db'}")

@@ -1,0 +1,39 @@
+"""The dashboard's reads and figures on an empty store and a populated one (SQLite, no browser)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from dashboard import figures, queries
+from dashboard.sample_store import populate
+from stream.store import Store
+
+
+def test_an_empty_store_gives_typed_empty_frames_and_empty_charts(tmp_path: Path) -> None:
+    engine = Store(f"sqlite:///{tmp_path / 'empty.db'}").engine
+    end = datetime.now(timezone.utc)
+    start = end - timedelta(hours=24)
+    assert queries.latest_time(engine) is None
+    for keys, top_n in ((None, None), (None, 8), ([], 8), (["TSLA"], None)):
+        frame = queries.trend_series(engine, "topic", start, end, keys=keys, top_n=top_n)
+        assert frame.empty
+        assert frame["count"].dtype == "int64" and frame["net"].dtype == "float64"
+        top = figures.busiest(frame, 8)  # raised "Cannot use method 'nlargest' with dtype object"
+        assert top.empty
+        assert figures.trend_lines(top, queries.alert_rows(engine, start, end, key_type="topic"), "topic").layout.annotations
+        assert figures.heatmap(frame).layout.annotations
+
+
+def test_busiest_keeps_the_keys_with_most_items(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'full.db'}")
+    end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    populate(store, n_news=3000, days=0.5, end=end)
+    frame = queries.trend_series(store.engine, "topic", end - timedelta(hours=12), end, top_n=None)
+    totals = frame.groupby("key")["count"].sum()
+    top = figures.busiest(frame, 3)
+    kept = set(top["key"])
+    assert len(kept) == 3 and len(totals) > 3
+    assert min(totals[k] for k in kept) >= max(totals[k] for k in totals.index if k not in kept)
+    assert (top.groupby("key")["count"].sum() == totals[list(kept)].sort_index()).all()
+    assert len(figures.trend_lines(top, queries.alert_rows(store.engine, end - timedelta(hours=12), end), "topic").data) >= 9
