@@ -4,7 +4,7 @@ For one exported model (``onnx/model.onnx``), on the held-out texts the export g
 prints topic / sentiment argmax agreement with the fp32 ONNX model for: the whole encoder in
 dynamic int8; each layer alone; SmoothQuant-style channel scaling at a few alphas; and, per
 quantised input, where its range comes from ([CLS], the last real token, padding or the rest).
-The README's int8 paragraph cites this script's output. Agreement only: no timing, so it can
+docs/benchmarks.md's int8 paragraph cites this script's output. Agreement only: no timing, so it can
 run while the machine is busy.
 
     python bench/int8_study.py --model ~/.riskpulse/model [--data ../shared/data]

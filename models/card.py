@@ -29,6 +29,21 @@ def format_by_agreement(levels: dict[str, dict[str, float]]) -> str:
     return ", ".join(f"{level}%: {r['accuracy']:.3f} (n={r['n']})" for level, r in levels.items())
 
 
+DATA_LICENCES = {"financial-phrasebank": "CC BY-NC-SA 3.0", "twitter-financial-news-sentiment": "MIT",
+                 "twitter-financial-news-topic": "MIT", "sentfin": "MIT"}
+
+
+def _licence_lines(files: dict[str, str]) -> list[str]:
+    """Licences of the data the model learned from; PhraseBank's non-commercial terms carry over."""
+    used = sorted({name for name in DATA_LICENCES for f in files if name in f})
+    lines = ["", "## Licences", "", "Base encoder: Apache-2.0. Training data: "
+             + (", ".join(f"{name} ({DATA_LICENCES[name]})" for name in used) or "none recorded") + "."]
+    if "financial-phrasebank" in used:
+        lines.append("Trained on Financial PhraseBank (CC BY-NC-SA 3.0): this model inherits a non-commercial "
+                     "restriction; commercial use needs a licence from the data set's authors.")
+    return lines
+
+
 def render_card(card: dict[str, Any]) -> str:
     lines = [f"# riskpulse model {card['model_version']}", "",
              f"Base encoder: {card['base_model']['name']} (from PyPI package {card['base_model']['package']}); "
@@ -47,6 +62,7 @@ def render_card(card: dict[str, Any]) -> str:
     lines += [f"| {f} | `{h}` |" for f, h in card["data"]["files"].items()]
     lines += ["", f"Training rows by source: {card['data']['train_rows_by_source']}; dev rows: {card['data']['dev_rows']}.",
               "PhraseBank test (20%, stratified, seeded) and the official twitter valid files are never trained on.",
+              *_licence_lines(card["data"]["files"]),
               "", "## Recipe", "", "```json", json.dumps(card["recipe"], indent=2), "```", "",
               f"Trained {card['training']['steps']} steps in {card['training']['train_seconds']:.0f}s on "
               f"{card['training']['threads']} threads; best dev step {card['training']['best_step']}.", "",

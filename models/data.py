@@ -43,7 +43,7 @@ def read_labelled_csv(path: Path) -> pd.DataFrame:
     """Read a ``text,label[,agreement]`` CSV as in ../shared/data, with a clear error if it is not."""
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: point --data / RISKPULSE_DATA_DIR at the "
-                                "labelled data folder (see README, 'Retraining')")
+                                "labelled data folder (see docs/model.md)")
     df = pd.read_csv(path, keep_default_na=False, dtype=str)
     missing = {"text", "label"} - set(df.columns)
     if missing:

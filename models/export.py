@@ -89,7 +89,7 @@ def export_onnx(model_dir: Path, out: Path) -> None:
 # encoder moved 2.8% / 1.6% of argmaxes (topic / sentiment) and every layer alone 0.3-1.9% of
 # topic, so only the attention output can be quantised, which is no faster than fp32 (the whole
 # encoder would be ~2.7x faster). Smoothing, [CLS] apart, blockwise weights and quantisation-aware
-# distillation were tried: see bench/int8_study.py, models/quant_aware.py and the README.
+# distillation were tried: see bench/int8_study.py, models/quant_aware.py and docs/benchmarks.md.
 INT8_CANDIDATES: dict[str, tuple[str, ...]] = {
     # name: what is quantised ("qkv" = fused Attention, "attn_out", "ffn_in", "ffn_out")
     WHOLE_ENCODER_INT8: ("qkv", "attn_out", "ffn_in", "ffn_out"),

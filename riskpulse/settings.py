@@ -2,7 +2,7 @@
 
 Values come from environment variables prefixed ``RISKPULSE_`` and, if
 ``RISKPULSE_CONFIG_FILE`` names one, from a ``.env``-style file. Defaults are the embedded
-single-machine setup the demo runs; every field is documented in README.md.
+single-machine setup the demo runs; every field is documented in docs/configuration.md.
 """
 
 from __future__ import annotations
