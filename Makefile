@@ -1,5 +1,5 @@
 # The two commands of the README, plus helpers.
-.PHONY: demo test install bench
+.PHONY: demo test test-fast install bench
 install:
 	bash scripts/install.sh
 demo: install
@@ -7,6 +7,8 @@ demo: install
 test: install
 	bash scripts/install-system.sh
 	bash scripts/test.sh
+test-fast: install  # unit and property tests: no broker, no browser, no training
+	bash scripts/test.sh -m "not integration and not browser and not training" --durations=10
 bench: install
 	.venv/bin/python bench/bench_model.py && .venv/bin/python bench/bench_stream.py \
 		&& .venv/bin/python bench/bench_alerts.py && .venv/bin/python bench/bench_dashboard.py

@@ -87,9 +87,25 @@ def rate_limit_handlers(logger: logging.Logger | None = None, **kw: float) -> No
             handler.addFilter(RateLimit(**kw))  # type: ignore[arg-type]
 
 
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def formatter(json_logs: bool) -> logging.Formatter:
+    return JsonFormatter() if json_logs else TextFormatter(TEXT_FORMAT)
+
+
+def take_over_handlers(json_logs: bool, logger: logging.Logger | None = None) -> None:
+    """faust/mode replace the root handlers with their own plain formatter when a worker starts,
+    which dropped every record's fields (a skipped-offsets error lost its offsets), ignored
+    LOG_JSON and redacted nothing: give those handlers ours back, rate-limited."""
+    for handler in (logger or logging.getLogger()).handlers:
+        handler.setFormatter(formatter(json_logs))
+    rate_limit_handlers(logger)
+
+
 def setup_logging(json_logs: bool = False, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_logs else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter(json_logs))
     root = logging.getLogger()
     handler.addFilter(RateLimit())
     root.handlers[:] = [handler]

@@ -23,12 +23,13 @@ from alerts.delivery import Deliverer, RetryPolicy, enqueue_alert
 from alerts.detector import Detector
 from alerts.outbox import Outbox
 from alerts.rules import Rules
-from riskpulse.logs import rate_limit_handlers
+from riskpulse.logs import take_over_handlers
 
 from . import metrics
 from .app import (alerts_topic, app, dlq_topic, news_topic, scored_internal, scored_topic, settings, state_table,
                   trends_topic)
 from .core.aggregator import Aggregator, AggregatorConfig
+from .core.continuity import OffsetContinuity
 from .core.event_time import EventTimePolicy, judge
 from .core.state import Overlay
 from .core.validation import Invalid, dead_letter, parse_news
@@ -84,6 +85,25 @@ def _broker_time(event: Any, fallback: datetime) -> datetime:
         return fallback
 
 
+continuity = OffsetContinuity()  # news offsets this worker's consumer passed over (see core/continuity.py)
+
+
+@app.on_partitions_assigned.connect
+async def _on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+    continuity.assigned({tp.partition for tp in assigned if tp.topic == news_topic.get_topic_name()})
+
+
+def _check_continuity(event: Any) -> None:
+    gap = continuity.seen(event.message.partition, event.message.offset)
+    if gap is not None:
+        metrics.SKIPPED.labels(str(gap.partition)).inc(gap.size)
+        log.error("the consumer passed over records of news partition %d, offsets %d to %d: they were not scored; "
+                  "replay them (riskpulse replay, or reset the group's offset to %d). With a transactional "
+                  "producer a gap of 1 per transaction is a commit marker, not a record",
+                  gap.partition, gap.first_missing, gap.next_seen - 1, gap.first_missing,
+                  extra={"partition": gap.partition, "first_missing": gap.first_missing, "next_seen": gap.next_seen})
+
+
 @app.agent(news_topic)
 @exit_on_crash
 async def score(stream: Any) -> None:
@@ -100,6 +120,7 @@ async def _score_batch(service: ScoringService, events: list[Any]) -> None:
     now = datetime.now(timezone.utc)
     good: list[tuple[Any, NewsItem, Any]] = []
     for event in events:
+        _check_continuity(event)
         broker_time = _broker_time(event, now)
         parsed = parse_news(event.value, broker_time)
         if isinstance(parsed, Invalid):
@@ -333,9 +354,10 @@ async def deliver_webhooks() -> None:
 
 
 @app.task
-async def limit_log_floods() -> None:
-    """faust/mode install their own log handlers at start: rate-limit those too (see riskpulse.logs.RateLimit)."""
-    rate_limit_handlers()
+async def own_the_log_handlers() -> None:
+    """faust/mode install their own log handlers at start: our formatter (fields, JSON, redaction)
+    and rate limit on them (see riskpulse.logs)."""
+    take_over_handlers(settings.log_json)
 
 
 @app.timer(interval=3600.0)

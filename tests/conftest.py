@@ -16,6 +16,14 @@ from stream.local_broker import LocalBroker  # noqa: E402
 from tests.helpers import Worker, worker_env  # noqa: E402
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the trained tiny model (or trains one) is in the training tier:
+    `make test-fast` leaves it out, with the broker and the browser tests."""
+    for item in items:
+        if "tiny_model" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.training)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     path = Path(os.environ.get("RISKPULSE_DATA_DIR") or Settings().data_dir).resolve()

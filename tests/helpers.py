@@ -33,30 +33,43 @@ def produce(bootstrap: str, topic: str, values: list[bytes | dict[str, Any]], ke
 
 def consume(bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 120.0,
             skip_garbage: bool = False) -> list[dict[str, Any]]:
-    """Read ``topic`` from the beginning until ``until(records)`` holds; fails with what it saw on timeout.
+    """Read ``topic`` from the beginning, at least up to its end at the time of the call, then
+    until ``until(records)`` holds (checked after every fetched batch, so a topic that keeps
+    growing does not hold the reader); fails with what it saw on timeout.
 
     ``skip_garbage``: leave out values that are not JSON objects (a test that wrote poison there itself).
     """
-    consumer = reader(topic, bootstrap=bootstrap, auto_offset_reset="earliest",
-                      enable_auto_commit=False, consumer_timeout_ms=1000)
+    from kafka import TopicPartition
+
+    consumer = reader(bootstrap=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
     records: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout_s
     try:
+        partitions = None
+        while partitions is None and time.monotonic() < deadline:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                time.sleep(0.2)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions or ())]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
         while time.monotonic() < deadline:
-            for msg in consumer:
-                if skip_garbage:
+            for msgs in consumer.poll(timeout_ms=500).values():
+                for msg in msgs:
                     try:
                         rec = json.loads(msg.value)
                     except ValueError:
+                        if skip_garbage:
+                            continue
+                        raise
+                    if skip_garbage and not isinstance(rec, dict):
                         continue
-                    if not isinstance(rec, dict):
-                        continue
-                else:
-                    rec = json.loads(msg.value)
-                rec["_key"] = msg.key.decode() if msg.key else None
-                rec["_partition"], rec["_offset"] = msg.partition, msg.offset
-                records.append(rec)
-            if until(records):
+                    rec["_key"] = msg.key.decode() if msg.key else None
+                    rec["_partition"], rec["_offset"] = msg.partition, msg.offset
+                    records.append(rec)
+            caught_up = all(consumer.position(tp) >= end for tp, end in ends.items())
+            if caught_up and until(records):
                 return records
     finally:
         consumer.close()
@@ -93,6 +106,11 @@ class Worker:
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
             return r.read().decode()
+
+    def counter(self, name: str) -> float:
+        """Sum of a Prometheus counter over its labels (0 if never incremented)."""
+        return sum(float(line.split()[-1]) for line in self.metrics().splitlines()
+                   if line.startswith((name + "{", name + " ")))
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no final commit."""

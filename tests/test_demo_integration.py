@@ -17,7 +17,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from stream.local_broker import LocalBroker, free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.training]  # its own broker, and it trains the quick model
 
 
 def test_the_demo_runs_the_whole_system_and_stops_cleanly(tmp_path: Path, data_dir: Path) -> None:

@@ -40,3 +40,17 @@ def test_repeated_records_are_rate_limited_and_the_count_is_reported() -> None:
     assert limit.filter(later) and "97 similar records suppressed" in later.getMessage()
     other = logging.LogRecord("aiokafka", logging.ERROR, "", 0, "another problem", None, None)
     assert limit.filter(other)
+
+
+def test_handlers_installed_by_others_get_our_fields_redaction_and_json() -> None:
+    from riskpulse.logs import RateLimit, take_over_handlers
+
+    logger = logging.getLogger("riskpulse-test-takeover")
+    foreign = logging.StreamHandler()
+    foreign.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))  # as faust/mode install it
+    logger.handlers[:] = [foreign]
+    take_over_handlers(True, logger)
+    line = foreign.format(record("gap on partition 0", first_missing=5, store_url="postgresql://rp:hunter2@db/rp"))
+    out = json.loads(line)
+    assert out["first_missing"] == 5 and "hunter2" not in line
+    assert any(isinstance(f, RateLimit) for f in foreign.filters)
