@@ -31,19 +31,6 @@ def produce(bootstrap: str, topic: str, values: list[bytes | dict[str, Any]], ke
         producer.close()
 
 
-def _record(msg: Any) -> dict[str, Any] | None:
-    """A JSON-object value with its key and position, or None for any other value."""
-    try:
-        rec = json.loads(msg.value)
-    except ValueError:
-        return None
-    if not isinstance(rec, dict):
-        return None
-    rec["_key"] = msg.key.decode() if msg.key else None
-    rec["_partition"], rec["_offset"] = msg.partition, msg.offset
-    return rec
-
-
 def consume(bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 120.0,
             skip_garbage: bool = False) -> list[dict[str, Any]]:
     """Read ``topic`` from the beginning, at least up to its end at the time of the call, then
@@ -67,16 +54,21 @@ def consume(bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], 
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         ends = consumer.end_offsets(tps)
-        caught_up = False
         while time.monotonic() < deadline:
-            for msg in (m for msgs in consumer.poll(timeout_ms=500).values() for m in msgs):
-                rec = _record(msg)
-                if rec is None and not skip_garbage:
-                    raise AssertionError(f"{topic} partition {msg.partition} offset {msg.offset}: not a JSON object")
-                if rec is not None:
+            for msgs in consumer.poll(timeout_ms=500).values():
+                for msg in msgs:
+                    try:
+                        rec = json.loads(msg.value)
+                    except ValueError:
+                        if skip_garbage:
+                            continue
+                        raise
+                    if skip_garbage and not isinstance(rec, dict):
+                        continue
+                    rec["_key"] = msg.key.decode() if msg.key else None
+                    rec["_partition"], rec["_offset"] = msg.partition, msg.offset
                     records.append(rec)
-            # positions only grow: once past the ends seen at the call, no need to ask again
-            caught_up = caught_up or all(consumer.position(tp) >= end for tp, end in ends.items())
+            caught_up = all(consumer.position(tp) >= end for tp, end in ends.items())
             if caught_up and until(records):
                 return records
     finally:
