@@ -29,7 +29,7 @@ from . import metrics
 from .app import (alerts_topic, app, dlq_topic, news_topic, scored_internal, scored_topic, settings, state_table,
                   trends_topic)
 from .core.aggregator import Aggregator, AggregatorConfig
-from .core.continuity import OffsetContinuity
+from .core.continuity import Gap, OffsetContinuity
 from .core.event_time import EventTimePolicy, judge
 from .core.state import Overlay
 from .core.validation import Invalid, dead_letter, parse_news
@@ -85,7 +85,7 @@ def _broker_time(event: Any, fallback: datetime) -> datetime:
         return fallback
 
 
-continuity = OffsetContinuity()  # news offsets this worker's consumer passed over (see core/continuity.py)
+continuity = OffsetContinuity()  # news offsets the consumer passed over, and their re-reads (core/continuity.py)
 
 
 @app.on_partitions_assigned.connect
@@ -93,15 +93,71 @@ async def _on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
     continuity.assigned({tp.partition for tp in assigned if tp.topic == news_topic.get_topic_name()})
 
 
-def _check_continuity(event: Any) -> None:
-    gap = continuity.seen(event.message.partition, event.message.offset)
-    if gap is not None:
-        metrics.SKIPPED.labels(str(gap.partition)).inc(gap.size)
-        log.error("the consumer passed over records of news partition %d, offsets %d to %d: they were not scored; "
-                  "replay them (riskpulse replay, or reset the group's offset to %d). With a transactional "
-                  "producer a gap of 1 per transaction is a commit marker, not a record",
-                  gap.partition, gap.first_missing, gap.next_seen - 1, gap.first_missing,
-                  extra={"partition": gap.partition, "first_missing": gap.first_missing, "next_seen": gap.next_seen})
+def _committed(tp: Any) -> int | None:
+    """The group's committed offset for ``tp`` as faust loaded it at assignment (no broker call).
+
+    faust keeps it on its consumer (``_committed_offset``, set by its seek to the committed
+    offsets after each rebalance); faust-streaming is pinned in requirements.lock."""
+    try:
+        value = app.consumer._committed_offset.get(tp)  # noqa: SLF001
+    except Exception:  # noqa: BLE001 - no consumer, or faust changed: judge from delivered offsets only
+        return None
+    return int(value) if isinstance(value, int) else None
+
+
+async def _log_start(tp: Any) -> int | None:
+    """The partition's first retained offset (records before it were deleted); None if unknown."""
+    try:
+        offsets = await asyncio.wait_for(app.consumer.earliest_offsets(tp), timeout=10.0)
+    except Exception:  # noqa: BLE001 - broker unreachable: re-read from the first missing offset
+        return None
+    value = offsets.get(tp)
+    return int(value) if value is not None else None
+
+
+restale: set[Any] = set()  # partitions whose re-read a stale record may have undone (see _reassert_rereads)
+
+
+async def _reassert_rereads() -> None:
+    """Seek again where stale records were delivered after the seek back: faust's fetch loop
+    records the offset of every record it hands over as its "read offset" and drops anything
+    below it, so stale records handed over after the seek would make it drop the re-read. The
+    seek after the last stale record (once per batch) resets that; duplicates are redeliveries."""
+    for tp in list(restale):
+        restale.discard(tp)
+        start = continuity.rereading.get(tp.partition)
+        if start is not None:
+            await app.consumer.seek(tp, start[0])
+
+
+async def _admit(event: Any) -> bool:
+    """Whether to process a delivered news record. False for a record fetched past a gap that is
+    being re-read (it comes again, in order), and for the one that revealed such a gap."""
+    msg = event.message
+    verdict = continuity.check(msg.partition, msg.offset, _committed(msg.tp), time.monotonic())
+    if verdict is None:
+        return True
+    if not isinstance(verdict, Gap):  # STALE: and it may have moved faust's read offset past the re-read
+        restale.add(msg.tp)
+        return False
+    plan = continuity.plan(verdict, await _log_start(msg.tp), time.monotonic())
+    if plan.lost:
+        last = verdict.first_missing + plan.lost - 1
+        metrics.SKIPPED.labels(str(msg.partition)).inc(plan.lost)
+        log.error("the consumer passed over records of news partition %d, offsets %d to %d, and they can no longer "
+                  "be read (deleted by retention): they were not scored; replay them from their source (riskpulse "
+                  "replay). With a transactional producer a gap of 1 per transaction is a commit marker, not a record",
+                  msg.partition, verdict.first_missing, last,
+                  extra={"partition": msg.partition, "first_missing": verdict.first_missing, "next_seen": last + 1})
+    if plan.reread_from is None:
+        return True
+    metrics.REREAD.labels(str(msg.partition)).inc(verdict.next_seen - plan.reread_from)
+    log.warning("the consumer passed over records of news partition %d, offsets %d to %d (faust-streaming after a "
+                "rebalance): reading them again from %d", msg.partition, plan.reread_from, verdict.next_seen - 1,
+                plan.reread_from, extra={"partition": msg.partition, "reread_from": plan.reread_from,
+                                         "next_seen": verdict.next_seen})
+    await app.consumer.seek(msg.tp, plan.reread_from)
+    return False
 
 
 @app.agent(news_topic)
@@ -118,9 +174,12 @@ async def _score_batch(service: ScoringService, events: list[Any]) -> None:
     """One micro-batch: validation and the event-time policy, then the model; failures to news.dlq."""
     loop = asyncio.get_running_loop()
     now = datetime.now(timezone.utc)
+    events = [event for event in events if await _admit(event)]
+    await _reassert_rereads()
+    if not events:
+        return
     good: list[tuple[Any, NewsItem, Any]] = []
     for event in events:
-        _check_continuity(event)
         broker_time = _broker_time(event, now)
         parsed = parse_news(event.value, broker_time)
         if isinstance(parsed, Invalid):

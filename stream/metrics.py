@@ -10,8 +10,10 @@ DLQ = Counter("riskpulse_dlq_total", "Records sent to news.dlq, by the stage the
 CLOCK_ADJUSTED = Counter("riskpulse_clock_adjusted_total", "Items whose published_at broke the event-time policy and were clamped")
 DETECTOR_ERRORS = Counter("riskpulse_detector_errors_total", "Keys whose window the detector could not judge")
 WATERMARK = Gauge("riskpulse_watermark_seconds", "Event time (Unix s) through which windows are closed")
-SKIPPED = Counter("riskpulse_news_offsets_skipped_total", "news offsets the consumer passed over on a partition it kept "
-                  "(never scored; see stream/core/continuity.py)", ["partition"])
+SKIPPED = Counter("riskpulse_news_offsets_skipped_total", "news offsets the consumer passed over that could not be "
+                  "read again (deleted by retention; never scored; see stream/core/continuity.py)", ["partition"])
+REREAD = Counter("riskpulse_news_offsets_reread_total", "news offsets the consumer passed over and read again "
+                 "(a seek back; nothing lost)", ["partition"])
 LATE = Counter("riskpulse_late_items_total", "Scored items whose window had already closed")
 BATCH_SIZE = Histogram("riskpulse_batch_size", "Items per scoring micro-batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 MODEL_SECONDS = Histogram("riskpulse_model_seconds", "Model time per micro-batch",

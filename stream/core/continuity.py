@@ -1,20 +1,38 @@
-"""Records a consumer passed over, seen from the offsets it delivers.
+"""Records a consumer passed over, seen from the offsets it delivers, and read again.
 
 `news` is neither compacted nor written transactionally by riskpulse's producers, so while a
-worker keeps a partition, the offsets it is handed run on without holes: a record may come
-again (a seek back to the last commit redelivers it, and the aggregator skips what it already
-counted), but none may be passed over. faust-streaming has passed over records it had prefetched
-when a rebalance let a worker keep its partitions (faust-streaming/faust#216, #221; seen here
-after a crashed worker rejoined). Nothing else would notice: the items are simply never scored,
-and their windows close without them. This makes it loud: the gap is counted and logged with
-the partition and offsets, so an operator can replay them (`riskpulse replay` or a consumer-group
-reset). Gaps from a third party's transactional producer (one offset per commit marker) are
-counted too; the log line says how to tell them apart.
+worker holds a partition, the offsets it is handed run on without holes from where it started:
+a record may come again (a seek back to the last commit redelivers it, and the aggregator skips
+what it already counted), but none may be passed over.
+
+faust-streaming does pass over records. Its consumer drops every record below a "read offset"
+it keeps per partition; a record in flight when a rebalance stops the flow still sets that read
+offset, so when the partition comes back (a worker joined and left), the records from the
+committed offset up to the stale read offset are dropped silently. faust then never commits past
+them either (it only commits from the committed offset on), so the items would be lost until
+the next restart. Seen here: a worker joining and leaving mid-stream lost about ten items, with
+nothing logged. Related upstream reports: faust-streaming/faust#216, #221.
+
+This module decides, per partition, from plain offsets:
+
+- where the first record after an assignment must start: at the group's committed offset (a
+  partition this worker kept starts where it left off);
+- that a later offset is a gap, and what to do: **re-read** it from the first missing offset
+  (seek back; stale records already fetched past it are dropped until the re-read arrives, so
+  the aggregator still sees each partition in offset order), or, where retention deleted the
+  records, count and log them as **lost** (an operator can replay them).
+
+A re-read is tried once per position: if its first record is not the first missing one (the
+records are gone, or were never records: a third party's transactional producer leaves one
+offset per commit marker), the rest is counted as lost rather than tried for ever; the log line
+says how to tell the two apart.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+REREAD_TIMEOUT_S = 60.0  # a re-read that has not started by then is given up and counted as lost
 
 
 @dataclass(frozen=True)
@@ -28,17 +46,60 @@ class Gap:
         return self.next_seen - self.first_missing
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What to do about a gap: re-read from ``reread_from`` (None: nothing to re-read), and how many
+    records before that are gone for good (``lost``, from ``gap.first_missing`` on)."""
+
+    gap: Gap
+    reread_from: int | None
+    lost: int
+
+
+STALE = "stale"  # a record fetched before a re-read began: dropped, it will come again in order
+
+
 @dataclass
 class OffsetContinuity:
     """Per input partition this worker holds, the next offset it expects."""
 
     expected: dict[int, int] = field(default_factory=dict)
+    fresh: set[int] = field(default_factory=set)  # assigned, no record seen since
+    rereading: dict[int, tuple[int, int, float]] = field(default_factory=dict)  # partition -> (from, gap end, since)
+    tried: set[tuple[int, int]] = field(default_factory=set)  # (partition, offset) re-reads already asked for
 
     def assigned(self, partitions: set[int]) -> None:
         """A new assignment (every rebalance sends the whole one): a partition that stayed keeps
-        its expectation, one that left forgets it (another worker moved it on meanwhile)."""
+        its expectation, one that left forgets it (another worker moved it on meanwhile), and each
+        one's next record is judged against the committed offset if nothing else is known."""
         for partition in set(self.expected) - set(partitions):
             del self.expected[partition]
+        for partition in set(self.rereading) - set(partitions):
+            del self.rereading[partition]
+        self.tried = {(p, o) for p, o in self.tried if p in partitions}
+        self.fresh = set(partitions)
+
+    def check(self, partition: int, offset: int, committed: int | None, now: float) -> Gap | str | None:
+        """Judge one delivered record: None (process it), :data:`STALE` (drop it: a re-read of
+        earlier offsets is under way and will deliver it again), or the :class:`Gap` before it
+        (pass it to :meth:`plan`).
+
+        ``committed``: the group's committed offset for the partition (the next record it must
+        read), used for the first record after an assignment of a partition this worker did not
+        hold; None where there is none."""
+        if partition in self.rereading:
+            start, end, since = self.rereading[partition]
+            if offset > end and now - since < REREAD_TIMEOUT_S:
+                return STALE  # fetched past the gap before the seek: it comes again after the re-read
+            if offset >= start or now - since >= REREAD_TIMEOUT_S:  # the re-read began (or never will)
+                del self.rereading[partition]
+                if offset == start:
+                    self.tried.discard((partition, start))  # ...where it should: nothing lost
+        if partition in self.fresh:
+            self.fresh.discard(partition)
+            if partition not in self.expected and committed is not None and committed >= 0:
+                self.expected[partition] = committed
+        return self.seen(partition, offset)
 
     def seen(self, partition: int, offset: int) -> Gap | None:
         """The gap before ``offset``, if records were passed over; redeliveries are not gaps."""
@@ -48,3 +109,16 @@ class OffsetContinuity:
         if expected is not None and offset > expected:
             return Gap(partition, expected, offset)
         return None
+
+    def plan(self, gap: Gap, log_start: int | None, now: float) -> Plan:
+        """Re-read what still exists (from ``log_start``, the partition's first retained offset;
+        None if unknown), once per position; what retention deleted is lost."""
+        start = gap.first_missing if log_start is None else max(gap.first_missing, log_start)
+        key = (gap.partition, start)
+        if start >= gap.next_seen or key in self.tried:
+            self.tried.discard(key)
+            return Plan(gap, None, gap.size)
+        self.tried.add(key)
+        self.rereading[gap.partition] = (start, gap.next_seen, now)
+        self.expected[gap.partition] = start
+        return Plan(gap, start, start - gap.first_missing)

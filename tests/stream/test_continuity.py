@@ -41,3 +41,121 @@ def test_any_contiguous_run_with_redeliveries_has_no_gap(partitions: list[int], 
             nxt[p] = max(0, nxt[p] - back)  # seek back: redeliver
         assert c.seen(p, nxt[p]) is None
         nxt[p] += 1
+
+
+# -- after an assignment, and re-reading what was passed over ----------------------------------
+
+from stream.core.continuity import REREAD_TIMEOUT_S, STALE, Plan  # noqa: E402
+
+
+def test_the_first_record_after_an_assignment_is_judged_against_the_committed_offset() -> None:
+    """faust's stale read offset: the partition comes back with committed offset 120, faust hands 131."""
+    c = OffsetContinuity()
+    c.assigned({0, 1})
+    assert c.check(0, 131, committed=120, now=0.0) == Gap(0, 120, 131)
+    assert c.check(1, 7, committed=7, now=0.0) is None  # starts where the group left off
+    assert c.check(1, 8, committed=3, now=0.0) is None  # only the first record is judged so
+
+
+def test_a_kept_partition_is_judged_from_where_this_worker_left_off() -> None:
+    c = OffsetContinuity()
+    for o in range(50, 60):
+        c.check(0, o, committed=None, now=0.0)
+    c.assigned({0})
+    assert c.check(0, 55, committed=55, now=0.0) is None  # redelivered from the commit: not a gap
+    assert c.check(0, 70, committed=55, now=0.0) == Gap(0, 60, 70)
+
+
+def test_no_committed_offset_means_nothing_to_judge() -> None:
+    c = OffsetContinuity()
+    c.assigned({0})
+    assert c.check(0, 900, committed=None, now=0.0) is None
+
+
+def test_a_gap_whose_records_exist_is_reread_and_records_fetched_past_it_wait_their_turn() -> None:
+    c = OffsetContinuity()
+    c.assigned({0})
+    gap = c.check(0, 131, committed=120, now=0.0)
+    assert isinstance(gap, Gap)
+    assert c.plan(gap, log_start=0, now=0.0) == Plan(gap, 120, 0)
+    assert [c.check(0, o, None, 1.0) for o in (132, 133)] == [STALE, STALE]  # prefetched before the seek
+    assert c.check(1, 5, None, 1.0) is None  # other partitions go on
+    assert [c.check(0, o, None, 2.0) for o in range(120, 135)] == [None] * 15  # the re-read, in order
+    assert c.check(0, 200, None, 3.0) == Gap(0, 135, 200)  # a later gap is judged afresh
+
+
+def test_records_retention_deleted_are_lost_and_the_rest_is_reread() -> None:
+    c = OffsetContinuity()
+    for o in range(5):
+        c.check(0, o, None, 0.0)
+    gap = c.check(0, 40, None, 0.0)
+    assert gap == Gap(0, 5, 40)
+    assert c.plan(gap, log_start=25, now=0.0) == Plan(gap, 25, 20)  # 5-24 gone, 25-39 re-read
+    assert c.plan(Gap(1, 5, 25), log_start=25, now=0.0) == Plan(Gap(1, 5, 25), None, 20)  # nothing left to re-read
+
+
+def test_a_reread_that_does_not_start_where_asked_counts_the_rest_as_lost_once() -> None:
+    """Deleted meanwhile, or a transactional commit marker: never re-read in a loop."""
+    c = OffsetContinuity()
+    c.check(0, 9, None, 0.0)
+    gap = c.check(0, 11, None, 0.0)  # offset 10: a commit marker
+    assert isinstance(gap, Gap) and c.plan(gap, 0, 0.0).reread_from == 10
+    again = c.check(0, 11, None, 0.5)  # the re-read's first record is 11: 10 holds no record
+    assert again == Gap(0, 10, 11)
+    assert c.plan(again, 0, 0.5) == Plan(again, None, 1)
+    assert c.check(0, 12, None, 0.5) is None
+
+
+def test_a_reread_that_never_arrives_is_given_up_after_its_timeout() -> None:
+    c = OffsetContinuity()
+    c.check(0, 0, None, 0.0)
+    gap = c.check(0, 10, None, 0.0)
+    assert isinstance(gap, Gap) and c.plan(gap, 0, 0.0).reread_from == 1
+    assert c.check(0, 50, None, REREAD_TIMEOUT_S - 1) == STALE
+    late = c.check(0, 51, None, REREAD_TIMEOUT_S + 1)
+    assert late == Gap(0, 1, 51) and c.plan(late, 0, REREAD_TIMEOUT_S + 1).reread_from is None
+
+
+def test_a_partition_that_leaves_while_rereading_forgets_it() -> None:
+    c = OffsetContinuity()
+    c.check(2, 0, None, 0.0)
+    gap = c.check(2, 10, None, 0.0)
+    assert isinstance(gap, Gap)
+    c.plan(gap, 0, 0.0)
+    c.assigned({0})
+    assert c.rereading == {} and c.tried == set() and c.expected == {}
+
+
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(1, 5)), min_size=1, max_size=60),
+       st.sets(st.integers(0, 300), max_size=8))
+def test_a_consumer_that_skips_anywhere_ends_up_delivering_every_record_in_order(
+        steps: list[tuple[int, int]], skips: set[int]) -> None:
+    """A simulated faust: it delivers each partition in order but jumps ahead at ``skips``; the
+    worker seeks back whenever told to. Every offset is processed, in offset order per partition
+    (what the aggregator's exactness needs), and nothing is counted lost."""
+    c = OffsetContinuity()
+    c.assigned({0, 1, 2})
+    position = {p: 0 for p in range(3)}
+    processed: dict[int, list[int]] = {p: [] for p in range(3)}
+    skipped: set[tuple[int, int]] = set()
+    lost = 0
+    for partition, n in steps:
+        for _ in range(n):
+            offset = position[partition]
+            if offset in skips and (partition, offset) not in skipped:
+                skipped.add((partition, offset))
+                offset += 3  # faust passes over three records
+            position[partition] = offset + 1
+            verdict = c.check(partition, offset, committed=0, now=0.0)
+            if verdict == STALE:
+                continue
+            if isinstance(verdict, Gap):
+                plan = c.plan(verdict, log_start=0, now=0.0)
+                lost += plan.lost
+                if plan.reread_from is not None:
+                    position[partition] = plan.reread_from  # the seek
+                    continue
+            processed[partition].append(offset)
+    assert lost == 0
+    for partition, offsets in processed.items():
+        assert offsets == list(range(len(offsets)))
