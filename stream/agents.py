@@ -9,15 +9,13 @@ stream goes on; only infrastructure faults (model, store, broker) end the worker
 from __future__ import annotations
 
 import asyncio
-import os
 import json
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
-
-from aiokafka.errors import IllegalStateError, KafkaError
 
 from alerts.delivery import Deliverer, RetryPolicy, enqueue_alert
 from alerts.detector import Detector
@@ -35,6 +33,7 @@ from .core.state import Overlay
 from .core.validation import Invalid, dead_letter, parse_news
 from .isolation import score_isolated, write_isolated
 from .records import TOPIC_NEWS, Alert, NewsItem, ScoredNews
+from .broker_offsets import BrokerOffsets
 from .watchdog import StallWatchdog
 from .scoring import ScoringService
 from .store import Store
@@ -85,6 +84,8 @@ def _broker_time(event: Any, fallback: datetime) -> datetime:
         return fallback
 
 
+# asked on a client of its own: the stall check must not lean on the consumer it judges
+broker_offsets = BrokerOffsets(settings.kafka_bootstrap)
 continuity = OffsetContinuity()  # news offsets the consumer passed over, and their re-reads (core/continuity.py)
 
 
@@ -107,12 +108,8 @@ def _committed(tp: Any) -> int | None:
 
 async def _log_start(tp: Any) -> int | None:
     """The partition's first retained offset (records before it were deleted); None if unknown."""
-    try:
-        offsets = await asyncio.wait_for(app.consumer.earliest_offsets(tp), timeout=10.0)
-    except Exception:  # noqa: BLE001 - broker unreachable: re-read from the first missing offset
-        return None
-    value = offsets.get(tp)
-    return int(value) if value is not None else None
+    offsets = await broker_offsets.start([(tp.topic, tp.partition)])  # None: re-read from the first missing one
+    return None if offsets is None else offsets.get((tp.topic, tp.partition))
 
 
 restale: set[Any] = set()  # partitions whose re-read a stale record may have undone (see _reassert_rereads)
@@ -429,12 +426,15 @@ async def retention() -> None:
 
 
 _settling: dict[str, float] = {}
-_blocked: dict[str, float] = {}
 
 
 @app.timer(interval=5.0)
 async def stall_check() -> None:
-    """A partition that has data but makes no progress (faust-streaming#629, after a rebalance)."""
+    """A partition that has data but makes no progress (faust-streaming#629, after a rebalance).
+
+    Judged from this process's own records (processed offsets, faust's assignment and committed
+    offsets) and end offsets asked on a separate client: nothing here calls into faust's
+    consumer thread, so a wedged one is seen as what it is, a partition without progress."""
     now = time.time()
     blocked = watchdog.blocked(now)
     if blocked:  # inside one batch for stall_s: waiting on output that never drains
@@ -450,32 +450,27 @@ async def stall_check() -> None:
         return
     _settling.clear()
     watched = {news_topic.get_topic_name(), scored_internal.get_topic_name()}
-    tps = [tp for tp in app.consumer.assignment() if tp.topic in watched]
+    tps = [tp for tp in app.assignor.assigned_actives() if tp.topic in watched]  # faust's own record
     if not tps:
         return
-    # asked of the broker: a partition that was never fetched has no highwater locally
-    try:
-        highwaters = await asyncio.wait_for(app.consumer.highwaters(*tps), timeout=10.0)
-    except KafkaError:  # broker unreachable: nothing to judge until it is back
+    ends = await broker_offsets.end((tp.topic, tp.partition) for tp in tps)
+    if ends is None:  # broker unreachable (or slow): nothing to judge until it answers
         watchdog.progress.clear()
         return
-    except asyncio.TimeoutError:  # the consumer thread itself does not answer: that is a stall too
-        _blocked.setdefault("since", now)
-        if now - _blocked["since"] > settings.stall_s:
-            log.error("consumer thread unresponsive; exiting so the supervisor restarts the worker")
-            os._exit(RESTART)
-        return
-    _blocked.clear()
+    # where processing starts on a partition with no progress yet: the committed offset, or for a
+    # group that never committed one, the log start (consumer_auto_offset_reset="earliest")
+    starts = {(tp.topic, tp.partition): _committed(tp) for tp in tps if (tp.topic, tp.partition) not in watchdog.progress}
+    unknown = [key for key, offset in starts.items() if offset is None]
+    if unknown:
+        starts.update(await broker_offsets.start(unknown) or {})
+    for key, offset in starts.items():
+        if offset is not None:
+            watchdog.start_from(key, offset, now)
     for tp in tps:
-        try:
-            position = await asyncio.wait_for(app.consumer.position(tp), timeout=5.0)
-        except (IllegalStateError, asyncio.TimeoutError):  # revoked meanwhile, or no answer yet
-            continue
-        if position is not None:
-            watchdog.start_from((tp.topic, tp.partition), position, now)
-            if highwaters.get(tp) is not None:
-                metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwaters[tp] - position))
-    stuck = watchdog.stuck({(tp.topic, tp.partition): highwaters.get(tp) for tp in tps}, now)
+        key = (tp.topic, tp.partition)
+        if key in watchdog.progress and key in ends:
+            metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, ends[key] - watchdog.progress[key][0] - 1))
+    stuck = watchdog.stuck(ends, now)
     if stuck:
         log.error("partitions stalled; exiting so the supervisor restarts the worker (state is idempotent)",
                   extra={"stalled": stuck})

@@ -1,0 +1,80 @@
+"""First and latest offsets of partitions, asked of the broker on a client of their own.
+
+The stall watchdog (stream/watchdog.py) judges whether faust's consumer makes progress; asking
+that same consumer (its thread, its fetcher) how far the partitions reach would make the judge
+depend on the thing it judges: a wedged consumer thread answered nothing, and the watchdog had
+to guess from a timeout. This client shares nothing with faust: one kafka-python consumer
+without a group, on one thread of its own, asked at most once at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable
+
+from kafka import KafkaConsumer, TopicPartition
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, int]  # (topic, partition)
+
+
+class BrokerOffsets:
+    def __init__(self, bootstrap: str, timeout_s: float = 10.0) -> None:
+        self.bootstrap = bootstrap
+        self.timeout_s = timeout_s
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="end-offsets")
+        self._client: KafkaConsumer | None = None
+        self._busy = False
+
+    def _fetch(self, keys: list[Key], which: str) -> dict[Key, int]:
+        try:
+            if self._client is None:
+                self._client = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                             group_id=None, client_id="riskpulse-watchdog",
+                                             request_timeout_ms=int(self.timeout_s * 1000) + 1000,
+                                             api_version_auto_timeout_ms=int(self.timeout_s * 1000))
+            ask = self._client.end_offsets if which == "end" else self._client.beginning_offsets
+            found = ask([TopicPartition(t, p) for t, p in keys])
+        except Exception:
+            self.close()  # a fresh connection next time
+            raise
+        return {(tp.topic, tp.partition): int(offset) for tp, offset in found.items()}
+
+    async def end(self, keys: Iterable[Key]) -> dict[Key, int] | None:
+        """The end offset (next offset to be written) of each partition; None when the broker does
+        not answer in time, or a previous question is still out (nothing to judge this round)."""
+        return await self._ask(keys, "end")
+
+    async def start(self, keys: Iterable[Key]) -> dict[Key, int] | None:
+        """The first offset each partition still holds (retention deleted those before it)."""
+        return await self._ask(keys, "start")
+
+    async def _ask(self, keys: Iterable[Key], which: str) -> dict[Key, int] | None:
+        keys = sorted(set(keys))
+        if not keys:
+            return {}
+        if self._busy:
+            return None
+        self._busy = True
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, self._fetch, keys, which)
+        future.add_done_callback(lambda _: setattr(self, "_busy", False))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout=self.timeout_s)
+        except asyncio.TimeoutError:
+            return None
+        except Exception as exc:  # noqa: BLE001 - unreachable broker, unknown partition: no judgement this round
+            log.warning("partition offsets unavailable from the broker", extra={"which": which,
+                                                                                "error": f"{type(exc).__name__}: {exc}"})
+            return None
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close(autocommit=False)
+            except Exception:  # noqa: BLE001 - closing a broken client
+                pass
