@@ -27,7 +27,7 @@ from . import metrics
 from .app import (alerts_topic, app, dlq_topic, news_topic, scored_internal, scored_topic, settings, state_table,
                   trends_topic)
 from .core.aggregator import Aggregator, AggregatorConfig
-from .core.continuity import Gap, OffsetContinuity
+from .core.continuity import Gap, OffsetContinuity, Plan
 from .core.event_time import EventTimePolicy, judge
 from .core.state import Overlay
 from .core.validation import Invalid, dead_letter, parse_news
@@ -106,10 +106,14 @@ def _committed(tp: Any) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
-async def _log_start(tp: Any) -> int | None:
-    """The partition's first retained offset (records before it were deleted); None if unknown."""
-    offsets = await broker_offsets.start([(tp.topic, tp.partition)])  # None: re-read from the first missing one
-    return None if offsets is None else offsets.get((tp.topic, tp.partition))
+async def _plan(gap: Gap, tp: Any) -> Plan:
+    """Ask the broker what is left of the gap: its log start, and its first record still held."""
+    key = (tp.topic, tp.partition)
+    starts = await broker_offsets.start([key])
+    log_start = None if starts is None else starts.get(key)
+    first = gap.first_missing if log_start is None else max(gap.first_missing, log_start)
+    first_record = await broker_offsets.first_record(key, first) if first < gap.next_seen else None
+    return continuity.plan(gap, log_start, first_record, time.monotonic())
 
 
 restale: set[Any] = set()  # partitions whose re-read a stale record may have undone (see _reassert_rereads)
@@ -137,13 +141,13 @@ async def _admit(event: Any) -> bool:
     if not isinstance(verdict, Gap):  # STALE: and it may have moved faust's read offset past the re-read
         restale.add(msg.tp)
         return False
-    plan = continuity.plan(verdict, await _log_start(msg.tp), time.monotonic())
+    plan = await _plan(verdict, msg.tp)
     if plan.lost:
         last = verdict.first_missing + plan.lost - 1
         metrics.SKIPPED.labels(str(msg.partition)).inc(plan.lost)
         log.error("the consumer passed over records of news partition %d, offsets %d to %d, and they can no longer "
-                  "be read (deleted by retention): they were not scored; replay them from their source (riskpulse "
-                  "replay). With a transactional producer a gap of 1 per transaction is a commit marker, not a record",
+                  "be read (deleted by retention, or gone before a re-read began): they were not scored; replay them "
+                  "from their source (riskpulse replay)",
                   msg.partition, verdict.first_missing, last,
                   extra={"partition": msg.partition, "first_missing": verdict.first_missing, "next_seen": last + 1})
     if plan.reread_from is None:

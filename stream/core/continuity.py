@@ -17,15 +17,15 @@ This module decides, per partition, from plain offsets:
 
 - where the first record after an assignment must start: at the group's committed offset (a
   partition this worker kept starts where it left off);
-- that a later offset is a gap, and what to do: **re-read** it from the first missing offset
-  (seek back; stale records already fetched past it are dropped until the re-read arrives, so
-  the aggregator still sees each partition in offset order), or, where retention deleted the
-  records, count and log them as **lost** (an operator can replay them).
+- that a later offset is a gap, and what to do, from the broker's answers: **re-read** it from
+  the first record still there (seek back; records already fetched past it are dropped until
+  the re-read reaches it, so the aggregator still sees each partition in offset order), count
+  what retention deleted as **lost** (an operator can replay it), and pass over offsets that hold
+  no record (a third party's transaction markers).
 
-A re-read is tried once per position: if its first record is not the first missing one (the
-records are gone, or were never records: a third party's transactional producer leaves one
-offset per commit marker), the rest is counted as lost rather than tried for ever; the log line
-says how to tell the two apart.
+The re-read must begin at exactly that record: faust has been seen handing over a record from
+before the seek a second time, so anything else is treated as stale until then. A re-read that
+never begins (its records deleted meanwhile) is given up after a timeout and counted as lost.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class OffsetContinuity:
 
     expected: dict[int, int] = field(default_factory=dict)
     fresh: set[int] = field(default_factory=set)  # assigned, no record seen since
-    rereading: dict[int, tuple[int, int, float]] = field(default_factory=dict)  # partition -> (from, gap end, since)
+    rereading: dict[int, tuple[int, float]] = field(default_factory=dict)  # partition -> (first record to re-read, since)
     tried: set[tuple[int, int]] = field(default_factory=set)  # (partition, offset) re-reads already asked for
 
     def assigned(self, partitions: set[int]) -> None:
@@ -88,13 +88,14 @@ class OffsetContinuity:
         read), used for the first record after an assignment of a partition this worker did not
         hold; None where there is none."""
         if partition in self.rereading:
-            start, end, since = self.rereading[partition]
-            if offset > end and now - since < REREAD_TIMEOUT_S:
-                return STALE  # fetched past the gap before the seek: it comes again after the re-read
-            if offset >= start or now - since >= REREAD_TIMEOUT_S:  # the re-read began (or never will)
+            start, since = self.rereading[partition]
+            if offset == start:  # the re-read began, where it should: nothing lost
                 del self.rereading[partition]
-                if offset == start:
-                    self.tried.discard((partition, start))  # ...where it should: nothing lost
+                self.tried.discard((partition, start))
+            elif offset > start:
+                if now - since < REREAD_TIMEOUT_S:
+                    return STALE  # fetched before the seek (faust may even hand one over twice)
+                del self.rereading[partition]  # never began (deleted meanwhile): judged as a gap below
         if partition in self.fresh:
             self.fresh.discard(partition)
             if partition not in self.expected and committed is not None and committed >= 0:
@@ -110,15 +111,24 @@ class OffsetContinuity:
             return Gap(partition, expected, offset)
         return None
 
-    def plan(self, gap: Gap, log_start: int | None, now: float) -> Plan:
-        """Re-read what still exists (from ``log_start``, the partition's first retained offset;
-        None if unknown), once per position; what retention deleted is lost."""
-        start = gap.first_missing if log_start is None else max(gap.first_missing, log_start)
-        key = (gap.partition, start)
-        if start >= gap.next_seen or key in self.tried:
+    def plan(self, gap: Gap, log_start: int | None, first_record: int | None, now: float) -> Plan:
+        """What to do about ``gap``, from the broker's answers: ``log_start``, the partition's first
+        retained offset, and ``first_record``, the offset of the first record at or after the first
+        missing one that still exists (None where unknown).
+
+        Offsets before the log start were deleted: lost. Offsets that hold no record (a third
+        party's transaction markers) are not lost. The rest is re-read from ``first_record``, once
+        per position: a re-read that did not begin (the records went meanwhile) makes the whole
+        gap count as lost the next time it is seen."""
+        key = (gap.partition, gap.first_missing)
+        if key in self.tried:
             self.tried.discard(key)
             return Plan(gap, None, gap.size)
-        self.tried.add(key)
-        self.rereading[gap.partition] = (start, gap.next_seen, now)
+        deleted = 0 if log_start is None else max(0, min(log_start, gap.next_seen) - gap.first_missing)
+        start = first_record if first_record is not None else gap.first_missing + deleted
+        if start >= gap.next_seen:
+            return Plan(gap, None, deleted)
+        self.tried.add((gap.partition, start))  # a gap seen again from there: the re-read failed
+        self.rereading[gap.partition] = (start, now)
         self.expected[gap.partition] = start
-        return Plan(gap, start, start - gap.first_missing)
+        return Plan(gap, start, deleted)

@@ -64,3 +64,41 @@ def test_a_broker_that_does_not_answer_gives_no_judgement_and_one_question_at_a_
     first, second, empty = asyncio.run(ask())
     assert first is None and second is None
     assert empty == {}
+
+
+def test_the_first_record_still_held_passes_over_transaction_markers_and_deleted_offsets(kafka: Any) -> None:
+    """What a gap's re-read starts from: a transactional producer's commit marker holds an
+    offset but no record; records before the log start are gone."""
+    topic = f"first-{uuid.uuid4().hex[:8]}"
+
+    async def ask(*at: int) -> list[Any]:
+        offsets = BrokerOffsets(kafka.bootstrap)
+        try:
+            return [await offsets.first_record((topic, 0), a) for a in at]
+        finally:
+            offsets.close()
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+        tx = KafkaProducer(bootstrap_servers=kafka.bootstrap, transactional_id=f"tx-{topic}", acks="all")
+        try:
+            tx.init_transactions()
+            for _ in range(2):
+                tx.begin_transaction()
+                tx.send(topic, value=b"x", partition=0)
+                tx.commit_transaction()  # record, marker, record, marker: offsets 0-3
+        finally:
+            tx.close()
+        plain = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+        try:
+            for _ in range(3):
+                plain.send(topic, value=b"y", partition=0)  # offsets 4-6
+            plain.flush()
+        finally:
+            plain.close()
+        assert asyncio.run(ask(0, 1, 3)) == [0, 2, 4]  # markers at 1 and 3
+        admin.delete_records({TopicPartition(topic, 0): 5})
+        assert asyncio.run(ask(0, 6)) == [5, 6]
+    finally:
+        admin.close()

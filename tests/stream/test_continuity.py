@@ -77,8 +77,9 @@ def test_a_gap_whose_records_exist_is_reread_and_records_fetched_past_it_wait_th
     c.assigned({0})
     gap = c.check(0, 131, committed=120, now=0.0)
     assert isinstance(gap, Gap)
-    assert c.plan(gap, log_start=0, now=0.0) == Plan(gap, 120, 0)
+    assert c.plan(gap, log_start=0, first_record=120, now=0.0) == Plan(gap, 120, 0)
     assert [c.check(0, o, None, 1.0) for o in (132, 133)] == [STALE, STALE]  # prefetched before the seek
+    assert c.check(0, 131, None, 1.0) == STALE  # faust handed the one that revealed the gap over again
     assert c.check(1, 5, None, 1.0) is None  # other partitions go on
     assert [c.check(0, o, None, 2.0) for o in range(120, 135)] == [None] * 15  # the re-read, in order
     assert c.check(0, 200, None, 3.0) == Gap(0, 135, 200)  # a later gap is judged afresh
@@ -90,30 +91,44 @@ def test_records_retention_deleted_are_lost_and_the_rest_is_reread() -> None:
         c.check(0, o, None, 0.0)
     gap = c.check(0, 40, None, 0.0)
     assert gap == Gap(0, 5, 40)
-    assert c.plan(gap, log_start=25, now=0.0) == Plan(gap, 25, 20)  # 5-24 gone, 25-39 re-read
-    assert c.plan(Gap(1, 5, 25), log_start=25, now=0.0) == Plan(Gap(1, 5, 25), None, 20)  # nothing left to re-read
+    assert c.plan(gap, log_start=25, first_record=25, now=0.0) == Plan(gap, 25, 20)  # 5-24 gone, 25-39 re-read
+    everything = Gap(1, 5, 25)
+    assert c.plan(everything, log_start=25, first_record=25, now=0.0) == Plan(everything, None, 20)
 
 
-def test_a_reread_that_does_not_start_where_asked_counts_the_rest_as_lost_once() -> None:
-    """Deleted meanwhile, or a transactional commit marker: never re-read in a loop."""
+def test_offsets_that_hold_no_record_are_neither_reread_nor_lost() -> None:
+    """A third party's transactional producer: one offset per commit marker."""
     c = OffsetContinuity()
     c.check(0, 9, None, 0.0)
     gap = c.check(0, 11, None, 0.0)  # offset 10: a commit marker
-    assert isinstance(gap, Gap) and c.plan(gap, 0, 0.0).reread_from == 10
-    again = c.check(0, 11, None, 0.5)  # the re-read's first record is 11: 10 holds no record
-    assert again == Gap(0, 10, 11)
-    assert c.plan(again, 0, 0.5) == Plan(again, None, 1)
-    assert c.check(0, 12, None, 0.5) is None
+    assert isinstance(gap, Gap)
+    assert c.plan(gap, log_start=0, first_record=11, now=0.0) == Plan(gap, None, 0)
+    assert c.check(0, 12, None, 0.0) is None
+    markers_then_records = c.check(0, 20, None, 0.0)  # 13 a marker, 14-19 passed over
+    assert isinstance(markers_then_records, Gap)
+    assert c.plan(markers_then_records, 0, 14, 0.0).reread_from == 14
+    assert c.check(0, 14, None, 0.1) is None
 
 
-def test_a_reread_that_never_arrives_is_given_up_after_its_timeout() -> None:
+def test_a_reread_that_never_begins_is_given_up_after_its_timeout_and_counted() -> None:
     c = OffsetContinuity()
     c.check(0, 0, None, 0.0)
     gap = c.check(0, 10, None, 0.0)
-    assert isinstance(gap, Gap) and c.plan(gap, 0, 0.0).reread_from == 1
+    assert isinstance(gap, Gap) and c.plan(gap, 0, 1, 0.0).reread_from == 1
     assert c.check(0, 50, None, REREAD_TIMEOUT_S - 1) == STALE
-    late = c.check(0, 51, None, REREAD_TIMEOUT_S + 1)
-    assert late == Gap(0, 1, 51) and c.plan(late, 0, REREAD_TIMEOUT_S + 1).reread_from is None
+    late = c.check(0, 51, None, REREAD_TIMEOUT_S + 1)  # 1-50 deleted meanwhile: it began at 51
+    assert late == Gap(0, 1, 51) and c.plan(late, 51, 51, REREAD_TIMEOUT_S + 1) == Plan(late, None, 50)
+
+
+def test_the_same_gap_twice_is_counted_not_reread_for_ever() -> None:
+    c = OffsetContinuity()
+    c.check(0, 0, None, 0.0)
+    gap = c.check(0, 10, None, 0.0)
+    assert isinstance(gap, Gap) and c.plan(gap, 0, 1, 0.0).reread_from == 1
+    c.assigned({0})  # a rebalance before the re-read began
+    c.rereading.clear()  # (as if the seek was undone) the same records are passed over again
+    again = c.check(0, 10, None, 1.0)
+    assert again == Gap(0, 1, 10) and c.plan(again, 0, 1, 1.0) == Plan(again, None, 9)
 
 
 def test_a_partition_that_leaves_while_rereading_forgets_it() -> None:
@@ -121,7 +136,7 @@ def test_a_partition_that_leaves_while_rereading_forgets_it() -> None:
     c.check(2, 0, None, 0.0)
     gap = c.check(2, 10, None, 0.0)
     assert isinstance(gap, Gap)
-    c.plan(gap, 0, 0.0)
+    c.plan(gap, 0, 1, 0.0)
     c.assigned({0})
     assert c.rereading == {} and c.tried == set() and c.expected == {}
 
@@ -150,7 +165,7 @@ def test_a_consumer_that_skips_anywhere_ends_up_delivering_every_record_in_order
             if verdict == STALE:
                 continue
             if isinstance(verdict, Gap):
-                plan = c.plan(verdict, log_start=0, now=0.0)
+                plan = c.plan(verdict, log_start=0, first_record=verdict.first_missing, now=0.0)
                 lost += plan.lost
                 if plan.reread_from is not None:
                     position[partition] = plan.reread_from  # the seek
