@@ -1,0 +1,71 @@
+"""bench_stream.py at two git revisions, alternated on this machine, so a change to the stream
+can be judged before and after in one run (machines here are shared and noisy).
+
+Each round runs revision A's own bench/bench_stream.py from a git worktree, then B's; every
+run measures model-only and end-to-end throughput side by side, so the figure compared is each
+run's ratio end-to-end / model-only. Prints a table and, last, one JSON line.
+
+    python bench/bench_stream_revisions.py 6a2fd74 HEAD --model ~/.riskpulse/model --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(tree: Path, model: Path, data: Path, n: int) -> dict:
+    out = subprocess.run([sys.executable, "bench/bench_stream.py", "--model", str(model), "--data", str(data),
+                          "--n", str(n)],
+                         cwd=tree, capture_output=True, text=True, check=False)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise SystemExit(f"bench_stream.py failed in {tree}:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("a")
+    ap.add_argument("b")
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="riskpulse-revs-"))
+    trees = {}
+    for rev in (args.a, args.b):
+        tree = base / rev.replace("/", "_")
+        subprocess.run(["git", "worktree", "add", "--detach", "-f", str(tree), rev], cwd=REPO, check=True,
+                       capture_output=True)
+        trees[rev] = tree
+    results: dict[str, list[dict]] = {args.a: [], args.b: []}
+    try:
+        for _ in range(args.rounds):
+            for rev, tree in trees.items():
+                results[rev].append(run(tree, args.model.resolve(), args.data.resolve(), args.n))
+    finally:
+        for tree in trees.values():
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=False)
+    print(f"\n{'revision':<14}{'round':>6}{'model-only /s':>15}{'end to end /s':>15}{'ratio':>8}{'p99 ms':>8}")
+    for rev, runs in results.items():
+        for i, r in enumerate(runs, 1):
+            print(f"{rev:<14}{i:>6}{r['model_only_s']:>15.1f}{r['e2e_max_s']:>15.1f}{r['ratio']:>8.2f}"
+                  f"{r['latency_ms']['p99']:>8.0f}")
+    ratio = {rev: statistics.mean(r["ratio"] for r in runs) for rev, runs in results.items()}
+    print(f"\nmean ratio {args.a}: {ratio[args.a]:.2f}, {args.b}: {ratio[args.b]:.2f}; "
+          f"{args.b} / {args.a}: {ratio[args.b] / ratio[args.a]:.2f}")
+    print(json.dumps({"bench": "stream_revisions", "a": args.a, "b": args.b, "runs": results,
+                      "ratio_b_over_a": ratio[args.b] / ratio[args.a]}))
+
+
+if __name__ == "__main__":
+    main()
