@@ -14,8 +14,9 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from alerts.delivery import Deliverer, RetryPolicy, enqueue_alert
 from alerts.detector import Detector
@@ -161,13 +162,30 @@ async def _admit(event: Any) -> bool:
     return False
 
 
+@contextmanager
+def _held(events: list[Any]) -> Iterator[None]:
+    """Keep a batch unacknowledged until it is processed.
+
+    faust's take_events acknowledges a batch when the agent leaves it, however it leaves: a
+    stopping worker cancels its agents mid-batch, and the consumer then commits the unprocessed
+    batch, so the next owner of the partition starts after it. Seen: a worker that left its
+    group mid-stream lost the item it was scoring. One more reference per message, dropped only
+    when the batch is done, keeps a cancelled batch unacknowledged: it is read again by whoever
+    holds the partition next (redelivery, which the aggregator absorbs)."""
+    for event in events:
+        event.message.incref()
+    yield  # no finally: a batch that did not finish keeps its reference
+    for event in events:
+        event.message.decref()
+
+
 @app.agent(news_topic)
 @exit_on_crash
 async def score(stream: Any) -> None:
     """news -> validate, event-time policy (failures to news.dlq) -> micro-batch scoring -> riskpulse-scored."""
     service = await _scoring_service()
     async for events in stream.take_events(settings.batch_max_size, within=settings.batch_max_wait_ms / 1000):
-        with watchdog.batch("score"):
+        with watchdog.batch("score"), _held(events):
             await _score_batch(service, events)
 
 
@@ -293,7 +311,7 @@ async def aggregate(stream: Any) -> None:
     async for events in stream.take_events(500, within=0.02):
         # take_events runs the iteration in another task: name the event whose offsets these writes follow
         stream._set_current_event(events[-1])  # noqa: SLF001
-        with watchdog.batch("aggregate"):
+        with watchdog.batch("aggregate"), _held(events):
             state = Overlay(state_table)
             if agg is None or not agg.is_current(state):  # first batch, or state written by another worker since
                 agg = Aggregator(state, AGG_CONFIG, detector, time.time(), partitions=range(settings.kafka_partitions),
@@ -368,7 +386,7 @@ def _sink_agent(topic: Any, stage: str, write: Callable[[], Callable[[list[dict[
                 batch: int, within_s: float) -> None:
     async def sink(stream: Any) -> None:
         async for events in stream.take_events(batch, within=within_s):
-            with watchdog.batch(stage):
+            with watchdog.batch(stage), _held(events):
                 await _sink(stage, events, write())
     sink.__name__ = sink.__qualname__ = stage
     app.agent(topic, name=f"stream.agents.{stage}")(exit_on_crash(sink))

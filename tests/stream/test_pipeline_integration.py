@@ -203,28 +203,21 @@ def test_two_workers_share_four_partitions(pipeline: Any, kafka: Any) -> None:
     assert trend_totals(trends, "topic", BASE_TS + 3600) == n
 
 
-def test_a_worker_joining_and_leaving_mid_stream_loses_nothing(pipeline: Any, kafka: Any, tmp_path: Path) -> None:
-    """Scale out and back in while news flows (two rebalances among live members, production
-    defaults): every item scored and counted once, trends and alerts equal the backtest's."""
-    import threading
+def burst_feed(tmp_path: Path, prefix: str, n: int) -> tuple[Path, list[dict[str, Any]]]:
+    """``n`` items 2 s apart, three tickers, a negative burst on $ACME at 70-75% of the way."""
+    lo, hi = int(n * 0.70), int(n * 0.75)
+    return write_feed(tmp_path, prefix, n, 2.0, 11, lambda i, rng: (
+        f"$ACME plunges after fraud probe and profit warning, report {i}" if lo <= i < hi else
+        f"{rng.choice(HEADLINES)} ${rng.choice(['ACME', 'XOM', 'JPM'])} #{i}"))
 
+
+def assert_counted_once(pipeline: Any, kafka: Any, items: list[dict[str, Any]], *workers: Any) -> None:
+    """Every item scored, trends and alerts equal to a backtest of what was scored, and nothing
+    passed over for good or counted late."""
     from alerts.detector import Detector
     from alerts.rules import Rules
     from stream.core.backtest import run_backtest
-    from stream.replay import replay
 
-    path, items = write_feed(tmp_path, "s", 600, 2.0, 11, lambda i, rng: (
-        f"$ACME plunges after fraud probe and profit warning, report {i}" if 420 <= i < 450 else
-        f"{rng.choice(HEADLINES)} ${rng.choice(['ACME', 'XOM', 'JPM'])} #{i}"))
-    first = pipeline(KAFKA_PARTITIONS=4)
-    feeder = threading.Thread(target=replay, args=(path, kafka.bootstrap, 30.0),
-                              kwargs={"topic": pipeline.topic(TOPIC_NEWS), "progress": False})
-    feeder.start()
-    consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= 100, timeout_s=120)
-    second = pipeline(KAFKA_PARTITIONS=4)  # joins: partitions move while the first one is busy
-    consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= 400, timeout_s=180)
-    second.stop()  # leaves: they move back
-    feeder.join()
     scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED),
                      lambda r: {x["id"] for x in r} >= {i["id"] for i in items}, timeout_s=300)
     trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),
@@ -237,9 +230,44 @@ def test_a_worker_joining_and_leaving_mid_stream_loses_nothing(pipeline: Any, ka
     assert trend_table(trends) == trend_table(clean.trends)
     assert ({(a["id"], a["status"], a["severity"], a["window_start"]) for a in alerts}
             == {(a.id, a.status, a.severity, rfc3339(a.window_start.timestamp())) for a in clean.alerts})
-    print("offsets re-read after faust passed over them:", first.counter("riskpulse_news_offsets_reread_total"))
-    assert first.counter("riskpulse_late_items_total") == 0
-    assert first.counter("riskpulse_news_offsets_skipped_total") == 0
+    for worker in workers:
+        print("offsets re-read after faust passed over them:", worker.counter("riskpulse_news_offsets_reread_total"))
+        assert worker.counter("riskpulse_late_items_total") == 0
+        assert worker.counter("riskpulse_news_offsets_skipped_total") == 0
+
+
+def test_a_worker_joining_and_leaving_mid_stream_loses_nothing(pipeline: Any, kafka: Any, tmp_path: Path) -> None:
+    """Scale out and back in while news flows (two rebalances among live members, production
+    defaults): every item scored and counted once, trends and alerts equal the backtest's."""
+    import threading
+
+    from stream.replay import replay
+
+    path, items = burst_feed(tmp_path, "s", 600)
+    first = pipeline(KAFKA_PARTITIONS=4)
+    feeder = threading.Thread(target=replay, args=(path, kafka.bootstrap, 30.0),
+                              kwargs={"topic": pipeline.topic(TOPIC_NEWS), "progress": False})
+    feeder.start()
+    consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= 100, timeout_s=120)
+    second = pipeline(KAFKA_PARTITIONS=4)  # joins: partitions move while the first one is busy
+    consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= 400, timeout_s=180)
+    second.stop()  # leaves: they move back
+    feeder.join()
+    assert_counted_once(pipeline, kafka, items, first)
+
+
+def test_a_worker_stopped_in_the_middle_of_a_backlog_loses_nothing(pipeline: Any, kafka: Any, tmp_path: Path) -> None:
+    """SIGTERM (a deploy, a scale-in) while the worker scores a backlog: its agents are cancelled
+    inside a batch. faust acknowledged such a batch as the agent left it and committed it at
+    stop, so the next worker started after items nobody had scored (one lost in a join-and-leave
+    run). The next worker must read the unfinished batch again."""
+    _, items = burst_feed(tmp_path, "b", 1200)
+    first = pipeline(KAFKA_PARTITIONS=2)
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items, key=lambda i: i["id"].encode())
+    consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= 150, timeout_s=120)
+    first.stop()  # inside a batch: with a backlog the scorer is always inside one
+    second = pipeline(KAFKA_PARTITIONS=2)
+    assert_counted_once(pipeline, kafka, items, second)
 
 
 def test_records_the_consumer_passes_over_are_counted_and_logged(pipeline: Any, kafka: Any) -> None:
