@@ -24,21 +24,19 @@ from alerts.outbox import Outbox
 from alerts.rules import Rules
 from riskpulse.logs import take_over_handlers
 
-from . import metrics
+from . import metrics, passed_over
 from .app import (alerts_topic, app, dlq_topic, news_topic, scored_internal, scored_topic, settings, state_table,
                   trends_topic)
 from .core.aggregator import Aggregator, AggregatorConfig
-from .core.continuity import Gap, OffsetContinuity, Plan
 from .core.event_time import EventTimePolicy, judge
 from .core.state import Overlay
 from .core.validation import Invalid, dead_letter, parse_news
 from .isolation import score_isolated, write_isolated
 from .records import TOPIC_NEWS, Alert, NewsItem, ScoredNews
-from .broker_offsets import BrokerOffsets
-from .watchdog import StallWatchdog
 from .scoring import ScoringService
 from .store import Store
 from .supervisor import RESTART, exit_on_crash
+from .watchdog import StallWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -85,81 +83,7 @@ def _broker_time(event: Any, fallback: datetime) -> datetime:
         return fallback
 
 
-# asked on a client of its own: the stall check must not lean on the consumer it judges
-broker_offsets = BrokerOffsets(settings.kafka_bootstrap)
-continuity = OffsetContinuity()  # news offsets the consumer passed over, and their re-reads (core/continuity.py)
-
-
-@app.on_partitions_assigned.connect
-async def _on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
-    continuity.assigned({tp.partition for tp in assigned if tp.topic == news_topic.get_topic_name()})
-
-
-def _committed(tp: Any) -> int | None:
-    """The group's committed offset for ``tp`` as faust loaded it at assignment (no broker call).
-
-    faust keeps it on its consumer (``_committed_offset``, set by its seek to the committed
-    offsets after each rebalance); faust-streaming is pinned in requirements.lock."""
-    try:
-        value = app.consumer._committed_offset.get(tp)  # noqa: SLF001
-    except Exception:  # noqa: BLE001 - no consumer, or faust changed: judge from delivered offsets only
-        return None
-    return int(value) if isinstance(value, int) else None
-
-
-async def _plan(gap: Gap, tp: Any) -> Plan:
-    """Ask the broker what is left of the gap: its log start, and its first record still held."""
-    key = (tp.topic, tp.partition)
-    starts = await broker_offsets.start([key])
-    log_start = None if starts is None else starts.get(key)
-    first = gap.first_missing if log_start is None else max(gap.first_missing, log_start)
-    first_record = await broker_offsets.first_record(key, first) if first < gap.next_seen else None
-    return continuity.plan(gap, log_start, first_record, time.monotonic())
-
-
-restale: set[Any] = set()  # partitions whose re-read a stale record may have undone (see _reassert_rereads)
-
-
-async def _reassert_rereads() -> None:
-    """Seek again where stale records were delivered after the seek back: faust's fetch loop
-    records the offset of every record it hands over as its "read offset" and drops anything
-    below it, so stale records handed over after the seek would make it drop the re-read. The
-    seek after the last stale record (once per batch) resets that; duplicates are redeliveries."""
-    for tp in list(restale):
-        restale.discard(tp)
-        start = continuity.rereading.get(tp.partition)
-        if start is not None:
-            await app.consumer.seek(tp, start[0])
-
-
-async def _admit(event: Any) -> bool:
-    """Whether to process a delivered news record. False for a record fetched past a gap that is
-    being re-read (it comes again, in order), and for the one that revealed such a gap."""
-    msg = event.message
-    verdict = continuity.check(msg.partition, msg.offset, _committed(msg.tp), time.monotonic())
-    if verdict is None:
-        return True
-    if not isinstance(verdict, Gap):  # STALE: and it may have moved faust's read offset past the re-read
-        restale.add(msg.tp)
-        return False
-    plan = await _plan(verdict, msg.tp)
-    if plan.lost:
-        last = verdict.first_missing + plan.lost - 1
-        metrics.SKIPPED.labels(str(msg.partition)).inc(plan.lost)
-        log.error("the consumer passed over records of news partition %d, offsets %d to %d, and they can no longer "
-                  "be read (deleted by retention, or gone before a re-read began): they were not scored; replay them "
-                  "from their source (riskpulse replay)",
-                  msg.partition, verdict.first_missing, last,
-                  extra={"partition": msg.partition, "first_missing": verdict.first_missing, "next_seen": last + 1})
-    if plan.reread_from is None:
-        return True
-    metrics.REREAD.labels(str(msg.partition)).inc(verdict.next_seen - plan.reread_from)
-    log.warning("the consumer passed over records of news partition %d, offsets %d to %d (faust-streaming after a "
-                "rebalance): reading them again from %d", msg.partition, plan.reread_from, verdict.next_seen - 1,
-                plan.reread_from, extra={"partition": msg.partition, "reread_from": plan.reread_from,
-                                         "next_seen": verdict.next_seen})
-    await app.consumer.seek(msg.tp, plan.reread_from)
-    return False
+broker_offsets = passed_over.broker_offsets
 
 
 @contextmanager
@@ -193,8 +117,8 @@ async def _score_batch(service: ScoringService, events: list[Any]) -> None:
     """One micro-batch: validation and the event-time policy, then the model; failures to news.dlq."""
     loop = asyncio.get_running_loop()
     now = datetime.now(timezone.utc)
-    events = [event for event in events if await _admit(event)]
-    await _reassert_rereads()
+    events = [event for event in events if await passed_over.admit(event)]
+    await passed_over.reassert_rereads()
     if not events:
         return
     good: list[tuple[Any, NewsItem, Any]] = []
@@ -481,7 +405,7 @@ async def stall_check() -> None:
         return
     # where processing starts on a partition with no progress yet: the committed offset, or for a
     # group that never committed one, the log start (consumer_auto_offset_reset="earliest")
-    starts = {(tp.topic, tp.partition): _committed(tp) for tp in tps if (tp.topic, tp.partition) not in watchdog.progress}
+    starts = {(tp.topic, tp.partition): passed_over.committed(tp) for tp in tps if (tp.topic, tp.partition) not in watchdog.progress}
     unknown = [key for key, offset in starts.items() if offset is None]
     if unknown:
         starts.update(await broker_offsets.start(unknown) or {})
