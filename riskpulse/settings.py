@@ -35,7 +35,16 @@ class Settings(BaseSettings):
     )
 
     home: Path = HOME
-    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_bootstrap: str = "127.0.0.1:9092"  # host:port[,host:port...]
+    # the cluster's security (Confluent client names): see docs/kafka.md for Confluent Cloud, MSK, TLS
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None  # PEM; the system's CAs when unset (public clouds)
+    kafka_ssl_certfile: Path | None = None  # PEM client certificate (mTLS)
+    kafka_ssl_keyfile: Path | None = None  # PEM key of that certificate
+    kafka_ssl_key_password: SecretStr | None = None
     kafka_partitions: int = Field(4, ge=1)
     topic_prefix: str = ""  # e.g. "staging." to run several pipelines on one cluster
     app_id: str = "riskpulse"  # Faust consumer group and changelog prefix

@@ -20,6 +20,7 @@ import faust
 
 from riskpulse.settings import Settings, get_settings
 
+from .kafka_clients import faust_broker, faust_credentials
 from .records import TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
 
 WINDOW_SHARDS = 32  # window state is split by id hash so each table write stays small
@@ -35,7 +36,8 @@ def worker_datadir(settings: Settings) -> Path:
 def create_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=faust_broker(settings),
+        broker_credentials=faust_credentials(settings),
         store="rocksdb://",
         datadir=str(worker_datadir(settings)),
         topic_partitions=settings.kafka_partitions,

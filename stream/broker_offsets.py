@@ -16,13 +16,15 @@ from typing import Iterable
 
 from kafka import KafkaConsumer, TopicPartition
 
+from . import kafka_clients
+
 log = logging.getLogger(__name__)
 
 Key = tuple[str, int]  # (topic, partition)
 
 
 class BrokerOffsets:
-    def __init__(self, bootstrap: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, bootstrap: str | None = None, timeout_s: float = 10.0) -> None:
         self.bootstrap = bootstrap
         self.timeout_s = timeout_s
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="end-offsets")
@@ -32,10 +34,11 @@ class BrokerOffsets:
     def _fetch(self, keys: list[Key], which: str, at: int = 0) -> dict[Key, int]:
         try:
             if self._client is None:
-                self._client = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                             group_id=None, client_id="riskpulse-watchdog", auto_offset_reset="earliest",
-                                             request_timeout_ms=int(self.timeout_s * 1000) + 1000,
-                                             api_version_auto_timeout_ms=int(self.timeout_s * 1000))
+                self._client = kafka_clients.consumer(bootstrap=self.bootstrap, enable_auto_commit=False,
+                                                      group_id=None, client_id="riskpulse-watchdog",
+                                                      auto_offset_reset="earliest",
+                                                      request_timeout_ms=int(self.timeout_s * 1000) + 1000,
+                                                      api_version_auto_timeout_ms=int(self.timeout_s * 1000))
             tps = [TopicPartition(t, p) for t, p in keys]
             if which == "first_record":
                 return self._first_records(tps, at)

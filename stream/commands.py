@@ -15,6 +15,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     Rules.load(get_settings().alert_rules)  # a bad rules file stops start-up here, with its line
     if not args.no_supervise:
+        from .topics import ensure_topics
+
+        ensure_topics(get_settings())  # wrong credentials or bootstrap stop start-up here, not in a restart loop
         from .supervisor import child_argv, supervise
 
         return supervise(child_argv(args.loglevel))

@@ -96,6 +96,8 @@ def serve(bootstrap: str, topic: str, token: str, host: str, port: int) -> None:
     """Run the endpoint with an idempotent aiokafka producer until interrupted."""
     from aiokafka import AIOKafkaProducer
 
+    from . import kafka_clients
+
     producer: AIOKafkaProducer | None = None
 
     async def send(pairs: list[tuple[bytes, bytes]]) -> None:
@@ -108,7 +110,8 @@ def serve(bootstrap: str, topic: str, token: str, host: str, port: int) -> None:
 
     async def start_producer(_: web.Application) -> None:
         nonlocal producer
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+        producer = AIOKafkaProducer(**kafka_clients.client_config(bootstrap=bootstrap), acks="all",
+                                    enable_idempotence=True)
         await producer.start()
 
     async def stop_producer(_: web.Application) -> None:

@@ -89,6 +89,18 @@ logger.raft.level = INFO
 
 
 @dataclass
+class SecureListener:
+    """A second listener with TLS and SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), as production
+    clusters have: ``keystore`` is a PKCS12 file with the broker's key and certificate, ``users``
+    the SASL users and their passwords (SCRAM credentials are written when storage is formatted)."""
+
+    keystore: Path
+    keystore_password: str
+    users: dict[str, str]
+    port: int = 0
+
+
+@dataclass
 class LocalBroker:
     """One broker process. ``state_dir`` holds config, data, logs and a JSON state file."""
 
@@ -98,6 +110,12 @@ class LocalBroker:
     controller_port: int = 0
     heap: str = "512m"
     process: subprocess.Popen[bytes] | None = None
+    secure: SecureListener | None = None
+
+    @property
+    def secure_bootstrap(self) -> str:
+        assert self.secure is not None, "no secure listener configured"
+        return f"127.0.0.1:{self.secure.port}"
 
     @property
     def bootstrap(self) -> str:
@@ -138,10 +156,37 @@ class LocalBroker:
             "log.cleaner.dedupe.buffer.size": "33554432",
             "auto.create.topics.enable": "false",
         }
+        if self.secure is not None:
+            props.update(self._secure_props(self.secure))
         path = self.state_dir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         (self.state_dir / "log4j2.properties").write_text(LOG4J)
         return path
+
+    def _secure_props(self, secure: SecureListener) -> dict[str, str]:
+        listener = f"SASL_SSL://127.0.0.1:{secure.port}"
+        plain_users = " ".join(f'user_{name}="{password}"' for name, password in secure.users.items())
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return {
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},{listener},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port},{listener}",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
+            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            "listener.name.sasl_ssl.plain.sasl.jaas.config":
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};",
+            "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config": scram,
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": scram,
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(secure.keystore),
+            "ssl.keystore.password": secure.keystore_password,
+            "ssl.key.password": secure.keystore_password,
+        }
+
+    def _scram_args(self) -> list[str]:
+        if self.secure is None:
+            return []
+        return [arg for name, password in self.secure.users.items() for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+                for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")]
 
     def _java(self, libs: Path, *args: str) -> list[str]:
         return ["java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
@@ -160,11 +205,14 @@ class LocalBroker:
             self.controller_port = self.controller_port or previous["controller_port"]
         self.port = self.port or free_port()
         self.controller_port = self.controller_port or free_port()
+        if self.secure is not None:
+            kept = int((previous or {}).get("secure_port") or 0)
+            self.secure.port = self.secure.port or kept or free_port()
         cluster_id = previous.get("cluster_id") if previous else None
         cluster_id = cluster_id or new_cluster_id()
         config = self._write_config()
         fmt = subprocess.run(self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                                        "-c", str(config), "--ignore-formatted"),
+                                        "-c", str(config), "--ignore-formatted", *self._scram_args()),
                              capture_output=True, text=True)
         if fmt.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
@@ -174,6 +222,7 @@ class LocalBroker:
                                         stderr=subprocess.STDOUT, start_new_session=True)
         self.state_file.write_text(json.dumps({"pid": self.process.pid, "port": self.port,
                                                "controller_port": self.controller_port,
+                                               "secure_port": self.secure.port if self.secure else None,
                                                "cluster_id": cluster_id}))
         self._wait_ready(offset, timeout_s)
 

@@ -7,12 +7,14 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from . import kafka_clients
 
-def news_producer(bootstrap: str) -> KafkaProducer:
+
+def news_producer(bootstrap: str | None = None) -> KafkaProducer:
     """acks=all and one request in flight: an item is durable and in order once ``flush`` returns."""
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=10,
-                         max_in_flight_requests_per_connection=1,
-                         value_serializer=lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8"))
+    return kafka_clients.producer(bootstrap=bootstrap, acks="all", linger_ms=5, retries=10,
+                                  max_in_flight_requests_per_connection=1,
+                                  value_serializer=lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8"))
 
 
 def news_key(item: dict[str, Any]) -> bytes:

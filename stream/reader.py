@@ -13,17 +13,19 @@ from typing import Any
 
 from kafka import KafkaConsumer
 
+from . import kafka_clients
+
 FETCH_MAX_BYTES = 16 * 1024 * 1024
 PARTITION_FETCH_BYTES = 1024 * 1024
 # the broker may return one batch over the limit to make progress; a frame also has headers
 RECEIVE_MAX_BYTES = FETCH_MAX_BYTES + 2 * PARTITION_FETCH_BYTES
 
 
-def reader(*topics: str, bootstrap: str, **config: Any) -> KafkaConsumer:
+def reader(*topics: str, bootstrap: str | None = None, **config: Any) -> KafkaConsumer:
     """A consumer whose largest fetch response always fits the largest frame it accepts."""
     config = {"fetch_max_bytes": FETCH_MAX_BYTES, "max_partition_fetch_bytes": PARTITION_FETCH_BYTES,
               "receive_message_max_bytes": RECEIVE_MAX_BYTES, **config}
     if config["receive_message_max_bytes"] < config["fetch_max_bytes"] + config["max_partition_fetch_bytes"]:
         raise ValueError("receive_message_max_bytes must exceed fetch_max_bytes + max_partition_fetch_bytes, "
                          "or a reader that falls behind stops advancing (kafka-python#3074)")
-    return KafkaConsumer(*topics, bootstrap_servers=bootstrap, **config)
+    return kafka_clients.consumer(*topics, bootstrap=bootstrap, **config)

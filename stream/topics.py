@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from riskpulse.settings import Settings
 
+from . import kafka_clients
 from .records import TOPIC_DLQ, TOPICS
 
 log = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def ensure_topics(settings: Settings) -> list[str]:
     """Returns the topics it created; existing topics are left as they are."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    admin = kafka_clients.admin(settings, request_timeout_ms=15000)
     try:
         existing = set(admin.list_topics())
         wanted = [NewTopic(settings.topic_prefix + name, settings.kafka_partitions, settings.kafka_replication,

@@ -1,0 +1,131 @@
+"""Every Kafka client riskpulse makes, built in one place from the cluster's security settings.
+
+The worker (faust, over aiokafka), the ingest endpoint (aiokafka), and the tools, readers and
+admin calls (kafka-python) all connect through here, so a cluster that needs TLS or SASL
+(Confluent Cloud, Amazon MSK, Aiven, Redpanda, self-managed brokers) takes one set of
+``RISKPULSE_KAFKA_*`` settings (docs/kafka.md). Secrets stay ``SecretStr`` until the client
+needs them and are never logged.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError, NoBrokersAvailable
+
+from riskpulse.settings import Settings, get_settings
+
+
+class KafkaSettingsError(ValueError):
+    """The Kafka security settings are incomplete or contradictory (fix the settings; no retry helps)."""
+
+
+class KafkaUnreachable(RuntimeError):
+    """No broker answered, or the cluster refused these credentials."""
+
+
+def bootstrap_servers(settings: Settings, bootstrap: str | None = None) -> list[str]:
+    """``host:port[,host:port...]`` as a list; ``bootstrap`` (a command's --bootstrap) wins."""
+    servers = [s.strip() for s in (bootstrap or settings.kafka_bootstrap).split(",") if s.strip()]
+    if not servers:
+        raise KafkaSettingsError("RISKPULSE_KAFKA_BOOTSTRAP is empty: give host:port[,host:port...]")
+    return servers
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """A verifying TLS context (the CA file given, else the system's CAs), with the client
+    certificate for mTLS; None for plaintext protocols."""
+    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
+        path = getattr(settings, name)
+        if path is not None and not path.is_file():
+            raise KafkaSettingsError(f"RISKPULSE_{name.upper()} points at {path}, which is not a file")
+    if (settings.kafka_ssl_certfile is None) != (settings.kafka_ssl_keyfile is None):
+        raise KafkaSettingsError("mTLS needs both RISKPULSE_KAFKA_SSL_CERTFILE and RISKPULSE_KAFKA_SSL_KEYFILE")
+    context = ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
+    if settings.kafka_ssl_certfile is not None:
+        password = settings.kafka_ssl_key_password.get_secret_value() if settings.kafka_ssl_key_password else None
+        context.load_cert_chain(str(settings.kafka_ssl_certfile), str(settings.kafka_ssl_keyfile), password)
+    return context
+
+
+def _sasl(settings: Settings) -> dict[str, Any]:
+    if not settings.kafka_security_protocol.startswith("SASL_"):
+        return {}
+    if not settings.kafka_sasl_username or settings.kafka_sasl_password is None:
+        raise KafkaSettingsError(f"{settings.kafka_security_protocol} needs RISKPULSE_KAFKA_SASL_USERNAME and "
+                                 "RISKPULSE_KAFKA_SASL_PASSWORD")
+    return {"sasl_mechanism": settings.kafka_sasl_mechanism, "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": settings.kafka_sasl_password.get_secret_value()}
+
+
+def client_config(settings: Settings | None = None, bootstrap: str | None = None) -> dict[str, Any]:
+    """Connection settings in the names kafka-python and aiokafka share (``ssl_context`` included)."""
+    settings = settings or get_settings()
+    config: dict[str, Any] = {"bootstrap_servers": bootstrap_servers(settings, bootstrap),
+                              "security_protocol": settings.kafka_security_protocol, **_sasl(settings)}
+    context = ssl_context(settings)
+    if context is not None:
+        config["ssl_context"] = context
+    return config
+
+
+def faust_broker(settings: Settings) -> list[str]:
+    return [f"kafka://{server}" for server in bootstrap_servers(settings)]
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """faust's ``broker_credentials`` for the configured protocol (None: plaintext)."""
+    import faust
+
+    context = ssl_context(settings)
+    if settings.kafka_security_protocol == "SSL":
+        return faust.SSLCredentials(context)
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        sasl = _sasl(settings)
+        return faust.SASLCredentials(username=sasl["sasl_plain_username"], password=sasl["sasl_plain_password"],
+                                     mechanism=sasl["sasl_mechanism"], ssl_context=context)
+    return None
+
+
+def _explain(exc: Exception, config: dict[str, Any]) -> KafkaUnreachable:
+    """What to check, in the settings' own names (kafka-python reports a refused SASL login as
+    an incompatible broker version, which sends people the wrong way)."""
+    where = f"Kafka at {','.join(config['bootstrap_servers'])} over {config['security_protocol']}"
+    check = ["RISKPULSE_KAFKA_BOOTSTRAP", "RISKPULSE_KAFKA_SECURITY_PROTOCOL"]
+    if "sasl_mechanism" in config:
+        where += f" as {config['sasl_plain_username']!r} ({config['sasl_mechanism']})"
+        check += ["RISKPULSE_KAFKA_SASL_USERNAME", "RISKPULSE_KAFKA_SASL_PASSWORD", "RISKPULSE_KAFKA_SASL_MECHANISM "
+                  "(a wrong password or mechanism fails like this)"]
+    if "ssl_context" in config:
+        check += ["RISKPULSE_KAFKA_SSL_CAFILE (a private CA)"]
+    return KafkaUnreachable(f"cannot connect to {where}: {type(exc).__name__}: {exc}. Check "
+                            f"{', '.join(check)}; examples in docs/kafka.md")
+
+
+def admin(settings: Settings | None = None, bootstrap: str | None = None, **extra: Any) -> KafkaAdminClient:
+    config = client_config(settings, bootstrap)
+    try:
+        return KafkaAdminClient(**config, **extra)
+    except (KafkaError, NoBrokersAvailable, OSError) as exc:
+        raise _explain(exc, config) from exc
+
+
+def consumer(*topics: str, settings: Settings | None = None, bootstrap: str | None = None,
+             **extra: Any) -> KafkaConsumer:
+    config = client_config(settings, bootstrap)
+    try:
+        return KafkaConsumer(*topics, **config, **extra)
+    except (KafkaError, NoBrokersAvailable, OSError) as exc:
+        raise _explain(exc, config) from exc
+
+
+def producer(settings: Settings | None = None, bootstrap: str | None = None, **extra: Any) -> KafkaProducer:
+    config = client_config(settings, bootstrap)
+    try:
+        return KafkaProducer(**config, **extra)
+    except (KafkaError, NoBrokersAvailable, OSError) as exc:
+        raise _explain(exc, config) from exc
