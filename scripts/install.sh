@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Creates .venv with the pinned dependencies (requirements.lock) and installs riskpulse into it.
-# Idempotent and cached: a second run on the same machine takes seconds.
+#
+# The dependencies (6 GB with CUDA torch) are installed once per lock into a shared cache,
+# ~/.cache/riskpulse/deps/<sha256 of the lock> (RISKPULSE_DEPS_CACHE to move it); each clone's
+# .venv is a small venv that sees them through a .pth file and holds riskpulse itself
+# (editable). A second clone, or CI on a fresh clone, installs in seconds instead of minutes.
+# Older lock versions are removed from the cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -8,16 +13,40 @@ command -v "$PY" >/dev/null || PY=python3
 for tool in java mvn; do
   command -v "$tool" >/dev/null || { echo "install: $tool is required for the local Kafka broker (apt-get install openjdk-17-jre-headless maven)" >&2; exit 1; }
 done
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
-fi
-stamp=.venv/.requirements.sha256
 want=$(sha256sum requirements.lock | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv/bin/pip install -q --upgrade pip
-  # --no-deps: the lock is complete, so pip skips the slow resolver (faust + transformers)
-  .venv/bin/pip install -q --no-deps -r requirements.lock
-  echo "$want" > "$stamp"
+cache=${RISKPULSE_DEPS_CACHE:-$HOME/.cache/riskpulse/deps}
+deps="$cache/$want"
+mkdir -p "$cache"
+(
+  flock 9  # one builder at a time; the others wait and reuse its result
+  if [ ! -x "$deps/bin/python" ]; then
+    partial="$deps.partial"
+    rm -rf "$partial"
+    "$PY" -m venv "$partial"
+    "$partial/bin/pip" install -q --upgrade pip
+    # --no-deps: the lock is complete, so pip skips the slow resolver (faust + transformers)
+    "$partial/bin/pip" install -q --no-deps -r requirements.lock
+    mv -T "$partial" "$deps"
+  fi
+  for old in "$cache"/*; do  # one lock's worth of disk (6 GB) at a time
+    [ "$old" = "$deps" ] || [ "$old" = "$cache/.lock" ] || rm -rf "$old"
+  done
+) 9>"$cache/.lock"
+if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.deps 2>/dev/null)" != "$deps" ]; then
+  rm -rf .venv
+  "$PY" -m venv .venv
+  site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+  dsite=$("$deps/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+  echo "$dsite" > "$site/_riskpulse_deps.pth"
+  for tool in "$deps"/bin/*; do  # the dependencies' commands (pytest, lint-imports, gunicorn), run by this venv's python
+    name=$(basename "$tool")
+    case "$name" in python*|pip*|activate*|Activate*) continue ;; esac
+    if head -1 "$tool" | grep -q '^#!.*python'; then
+      { echo "#!$PWD/.venv/bin/python"; tail -n +2 "$tool"; } > ".venv/bin/$name"
+      chmod +x ".venv/bin/$name"
+    fi
+  done
+  echo "$deps" > .venv/.deps
 fi
-.venv/bin/pip install -q --no-deps --no-build-isolation -e .
-echo "install: ok ($(.venv/bin/python --version))"
+.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+echo "install: ok ($(.venv/bin/python --version); dependencies from $deps)"

@@ -133,9 +133,6 @@ def test_chaos_kill_9_of_the_worker_child_loses_nothing_and_counts_once(pipeline
     directory, production defaults: news.scored has every item, trends and alerts equal a clean run's."""
     import threading
 
-    from alerts.detector import Detector
-    from alerts.rules import Rules
-    from stream.core.backtest import run_backtest
     from stream.replay import replay
 
     # 40 minutes of event time, with a negative burst on ACME in minute 34
@@ -164,19 +161,8 @@ def test_chaos_kill_9_of_the_worker_child_loses_nothing_and_counts_once(pipeline
             time.sleep(0.2)
         assert worker.child_pid() not in (None, kills[-1]), "the supervisor did not restart the child"
     feeder.join()
-    scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED),
-                     lambda r: {x["id"] for x in r} >= {i["id"] for i in items}, timeout_s=600)
-    trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),
-                     lambda r: trend_totals(r, "topic", BASE_TS + 10_000) >= len(items), timeout_s=300)
-    time.sleep(5)  # a double count would show as a later record of the same window
-    trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS), lambda r: True)
-    alerts = consume(kafka.bootstrap, pipeline.topic("alerts"), lambda r: True, timeout_s=5)
+    scored = assert_counted_once(pipeline, kafka, items, worker, scored_timeout_s=600)
     assert worker.restarts() == 5
-    clean = run_backtest(scored_history(scored), Detector(Rules.load(None), 60), 60)
-    assert trend_totals(trends, "topic", BASE_TS + 10_000) == len(items)
-    assert trend_table(trends) == trend_table(clean.trends)
-    assert ({(a["id"], a["status"], a["severity"], a["window_start"]) for a in alerts}
-            == {(a.id, a.status, a.severity, rfc3339(a.window_start.timestamp())) for a in clean.alerts})
     # reprocessing re-published some items (at-least-once), never with different content
     redelivered = Counter(x["id"] for x in scored)
     for rec in scored:
@@ -211,15 +197,16 @@ def burst_feed(tmp_path: Path, prefix: str, n: int) -> tuple[Path, list[dict[str
         f"{rng.choice(HEADLINES)} ${rng.choice(['ACME', 'XOM', 'JPM'])} #{i}"))
 
 
-def assert_counted_once(pipeline: Any, kafka: Any, items: list[dict[str, Any]], *workers: Any) -> None:
+def assert_counted_once(pipeline: Any, kafka: Any, items: list[dict[str, Any]], *workers: Any,
+                        scored_timeout_s: float = 300) -> list[dict[str, Any]]:
     """Every item scored, trends and alerts equal to a backtest of what was scored, and nothing
-    passed over for good or counted late."""
+    passed over for good or counted late. Returns the news.scored records."""
     from alerts.detector import Detector
     from alerts.rules import Rules
     from stream.core.backtest import run_backtest
 
     scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED),
-                     lambda r: {x["id"] for x in r} >= {i["id"] for i in items}, timeout_s=300)
+                     lambda r: {x["id"] for x in r} >= {i["id"] for i in items}, timeout_s=scored_timeout_s)
     trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),
                      lambda r: trend_totals(r, "topic", BASE_TS + 10_000) >= len(items), timeout_s=300)
     time.sleep(5)  # a double count would show as a later record of the same window
@@ -234,40 +221,28 @@ def assert_counted_once(pipeline: Any, kafka: Any, items: list[dict[str, Any]], 
         print("offsets re-read after faust passed over them:", worker.counter("riskpulse_news_offsets_reread_total"))
         assert worker.counter("riskpulse_late_items_total") == 0
         assert worker.counter("riskpulse_news_offsets_skipped_total") == 0
+    return scored
 
 
-def test_a_worker_joining_and_leaving_mid_stream_loses_nothing(pipeline: Any, kafka: Any, tmp_path: Path) -> None:
-    """Scale out and back in while news flows (two rebalances among live members, production
-    defaults): every item scored and counted once, trends and alerts equal the backtest's."""
-    import threading
-
-    from stream.replay import replay
-
-    path, items = burst_feed(tmp_path, "s", 600)
+def test_a_worker_joining_and_leaving_mid_backlog_loses_nothing(pipeline: Any, kafka: Any, tmp_path: Path) -> None:
+    """Scale out and back in while a backlog is scored (two rebalances among live members,
+    production defaults): every item scored and counted once, trends and alerts equal the
+    backtest's. The leaver is stopped (SIGTERM: a deploy, a scale-in) while it scores its share
+    of the backlog, so its agents are cancelled inside a batch: faust acknowledged such a batch
+    as the agent left it and committed it at stop, and the first worker then started after items
+    nobody had scored (56 of 1,200 lost so in a first version of this test). The rebalances are also where faust passes over
+    records (stream/core/continuity.py): the test prints how many were read again."""
+    _, items = burst_feed(tmp_path, "j", 2000)
+    key = lambda i: i["id"].encode()  # noqa: E731
     first = pipeline(KAFKA_PARTITIONS=4)
-    feeder = threading.Thread(target=replay, args=(path, kafka.bootstrap, 30.0),
-                              kwargs={"topic": pipeline.topic(TOPIC_NEWS), "progress": False})
-    feeder.start()
-    consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= 100, timeout_s=120)
-    second = pipeline(KAFKA_PARTITIONS=4)  # joins: partitions move while the first one is busy
-    consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= 400, timeout_s=180)
-    second.stop()  # leaves: they move back
-    feeder.join()
-    assert_counted_once(pipeline, kafka, items, first)
-
-
-def test_a_worker_stopped_in_the_middle_of_a_backlog_loses_nothing(pipeline: Any, kafka: Any, tmp_path: Path) -> None:
-    """SIGTERM (a deploy, a scale-in) while the worker scores a backlog: its agents are cancelled
-    inside a batch. faust acknowledged such a batch as the agent left it and committed it at
-    stop, so the next worker started after items nobody had scored (one lost in a join-and-leave
-    run). The next worker must read the unfinished batch again."""
-    _, items = burst_feed(tmp_path, "b", 1200)
-    first = pipeline(KAFKA_PARTITIONS=2)
-    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items, key=lambda i: i["id"].encode())
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items[:400], key=key)
     consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= 150, timeout_s=120)
-    first.stop()  # inside a batch: with a backlog the scorer is always inside one
-    second = pipeline(KAFKA_PARTITIONS=2)
-    assert_counted_once(pipeline, kafka, items, second)
+    second = pipeline(KAFKA_PARTITIONS=4)  # joins: partitions move while the first one is busy
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items[400:], key=key)  # a backlog on both
+    consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= 700, timeout_s=180)
+    assert second.counter("riskpulse_items_in_total") > 0, "the second worker never scored: nothing was tested"
+    second.stop()  # leaves inside a batch (with a backlog a scorer is always inside one); partitions move back
+    assert_counted_once(pipeline, kafka, items, first)
 
 
 def test_records_the_consumer_passes_over_are_counted_and_logged(pipeline: Any, kafka: Any) -> None:
