@@ -34,7 +34,7 @@ mkdir -p "$cache"
 ) 9>"$cache/.lock"
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.deps 2>/dev/null)" != "$deps" ]; then
   rm -rf .venv
-  "$PY" -m venv .venv
+  "$PY" -m venv --without-pip .venv  # pip and setuptools come from the dependencies too
   site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
   dsite=$("$deps/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
   echo "$dsite" > "$site/_riskpulse_deps.pth"
