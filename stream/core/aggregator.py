@@ -50,7 +50,9 @@ PRUNE_EVERY_S = 3600.0
 
 WM, FIRING, PRUNED, BUCKETS = "wm", "firing", "pruned", "dedupe_buckets"
 
-Status = Literal["counted", "late", "duplicate", "resent"]
+# "redelivered": the same record again after its window closed (a restart re-reads uncommitted
+# input); it was counted, or judged late, the first time: neither counted nor late now
+Status = Literal["counted", "late", "duplicate", "resent", "redelivered"]
 
 
 class StateFull(Exception):
@@ -139,11 +141,12 @@ class Aggregator:
         """
         ts = item.published_at.timestamp()
         item, status = self._dedupe(item, ts, partition, offset) if self.config.dedupe else (item, "counted")
-        if status == "counted":
+        if status in ("counted", "redelivered"):
             if self._is_late(ts):
-                status = "late"
+                status = "late" if status == "counted" else "redelivered"
             else:
                 self._count(item, ts, partition, offset)
+                status = "counted"
         self.clock.observe(partition, ts, now_wall, behind)
         return Added(item, status)
 
@@ -157,7 +160,7 @@ class Aggregator:
         if first is not None and first["id"] == item.id:
             if list(first.get("pos") or []) != [partition, offset]:
                 return item, "resent"  # the same item sent again: counted once, at its first position
-            return item, "counted"  # redelivered: the window shards know whether they hold it
+            return item, "redelivered"  # the window shards know whether they hold it, while it is open
         if first is not None and abs(ts - float(first["ts"])) <= self.config.dedupe_horizon_s:
             return item.model_copy(update={"duplicate_of": first["id"]}), "duplicate"
         self.state.set(dkey, {"id": item.id, "ts": ts, "pos": [partition, offset]})

@@ -195,6 +195,19 @@ def test_an_item_resent_at_another_offset_counts_once_and_a_republished_story_is
     assert {(t.key_type, t.key): t.count for t in close.trends} == {("topic", "Macro"): 1, ("ticker", "AAPL"): 1}
 
 
+def test_a_record_redelivered_after_its_window_closed_is_neither_counted_again_nor_late() -> None:
+    """A restart re-reads uncommitted input; some of it belongs to windows closed since. Those
+    items were counted the first time: calling them late (a warning each, the late counter) sent
+    operators after a loss that did not happen (103 per run in the kill -9 test)."""
+    agg = Aggregator(Overlay({}), AggregatorConfig(), DETECTOR, now_wall=0.0)
+    assert agg.add(scored("a", T0, tickers=["AAPL"]), 0, 1, 0.0).status == "counted"
+    close = agg.next_close(0.0, until=T0 + 600)
+    assert close is not None
+    agg.commit(close)
+    assert agg.add(scored("a", T0, tickers=["AAPL"]), 0, 1, 0.0).status == "redelivered"
+    assert agg.add(scored("z", T0 + 1, headline="another story"), 0, 2, 0.0).status == "late"  # new: truly late
+
+
 def test_a_lagging_partition_holds_the_watermark_until_it_goes_idle() -> None:
     w = T0 + 1000.0  # wall clock: the feed is a replay a little behind it
     clock = PartitionClock.restore(None, idle_s=5, max_skew_s=300, now_wall=w, expected=[0, 1])
