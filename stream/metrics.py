@@ -14,7 +14,8 @@ SKIPPED = Counter("riskpulse_news_offsets_skipped_total", "news offsets the cons
                   "read again (deleted by retention; never scored; see stream/core/continuity.py)", ["partition"])
 REREAD = Counter("riskpulse_news_offsets_reread_total", "news offsets the consumer passed over and read again "
                  "(a seek back; nothing lost)", ["partition"])
-LATE = Counter("riskpulse_late_items_total", "Scored items whose window had already closed")
+LATE = Counter("riskpulse_late_items_total", "Scored items whose window had already closed when they first arrived "
+               "(not counted in trends; redeliveries after a restart are not late)")
 BATCH_SIZE = Histogram("riskpulse_batch_size", "Items per scoring micro-batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 MODEL_SECONDS = Histogram("riskpulse_model_seconds", "Model time per micro-batch",
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
