@@ -106,26 +106,23 @@ def _explain(exc: Exception, config: dict[str, Any]) -> KafkaUnreachable:
                             f"{', '.join(check)}; examples in docs/kafka.md")
 
 
-def admin(settings: Settings | None = None, bootstrap: str | None = None, **extra: Any) -> KafkaAdminClient:
+def _build(client: Any, *args: Any, settings: Settings | None, bootstrap: str | None, **extra: Any) -> Any:
+    """One kafka-python client with the cluster's settings; a refusal says what to check."""
     config = client_config(settings, bootstrap)
     try:
-        return KafkaAdminClient(**config, **extra)
+        return client(*args, **config, **extra)
     except (KafkaError, NoBrokersAvailable, OSError) as exc:
         raise _explain(exc, config) from exc
+
+
+def admin(settings: Settings | None = None, bootstrap: str | None = None, **extra: Any) -> KafkaAdminClient:
+    return _build(KafkaAdminClient, settings=settings, bootstrap=bootstrap, **extra)
 
 
 def consumer(*topics: str, settings: Settings | None = None, bootstrap: str | None = None,
              **extra: Any) -> KafkaConsumer:
-    config = client_config(settings, bootstrap)
-    try:
-        return KafkaConsumer(*topics, **config, **extra)
-    except (KafkaError, NoBrokersAvailable, OSError) as exc:
-        raise _explain(exc, config) from exc
+    return _build(KafkaConsumer, *topics, settings=settings, bootstrap=bootstrap, **extra)
 
 
 def producer(settings: Settings | None = None, bootstrap: str | None = None, **extra: Any) -> KafkaProducer:
-    config = client_config(settings, bootstrap)
-    try:
-        return KafkaProducer(**config, **extra)
-    except (KafkaError, NoBrokersAvailable, OSError) as exc:
-        raise _explain(exc, config) from exc
+    return _build(KafkaProducer, settings=settings, bootstrap=bootstrap, **extra)
