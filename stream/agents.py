@@ -14,9 +14,9 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, AsyncIterator, Callable
 
 from alerts.delivery import Deliverer, RetryPolicy, enqueue_alert
 from alerts.detector import Detector
@@ -36,7 +36,7 @@ from .records import TOPIC_NEWS, Alert, NewsItem, ScoredNews
 from .scoring import ScoringService
 from .store import Store
 from .supervisor import RESTART, exit_on_crash
-from .watchdog import StallWatchdog
+from .watchdog import StallWatchdog, task_stacks
 
 log = logging.getLogger(__name__)
 
@@ -86,21 +86,26 @@ def _broker_time(event: Any, fallback: datetime) -> datetime:
 broker_offsets = passed_over.broker_offsets
 
 
-@contextmanager
-def _held(events: list[Any]) -> Iterator[None]:
-    """Keep a batch unacknowledged until it is processed.
+@asynccontextmanager
+async def _processing(agent: str, events: list[Any]) -> AsyncIterator[list[Any]]:
+    """One batch of ``agent``: watched for stalls, kept unacknowledged until processed, and the
+    holes faust passed over that were filled in (``passed_over.complete``) marked done at the end.
 
     faust's take_events acknowledges a batch when the agent leaves it, however it leaves: a
     stopping worker cancels its agents mid-batch, and the consumer then commits the unprocessed
     batch, so the next owner of the partition starts after it. Seen: a worker that left its
     group mid-stream lost the item it was scoring. One more reference per message, dropped only
     when the batch is done, keeps a cancelled batch unacknowledged: it is read again by whoever
-    holds the partition next (redelivery, which the aggregator absorbs)."""
-    for event in events:
-        event.message.incref()
-    yield  # no finally: a batch that did not finish keeps its reference
-    for event in events:
-        event.message.decref()
+    holds the partition next (redelivery, which the aggregator absorbs). Yields the list that
+    collects the filled-in holes."""
+    with watchdog.batch(agent):
+        for event in events:
+            event.message.incref()
+        done: list[Any] = []
+        yield done  # no finally: a batch that did not finish keeps its references and its holes unmarked
+        await passed_over.mark_done(done)
+        for event in events:
+            event.message.decref()
 
 
 @app.agent(news_topic)
@@ -109,18 +114,16 @@ async def score(stream: Any) -> None:
     """news -> validate, event-time policy (failures to news.dlq) -> micro-batch scoring -> riskpulse-scored."""
     service = await _scoring_service()
     async for events in stream.take_events(settings.batch_max_size, within=settings.batch_max_wait_ms / 1000):
-        with watchdog.batch("score"), _held(events):
-            await _score_batch(service, events)
+        async with _processing("score", events) as filled:
+            async for chunk in passed_over.complete(events, settings.batch_max_size, filled):
+                watchdog.begin("score")  # each chunk is progress: a large filled-in gap is not a blocked agent
+                await _score_batch(service, chunk)
 
 
 async def _score_batch(service: ScoringService, events: list[Any]) -> None:
     """One micro-batch: validation and the event-time policy, then the model; failures to news.dlq."""
     loop = asyncio.get_running_loop()
     now = datetime.now(timezone.utc)
-    events = [event for event in events if await passed_over.admit(event)]
-    await passed_over.reassert_rereads()
-    if not events:
-        return
     good: list[tuple[Any, NewsItem, Any]] = []
     for event in events:
         broker_time = _broker_time(event, now)
@@ -235,14 +238,15 @@ async def aggregate(stream: Any) -> None:
     async for events in stream.take_events(500, within=0.02):
         # take_events runs the iteration in another task: name the event whose offsets these writes follow
         stream._set_current_event(events[-1])  # noqa: SLF001
-        with watchdog.batch("aggregate"), _held(events):
+        async with _processing("aggregate", events) as filled:
             state = Overlay(state_table)
             if agg is None or not agg.is_current(state):  # first batch, or state written by another worker since
                 agg = Aggregator(state, AGG_CONFIG, detector, time.time(), partitions=range(settings.kafka_partitions),
                                  on_detector_error=lambda key, exc: metrics.DETECTOR_ERRORS.inc())
             agg.state = state
-            watchdog.note(events)
-            await _aggregate_batch(agg, events)
+            async for chunk in passed_over.complete(events, 500, filled):  # what faust passed over, in place
+                watchdog.note(chunk)
+                await _aggregate_batch(agg, chunk)
             await _publish_close(agg)
             agg.end_batch()
             state.flush()
@@ -310,7 +314,7 @@ def _sink_agent(topic: Any, stage: str, write: Callable[[], Callable[[list[dict[
                 batch: int, within_s: float) -> None:
     async def sink(stream: Any) -> None:
         async for events in stream.take_events(batch, within=within_s):
-            with watchdog.batch(stage), _held(events):
+            async with _processing(stage, events):
                 await _sink(stage, events, write())
     sink.__name__ = sink.__qualname__ = stage
     app.agent(topic, name=f"stream.agents.{stage}")(exit_on_crash(sink))
@@ -385,10 +389,10 @@ async def stall_check() -> None:
     blocked = watchdog.blocked(now)
     if blocked:  # inside one batch for stall_s: waiting on output that never drains
         log.error("agents blocked inside a batch; exiting so the supervisor restarts the worker (state is idempotent)",
-                  extra={"agents": blocked, "stall_s": settings.stall_s})
+                  extra={"agents": blocked, "stall_s": settings.stall_s, "tasks": task_stacks()})
         os._exit(RESTART)
     if app.rebalancing or app.consumer is None or app.tables.recovery.in_recovery:
-        watchdog.progress.clear()  # judge afresh once the group and the tables have settled
+        watchdog.settle(now)  # judge afresh once the group and the tables have settled
         _settling.setdefault("since", now)
         if now - _settling["since"] > 4 * settings.stall_s:  # a recovery that never ends (seen once)
             log.error("stuck rebalancing or recovering; exiting so the supervisor restarts the worker")
@@ -401,12 +405,12 @@ async def stall_check() -> None:
         return
     ends = await broker_offsets.end((tp.topic, tp.partition) for tp in tps)
     if ends is None:  # broker unreachable (or slow): nothing to judge until it answers
-        watchdog.progress.clear()
+        watchdog.settle(now)
         return
-    # where processing starts on a partition with no progress yet: the committed offset, or for a
-    # group that never committed one, the log start (consumer_auto_offset_reset="earliest")
-    starts = {(tp.topic, tp.partition): passed_over.committed(tp) for tp in tps if (tp.topic, tp.partition) not in watchdog.progress}
-    unknown = [key for key, offset in starts.items() if offset is None]
+    # where processing stands at least: the committed offset, or for a group that never committed
+    # one, the log start (consumer_auto_offset_reset="earliest")
+    starts = {(tp.topic, tp.partition): passed_over.committed(tp) for tp in tps}
+    unknown = [key for key, offset in starts.items() if offset is None and key not in watchdog.progress]
     if unknown:
         starts.update(await broker_offsets.start(unknown) or {})
     for key, offset in starts.items():
@@ -419,8 +423,24 @@ async def stall_check() -> None:
     stuck = watchdog.stuck(ends, now)
     if stuck:
         log.error("partitions stalled; exiting so the supervisor restarts the worker (state is idempotent)",
-                  extra={"stalled": stuck})
+                  extra={"stalled": stuck, "tasks": task_stacks(), "consumer": _consumer_state(tps)})
         os._exit(RESTART)
+
+
+def _consumer_state(tps: list[Any]) -> dict[str, Any]:
+    """faust's own view of the stalled partitions, for the log line (private fields; faust is pinned)."""
+    consumer = app.consumer
+    try:
+        return {"flow_active": app.flow_control.is_active(), "generation": app.consumer_generation_id,
+                "busy": dict(watchdog.busy), "expected": dict(passed_over.continuity.expected),
+                "fresh": sorted(passed_over.continuity.fresh), "dropped": dict(passed_over.dropped.since),
+                "paused": sorted(str(tp.partition) + tp.topic[-6:] for tp in consumer._paused_partitions),  # noqa: SLF001
+                "partitions": {f"{tp.topic[-6:]}-{tp.partition}": {
+                    "read": consumer._read_offset.get(tp), "committed": consumer._committed_offset.get(tp),  # noqa: SLF001
+                    "highwater": consumer.highwater(tp), "seen": watchdog.progress.get((tp.topic, tp.partition))}
+                    for tp in tps}}
+    except Exception as exc:  # noqa: BLE001 - a diagnostic must not fail the exit it explains
+        return {"error": repr(exc)}
 
 
 @app.timer(interval=1.0)
@@ -441,10 +461,17 @@ async def tick() -> None:
                 highwater = consumer.highwater(tp)
             except Exception:  # noqa: BLE001 - revoked meanwhile
                 continue
-            if seen is None or highwater is None:
+            # where this worker stands: its last processed offset, or before any, the committed one
+            # (a partition with a backlog it has not started on is slow, not idle)
+            committed = passed_over.committed(tp)
+            candidates = [o for o in (seen[0] if seen else None, committed - 1 if committed is not None else None)
+                          if o is not None]
+            last = max(candidates) if candidates else None
+            if last is None or highwater is None:
                 continue  # nothing known yet: the partition keeps holding the watermark
-            marker = {"_progress": [tp.topic, tp.partition, seen[0], max(0, int(highwater) - seen[0] - 1)]}
+            marker = {"_progress": [tp.topic, tp.partition, last, max(0, int(highwater) - last - 1)]}
             await scored_internal.send(key=b"progress", value=_dumps(marker))
+        await passed_over.catch_up(scorer_busy="score" in watchdog.busy)
     await scored_internal.send(key=b"tick", value=TICK)
 
 

@@ -10,10 +10,10 @@ DLQ = Counter("riskpulse_dlq_total", "Records sent to news.dlq, by the stage the
 CLOCK_ADJUSTED = Counter("riskpulse_clock_adjusted_total", "Items whose published_at broke the event-time policy and were clamped")
 DETECTOR_ERRORS = Counter("riskpulse_detector_errors_total", "Keys whose window the detector could not judge")
 WATERMARK = Gauge("riskpulse_watermark_seconds", "Event time (Unix s) through which windows are closed")
-SKIPPED = Counter("riskpulse_news_offsets_skipped_total", "news offsets the consumer passed over that could not be "
-                  "read again (deleted by retention; never scored; see stream/core/continuity.py)", ["partition"])
-REREAD = Counter("riskpulse_news_offsets_reread_total", "news offsets the consumer passed over and read again "
-                 "(a seek back; nothing lost)", ["partition"])
+SKIPPED = Counter("riskpulse_input_offsets_skipped_total", "Input offsets (news, and the scorer-to-aggregator topic) the consumer passed over that could not be "
+                  "read again (deleted by retention; never scored; see stream/core/continuity.py)", ["topic", "partition"])
+REREAD = Counter("riskpulse_input_offsets_reread_total", "Input records (news, and the scorer-to-aggregator topic) the consumer passed over, read on the "
+                 "worker's own client and processed in place (nothing lost)", ["topic", "partition"])
 LATE = Counter("riskpulse_late_items_total", "Scored items whose window had already closed when they first arrived "
                "(not counted in trends; redeliveries after a restart are not late)")
 BATCH_SIZE = Histogram("riskpulse_batch_size", "Items per scoring micro-batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))

@@ -1,31 +1,44 @@
-"""Glue between the scoring agent and stream/core/continuity.py: news records faust passes over
-are noticed, read again where the broker still holds them, and counted where it does not.
+"""Glue between the agents and stream/core/continuity.py: records faust passes over, on any
+input partition, are noticed, read on a client of the worker's own and processed in place, and
+counted where the broker no longer holds them.
 
 The decisions are plain code in core/continuity.py; this module asks the broker (on a client of
-its own, stream/broker_offsets.py), seeks faust's consumer and reports (metrics, logs).
+its own, stream/broker_offsets.py), tells faust's commit bookkeeping that a filled-in hole is
+done, and reports (metrics, logs).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Iterable
+
+from faust.types import TP
 
 from . import metrics
 from .app import app, news_topic, settings
 from .broker_offsets import BrokerOffsets
-from .core.continuity import Gap, OffsetContinuity, Plan
+from .core.continuity import DroppedAfterFetch, Gap, OffsetContinuity, in_offset_order
 
 log = logging.getLogger(__name__)
 
 # asked on a client of its own (the stall check uses it too: it must not lean on the consumer it judges)
 broker_offsets = BrokerOffsets(settings.kafka_bootstrap)
-continuity = OffsetContinuity()
+continuity = OffsetContinuity()  # keyed by (topic, partition): news and the scorer-to-aggregator topic
+dropped = DroppedAfterFetch()
+PAGE = 500  # records read per request while filling a gap
+FILL_DEADLINE_S = 120.0  # a broker that answers nothing for this long is an infrastructure fault
+
+
+class BrokerUnavailable(RuntimeError):
+    """Records faust passed over could not be read: the worker restarts (the batch is read again)."""
 
 
 @app.on_partitions_assigned.connect
 async def _on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
-    continuity.assigned({tp.partition for tp in assigned if tp.topic == news_topic.get_topic_name()})
+    continuity.assigned({(tp.topic, tp.partition) for tp in assigned})
 
 
 def committed(tp: Any) -> int | None:
@@ -40,56 +53,136 @@ def committed(tp: Any) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
-async def _plan(gap: Gap, tp: Any) -> Plan:
-    """Ask the broker what is left of the gap: its log start, and its first record still held."""
-    key = (tp.topic, tp.partition)
-    starts = await broker_offsets.start([key])
-    log_start = None if starts is None else starts.get(key)
-    first = gap.first_missing if log_start is None else max(gap.first_missing, log_start)
-    first_record = await broker_offsets.first_record(key, first) if first < gap.next_seen else None
-    return continuity.plan(gap, log_start, first_record, time.monotonic())
+@dataclass(frozen=True)
+class FilledMessage:
+    """A record read on the worker's own client, shaped like the faust message the agents use."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float | None  # seconds, as faust gives it
+    key: bytes | None
+
+    @property
+    def tp(self) -> TP:
+        return TP(self.topic, self.partition)
 
 
-restale: set[Any] = set()  # partitions whose re-read a stale record may have undone (see reassert_rereads)
+@dataclass(frozen=True)
+class FilledEvent:
+    message: FilledMessage
+    value: bytes | None
 
 
-async def reassert_rereads() -> None:
-    """Seek again where stale records were delivered after the seek back: faust's fetch loop
-    records the offset of every record it hands over as its "read offset" and drops anything
-    below it, so stale records handed over after the seek would make it drop the re-read. The
-    seek after the last stale record (once per batch) resets that; duplicates are redeliveries."""
-    for tp in list(restale):
-        restale.discard(tp)
-        start = continuity.rereading.get(tp.partition)
-        if start is not None:
-            await app.consumer.seek(tp, start[0])
+def _event(record: Any) -> FilledEvent:
+    ts = record.timestamp / 1000.0 if record.timestamp is not None and record.timestamp >= 0 else None
+    return FilledEvent(FilledMessage(record.topic, record.partition, record.offset, ts, record.key), record.value)
 
 
-async def admit(event: Any) -> bool:
-    """Whether to process a delivered news record. False for a record fetched past a gap that is
-    being re-read (it comes again, in order), and for the one that revealed such a gap."""
-    msg = event.message
-    verdict = continuity.check(msg.partition, msg.offset, committed(msg.tp), time.monotonic())
-    if verdict is None:
-        return True
-    if not isinstance(verdict, Gap):  # STALE: and it may have moved faust's read offset past the re-read
-        restale.add(msg.tp)
-        return False
-    plan = await _plan(verdict, msg.tp)
+def _name(gap: Gap) -> str:
+    topic, partition = gap.partition  # type: ignore[misc]
+    return f"{topic} partition {partition}"
+
+
+async def _answer(ask: Any, what: str, gap: Gap) -> Any:
+    """The broker's answer, asked again while it does not answer, up to :data:`FILL_DEADLINE_S`."""
+    deadline = time.monotonic() + FILL_DEADLINE_S
+    delay = 0.5
+    while (answer := await ask()) is None:
+        if time.monotonic() > deadline:
+            raise BrokerUnavailable(f"the broker did not answer for {FILL_DEADLINE_S:.0f}s while reading {what} of "
+                                    f"{_name(gap)} (offsets {gap.first_missing} to {gap.next_seen - 1}, passed over "
+                                    "by the consumer); check the brokers")
+        if delay == 0.5:
+            log.warning("no answer from the broker while filling in records the consumer passed over; asking again",
+                        extra={"partition": str(gap.partition), "first_missing": gap.first_missing, "what": what})
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+    return answer
+
+
+async def _fill(gap: Gap, done: list[tuple[TP, int, int]]) -> AsyncIterator[list[FilledEvent]]:
+    """The records of ``gap`` the broker still holds, page by page; what it no longer holds is counted."""
+    topic, partition = gap.partition  # type: ignore[misc]
+    key = (topic, partition)
+    labels = (topic, str(partition))
+    starts = await _answer(lambda: broker_offsets.start([key]), "the log start", gap)
+    plan = continuity.plan(gap, starts.get(key))
     if plan.lost:
-        last = verdict.first_missing + plan.lost - 1
-        metrics.SKIPPED.labels(str(msg.partition)).inc(plan.lost)
-        log.error("the consumer passed over records of news partition %d, offsets %d to %d, and they can no longer "
-                  "be read (deleted by retention, or gone before a re-read began): they were not scored; replay them "
-                  "from their source (riskpulse replay)",
-                  msg.partition, verdict.first_missing, last,
-                  extra={"partition": msg.partition, "first_missing": verdict.first_missing, "next_seen": last + 1})
-    if plan.reread_from is None:
-        return True
-    metrics.REREAD.labels(str(msg.partition)).inc(verdict.next_seen - plan.reread_from)
-    log.warning("the consumer passed over records of news partition %d, offsets %d to %d (faust-streaming after a "
-                "rebalance): reading them again from %d", msg.partition, plan.reread_from, verdict.next_seen - 1,
-                plan.reread_from, extra={"partition": msg.partition, "reread_from": plan.reread_from,
-                                         "next_seen": verdict.next_seen})
-    await app.consumer.seek(msg.tp, plan.reread_from)
-    return False
+        metrics.SKIPPED.labels(*labels).inc(plan.lost)
+        log.error("the consumer passed over records of %s, offsets %d to %d, and they can no longer be read "
+                  "(deleted by retention): they were not processed; replay them from their source (riskpulse replay)",
+                  _name(gap), gap.first_missing, gap.first_missing + plan.lost - 1,
+                  extra={"topic": topic, "partition": partition, "first_missing": gap.first_missing,
+                         "next_seen": gap.first_missing + plan.lost})
+    done.append((TP(topic, partition), gap.first_missing, gap.next_seen - 1))
+    if plan.fill_from is None:
+        return
+    log.warning("the consumer passed over records of %s, offsets %d to %d (faust-streaming after a rebalance): "
+                "reading them on the worker's own client", _name(gap), plan.fill_from, gap.next_seen - 1,
+                extra={"topic": topic, "partition": partition, "fill_from": plan.fill_from, "next_seen": gap.next_seen})
+    at = plan.fill_from
+    while at < gap.next_seen:
+        records = await _answer(lambda: broker_offsets.read(key, at, gap.next_seen, PAGE), "records", gap)
+        if not records:
+            return  # nothing more held before the record that revealed the gap (transaction markers)
+        metrics.REREAD.labels(*labels).inc(len(records))
+        yield [_event(r) for r in records]
+        at = records[-1].offset + 1
+
+
+def _where(event: Any) -> tuple[tuple[str, int], int, int | None]:
+    msg = event.message
+    return (msg.topic, msg.partition), msg.offset, committed(msg.tp)
+
+
+def complete(events: Iterable[Any], chunk: int, done: list[tuple[TP, int, int]]) -> AsyncIterator[list[Any]]:
+    """The delivered batch with what faust passed over filled in before the record that revealed
+    it, in chunks of at most ``chunk`` records. The holes filled in are added to ``done``: pass it
+    to :func:`mark_done` once the batch's effects are written."""
+    return in_offset_order(events, continuity, _where, lambda gap: _fill(gap, done), chunk)
+
+
+async def mark_done(done: list[tuple[TP, int, int]]) -> None:
+    """Tell faust's commit bookkeeping that filled-in offsets are processed. faust never
+    acknowledged the records it passed over and would otherwise never commit past them; a batch
+    left unfinished (the worker stopping) leaves them unmarked, so whoever holds the partition
+    next reads them again."""
+    for tp, first, last in done:
+        try:
+            await app.consumer._add_gap(tp, first, last)  # noqa: SLF001 - faust-streaming is pinned
+        except Exception:  # noqa: BLE001 - revoked meanwhile: the next owner starts from the last commit
+            log.debug("could not mark filled-in offsets done", extra={"partition": str(tp), "first": first})
+
+
+async def catch_up(scorer_busy: bool) -> None:
+    """Seek faust's consumer back to news records it handed over and then dropped, with nothing
+    after them to reveal the hole (core/continuity.py, :class:`DroppedAfterFetch`). Called every
+    second; acts only while the scorer is idle and the group settled, so no record fetched before
+    the seek is still on its way to undo it."""
+    consumer = app.consumer
+    if consumer is None or scorer_busy or app.rebalancing or not app.flow_control.is_active():
+        dropped.busy()
+        return
+    now = time.monotonic()
+    try:
+        tps = [tp for tp in consumer.assignment() if tp.topic == news_topic.get_topic_name()]
+    except Exception:  # noqa: BLE001 - no assignment yet
+        return
+    for tp in tps:
+        key = (tp.topic, tp.partition)
+        expected = continuity.expected.get(key)
+        try:
+            read = consumer._read_offset.get(tp)  # noqa: SLF001 - faust-streaming is pinned
+            highwater = consumer.highwater(tp)
+        except Exception:  # noqa: BLE001 - revoked meanwhile
+            continue
+        start = dropped.dropped(key, read, committed(tp) if expected is None else expected, highwater, now)
+        if start is None:
+            continue
+        metrics.REREAD.labels(tp.topic, str(tp.partition)).inc(max(1, int(read) - start + 1))
+        log.warning("the consumer dropped records of %s partition %d it had fetched, offsets %d to %d "
+                    "(faust-streaming after a rebalance), and nothing after them came: reading them again from %d",
+                    tp.topic, tp.partition, start, read, start,
+                    extra={"topic": tp.topic, "partition": tp.partition, "reread_from": start, "read_offset": read})
+        await consumer.seek(tp, start)

@@ -8,6 +8,7 @@ costs time, never correctness.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
@@ -58,13 +59,21 @@ class StallWatchdog:
         if key not in self.progress or self.progress[key][0] < offset:
             self.progress[key] = (offset, now)
 
-    def start_from(self, key: tuple[str, int], position: int, now: float) -> None:
-        """Where a partition starts (its fetch position) when nothing was processed on it yet.
+    def start_from(self, key: tuple[str, int], committed: int, now: float) -> None:
+        """The group's committed offset for a partition: processing reached it, here or at the
+        partition's previous owner. Where this worker has processed less (nothing yet since the
+        partition came, or another worker moved it on meanwhile), it counts as progress from there.
 
-        Only a starting point: fetching is not progress (a stalled stream still prefetches).
+        Never behind what this worker processed: judged from the committed offset alone, a worker
+        that had processed past its last commit looked stalled once it caught up (seen: a worker
+        restarted for a stall it did not have, right after a rebalance).
         """
-        if key not in self.progress:
-            self.progress[key] = (position - 1, now)
+        if key not in self.progress or self.progress[key][0] < committed - 1:
+            self.progress[key] = (committed - 1, now)
+
+    def settle(self, now: float) -> None:
+        """A rebalance or a table recovery ended: judge progress from now on, from the same offsets."""
+        self.progress = {key: (offset, now) for key, (offset, _) in self.progress.items()}
 
     def stuck(self, highwaters: dict[tuple[str, int], int | None], now: float) -> list[tuple[str, int]]:
         """Partitions with records past the last processed offset and no progress for ``stall_s``.
@@ -81,3 +90,31 @@ class StallWatchdog:
             if highwater - 1 > offset and now - when > self.stall_s:
                 out.append(key)
         return out
+
+
+def _awaited_frames(awaitable: Any) -> list[Any]:
+    """Frames of a coroutine chain, outermost first, following what each one awaits."""
+    frames = []
+    seen = 0
+    while awaitable is not None and seen < 64:
+        seen += 1
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "ag_frame", None) \
+            or getattr(awaitable, "gi_frame", None)
+        if frame is not None:
+            frames.append(frame)
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "ag_await", None) \
+            or getattr(awaitable, "gi_yieldfrom", None)
+    return frames
+
+
+def task_stacks(frames: int = 4) -> list[str]:
+    """Where each pending asyncio task of this process waits (its innermost ``frames`` frames, down
+    the chain of awaits): logged when the worker exits for a stall, so the log says what it was
+    stuck on."""
+    out = []
+    for task in asyncio.all_tasks():
+        chain = _awaited_frames(task.get_coro())[-frames:]
+        where = " <- ".join(f"{f.f_code.co_name}@{f.f_code.co_filename.rsplit('/', 1)[-1]}:{f.f_lineno}"
+                            for f in reversed(chain))
+        out.append(where or f"{task.get_name()}: not started")
+    return sorted(out)

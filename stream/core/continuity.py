@@ -1,4 +1,4 @@
-"""Records a consumer passed over, seen from the offsets it delivers, and read again.
+"""Records a consumer passed over, seen from the offsets it delivers, and filled in in order.
 
 `news` is neither compacted nor written transactionally by riskpulse's producers, so while a
 worker holds a partition, the offsets it is handed run on without holes from where it started:
@@ -8,36 +8,42 @@ what it already counted), but none may be passed over.
 faust-streaming does pass over records. Its consumer drops every record below a "read offset"
 it keeps per partition; a record in flight when a rebalance stops the flow still sets that read
 offset, so when the partition comes back (a worker joined and left), the records from the
-committed offset up to the stale read offset are dropped silently. faust then never commits past
-them either (it only commits from the committed offset on), so the items would be lost until
-the next restart. Seen here: a worker joining and leaving mid-stream lost about ten items, with
+committed offset up to the stale read offset are dropped silently, and faust's commit, which
+tolerates one missing offset at its head and treats jumps as gaps, then commits past them. Seen
+here: a worker joining and leaving mid-stream lost about ten items, and a worker started after
+another stopped mid-backlog was first handed the record seven past the committed offset, with
 nothing logged. Related upstream reports: faust-streaming/faust#216, #221.
+
+Seeking faust's consumer back to the missing records does not work reliably: records already
+fetched past the gap are still handed over after the seek and move the read offset past it
+again, so the re-read is dropped in turn (seen: a re-read that never began, and a worker whose
+partitions made no progress until its stall check restarted it). The missing records are
+instead read on a client of the worker's own and processed right where they belong, before the
+record that revealed the gap, so each partition still reaches the aggregator in offset order.
 
 This module decides, per partition, from plain offsets:
 
 - where the first record after an assignment must start: at the group's committed offset (a
   partition this worker kept starts where it left off);
-- that a later offset is a gap, and what to do, from the broker's answers: **re-read** it from
-  the first record still there (seek back; records already fetched past it are dropped until
-  the re-read reaches it, so the aggregator still sees each partition in offset order), count
-  what retention deleted as **lost** (an operator can replay it), and pass over offsets that hold
-  no record (a third party's transaction markers).
+- that a later offset is a gap, and what to do about it from the broker's log start: **fill**
+  it from the first offset still held (offsets there that hold no record, such as a third
+  party's transaction markers, simply yield nothing), and count what retention deleted as
+  **lost** (an operator can replay it);
 
-The re-read must begin at exactly that record: faust has been seen handing over a record from
-before the seek a second time, so anything else is treated as stale until then. A re-read that
-never begins (its records deleted meanwhile) is given up after a timeout and counted as lost.
+and :func:`in_offset_order` walks a delivered batch with the gaps filled in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import AsyncIterator, Callable, Hashable, Iterable, TypeVar
 
-REREAD_TIMEOUT_S = 60.0  # a re-read that has not started by then is given up and counted as lost
+E = TypeVar("E")
 
 
 @dataclass(frozen=True)
 class Gap:
-    partition: int
+    partition: Hashable  # the worker keys partitions by (topic, partition): every input is checked
     first_missing: int
     next_seen: int
 
@@ -48,61 +54,44 @@ class Gap:
 
 @dataclass(frozen=True)
 class Plan:
-    """What to do about a gap: re-read from ``reread_from`` (None: nothing to re-read), and how many
-    records before that are gone for good (``lost``, from ``gap.first_missing`` on)."""
+    """What to do about a gap: read ``[fill_from, gap.next_seen)`` from the broker and process it
+    in place (None: nothing left to read), and how many offsets from ``gap.first_missing`` on are
+    gone for good (``lost``: deleted before they could be read)."""
 
     gap: Gap
-    reread_from: int | None
+    fill_from: int | None
     lost: int
-
-
-STALE = "stale"  # a record fetched before a re-read began: dropped, it will come again in order
 
 
 @dataclass
 class OffsetContinuity:
     """Per input partition this worker holds, the next offset it expects."""
 
-    expected: dict[int, int] = field(default_factory=dict)
-    fresh: set[int] = field(default_factory=set)  # assigned, no record seen since
-    rereading: dict[int, tuple[int, float]] = field(default_factory=dict)  # partition -> (first record to re-read, since)
-    tried: set[tuple[int, int]] = field(default_factory=set)  # (partition, offset) re-reads already asked for
+    expected: dict[Hashable, int] = field(default_factory=dict)
+    fresh: set[Hashable] = field(default_factory=set)  # assigned, no record seen since
 
-    def assigned(self, partitions: set[int]) -> None:
+    def assigned(self, partitions: set[Hashable]) -> None:
         """A new assignment (every rebalance sends the whole one): a partition that stayed keeps
         its expectation, one that left forgets it (another worker moved it on meanwhile), and each
         one's next record is judged against the committed offset if nothing else is known."""
         for partition in set(self.expected) - set(partitions):
             del self.expected[partition]
-        for partition in set(self.rereading) - set(partitions):
-            del self.rereading[partition]
-        self.tried = {(p, o) for p, o in self.tried if p in partitions}
         self.fresh = set(partitions)
 
-    def check(self, partition: int, offset: int, committed: int | None, now: float) -> Gap | str | None:
-        """Judge one delivered record: None (process it), :data:`STALE` (drop it: a re-read of
-        earlier offsets is under way and will deliver it again), or the :class:`Gap` before it
-        (pass it to :meth:`plan`).
+    def check(self, partition: Hashable, offset: int, committed: int | None) -> Gap | None:
+        """Judge one delivered record: None (process it), or the :class:`Gap` before it (fill it
+        in first, see :meth:`plan`).
 
         ``committed``: the group's committed offset for the partition (the next record it must
         read), used for the first record after an assignment of a partition this worker did not
         hold; None where there is none."""
-        if partition in self.rereading:
-            start, since = self.rereading[partition]
-            if offset == start:  # the re-read began, where it should: nothing lost
-                del self.rereading[partition]
-                self.tried.discard((partition, start))
-            elif offset > start:
-                if now - since < REREAD_TIMEOUT_S:
-                    return STALE  # fetched before the seek (faust may even hand one over twice)
-                del self.rereading[partition]  # never began (deleted meanwhile): judged as a gap below
         if partition in self.fresh:
             self.fresh.discard(partition)
             if partition not in self.expected and committed is not None and committed >= 0:
                 self.expected[partition] = committed
         return self.seen(partition, offset)
 
-    def seen(self, partition: int, offset: int) -> Gap | None:
+    def seen(self, partition: Hashable, offset: int) -> Gap | None:
         """The gap before ``offset``, if records were passed over; redeliveries are not gaps."""
         expected = self.expected.get(partition)
         if expected is None or offset + 1 > expected:
@@ -111,24 +100,84 @@ class OffsetContinuity:
             return Gap(partition, expected, offset)
         return None
 
-    def plan(self, gap: Gap, log_start: int | None, first_record: int | None, now: float) -> Plan:
-        """What to do about ``gap``, from the broker's answers: ``log_start``, the partition's first
-        retained offset, and ``first_record``, the offset of the first record at or after the first
-        missing one that still exists (None where unknown).
-
-        Offsets before the log start were deleted: lost. Offsets that hold no record (a third
-        party's transaction markers) are not lost. The rest is re-read from ``first_record``, once
-        per position: a re-read that did not begin (the records went meanwhile) makes the whole
-        gap count as lost the next time it is seen."""
-        key = (gap.partition, gap.first_missing)
-        if key in self.tried:
-            self.tried.discard(key)
-            return Plan(gap, None, gap.size)
+    @staticmethod
+    def plan(gap: Gap, log_start: int | None) -> Plan:
+        """What to do about ``gap`` given the partition's first retained offset (None: unknown,
+        read it all). Offsets before the log start were deleted: lost; the rest is filled in."""
         deleted = 0 if log_start is None else max(0, min(log_start, gap.next_seen) - gap.first_missing)
-        start = first_record if first_record is not None else gap.first_missing + deleted
-        if start >= gap.next_seen:
-            return Plan(gap, None, deleted)
-        self.tried.add((gap.partition, start))  # a gap seen again from there: the re-read failed
-        self.rereading[gap.partition] = (start, now)
-        self.expected[gap.partition] = start
-        return Plan(gap, start, deleted)
+        start = gap.first_missing + deleted
+        return Plan(gap, start if start < gap.next_seen else None, deleted)
+
+
+async def in_offset_order(events: Iterable[E], continuity: OffsetContinuity,
+                          where: Callable[[E], tuple[Hashable, int, int | None]],
+                          fill: Callable[[Gap], AsyncIterator[list[E]]], chunk: int) -> AsyncIterator[list[E]]:
+    """``events`` in delivery order, with what the consumer passed over before each one filled in
+    just before it, in chunks of at most ``chunk`` (a large gap must not become one huge batch).
+
+    ``where(event)``: its (partition, offset, committed offset of its partition or None);
+    ``fill(gap)``: the records still held in the gap, page by page, in offset order."""
+    out: list[E] = []
+    for event in events:
+        partition, offset, committed = where(event)
+        gap = continuity.check(partition, offset, committed)
+        if gap is not None:
+            async for page in fill(gap):
+                for filler in page:
+                    out.append(filler)
+                    if len(out) >= chunk:
+                        yield out
+                        out = []
+        out.append(event)
+        if len(out) >= chunk:
+            yield out
+            out = []
+    if out:
+        yield out
+
+
+CATCH_UP_AFTER_S = 3.0  # a partition read past what was processed, quiet this long: the records were dropped
+
+
+@dataclass
+class DroppedAfterFetch:
+    """Records faust fetched and then dropped with nothing after them to reveal the hole.
+
+    faust skips (and acknowledges) records it had queued when a rebalance changes the consumer
+    generation, and drops records below its read offset after a seek. When such records are the
+    last of a partition for now, no later record arrives to show a gap (:meth:`OffsetContinuity.check`),
+    and the partition sits with data nobody processes. Seen: a worker started after another was
+    stopped mid-backlog went through three generations; faust's read offset and committed offset
+    reached the end of both partitions (581, 617) while its scorer had processed up to about 210,
+    until the stall check restarted the worker.
+
+    Judged from faust's read offset (the last offset it handed over) against the next offset the
+    worker expects, while the scorer is idle: unchanged for :data:`CATCH_UP_AFTER_S`, the records
+    in between are not in flight but dropped, and the caller seeks the consumer back to them.
+    """
+
+    since: dict[Hashable, tuple[int, int, float]] = field(default_factory=dict)  # partition -> (read, expected, since)
+
+    def dropped(self, partition: Hashable, read: int | None, expected: int | None, highwater: int | None,
+                now: float) -> int | None:
+        """The offset to read again from, once ``partition`` has been quiet with handed-over
+        records unprocessed for long enough; None otherwise.
+
+        ``read``: faust's read offset, the last offset it handed over, or after a seek the offset
+        sought (so equal to ``expected`` can mean either: the partition's ``highwater`` says whether
+        a record is there at all)."""
+        if read is None or expected is None or highwater is None or read < expected or highwater <= expected:
+            self.since.pop(partition, None)
+            return None
+        first = self.since.get(partition)
+        if first is None or first[:2] != (read, expected):
+            self.since[partition] = (read, expected, now)
+            return None
+        if now - first[2] < CATCH_UP_AFTER_S:
+            return None
+        del self.since[partition]
+        return expected
+
+    def busy(self) -> None:
+        """The scorer is working: anything handed over may still be on its way to it."""
+        self.since.clear()

@@ -1,6 +1,6 @@
-"""The stall watchdog's own view of the partitions: first and end offsets from the broker, on a
-client that shares nothing with faust's consumer, and no answer (never an exception) when the
-broker does not reply."""
+"""The worker's own view of the partitions: first and end offsets, and the records of a gap, from
+the broker on a client that shares nothing with faust's consumer, and no answer (never an
+exception) when the broker does not reply."""
 
 from __future__ import annotations
 
@@ -66,15 +66,19 @@ def test_a_broker_that_does_not_answer_gives_no_judgement_and_one_question_at_a_
     assert empty == {}
 
 
-def test_the_first_record_still_held_passes_over_transaction_markers_and_deleted_offsets(kafka: Any) -> None:
-    """What a gap's re-read starts from: a transactional producer's commit marker holds an
-    offset but no record; records before the log start are gone."""
-    topic = f"first-{uuid.uuid4().hex[:8]}"
+def test_records_of_a_gap_are_read_in_order_without_transaction_markers_or_deleted_offsets(kafka: Any) -> None:
+    """What filling a gap reads: a transactional producer's commit marker holds an offset but no
+    record; records before the log start are gone; pages end where asked."""
+    topic = f"gap-{uuid.uuid4().hex[:8]}"
 
-    async def ask(*at: int) -> list[Any]:
+    async def ask(*spans: tuple[int, int, int]) -> list[Any]:
         offsets = BrokerOffsets(kafka.bootstrap)
         try:
-            return [await offsets.first_record((topic, 0), a) for a in at]
+            answers = []
+            for start, stop, limit in spans:
+                records = await offsets.read((topic, 0), start, stop, limit)
+                answers.append(None if records is None else [(r.offset, r.value) for r in records])
+            return answers
         finally:
             offsets.close()
 
@@ -84,21 +88,26 @@ def test_the_first_record_still_held_passes_over_transaction_markers_and_deleted
         tx = KafkaProducer(bootstrap_servers=kafka.bootstrap, transactional_id=f"tx-{topic}", acks="all")
         try:
             tx.init_transactions()
-            for _ in range(2):
+            for i in range(2):
                 tx.begin_transaction()
-                tx.send(topic, value=b"x", partition=0)
+                tx.send(topic, value=f"t{i}".encode(), partition=0)
                 tx.commit_transaction()  # record, marker, record, marker: offsets 0-3
         finally:
             tx.close()
         plain = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
         try:
-            for _ in range(3):
-                plain.send(topic, value=b"y", partition=0)  # offsets 4-6
+            for i in range(4, 7):
+                plain.send(topic, value=f"p{i}".encode(), partition=0)  # offsets 4-6
             plain.flush()
         finally:
             plain.close()
-        assert asyncio.run(ask(0, 1, 3)) == [0, 2, 4]  # markers at 1 and 3
+        assert asyncio.run(ask((0, 7, 500), (1, 4, 500), (3, 4, 500), (4, 7, 2))) == [
+            [(0, b"t0"), (2, b"t1"), (4, b"p4"), (5, b"p5"), (6, b"p6")],
+            [(2, b"t1")],  # markers at 1 and 3
+            [],  # only a marker
+            [(4, b"p4"), (5, b"p5")],  # a page
+        ]
         admin.delete_records({TopicPartition(topic, 0): 5})
-        assert asyncio.run(ask(0, 6)) == [5, 6]
+        assert asyncio.run(ask((0, 7, 500))) == [[(5, b"p5"), (6, b"p6")]]
     finally:
         admin.close()

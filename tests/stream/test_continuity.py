@@ -43,134 +43,140 @@ def test_any_contiguous_run_with_redeliveries_has_no_gap(partitions: list[int], 
         nxt[p] += 1
 
 
-# -- after an assignment, and re-reading what was passed over ----------------------------------
+# -- after an assignment, and filling in what was passed over ---------------------------------
 
-from stream.core.continuity import REREAD_TIMEOUT_S, STALE, Plan  # noqa: E402
+import asyncio  # noqa: E402
+from typing import AsyncIterator  # noqa: E402
+
+from stream.core.continuity import Plan, in_offset_order  # noqa: E402
 
 
 def test_the_first_record_after_an_assignment_is_judged_against_the_committed_offset() -> None:
     """faust's stale read offset: the partition comes back with committed offset 120, faust hands 131."""
     c = OffsetContinuity()
     c.assigned({0, 1})
-    assert c.check(0, 131, committed=120, now=0.0) == Gap(0, 120, 131)
-    assert c.check(1, 7, committed=7, now=0.0) is None  # starts where the group left off
-    assert c.check(1, 8, committed=3, now=0.0) is None  # only the first record is judged so
+    assert c.check(0, 131, committed=120) == Gap(0, 120, 131)
+    assert c.check(1, 7, committed=7) is None  # starts where the group left off
+    assert c.check(1, 8, committed=3) is None  # only the first record is judged so
 
 
 def test_a_kept_partition_is_judged_from_where_this_worker_left_off() -> None:
     c = OffsetContinuity()
     for o in range(50, 60):
-        c.check(0, o, committed=None, now=0.0)
+        c.check(0, o, committed=None)
     c.assigned({0})
-    assert c.check(0, 55, committed=55, now=0.0) is None  # redelivered from the commit: not a gap
-    assert c.check(0, 70, committed=55, now=0.0) == Gap(0, 60, 70)
+    assert c.check(0, 55, committed=55) is None  # redelivered from the commit: not a gap
+    assert c.check(0, 70, committed=55) == Gap(0, 60, 70)
 
 
 def test_no_committed_offset_means_nothing_to_judge() -> None:
     c = OffsetContinuity()
     c.assigned({0})
-    assert c.check(0, 900, committed=None, now=0.0) is None
+    assert c.check(0, 900, committed=None) is None
 
 
-def test_a_gap_whose_records_exist_is_reread_and_records_fetched_past_it_wait_their_turn() -> None:
-    c = OffsetContinuity()
-    c.assigned({0})
-    gap = c.check(0, 131, committed=120, now=0.0)
-    assert isinstance(gap, Gap)
-    assert c.plan(gap, log_start=0, first_record=120, now=0.0) == Plan(gap, 120, 0)
-    assert [c.check(0, o, None, 1.0) for o in (132, 133)] == [STALE, STALE]  # prefetched before the seek
-    assert c.check(0, 131, None, 1.0) == STALE  # faust handed the one that revealed the gap over again
-    assert c.check(1, 5, None, 1.0) is None  # other partitions go on
-    assert [c.check(0, o, None, 2.0) for o in range(120, 135)] == [None] * 15  # the re-read, in order
-    assert c.check(0, 200, None, 3.0) == Gap(0, 135, 200)  # a later gap is judged afresh
-
-
-def test_records_retention_deleted_are_lost_and_the_rest_is_reread() -> None:
-    c = OffsetContinuity()
-    for o in range(5):
-        c.check(0, o, None, 0.0)
-    gap = c.check(0, 40, None, 0.0)
-    assert gap == Gap(0, 5, 40)
-    assert c.plan(gap, log_start=25, first_record=25, now=0.0) == Plan(gap, 25, 20)  # 5-24 gone, 25-39 re-read
+def test_records_retention_deleted_are_lost_and_the_rest_is_filled_in() -> None:
+    gap = Gap(0, 5, 40)
+    assert OffsetContinuity.plan(gap, log_start=25) == Plan(gap, 25, 20)  # 5-24 gone, 25-39 read
+    assert OffsetContinuity.plan(gap, log_start=0) == Plan(gap, 5, 0)
+    assert OffsetContinuity.plan(gap, log_start=None) == Plan(gap, 5, 0)  # unknown: read it all
     everything = Gap(1, 5, 25)
-    assert c.plan(everything, log_start=25, first_record=25, now=0.0) == Plan(everything, None, 20)
+    assert OffsetContinuity.plan(everything, log_start=25) == Plan(everything, None, 20)
+    assert OffsetContinuity.plan(everything, log_start=90) == Plan(everything, None, 20)  # never more than the gap
 
 
-def test_offsets_that_hold_no_record_are_neither_reread_nor_lost() -> None:
-    """A third party's transactional producer: one offset per commit marker."""
+def _walk(c: OffsetContinuity, delivered: list[tuple[int, int]], held: dict[int, list[int]],
+          committed: int | None = None, chunk: int = 4) -> list[list[tuple[int, int]]]:
+    """Run :func:`in_offset_order` over ``delivered`` (partition, offset) with a broker holding
+    ``held[partition]`` offsets (gaps in it: markers or deleted), read two records per page."""
+    async def fill(gap: Gap) -> AsyncIterator[list[tuple[int, int]]]:
+        plan = c.plan(gap, min(held[gap.partition], default=0))
+        at = plan.fill_from
+        while at is not None and at < gap.next_seen:
+            page = [o for o in held[gap.partition] if at <= o < gap.next_seen][:2]
+            if not page:
+                return
+            yield [(gap.partition, o) for o in page]
+            at = page[-1] + 1
+
+    async def run() -> list[list[tuple[int, int]]]:
+        return [chunk_ async for chunk_ in in_offset_order(delivered, c, lambda e: (e[0], e[1], committed), fill, chunk)]
+
+    return asyncio.run(run())
+
+
+def test_a_gap_is_filled_in_just_before_the_record_that_revealed_it_in_bounded_chunks() -> None:
     c = OffsetContinuity()
-    c.check(0, 9, None, 0.0)
-    gap = c.check(0, 11, None, 0.0)  # offset 10: a commit marker
-    assert isinstance(gap, Gap)
-    assert c.plan(gap, log_start=0, first_record=11, now=0.0) == Plan(gap, None, 0)
-    assert c.check(0, 12, None, 0.0) is None
-    markers_then_records = c.check(0, 20, None, 0.0)  # 13 a marker, 14-19 passed over
-    assert isinstance(markers_then_records, Gap)
-    assert c.plan(markers_then_records, 0, 14, 0.0).reread_from == 14
-    assert c.check(0, 14, None, 0.1) is None
+    c.assigned({0, 1})
+    chunks = _walk(c, [(1, 0), (0, 127), (0, 128), (1, 1)], {0: list(range(200)), 1: list(range(5))}, committed=120)
+    assert all(len(x) <= 4 for x in chunks)
+    assert [e for x in chunks for e in x] == [(1, 0)] + [(0, o) for o in range(120, 129)] + [(1, 1)]
 
 
-def test_a_reread_that_never_begins_is_given_up_after_its_timeout_and_counted() -> None:
+def test_offsets_that_hold_no_record_are_neither_filled_nor_lost() -> None:
+    """A third party's transactional producer: one offset per commit marker (10 and 13 here)."""
     c = OffsetContinuity()
-    c.check(0, 0, None, 0.0)
-    gap = c.check(0, 10, None, 0.0)
-    assert isinstance(gap, Gap) and c.plan(gap, 0, 1, 0.0).reread_from == 1
-    assert c.check(0, 50, None, REREAD_TIMEOUT_S - 1) == STALE
-    late = c.check(0, 51, None, REREAD_TIMEOUT_S + 1)  # 1-50 deleted meanwhile: it began at 51
-    assert late == Gap(0, 1, 51) and c.plan(late, 51, 51, REREAD_TIMEOUT_S + 1) == Plan(late, None, 50)
-
-
-def test_the_same_gap_twice_is_counted_not_reread_for_ever() -> None:
-    c = OffsetContinuity()
-    c.check(0, 0, None, 0.0)
-    gap = c.check(0, 10, None, 0.0)
-    assert isinstance(gap, Gap) and c.plan(gap, 0, 1, 0.0).reread_from == 1
-    c.assigned({0})  # a rebalance before the re-read began
-    c.rereading.clear()  # (as if the seek was undone) the same records are passed over again
-    again = c.check(0, 10, None, 1.0)
-    assert again == Gap(0, 1, 10) and c.plan(again, 0, 1, 1.0) == Plan(again, None, 9)
-
-
-def test_a_partition_that_leaves_while_rereading_forgets_it() -> None:
-    c = OffsetContinuity()
-    c.check(2, 0, None, 0.0)
-    gap = c.check(2, 10, None, 0.0)
-    assert isinstance(gap, Gap)
-    c.plan(gap, 0, 1, 0.0)
-    c.assigned({0})
-    assert c.rereading == {} and c.tried == set() and c.expected == {}
+    held = {0: [o for o in range(40) if o not in (10, 13)]}
+    flat = [e for x in _walk(c, [(0, 9), (0, 11), (0, 12), (0, 20)], held) for e in x]
+    assert flat == [(0, 9), (0, 11), (0, 12)] + [(0, o) for o in range(14, 21)]
 
 
 @given(st.lists(st.tuples(st.integers(0, 2), st.integers(1, 5)), min_size=1, max_size=60),
-       st.sets(st.integers(0, 300), max_size=8))
-def test_a_consumer_that_skips_anywhere_ends_up_delivering_every_record_in_order(
-        steps: list[tuple[int, int]], skips: set[int]) -> None:
-    """A simulated faust: it delivers each partition in order but jumps ahead at ``skips``; the
-    worker seeks back whenever told to. Every offset is processed, in offset order per partition
-    (what the aggregator's exactness needs), and nothing is counted lost."""
+       st.sets(st.integers(0, 300), max_size=8), st.integers(1, 7))
+def test_a_consumer_that_skips_anywhere_still_yields_every_record_in_order(
+        steps: list[tuple[int, int]], skips: set[int], chunk: int) -> None:
+    """A simulated faust: it delivers each partition in order but jumps ahead at ``skips``, and
+    after a jump it sometimes hands the skipped records over late (a redelivery). Every offset
+    reaches processing in offset order per partition the first time (what the aggregator's
+    exactness needs), and a late one only as a redelivery."""
     c = OffsetContinuity()
     c.assigned({0, 1, 2})
     position = {p: 0 for p in range(3)}
-    processed: dict[int, list[int]] = {p: [] for p in range(3)}
-    skipped: set[tuple[int, int]] = set()
-    lost = 0
+    delivered: list[tuple[int, int]] = []
     for partition, n in steps:
         for _ in range(n):
             offset = position[partition]
-            if offset in skips and (partition, offset) not in skipped:
-                skipped.add((partition, offset))
+            if offset in skips:
                 offset += 3  # faust passes over three records
-            position[partition] = offset + 1
-            verdict = c.check(partition, offset, committed=0, now=0.0)
-            if verdict == STALE:
-                continue
-            if isinstance(verdict, Gap):
-                plan = c.plan(verdict, log_start=0, first_record=verdict.first_missing, now=0.0)
-                lost += plan.lost
-                if plan.reread_from is not None:
-                    position[partition] = plan.reread_from  # the seek
+                if offset % 2:
+                    delivered.append((partition, offset))
+                    delivered += [(partition, o) for o in range(offset - 3, offset)]  # ... and hands them over after
+                    position[partition] = offset + 1
                     continue
-            processed[partition].append(offset)
-    assert lost == 0
-    for partition, offsets in processed.items():
-        assert offsets == list(range(len(offsets)))
+            delivered.append((partition, offset))
+            position[partition] = offset + 1
+    flat = [e for x in _walk(c, delivered, {p: list(range(400)) for p in range(3)}, committed=0, chunk=chunk) for e in x]
+    for partition in range(3):
+        offsets = [o for p, o in flat if p == partition]
+        first_time = [o for i, o in enumerate(offsets) if o not in offsets[:i]]
+        assert first_time == list(range(position[partition]))
+
+
+# -- records dropped after the fetch, with nothing after them --------------------------------
+
+from stream.core.continuity import CATCH_UP_AFTER_S, DroppedAfterFetch  # noqa: E402
+
+
+def test_records_handed_over_and_never_processed_are_read_again_once_quiet() -> None:
+    d = DroppedAfterFetch()
+    assert d.dropped(0, read=581, expected=211, highwater=582, now=0.0) is None  # may still be on its way
+    assert d.dropped(0, 581, 211, 582, now=CATCH_UP_AFTER_S - 0.1) is None
+    assert d.dropped(0, 581, 211, 582, now=CATCH_UP_AFTER_S) == 211
+    assert d.dropped(0, 581, 211, 582, now=CATCH_UP_AFTER_S + 0.5) is None  # judged afresh after a seek
+    # after a seek faust's read offset is the offset sought: a record there, never delivered
+    d.dropped(1, 40, 40, 41, 0.0)
+    assert d.dropped(1, 40, 40, 41, CATCH_UP_AFTER_S) == 40
+
+
+def test_progress_or_a_busy_scorer_restarts_the_wait_and_caught_up_partitions_are_left_alone() -> None:
+    d = DroppedAfterFetch()
+    d.dropped(0, 581, 211, 582, 0.0)
+    assert d.dropped(0, 581, 300, 582, CATCH_UP_AFTER_S) is None  # it moved: not dropped, slow
+    d.busy()
+    assert d.dropped(0, 581, 300, 582, 2 * CATCH_UP_AFTER_S) is None
+    assert d.dropped(0, 581, 300, 582, 3 * CATCH_UP_AFTER_S) == 300
+    assert d.dropped(1, 99, 100, 100, 0.0) is None and d.dropped(1, 99, 100, 100, 100.0) is None  # all processed
+    d.dropped(2, 100, 100, 100, 0.0)
+    assert d.dropped(2, 100, 100, 100, 100.0) is None  # sought to the end: nothing there
+    assert d.dropped(3, None, 5, 9, 100.0) is None and d.dropped(3, 5, None, 9, 100.0) is None  # nothing known
+    assert d.dropped(3, 5, 5, None, 100.0) is None

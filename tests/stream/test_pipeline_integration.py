@@ -200,9 +200,9 @@ def assert_counted_once(pipeline: Any, kafka: Any, items: list[dict[str, Any]], 
     assert ({(a["id"], a["status"], a["severity"], a["window_start"]) for a in alerts}
             == {(a.id, a.status, a.severity, rfc3339(a.window_start.timestamp())) for a in clean.alerts})
     for worker in workers:
-        print("offsets re-read after faust passed over them:", worker.counter("riskpulse_news_offsets_reread_total"))
+        print("offsets re-read after faust passed over them:", worker.counter("riskpulse_input_offsets_reread_total"))
         assert worker.counter("riskpulse_late_items_total") == 0
-        assert worker.counter("riskpulse_news_offsets_skipped_total") == 0
+        assert worker.counter("riskpulse_input_offsets_skipped_total") == 0
     return scored
 
 
@@ -275,9 +275,9 @@ def test_records_the_consumer_passes_over_are_counted_and_logged(pipeline: Any, 
     scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED),
                      lambda r: {x["id"] for x in r} >= {i["id"] for i in items[25:]})
     assert not {x["id"] for x in scored} & {i["id"] for i in items[5:25]}
-    assert worker.counter("riskpulse_news_offsets_skipped_total") == 20
+    assert worker.counter("riskpulse_input_offsets_skipped_total") == 20
     log = worker.log_path.read_text()
-    assert "passed over records of news partition 0, offsets 5 to 24" in log
+    assert f"passed over records of {topic} partition 0, offsets 5 to 24" in log
     assert "first_missing=5 next_seen=25" in log  # the worker's records keep their fields (faust's formatter dropped them)
 
 
@@ -322,4 +322,4 @@ def test_replay_with_default_settings_counts_every_item_as_the_backtest(pipeline
     expected = run_backtest(scored_history(scored), Detector(Rules.load(None), 60), 60)
     assert trend_table(trends) == trend_table(expected.trends)
     assert worker.counter("riskpulse_late_items_total") == 0
-    assert worker.counter("riskpulse_news_offsets_skipped_total") == 0
+    assert worker.counter("riskpulse_input_offsets_skipped_total") == 0

@@ -110,10 +110,19 @@ def test_stall_watchdog_flags_only_partitions_with_data_and_no_progress() -> Non
     assert dog.stuck(highwaters, now=120) == []  # nobody stuck long enough yet
     # p0 is caught up, p1 moved recently, p3 was never seen: only p2 is stuck
     assert dog.stuck(highwaters, now=140) == [("news", 2)]
-    # a partition never processed is judged from where it starts; fetching alone is no progress
-    dog.start_from(("news", 3), position=4, now=100)
-    dog.start_from(("news", 3), position=9, now=139)
+    # a partition never processed is judged from the committed offset; the same one again is no progress
+    dog.start_from(("news", 3), committed=4, now=100)
+    dog.start_from(("news", 3), committed=4, now=139)
     assert dog.stuck(highwaters, now=140) == [("news", 2), ("news", 3)]
+    # a committed offset behind what this worker processed changes nothing (commits lag processing)
+    dog.start_from(("news", 0), committed=3, now=139)
+    assert dog.progress[("news", 0)] == (10, 100)
+    # one past it is progress (the partition's previous owner moved it on): p2 is caught up
+    dog.start_from(("news", 2), committed=50, now=141)
+    assert dog.stuck(highwaters, now=150) == [("news", 3)]
+    # after a rebalance the clocks restart from the same offsets: nobody is stuck for stall_s
+    dog.settle(now=200)
+    assert dog.stuck(highwaters, now=229) == [] and dog.stuck(highwaters, now=231) == [("news", 1), ("news", 3)]
 
 
 def test_a_store_from_an_earlier_version_is_upgraded_in_place(tmp_path: Path) -> None:
