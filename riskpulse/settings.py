@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     topic_prefix: str = ""  # e.g. "staging." to run several pipelines on one cluster
     app_id: str = "riskpulse"  # Faust consumer group and changelog prefix
     kafka_replication: int = Field(1, ge=1)
+    # off for clusters whose ACLs forbid creating topics: `riskpulse topics apply` once, as an admin
+    kafka_create_topics: bool = True
     store_url: str = f"sqlite:///{HOME / 'riskpulse.db'}"
     model_dir: Path = HOME / "model"
     data_dir: Path = Field(default_factory=_default_data_dir)

@@ -364,6 +364,23 @@ async def own_the_log_handlers() -> None:
     """faust/mode install their own log handlers at start: our formatter (fields, JSON, redaction)
     and rate limit on them (see riskpulse.logs)."""
     take_over_handlers(settings.log_json)
+    asyncio.get_running_loop().set_exception_handler(_loop_exception)
+
+
+_said_cancelled: list[bool] = []
+
+
+def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """faust's send callback raises on a send cancelled as the worker stops, one ERROR traceback
+    per pending record at every deploy. Nothing is lost (the batch that sent it was never
+    acknowledged and is read again by the next owner): say so once, quietly."""
+    if isinstance(context.get("exception"), asyncio.CancelledError) and "_on_published" in str(context.get("handle")):
+        if not _said_cancelled:  # said once per process, counted always
+            _said_cancelled.append(True)
+            log.info("sends still pending at stop were cancelled; their input is read again by the next owner")
+        metrics.SENDS_CANCELLED.inc()
+        return
+    loop.default_exception_handler(context)
 
 
 @app.timer(interval=3600.0)

@@ -42,7 +42,7 @@ def create_app(settings: Settings) -> faust.App:
         datadir=str(worker_datadir(settings)),
         topic_partitions=settings.kafka_partitions,
         topic_replication_factor=settings.kafka_replication,
-        topic_allow_declare=True,
+        topic_allow_declare=settings.kafka_create_topics,  # off: `riskpulse topics apply` made them
         processing_guarantee="at_least_once",  # made exact by idempotent state; see stream/core/aggregator.py
         consumer_auto_offset_reset="earliest",
         broker_commit_every=500,

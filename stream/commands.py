@@ -83,11 +83,31 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_topics(args: argparse.Namespace) -> int:
+    """Print the topic plan; with ``apply``, carry it out and print what is left."""
+    from riskpulse.settings import get_settings
+
+    from .topic_plan import apply, plan, render
+
+    s = get_settings()
+    steps = plan(s)
+    if args.action == "apply":
+        for step in apply(s, steps):
+            print(f"{'created' if step.action == 'create' else 'altered'} {step.spec.name}")
+        steps = plan(s)
+    print(render(steps))
+    return 0 if all(step.action == "ok" for step in steps) else 1
+
+
 def register(sub: Any) -> None:
     w = sub.add_parser("worker", help="run a Faust worker (scoring, windows, trends, store sink)")
     w.add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
     w.add_argument("--no-supervise", action="store_true", help="run the worker in this process, without restarts")
     w.set_defaults(func=cmd_worker)
+
+    t = sub.add_parser("topics", help="the Kafka topics riskpulse needs: plan (compare with the cluster) or apply")
+    t.add_argument("action", choices=["plan", "apply"])
+    t.set_defaults(func=cmd_topics)
 
     r = sub.add_parser("replay", help="replay a CSV/JSONL news file into Kafka, keeping event time")
     r.add_argument("file")

@@ -1,0 +1,34 @@
+"""The topic plan as plain code: what a cluster needs to match riskpulse's topics."""
+
+from __future__ import annotations
+
+from riskpulse.settings import Settings
+from stream.topic_plan import Existing, compare, desired, render
+
+
+def test_the_plan_names_every_topic_a_worker_uses_with_prefix_and_app_id() -> None:
+    specs = desired(Settings(topic_prefix="stg.", app_id="rp", kafka_partitions=6, kafka_replication=3))
+    names = [s.name for s in specs]
+    assert names == ["stg.news", "stg.news.scored", "stg.trends", "stg.alerts", "stg.news.dlq", "stg.rp-scored",
+                     "rp-aggregate-changelog"]  # faust names changelogs after the app id alone
+    by_name = {s.name: s for s in specs}
+    assert by_name["stg.alerts"].configs == {"cleanup.policy": "compact"}
+    assert by_name["stg.news"].partitions == 6 and by_name["stg.rp-scored"].partitions == 1
+    assert all(s.replication == 3 for s in specs)
+    assert [s.internal for s in specs] == [False] * 5 + [True] * 2
+
+
+def test_existing_topics_are_ok_altered_or_in_conflict_and_operator_overrides_are_kept() -> None:
+    specs = desired(Settings())
+    existing = {"news": Existing(4, 1, {"retention.ms": "1"}), "news.scored": Existing(2, 1, {}),
+                "alerts": Existing(4, 1, {"cleanup.policy": "delete", "retention.ms": "5"}),
+                "trends": Existing(4, 3, {})}
+    steps = {s.spec.name: s for s in compare(specs, existing)}
+    assert steps["news"].action == "ok"  # an override riskpulse does not care about is the operator's
+    assert steps["news.scored"].action == "conflict" and "KAFKA_PARTITIONS=2" in steps["news.scored"].detail
+    assert steps["alerts"].action == "alter"
+    assert steps["alerts"].configs == {"cleanup.policy": "compact", "retention.ms": "5"}  # sent whole: kept
+    assert steps["trends"].action == "ok" and "replication 3" in steps["trends"].detail
+    assert steps["news.dlq"].action == "create" and steps["riskpulse-scored"].detail.startswith("1 partition,")
+    text = render(list(steps.values()))
+    assert "conflict news.scored" in text and "keyed by alert id" in text
