@@ -21,12 +21,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes | dict[str, Any]], key: Callable[[Any], bytes] | None = None) -> None:
+    """Send ``values`` and wait for the broker to take every one (a refused record fails the test)."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     try:
+        sent = []
         for v in values:
             raw = v if isinstance(v, bytes) else json.dumps(v).encode()
-            producer.send(topic, value=raw, key=key(v) if key else None)
+            sent.append(producer.send(topic, value=raw, key=key(v) if key else None))
         producer.flush()
+        for future in sent:
+            future.get(timeout=30)
     finally:
         producer.close()
 

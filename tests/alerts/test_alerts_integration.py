@@ -128,7 +128,7 @@ def test_a_dead_endpoint_never_blocks_the_stream(pipeline: Any, kafka: Any, tmp_
                    "key": "AAPL", "window_start": f["published_at"], "window_end": f["published_at"], "observed": {},
                    "baseline": {}, "rule": "default", "summary": "test", "top_headlines": [], "fired_at": f["published_at"]}
                   for i, f in enumerate(fake)]
-        produce(kafka.bootstrap, pipeline.topic(TOPIC_ALERTS), alerts)
+        produce(kafka.bootstrap, pipeline.topic(TOPIC_ALERTS), alerts, key=lambda a: a["id"].encode())
         deadline = time.monotonic() + 60
         while not hang.requests and time.monotonic() < deadline:
             time.sleep(0.2)

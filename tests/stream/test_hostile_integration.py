@@ -112,7 +112,7 @@ def test_poison_on_every_internal_stage_is_dead_lettered_and_the_stream_goes_on(
     produce(kafka.bootstrap, internal + worker.env["RISKPULSE_APP_ID"] + "-scored", poison)
     produce(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), poison)
     produce(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS), poison)
-    produce(kafka.bootstrap, pipeline.topic("alerts"), poison)
+    produce(kafka.bootstrap, pipeline.topic("alerts"), poison, key=lambda v: v[:12])  # compacted: keys required
     items = [{"id": f"after-{i}", "headline": f"{HEADLINES[i % len(HEADLINES)]} #{i}",
               "published_at": rfc3339(BASE_TS + i)} for i in range(20)]
     produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items)
