@@ -94,13 +94,11 @@ async def _processing(agent: str, events: list[Any]) -> AsyncIterator[list[Any]]
     faust's take_events acknowledges a batch when the agent leaves it, however it leaves: a
     stopping worker cancels its agents mid-batch, and the consumer then commits the unprocessed
     batch, so the next owner of the partition starts after it. Seen: a worker that left its
-    group mid-stream lost the item it was scoring. One more reference per message, dropped only
-    when the batch is done, keeps a cancelled batch unacknowledged: it is read again by whoever
-    holds the partition next (redelivery, which the aggregator absorbs). Yields the list that
-    collects the filled-in holes."""
+    group mid-stream lost the item it was scoring. Every message holds one more reference from
+    delivery (stream/app.py, ``HeldTopic``), released here only when the batch is done, so a
+    cancelled batch stays unacknowledged: it is read again by whoever holds the partition next
+    (redelivery, which the aggregator absorbs). Yields the list that collects the filled-in holes."""
     with watchdog.batch(agent):
-        for event in events:
-            event.message.incref()
         done: list[Any] = []
         yield done  # no finally: a batch that did not finish keeps its references and its holes unmarked
         await passed_over.mark_done(done)

@@ -14,7 +14,9 @@ partition; windows stay exact and idempotent there (see stream/core/aggregator.p
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
+from typing import Any
 
 import faust
 
@@ -77,16 +79,47 @@ def topic_name(settings: Settings, topic: str) -> str:
     return settings.topic_prefix + topic
 
 
-news_topic = app.topic(topic_name(settings, TOPIC_NEWS), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
-                       partitions=settings.kafka_partitions)
-scored_internal = app.topic(f"{settings.topic_prefix}{settings.app_id}-scored", key_type=bytes, value_type=bytes, key_serializer="raw",
-                            value_serializer="raw", partitions=1, internal=True)
-scored_topic = app.topic(topic_name(settings, TOPIC_SCORED), key_serializer="raw", value_serializer="raw",
-                         partitions=settings.kafka_partitions)
-trends_topic = app.topic(topic_name(settings, TOPIC_TRENDS), key_serializer="raw", value_serializer="raw",
-                         partitions=settings.kafka_partitions)
-alerts_topic = app.topic(topic_name(settings, TOPIC_ALERTS), key_serializer="raw", value_serializer="raw",
-                         partitions=settings.kafka_partitions)
+class HeldTopic(faust.Topic):
+    """A topic whose messages stay unacknowledged from delivery until the agent reading it has
+    processed them (it releases them: stream/agents.py, ``_processing``).
+
+    faust's streams acknowledge, and so commit, every record they skip: those queued under the
+    previous consumer generation when a rebalance ends. Read again nowhere, those records were
+    lost to a crash or a restart in the seconds before the worker filled them in
+    (stream/core/continuity.py). One more reference taken here, when faust first decodes the
+    message, means a record is committed only once an agent has processed it."""
+
+    def _compile_decode(self) -> None:
+        super()._compile_decode()
+        decode = self.decode
+
+        async def held(message: Any, *, propagate: bool = False) -> Any:
+            if message not in _holding:  # once per message, however many channels decode it
+                _holding.add(message)
+                message.incref()
+            return await decode(message, propagate=propagate)
+
+        self.decode = held  # type: ignore[method-assign]
+
+
+_holding: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def held_topic(name: str, **options: Any) -> HeldTopic:
+    """An input topic of an agent (see :class:`HeldTopic`); ``options`` as for ``app.topic``."""
+    return HeldTopic(app, topics=[name], **options)
+
+
+news_topic = held_topic(topic_name(settings, TOPIC_NEWS), key_type=bytes, value_type=bytes, key_serializer="raw",
+                        value_serializer="raw", partitions=settings.kafka_partitions)
+scored_internal = held_topic(f"{settings.topic_prefix}{settings.app_id}-scored", key_type=bytes, value_type=bytes,
+                             key_serializer="raw", value_serializer="raw", partitions=1, internal=True)
+scored_topic = held_topic(topic_name(settings, TOPIC_SCORED), key_serializer="raw", value_serializer="raw",
+                          partitions=settings.kafka_partitions)
+trends_topic = held_topic(topic_name(settings, TOPIC_TRENDS), key_serializer="raw", value_serializer="raw",
+                          partitions=settings.kafka_partitions)
+alerts_topic = held_topic(topic_name(settings, TOPIC_ALERTS), key_serializer="raw", value_serializer="raw",
+                          partitions=settings.kafka_partitions)
 dlq_topic = app.topic(topic_name(settings, TOPIC_DLQ), key_serializer="raw", value_serializer="raw", partitions=settings.kafka_partitions)
 
 

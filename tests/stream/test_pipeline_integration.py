@@ -199,11 +199,36 @@ def assert_counted_once(pipeline: Any, kafka: Any, items: list[dict[str, Any]], 
     assert trend_table(trends) == trend_table(clean.trends)
     assert ({(a["id"], a["status"], a["severity"], a["window_start"]) for a in alerts}
             == {(a.id, a.status, a.severity, rfc3339(a.window_start.timestamp())) for a in clean.alerts})
+    assert_committed_to_the_end(kafka, pipeline.topic(TOPIC_NEWS), workers[0].env["RISKPULSE_APP_ID"])
     for worker in workers:
         print("offsets re-read after faust passed over them:", worker.counter("riskpulse_input_offsets_reread_total"))
         assert worker.counter("riskpulse_late_items_total") == 0
         assert worker.counter("riskpulse_input_offsets_skipped_total") == 0
     return scored
+
+
+def assert_committed_to_the_end(kafka: Any, topic: str, group: str, timeout_s: float = 60) -> None:
+    """The group committed every partition of ``topic`` to its end: records filled in after faust
+    passed over them, and records faust skipped, are committed once processed, never before and
+    never not at all (a hole left in faust's commit bookkeeping would hold the commit for good)."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    probe = KafkaConsumer(bootstrap_servers=kafka.bootstrap)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(probe.partitions_for_topic(topic) or ())]
+        ends = probe.end_offsets(tps)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            committed = {tp: meta.offset for tp, meta in admin.list_consumer_group_offsets(group).items() if tp in ends}
+            if committed == ends or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert committed == ends, {tp.partition: (committed.get(tp), end) for tp, end in ends.items()}
+    finally:
+        probe.close()
+        admin.close()
 
 
 def test_a_worker_joining_and_leaving_mid_stream_loses_nothing(pipeline: Any, kafka: Any, tmp_path: Path) -> None:
