@@ -479,10 +479,8 @@ async def tick() -> None:
             # where this worker stands: its last processed offset, or before any, the committed one
             # (a partition with a backlog it has not started on is slow, not idle)
             committed = passed_over.committed(tp)
-            candidates = [o for o in (seen[0] if seen else None, committed - 1 if committed is not None else None)
-                          if o is not None]
-            last = max(candidates) if candidates else None
-            if last is None or highwater is None:
+            last = max(seen[0] if seen else -1, committed - 1 if committed is not None else -1)
+            if (seen is None and committed is None) or highwater is None:
                 continue  # nothing known yet: the partition keeps holding the watermark
             marker = {"_progress": [tp.topic, tp.partition, last, max(0, int(highwater) - last - 1)]}
             await scored_internal.send(key=b"progress", value=_dumps(marker))

@@ -126,7 +126,8 @@ def describe(settings: Settings, names: list[str]) -> dict[str, Existing]:
 
     admin = kafka_clients.admin(settings, request_timeout_ms=15000)
     try:
-        present = [n for n in names if n in set(admin.list_topics())]
+        listed = set(admin.list_topics())
+        present = [n for n in names if n in listed]
         if not present:
             return {}
         found: dict[str, Existing] = {}
