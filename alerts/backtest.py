@@ -15,8 +15,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from stream.core.backtest import run_backtest
-from stream.records import Alert, ScoredNews
+from riskpulse.stream.core.backtest import run_backtest
+from riskpulse.stream.records import Alert, ScoredNews
 
 from .detector import Detector
 from .rules import Rules

@@ -18,7 +18,7 @@ from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from stream.store import create_store_engine
+from riskpulse.stream.store import create_store_engine
 
 metadata = MetaData()
 

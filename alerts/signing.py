@@ -8,7 +8,7 @@ secret, so a receiver can rotate its secret without missing a message. Secrets a
 
 Receivers need only :func:`verify` (standard library only; copy this file if you like)::
 
-    from alerts.signing import verify, WebhookVerificationError
+    from riskpulse.alerts.signing import verify, WebhookVerificationError
     try:
         verify(request.body, request.headers, "whsec_...")
     except WebhookVerificationError:

@@ -22,12 +22,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alerts.detector import Detector  # noqa: E402
-from alerts.rules import Rules  # noqa: E402
+from riskpulse.alerts.detector import Detector  # noqa: E402
+from riskpulse.alerts.rules import Rules  # noqa: E402
 from bench.bench_model import host  # noqa: E402
-from stream.core.aggregator import Aggregator, AggregatorConfig  # noqa: E402
-from stream.core.state import Overlay  # noqa: E402
-from stream.records import ScoredNews  # noqa: E402
+from riskpulse.stream.core.aggregator import Aggregator, AggregatorConfig  # noqa: E402
+from riskpulse.stream.core.state import Overlay  # noqa: E402
+from riskpulse.stream.records import ScoredNews  # noqa: E402
 
 TARGET = 5000.0
 

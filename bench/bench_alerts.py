@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alerts.evaluation import evaluate  # noqa: E402
-from alerts.rules import Rules  # noqa: E402
+from riskpulse.alerts.evaluation import evaluate  # noqa: E402
+from riskpulse.alerts.rules import Rules  # noqa: E402
 from riskpulse.settings import Settings  # noqa: E402
 
 

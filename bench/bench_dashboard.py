@@ -22,10 +22,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dashboard.app import create_app  # noqa: E402
-from dashboard.sample_store import populate  # noqa: E402
+from riskpulse.dashboard.app import create_app  # noqa: E402
+from riskpulse.dashboard.sample_store import populate  # noqa: E402
 from riskpulse.settings import Settings  # noqa: E402
-from stream.store import Store  # noqa: E402
+from riskpulse.stream.store import Store  # noqa: E402
 
 BUDGET_MS = 300.0
 
@@ -81,7 +81,7 @@ def main() -> None:
     app = create_app(Settings(home=home, store_url=url, dashboard_password="bench"))
     client = app.server.test_client()
     assert client.post("/login", data={"username": "analyst", "password": "bench"}).status_code == 302
-    from dashboard.queries import latest_time
+    from riskpulse.dashboard.queries import latest_time
 
     at = (latest_time(Store(url).engine) - timedelta(minutes=40)).isoformat()  # inside the alert's burst
     results: dict[str, list[float]] = {}

@@ -21,9 +21,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from models.encoder import base_model_dir, encode, load_tokenizer
-from models.export import INT8_CANDIDATES, quantize_int8
-from models.scorer import WHOLE_ENCODER_INT8, OnnxEngine, Scorer, available_backends, make_engine
+from riskpulse.models.encoder import base_model_dir, encode, load_tokenizer
+from riskpulse.models.export import INT8_CANDIDATES, quantize_int8
+from riskpulse.models.scorer import WHOLE_ENCODER_INT8, OnnxEngine, Scorer, available_backends, make_engine
 from riskpulse.settings import Settings
 
 

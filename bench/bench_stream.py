@@ -25,10 +25,10 @@ from kafka import KafkaProducer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_model import headlines, host  # noqa: E402
-from models.scorer import Scorer  # noqa: E402
+from riskpulse.models.scorer import Scorer  # noqa: E402
 from riskpulse.settings import Settings  # noqa: E402
-from stream.local_broker import LocalBroker  # noqa: E402
-from stream.reader import reader  # noqa: E402
+from riskpulse.stream.local_broker import LocalBroker  # noqa: E402
+from riskpulse.stream.reader import reader  # noqa: E402
 from tests.helpers import Worker, worker_env  # noqa: E402
 
 

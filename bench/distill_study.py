@@ -20,11 +20,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.card import read_card, split_seed  # noqa: E402
-from models.data import load_splits  # noqa: E402
-from models.evaluate import task_probabilities  # noqa: E402
-from models.labels import TASKS  # noqa: E402
-from models.scorer import Scorer  # noqa: E402
+from riskpulse.models.card import read_card, split_seed  # noqa: E402
+from riskpulse.models.data import load_splits  # noqa: E402
+from riskpulse.models.evaluate import task_probabilities  # noqa: E402
+from riskpulse.models.labels import TASKS  # noqa: E402
+from riskpulse.models.scorer import Scorer  # noqa: E402
 from riskpulse.settings import Settings  # noqa: E402
 
 

@@ -25,10 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.data import load_splits  # noqa: E402
-from models.encoder import encode, length_sorted_batches, load_tokenizer, pad_batch  # noqa: E402
-from models.export import INT8_CANDIDATES, _role, parity  # noqa: E402
-from models.scorer import WHOLE_ENCODER_INT8, OnnxEngine, Scorer  # noqa: E402
+from riskpulse.models.data import load_splits  # noqa: E402
+from riskpulse.models.encoder import encode, length_sorted_batches, load_tokenizer, pad_batch  # noqa: E402
+from riskpulse.models.export import INT8_CANDIDATES, _role, parity  # noqa: E402
+from riskpulse.models.scorer import WHOLE_ENCODER_INT8, OnnxEngine, Scorer  # noqa: E402
 from riskpulse.settings import Settings  # noqa: E402
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import insert
 
-from models.labels import TOPICS
-from stream.sample_news import COMPANIES, NEGATIVE, NEUTRAL, POSITIVE
-from stream.store import Store, news_tickers, scored_news, trends
+from riskpulse.models.labels import TOPICS
+from riskpulse.stream.sample_news import COMPANIES, NEGATIVE, NEUTRAL, POSITIVE
+from riskpulse.stream.store import Store, news_tickers, scored_news, trends
 
 CHUNK = 50_000
 
@@ -102,7 +102,7 @@ def _insert(store: Store, table: object, rows: list[dict[str, object]]) -> None:
             conn.execute(insert(table), rows[i:i + CHUNK])  # type: ignore[arg-type]
 
 
-if __name__ == "__main__":  # python -m dashboard.sample_store STORE_URL [N] [DAYS]
+if __name__ == "__main__":  # python -m riskpulse.dashboard.sample_store STORE_URL [N] [DAYS]
     import sys
 
     counts = populate(Store(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 5000,

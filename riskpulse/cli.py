@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from models.choices import BACKENDS, PRECISIONS
+from riskpulse.models.choices import BACKENDS, PRECISIONS
 
 from .logs import setup_logging
 from .settings import get_settings
@@ -21,7 +21,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from models.train import recipe_by_name, train
+    from riskpulse.models.train import recipe_by_name, train
 
     s = get_settings()
     recipe = recipe_by_name(args.recipe, epochs=args.epochs, seed=args.seed, phrasebank_repeat=args.phrasebank_repeat,
@@ -38,8 +38,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from models.evaluate import evaluate_csv, format_report
-    from models.scorer import Scorer
+    from riskpulse.models.evaluate import evaluate_csv, format_report
+    from riskpulse.models.scorer import Scorer
 
     scorer = Scorer(Path(args.model or get_settings().model_dir), backend=args.backend)
     fig = evaluate_csv(scorer, Path(args.data), args.task, args.min_agreement)
@@ -56,8 +56,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from models.data import load_splits
-    from models.export import export
+    from riskpulse.models.data import load_splits
+    from riskpulse.models.export import export
 
     s = get_settings()
     splits = load_splits(Path(args.data or s.data_dir))
@@ -68,8 +68,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from models.batch_score import score_file
-    from models.scorer import Scorer
+    from riskpulse.models.batch_score import score_file
+    from riskpulse.models.scorer import Scorer
 
     s = get_settings()
     scorer = Scorer(Path(args.model or s.model_dir), backend=args.backend or s.backend, batch_size=args.batch_size)
@@ -79,7 +79,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def _broker():
-    from stream.local_broker import LocalBroker
+    from riskpulse.stream.local_broker import LocalBroker
 
     s = get_settings()
     return LocalBroker(state_dir=s.home / "kafka", cache_dir=Path.home() / ".cache" / "riskpulse" / "kafka")
@@ -177,9 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
-    from alerts.commands import register as alert_commands
-    from dashboard.commands import register as dashboard_commands
-    from stream.commands import register as stream_commands
+    from riskpulse.alerts.commands import register as alert_commands
+    from riskpulse.dashboard.commands import register as dashboard_commands
+    from riskpulse.stream.commands import register as stream_commands
 
     return [stream_commands, alert_commands, dashboard_commands]
 

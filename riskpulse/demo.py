@@ -22,13 +22,13 @@ log = logging.getLogger(__name__)
 
 def ensure_model(model_dir: Path, data_dir: Path) -> str:
     """The backend to use; trains and exports the quick recipe on first run."""
-    from models.artifact import META_FILE, onnx_path
+    from riskpulse.models.artifact import META_FILE, onnx_path
 
     if not (model_dir / META_FILE).exists():
-        from models.data import load_splits
-        from models.errors import ParityError
-        from models.export import export
-        from models.train import recipe_by_name, train
+        from riskpulse.models.data import load_splits
+        from riskpulse.models.errors import ParityError
+        from riskpulse.models.export import export
+        from riskpulse.models.train import recipe_by_name, train
 
         print(f"no model in {model_dir}: training the quick recipe (a few minutes on 2 cores)...", flush=True)
         train(data_dir, model_dir, recipe_by_name("quick"))
@@ -42,7 +42,7 @@ def ensure_model(model_dir: Path, data_dir: Path) -> str:
 
 def print_alerts(bootstrap: str, topics: list[str], stop: threading.Event) -> None:
     """Alerts in full, trends as a one-line tally per closed window."""
-    from stream.reader import reader
+    from riskpulse.stream.reader import reader
 
     consumer = reader(*topics, bootstrap=bootstrap, auto_offset_reset="latest", consumer_timeout_ms=500)
     windows: dict[str, int] = {}
@@ -80,10 +80,10 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 180.
 
 
 def run_demo(speed: float = 60.0) -> int:
-    from stream.local_broker import LocalBroker
-    from stream.replay import replay
-    from stream.sample_news import write
-    from stream.topics import ensure_topics
+    from riskpulse.stream.local_broker import LocalBroker
+    from riskpulse.stream.replay import replay
+    from riskpulse.stream.sample_news import write
+    from riskpulse.stream.topics import ensure_topics
 
     s = get_settings()
     port = int(s.kafka_bootstrap.rsplit(":", 1)[1])

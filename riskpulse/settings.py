@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.choices import Backend
+from riskpulse.models.choices import Backend
 
 HOME = Path(os.environ.get("RISKPULSE_HOME", Path.home() / ".riskpulse"))
 

@@ -18,10 +18,10 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Callable
 
-from alerts.delivery import Deliverer, RetryPolicy, enqueue_alert
-from alerts.detector import Detector
-from alerts.outbox import Outbox
-from alerts.rules import Rules
+from riskpulse.alerts.delivery import Deliverer, RetryPolicy, enqueue_alert
+from riskpulse.alerts.detector import Detector
+from riskpulse.alerts.outbox import Outbox
+from riskpulse.alerts.rules import Rules
 from riskpulse.logs import take_over_handlers
 
 from . import metrics, passed_over

@@ -10,7 +10,7 @@ from typing import Any
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from alerts.rules import Rules
+    from riskpulse.alerts.rules import Rules
     from riskpulse.settings import get_settings
 
     Rules.load(get_settings().alert_rules)  # a bad rules file stops start-up here, with its line

@@ -3,7 +3,7 @@
 The contract every package shares (alerts/ and dashboard/ also use stream/'s public window
 arithmetic and store tables, never its agents). Every record carries ``schema_version``; the
 JSON Schemas shipped in ``stream/schemas/`` are generated from these models
-(``python -m stream.schema_files``) and a test keeps them in step.
+(``python -m riskpulse.stream.schema_files``) and a test keeps them in step.
 """
 
 from __future__ import annotations

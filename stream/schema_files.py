@@ -1,6 +1,6 @@
 """The JSON Schemas of the five topics, generated from stream/records.py.
 
-``python -m stream.schema_files`` rewrites ``stream/schemas/*.schema.json``; a test fails when
+``python -m riskpulse.stream.schema_files`` rewrites ``stream/schemas/*.schema.json``; a test fails when
 the committed files and the models drift apart.
 """
 

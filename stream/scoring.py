@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
 
-from models.scorer import Scorer
+from riskpulse.models.scorer import Scorer
 from riskpulse.settings import Settings
 
 from .records import NewsItem, ScoredNews

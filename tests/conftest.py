@@ -12,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from riskpulse.settings import Settings  # noqa: E402
-from stream.local_broker import LocalBroker  # noqa: E402
+from riskpulse.stream.local_broker import LocalBroker  # noqa: E402
 from tests.helpers import Worker, worker_env  # noqa: E402
 
 
@@ -39,9 +39,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path
     The int8 bar is lower here than the product's 0.995: an undertrained model has near-tied
     logits, so int8 flips more argmaxes; the real model's figure comes from bench/.
     """
-    from models.data import load_splits
-    from models.export import export
-    from models.train import recipe_by_name, train
+    from riskpulse.models.data import load_splits
+    from riskpulse.models.export import export
+    from riskpulse.models.train import recipe_by_name, train
 
     out = train(data_dir, tmp_path_factory.mktemp("model") / "tiny", recipe_by_name("tiny"), progress=False)
     evals = load_splits(data_dir).evals

@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 from kafka import KafkaProducer
 
-from stream.local_broker import free_port
-from stream.reader import reader
+from riskpulse.stream.local_broker import free_port
+from riskpulse.stream.reader import reader
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.local_broker import LocalBroker, free_port
+from riskpulse.stream.local_broker import LocalBroker, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.training]  # its own broker, and it trains the quick model
 

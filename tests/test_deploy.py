@@ -46,8 +46,8 @@ def test_compose_refuses_to_start_the_dashboard_without_a_password_hash(tmp_path
 
 
 def test_shipped_rules_and_watchlist_load() -> None:
-    from alerts.rules import Rules
-    from stream.tickers import Watchlist
+    from riskpulse.alerts.rules import Rules
+    from riskpulse.stream.tickers import Watchlist
 
     rules = Rules.load(REPO / "deploy" / "alert-rules.yaml")
     assert rules.rule_for("topic", "Fed | Central Banks")[1].warning_z == 4.0

@@ -1,15 +1,59 @@
-"""The import contracts of pyproject.toml ([tool.importlinter]): layers point down only."""
+"""The installed package: one namespace, its data files, and the import contracts of
+pyproject.toml ([tool.importlinter]): layers point down only.
+
+The checks run on a real (non-editable) install into a temporary folder, because that is what a
+user gets, and because import-linter walks the installed tree: the repository's folders map to
+`riskpulse.*` only through setuptools' package-dir, which an editable checkout hides.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from tests.helpers import REPO
 
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "riskpulse", "stream", "models", "alerts", "dashboard")
 
-def test_layers_point_down_only() -> None:
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`pip install .` into a folder, from a copy of the sources (a build leaves build/ behind)."""
+    src, target = tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("site")
+    for name in SOURCES:
+        path = REPO / name
+        if path.is_dir():
+            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(path, src / name)
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                           "--target", str(target), str(src)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return target
+
+
+def test_nothing_but_riskpulse_lands_in_site_packages(installed: Path) -> None:
+    top = {p.name for p in installed.iterdir() if p.name not in ("bin", "__pycache__")}
+    assert {n for n in top if not n.endswith(".dist-info")} == {"riskpulse"}
+    for sub in ("stream", "stream/core", "models", "alerts", "dashboard"):
+        assert (installed / "riskpulse" / sub / "__init__.py").is_file(), sub
+    data = {p.relative_to(installed / "riskpulse").as_posix() for p in (installed / "riskpulse").rglob("*")
+            if p.is_file() and p.suffix in (".json", ".xml", ".js")}
+    assert {"stream/broker/pom.xml", "dashboard/assets/session.js", "stream/schemas/news.schema.json"} <= data
+
+
+def test_layers_point_down_only(installed: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(installed)}
     done = subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command as lint; lint()",
-                           "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300)
+                           "--no-cache", "--config", str(REPO / "pyproject.toml")],
+                          cwd=installed, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "0 broken" in done.stdout
+    assert str(installed) in subprocess.run(  # the contracts judged the installed tree, not the checkout
+        [sys.executable, "-c", "import riskpulse.stream.core, sys; print(riskpulse.stream.core.__file__)"],
+        cwd=installed, env=env, capture_output=True, text=True, timeout=60).stdout

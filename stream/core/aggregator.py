@@ -31,8 +31,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal
 
-from stream.records import Alert, ScoredNews, Trend
-from stream.tickers import MAX_TICKERS
+from riskpulse.stream.records import Alert, ScoredNews, Trend
+from riskpulse.stream.tickers import MAX_TICKERS
 
 from . import windows
 from .dedupe import dedupe_key

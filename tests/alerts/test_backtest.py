@@ -37,7 +37,7 @@ def test_backtest_refuses_history_without_event_times(tmp_path: Path, capsys: py
 
 
 def test_burst_evaluation_on_real_headlines(data_dir: Path) -> None:
-    from alerts.evaluation import evaluate
+    from riskpulse.alerts.evaluation import evaluate
 
     report = evaluate(data_dir, sizes=(3.0, 6.0), burst_days=0.5, clean_days=1.0, keys=6, seed=3)
     assert report["bursts"]["6sd"]["detected"] >= 0.95

@@ -11,13 +11,13 @@ from typing import Any, Iterator
 
 import pytest
 
-from alerts.delivery import Deliverer, RetryPolicy, enqueue_alert, message_id, slack_body
-from alerts.outbox import Outbox
-from alerts.rules import Rules
-from alerts.signing import new_secret, verify
+from riskpulse.alerts.delivery import Deliverer, RetryPolicy, enqueue_alert, message_id, slack_body
+from riskpulse.alerts.outbox import Outbox
+from riskpulse.alerts.rules import Rules
+from riskpulse.alerts.signing import new_secret, verify
 from riskpulse.cli import main
 from riskpulse.settings import get_settings
-from stream.records import Alert, EvidenceHeadline
+from riskpulse.stream.records import Alert, EvidenceHeadline
 from tests.helpers import WebhookReceiver
 
 SECRET = new_secret()

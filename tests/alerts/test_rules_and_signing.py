@@ -9,9 +9,9 @@ import random
 
 import pytest
 
-from alerts.delivery import RetryPolicy, classify
-from alerts.rules import Rules, RulesError
-from alerts.signing import WebhookVerificationError, headers_for, new_secret, sign, verify
+from riskpulse.alerts.delivery import RetryPolicy, classify
+from riskpulse.alerts.rules import Rules, RulesError
+from riskpulse.alerts.signing import WebhookVerificationError, headers_for, new_secret, sign, verify
 
 GOOD = """\
 defaults:

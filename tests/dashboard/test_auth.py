@@ -6,7 +6,7 @@ import time
 
 from flask import Flask
 
-from dashboard.auth import LoginThrottle, cookie_name, hash_password, install
+from riskpulse.dashboard.auth import LoginThrottle, cookie_name, hash_password, install
 
 
 def app(key: bytes = b"k" * 32, **kw: object) -> Flask:
@@ -75,7 +75,7 @@ def test_two_dashboards_on_one_host_keep_their_own_sessions() -> None:
 def test_csv_export_neutralises_formulas() -> None:
     import pandas as pd
 
-    from dashboard.figures import csv_safe
+    from riskpulse.dashboard.figures import csv_safe
 
     frame = pd.DataFrame({"headline": ["=HYPERLINK(\"http://evil\")", "+1 beats", "-ve news", "@SUM(A1)", "Plain"],
                           "sentiment_score": [-0.5, 0.1, -0.2, 0.0, 0.3]})

@@ -18,9 +18,9 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 
-from dashboard.sample_store import populate
-from stream.local_broker import free_port
-from stream.store import Store, alerts
+from riskpulse.dashboard.sample_store import populate
+from riskpulse.stream.local_broker import free_port
+from riskpulse.stream.store import Store, alerts
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.browser

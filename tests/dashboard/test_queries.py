@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from dashboard import figures, queries
-from dashboard.sample_store import populate
-from stream.store import Store
+from riskpulse.dashboard import figures, queries
+from riskpulse.dashboard.sample_store import populate
+from riskpulse.stream.store import Store
 
 
 def test_an_empty_store_gives_typed_empty_frames_and_empty_charts(tmp_path: Path) -> None:

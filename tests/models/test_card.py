@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from models.card import _licence_lines
+from riskpulse.models.card import _licence_lines
 
 
 def test_a_model_trained_on_phrasebank_carries_the_non_commercial_caveat() -> None:

@@ -10,8 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training needs PyTorch")
 
-from models.distill import distill_ensemble_loss, teacher_targets  # noqa: E402
-from models.train import recipe_by_name, train  # noqa: E402
+from riskpulse.models.distill import distill_ensemble_loss, teacher_targets  # noqa: E402
+from riskpulse.models.train import recipe_by_name, train  # noqa: E402
 
 
 def test_the_loss_mixes_labels_and_teachers_and_fills_missing_labels() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.metrics import classification_figures, expected_calibration_error, fit_temperature, softmax
+from riskpulse.models.metrics import classification_figures, expected_calibration_error, fit_temperature, softmax
 
 
 def test_temperature_scaling_recovers_a_known_temperature() -> None:

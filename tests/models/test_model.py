@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.artifact import ModelMeta
-from models.data import sha256
-from models.errors import BackendUnavailableError, InvalidTextError, ParityError
-from models.labels import SENTIMENTS, TOPICS
-from models.scorer import Scorer, available_backends, cpu_has_bf16
+from riskpulse.models.artifact import ModelMeta
+from riskpulse.models.data import sha256
+from riskpulse.models.errors import BackendUnavailableError, InvalidTextError, ParityError
+from riskpulse.models.labels import SENTIMENTS, TOPICS
+from riskpulse.models.scorer import Scorer, available_backends, cpu_has_bf16
 
 HEADLINES = [
     "Apple shares slide after weak iPhone guidance",
@@ -71,7 +71,7 @@ def test_export_parity_is_recorded_and_within_tolerance(tiny_model: Path) -> Non
 
 
 def test_parity_gate_fails_loudly_and_removes_the_failed_model(tiny_model: Path, tmp_path: Path) -> None:
-    from models.export import export
+    from riskpulse.models.export import export
 
     model = shutil.copytree(tiny_model, tmp_path / "m")
     with pytest.raises(ParityError, match="no int8 quantisation reaches"):
@@ -122,9 +122,9 @@ def test_bf16_is_measured_at_export_and_refused_below_the_bar(tiny_model: Path, 
 
 
 def test_bf16_refuses_a_cpu_without_bf16_hardware(tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import models.scorer
+    from riskpulse.models import scorer
 
-    monkeypatch.setattr(models.scorer, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(scorer, "cpu_has_bf16", lambda: False)
     with pytest.raises(BackendUnavailableError, match="needs a CPU with AMX or AVX-512 BF16"):
         Scorer(tiny_model, backend="torch-bf16")
     assert "torch-bf16" not in available_backends()
@@ -134,7 +134,7 @@ def test_a_compiled_engine_never_recompiles_mid_stream(tiny_model: Path) -> None
     # a recompile costs seconds: in the worker it stalled news for 6-11 s once load fell to single items
     from torch._dynamo.utils import counters
 
-    from models.scorer import TorchEngine
+    from riskpulse.models.scorer import TorchEngine
 
     scorer = Scorer(tiny_model, engine=TorchEngine.from_dir(tiny_model, "cpu", compile=True), batch_size=64)
     graphs = counters["stats"]["unique_graphs"]
@@ -149,7 +149,7 @@ def test_a_compiled_engine_freezes_its_weights_and_only_its_own(tiny_model: Path
     import torch._inductor.config as inductor
     from torch._inductor.utils import run_and_get_code
 
-    from models.scorer import TorchEngine
+    from riskpulse.models.scorer import TorchEngine
 
     engine = TorchEngine.from_dir(tiny_model, "cpu")
     torch._dynamo.reset()  # compile afresh, so the generated code is seen
@@ -162,7 +162,7 @@ def test_torch_serves_eager_with_a_warning_when_compiling_fails(tiny_model: Path
                                                                caplog: pytest.LogCaptureFixture) -> None:
     import torch
 
-    from models.scorer import TorchEngine
+    from riskpulse.models.scorer import TorchEngine
 
     compiled = Scorer(tiny_model, engine=TorchEngine.from_dir(tiny_model, "cpu", compile=True))
     assert compiled.engine.name == "torch:cpu:compiled"
@@ -181,7 +181,7 @@ def test_torch_serves_eager_with_a_warning_when_compiling_fails(tiny_model: Path
 
 def test_a_non_spinning_torch_engine_makes_openmp_threads_sleep(tiny_model: Path) -> None:
     # OpenMP reads its wait policy once, at import: only a fresh process shows it
-    code = ("import os, sys; from models.scorer import TorchEngine; "
+    code = ("import os, sys; from riskpulse.models.scorer import TorchEngine; "
             f"TorchEngine.from_dir({str(tiny_model)!r}, 'cpu', spin=False); print(os.environ.get('OMP_WAIT_POLICY'))")
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
@@ -189,8 +189,8 @@ def test_a_non_spinning_torch_engine_makes_openmp_threads_sleep(tiny_model: Path
 
 
 def test_training_from_a_missing_model_says_what_to_do(tmp_path: Path, data_dir: Path) -> None:
-    from models.errors import ModelNotFoundError
-    from models.train import recipe_by_name, train
+    from riskpulse.models.errors import ModelNotFoundError
+    from riskpulse.models.train import recipe_by_name, train
 
     with pytest.raises(ModelNotFoundError, match="is not a riskpulse model folder"):
         train(data_dir, tmp_path / "out", recipe_by_name("tiny"), progress=False, init_from=tmp_path / "nowhere")
@@ -199,13 +199,13 @@ def test_training_from_a_missing_model_says_what_to_do(tmp_path: Path, data_dir:
 
 def test_bf16_training_refuses_a_cpu_without_bf16_hardware(tmp_path: Path, data_dir: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    import models.train
+    from riskpulse.models import train
 
-    monkeypatch.setattr(models.train, "cpu_has_bf16", lambda: False)
-    assert models.train._training_precision("auto") == "fp32"
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)
+    assert train._training_precision("auto") == "fp32"
     with pytest.raises(ValueError, match="use --precision fp32"):
-        models.train.train(data_dir, tmp_path / "out", models.train.recipe_by_name("tiny", precision="bf16"),
-                           progress=False)
+        train.train(data_dir, tmp_path / "out", train.recipe_by_name("tiny", precision="bf16"),
+             progress=False)
     assert not (tmp_path / "out").exists()
 
 
@@ -232,7 +232,7 @@ def test_huge_and_odd_text_is_scored_not_crashed(tiny_model: Path) -> None:
 
 
 def test_cpu_serving_does_not_import_torch(tiny_model: Path) -> None:
-    code = ("import sys; from models.scorer import Scorer; "
+    code = ("import sys; from riskpulse.models.scorer import Scorer; "
             f"s = Scorer({str(tiny_model)!r}, backend='onnx'); s.score(['Fed hikes rates']); "
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -296,7 +296,7 @@ def test_tensorrt_network_flags_and_io_types_follow_the_version() -> None:
     from types import SimpleNamespace
 
     torch = pytest.importorskip("torch")
-    from models.tensorrt_engine import _network_flags, torch_dtype
+    from riskpulse.models.tensorrt_engine import _network_flags, torch_dtype
 
     flags = SimpleNamespace(EXPLICIT_BATCH=0)
     assert _network_flags(SimpleNamespace(__version__="8.6.1", NetworkDefinitionCreationFlag=flags)) == 1

@@ -13,7 +13,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from torch import nn  # noqa: E402
 
-from models.quant_aware import (FakeQuantLinear, fake_quant_activation, fake_quant_ready,  # noqa: E402
+from riskpulse.models.quant_aware import (FakeQuantLinear, fake_quant_activation, fake_quant_ready,  # noqa: E402
                                 simulated_int8)
 
 
@@ -86,7 +86,7 @@ def test_activation_rounding_passes_gradients_straight_through_and_into_the_rang
 
 
 def test_fake_quant_layers_are_plain_linear_again_afterwards(tiny_model: Path) -> None:
-    from models.network import TwoHeadClassifier
+    from riskpulse.models.network import TwoHeadClassifier
 
     model = TwoHeadClassifier.load(tiny_model)
     keys = list(model.state_dict())

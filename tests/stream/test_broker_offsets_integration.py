@@ -12,8 +12,8 @@ import pytest
 from kafka import KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from stream.broker_offsets import BrokerOffsets
-from stream.local_broker import free_port
+from riskpulse.stream.broker_offsets import BrokerOffsets
+from riskpulse.stream.local_broker import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.local_broker import LocalBroker
-from stream.records import TOPIC_NEWS, TOPIC_SCORED
+from riskpulse.stream.local_broker import LocalBroker
+from riskpulse.stream.records import TOPIC_NEWS, TOPIC_SCORED
 from tests.helpers import Worker, consume, produce, worker_env
 from tests.stream.test_pipeline_integration import news_items
 
@@ -46,7 +46,7 @@ def test_sigterm_stops_a_worker_whose_broker_is_gone_within_the_bound(tmp_path: 
     import signal
     import subprocess
 
-    from stream.supervisor import STOP_TIMEOUT_S
+    from riskpulse.stream.supervisor import STOP_TIMEOUT_S
 
     broker = LocalBroker(state_dir=tmp_path / "kafka", cache_dir=Path.home() / ".cache" / "riskpulse" / "kafka")
     broker.start()

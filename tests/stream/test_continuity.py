@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.core.continuity import Gap, OffsetContinuity
+from riskpulse.stream.core.continuity import Gap, OffsetContinuity
 
 
 def test_a_skip_on_a_kept_partition_is_a_gap() -> None:
@@ -48,7 +48,7 @@ def test_any_contiguous_run_with_redeliveries_has_no_gap(partitions: list[int], 
 import asyncio  # noqa: E402
 from typing import AsyncIterator  # noqa: E402
 
-from stream.core.continuity import Plan, in_offset_order  # noqa: E402
+from riskpulse.stream.core.continuity import Plan, in_offset_order  # noqa: E402
 
 
 def test_the_first_record_after_an_assignment_is_judged_against_the_committed_offset() -> None:
@@ -154,7 +154,7 @@ def test_a_consumer_that_skips_anywhere_still_yields_every_record_in_order(
 
 # -- records dropped after the fetch, with nothing after them --------------------------------
 
-from stream.core.continuity import CATCH_UP_AFTER_S, DroppedAfterFetch  # noqa: E402
+from riskpulse.stream.core.continuity import CATCH_UP_AFTER_S, DroppedAfterFetch  # noqa: E402
 
 
 def test_records_handed_over_and_never_processed_are_read_again_once_quiet() -> None:

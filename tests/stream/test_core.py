@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from alerts.detector import Detector
-from alerts.rules import Rules
-from stream.core.aggregator import KEY_SHARDS, MAX_KEYS_PER_SHARD, Aggregator, AggregatorConfig, StateFull
-from stream.core.backtest import run_backtest
-from stream.core.event_time import EventTimePolicy, judge
-from stream.core.state import Overlay
-from stream.core.watermark import PartitionClock
-from stream.records import ScoredNews
+from riskpulse.alerts.detector import Detector
+from riskpulse.alerts.rules import Rules
+from riskpulse.stream.core.aggregator import KEY_SHARDS, MAX_KEYS_PER_SHARD, Aggregator, AggregatorConfig, StateFull
+from riskpulse.stream.core.backtest import run_backtest
+from riskpulse.stream.core.event_time import EventTimePolicy, judge
+from riskpulse.stream.core.state import Overlay
+from riskpulse.stream.core.watermark import PartitionClock
+from riskpulse.stream.records import ScoredNews
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 T0 = 1_780_000_000

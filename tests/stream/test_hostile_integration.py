@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from stream.core.validation import Invalid, parse_news
-from stream.records import TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
+from riskpulse.stream.core.validation import Invalid, parse_news
+from riskpulse.stream.records import TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
 from tests.helpers import consume, produce
 from tests.stream.test_pipeline_integration import BASE_TS, HEADLINES, rfc3339
 
@@ -122,7 +122,7 @@ def test_poison_on_every_internal_stage_is_dead_lettered_and_the_stream_goes_on(
     scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED),
                      lambda r: {x.get("id") for x in r} >= {i["id"] for i in items}, timeout_s=120, skip_garbage=True)
     assert scored
-    from stream.store import Store
+    from riskpulse.stream.store import Store
 
     store = Store(worker.env["RISKPULSE_STORE_URL"])
     deadline = time.monotonic() + 60

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from sqlalchemy.exc import OperationalError
 
-from stream.core.validation import Invalid, parse_news
-from stream.isolation import InfrastructureError, score_isolated, write_isolated
-from stream.store import Store
+from riskpulse.stream.core.validation import Invalid, parse_news
+from riskpulse.stream.isolation import InfrastructureError, score_isolated, write_isolated
+from riskpulse.stream.store import Store
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 

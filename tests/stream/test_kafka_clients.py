@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from riskpulse.settings import Settings
-from stream.kafka_clients import KafkaSettingsError, bootstrap_servers, client_config, faust_broker, faust_credentials
+from riskpulse.stream.kafka_clients import KafkaSettingsError, bootstrap_servers, client_config, faust_broker, faust_credentials
 
 
 def test_plaintext_by_default_and_a_bootstrap_list_everywhere() -> None:

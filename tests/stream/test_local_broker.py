@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from unittest import mock
 
-from stream import local_broker
+from riskpulse.stream import local_broker
 
 
 def test_cluster_ids_never_start_with_a_dash() -> None:

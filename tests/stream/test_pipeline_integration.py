@@ -12,8 +12,8 @@ from typing import Any, Callable
 import jsonschema
 import pytest
 
-from stream.records import TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
-from stream.schema_files import load as load_schema
+from riskpulse.stream.records import TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
+from riskpulse.stream.schema_files import load as load_schema
 from tests.helpers import consume, produce
 
 pytestmark = pytest.mark.integration
@@ -117,7 +117,7 @@ def test_scores_dedupes_windows_and_dead_letters(pipeline: Any, kafka: Any) -> N
             urllib.request.urlopen(f"http://127.0.0.1:{worker.port}{path}", timeout=5)
         assert refused.value.code == 404, path
     # the sink wrote the store the dashboard reads, once per id and window
-    from stream.store import Store
+    from riskpulse.stream.store import Store
 
     store = Store(worker.env["RISKPULSE_STORE_URL"])
     want = {"scored_news": len(items) + 2, "news_tickers": len(items) + 1,
@@ -133,7 +133,7 @@ def test_chaos_kill_9_of_the_worker_child_loses_nothing_and_counts_once(pipeline
     directory, production defaults: news.scored has every item, trends and alerts equal a clean run's."""
     import threading
 
-    from stream.replay import replay
+    from riskpulse.stream.replay import replay
 
     # 40 minutes of event time, with a negative burst on ACME in minute 34
     path, items = write_feed(tmp_path, "c", 1200, 2.0, 9, lambda i, rng: (
@@ -183,9 +183,9 @@ def assert_counted_once(pipeline: Any, kafka: Any, items: list[dict[str, Any]], 
                         scored_timeout_s: float = 300) -> list[dict[str, Any]]:
     """Every item scored, trends and alerts equal to a backtest of what was scored, and nothing
     passed over for good or counted late. Returns the news.scored records."""
-    from alerts.detector import Detector
-    from alerts.rules import Rules
-    from stream.core.backtest import run_backtest
+    from riskpulse.alerts.detector import Detector
+    from riskpulse.alerts.rules import Rules
+    from riskpulse.stream.core.backtest import run_backtest
 
     scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED),
                      lambda r: {x["id"] for x in r} >= {i["id"] for i in items}, timeout_s=scored_timeout_s)
@@ -236,7 +236,7 @@ def test_a_worker_joining_and_leaving_mid_stream_loses_nothing(pipeline: Any, ka
     defaults): every item scored and counted once, trends and alerts equal the backtest's."""
     import threading
 
-    from stream.replay import replay
+    from riskpulse.stream.replay import replay
 
     path, items = burst_feed(tmp_path, "s", 600)
     first = pipeline(KAFKA_PARTITIONS=4)
@@ -310,7 +310,7 @@ def test_records_the_consumer_passes_over_are_counted_and_logged(pipeline: Any, 
 
 def scored_history(records: list[dict[str, Any]]) -> list[Any]:
     """news.scored records as the backtest reads them (a file exported from the topic)."""
-    from stream.records import ScoredNews
+    from riskpulse.stream.records import ScoredNews
 
     return [ScoredNews.model_validate({k: v for k, v in r.items() if not k.startswith("_")})
             for r in records if r.get("duplicate_of") is None]
@@ -329,10 +329,10 @@ def test_replay_with_default_settings_counts_every_item_as_the_backtest(pipeline
                                                                         speed: float | None) -> None:
     """Four partitions, default LATENESS_S and IDLE_S: the partitions drift apart on their way into the
     single aggregation input, and still every item is counted, window by window as the backtest counts."""
-    from alerts.detector import Detector
-    from alerts.rules import Rules
-    from stream.core.backtest import run_backtest
-    from stream.replay import replay
+    from riskpulse.alerts.detector import Detector
+    from riskpulse.alerts.rules import Rules
+    from riskpulse.stream.core.backtest import run_backtest
+    from riskpulse.stream.replay import replay
 
     # ~10 minutes of event time on one ticker, items 1-2 s apart, with a negative burst in the middle
     path, items = write_feed(tmp_path, "r", 400, 1.5, 5, lambda i, rng: (

@@ -9,7 +9,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from stream.reader import reader
+from riskpulse.stream.reader import reader
 
 pytestmark = pytest.mark.integration
 

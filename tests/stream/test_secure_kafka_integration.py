@@ -21,10 +21,10 @@ import httpx
 import pytest
 
 from riskpulse.settings import Settings
-from stream import kafka_clients
-from stream.local_broker import LocalBroker, SecureListener, free_port
-from stream.records import TOPIC_NEWS, TOPIC_SCORED
-from stream.topics import ensure_topics
+from riskpulse.stream import kafka_clients
+from riskpulse.stream.local_broker import LocalBroker, SecureListener, free_port
+from riskpulse.stream.records import TOPIC_NEWS, TOPIC_SCORED
+from riskpulse.stream.topics import ensure_topics
 from tests.helpers import REPO, Worker, consume, worker_env
 
 pytestmark = pytest.mark.integration

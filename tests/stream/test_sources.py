@@ -16,10 +16,10 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from stream.local_broker import free_port
-from stream.records import TOPIC_NEWS
+from riskpulse.stream.local_broker import free_port
+from riskpulse.stream.records import TOPIC_NEWS
 from riskpulse.httputil import retry_after_s
-from stream.rss import MIN_INTERVAL_S, FeedPoller
+from riskpulse.stream.rss import MIN_INTERVAL_S, FeedPoller
 from tests.helpers import REPO, consume
 
 FEEDS = Path(__file__).parent / "feeds"
@@ -161,7 +161,7 @@ def test_unreachable_or_garbage_feed_is_logged_not_fatal(feeds: FeedServer, tmp_
 
 
 def test_oversize_feeds_and_redirect_loops_are_refused_not_fatal(feeds: FeedServer, tmp_path: Path) -> None:
-    from stream.rss import MAX_FEED_BYTES
+    from riskpulse.stream.rss import MAX_FEED_BYTES
 
     sent: list[dict[str, Any]] = []
     feeds.files["/huge"] = b"<rss>" + b"x" * (MAX_FEED_BYTES + 1) + b"</rss>"
@@ -254,7 +254,7 @@ def test_ingest_refuses_without_token_and_over_limits(ingest: str) -> None:
 
 
 def test_ingest_will_not_start_without_a_token() -> None:
-    from stream.ingest import build_app
+    from riskpulse.stream.ingest import build_app
 
     async def send(pairs: list[tuple[bytes, bytes]]) -> None:
         pass

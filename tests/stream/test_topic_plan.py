@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from riskpulse.settings import Settings
-from stream.topic_plan import Existing, compare, desired, render
+from riskpulse.stream.topic_plan import Existing, compare, desired, render
 
 
 def test_the_plan_names_every_topic_a_worker_uses_with_prefix_and_app_id() -> None:

@@ -14,9 +14,9 @@ import pytest
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 
 from riskpulse.settings import Settings
-from stream.records import TOPIC_ALERTS, TOPIC_NEWS, TOPIC_TRENDS
-from stream.topic_plan import apply, describe, plan
-from stream.topics import TopicsNotReady, ensure_topics
+from riskpulse.stream.records import TOPIC_ALERTS, TOPIC_NEWS, TOPIC_TRENDS
+from riskpulse.stream.topic_plan import apply, describe, plan
+from riskpulse.stream.topics import TopicsNotReady, ensure_topics
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

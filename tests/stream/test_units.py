@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from stream.core import windows
-from stream.core.dedupe import dedupe_key, normalise_headline
-from stream.records import SCHEMAS, ScoredNews
-from stream.schema_files import load, schema_for
-from stream.tickers import Watchlist
-from stream.core.validation import MAX_VALUE_BYTES, Invalid, dead_letter, parse_news
+from riskpulse.stream.core import windows
+from riskpulse.stream.core.dedupe import dedupe_key, normalise_headline
+from riskpulse.stream.records import SCHEMAS, ScoredNews
+from riskpulse.stream.schema_files import load, schema_for
+from riskpulse.stream.tickers import Watchlist
+from riskpulse.stream.core.validation import MAX_VALUE_BYTES, Invalid, dead_letter, parse_news
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 
@@ -94,13 +94,13 @@ def test_tickers_from_cashtags_given_and_watchlist(tmp_path) -> None:
 def test_shipped_json_schemas_match_the_record_models() -> None:
     for topic in SCHEMAS:
         assert load(topic) == json.loads(json.dumps(schema_for(topic), sort_keys=True)), \
-            f"stream/schemas/{topic}.schema.json is stale: run python -m stream.schema_files"
+            f"stream/schemas/{topic}.schema.json is stale: run python -m riskpulse.stream.schema_files"
 
 
 def test_stall_watchdog_flags_only_partitions_with_data_and_no_progress() -> None:
     from types import SimpleNamespace
 
-    from stream.watchdog import StallWatchdog
+    from riskpulse.stream.watchdog import StallWatchdog
 
     dog = StallWatchdog(stall_s=30)
     ev = lambda p, o: SimpleNamespace(message=SimpleNamespace(topic="news", partition=p, offset=o))  # noqa: E731
@@ -129,7 +129,7 @@ def test_a_store_from_an_earlier_version_is_upgraded_in_place(tmp_path: Path) ->
     """Session-1 stores had no trends.window_ts: the sink and the dashboard need it."""
     import sqlite3
 
-    from stream.store import Store
+    from riskpulse.stream.store import Store
 
     db = tmp_path / "old.db"
     con = sqlite3.connect(db)
@@ -155,7 +155,7 @@ def test_a_crashed_agent_ends_the_worker_for_its_supervisor(monkeypatch: pytest.
     # faust-streaming would leave the agent stopped in a worker that still looks healthy
     import asyncio
 
-    from stream import supervisor
+    from riskpulse.stream import supervisor
 
     def exit_(code: int) -> None:
         raise SystemExit(code)
@@ -179,7 +179,7 @@ def test_a_crashed_agent_ends_the_worker_for_its_supervisor(monkeypatch: pytest.
 
 
 def test_stall_watchdog_sees_an_agent_blocked_inside_a_batch() -> None:
-    from stream.watchdog import StallWatchdog
+    from riskpulse.stream.watchdog import StallWatchdog
 
     dog = StallWatchdog(stall_s=30)
     dog.begin("aggregate", now=100)

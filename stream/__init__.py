@@ -1,0 +1,1 @@
+"""The streaming pipeline: Faust agents, Kafka plumbing and the plain streaming core (stream/core)."""
