@@ -18,20 +18,24 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Callable
 
+import faust
+
 from riskpulse.alerts.delivery import Deliverer, RetryPolicy, enqueue_alert
 from riskpulse.alerts.detector import Detector
 from riskpulse.alerts.outbox import Outbox
 from riskpulse.alerts.rules import Rules
 from riskpulse.logs import take_over_handlers
+from riskpulse.settings import Settings
 
-from . import metrics, passed_over
-from .app import (alerts_topic, app, dlq_topic, news_topic, scored_internal, scored_topic, settings, state_table,
-                  trends_topic)
+from . import metrics
+from .app import create_app, declare_topics, state_table
+from .broker_offsets import BrokerOffsets
 from .core.aggregator import Aggregator, AggregatorConfig
 from .core.event_time import EventTimePolicy, judge
 from .core.state import Overlay
 from .core.validation import Invalid, dead_letter, parse_news
 from .isolation import score_isolated, write_isolated
+from .passed_over import PassedOver
 from .records import TOPIC_NEWS, Alert, NewsItem, ScoredNews
 from .scoring import ScoringService
 from .store import Store
@@ -40,38 +44,21 @@ from .watchdog import StallWatchdog, task_stacks
 
 log = logging.getLogger(__name__)
 
-watchdog = StallWatchdog(stall_s=settings.stall_s)
-_model_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")  # inference off the event loop
-_service: ScoringService | None = None
-
 TICK = b'{"tick":1}'
 CANARY = NewsItem(id="canary", headline="Stocks rise as investors weigh earnings", published_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
-POLICY = EventTimePolicy(settings.max_clock_skew_s, settings.max_event_age_days * 86400.0, settings.clock_policy)
+
+
+def build_app(settings: Settings) -> faust.App:
+    """The worker's Faust app with its topics, table, agents, timers and pages, from ``settings``.
+
+    Nothing is built at import: a test, a benchmark or a second worker in one process gets its own."""
+    app = create_app(settings)
+    Pipeline(app, settings).register()
+    return app
 
 
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-async def _dead_letter(value: bytes | None, reason: str, stage: str, topic: str, partition: int, offset: int) -> None:
-    letter = dead_letter(value, reason, topic, partition, offset, datetime.now(timezone.utc), stage=stage)
-    log.warning("news.dlq", extra={"stage": stage, "reason": reason[:300], "topic": topic, "partition": partition,
-                                   "offset": offset})
-    metrics.DLQ.labels(stage).inc()
-    await dlq_topic.send(key=f"{topic}:{partition}:{offset}".encode(), value=_dumps(letter.to_json()))
-
-
-async def _dead_letter_event(event: Any, reason: str, stage: str) -> None:
-    msg = event.message
-    await _dead_letter(event.value, reason, stage, msg.topic, msg.partition, msg.offset)
-
-
-async def _scoring_service() -> ScoringService:
-    global _service
-    if _service is None:
-        loop = asyncio.get_running_loop()
-        _service = await loop.run_in_executor(_model_pool, ScoringService.from_settings, settings)
-    return _service
 
 
 def _broker_time(event: Any, fallback: datetime) -> datetime:
@@ -81,132 +68,6 @@ def _broker_time(event: Any, fallback: datetime) -> datetime:
         return datetime.fromtimestamp(float(ts), timezone.utc) if ts else fallback
     except (OverflowError, OSError, ValueError):
         return fallback
-
-
-broker_offsets = passed_over.broker_offsets
-
-
-@asynccontextmanager
-async def _processing(agent: str, events: list[Any]) -> AsyncIterator[list[Any]]:
-    """One batch of ``agent``: watched for stalls, kept unacknowledged until processed, and the
-    holes faust passed over that were filled in (``passed_over.complete``) marked done at the end.
-
-    faust's take_events acknowledges a batch when the agent leaves it, however it leaves: a
-    stopping worker cancels its agents mid-batch, and the consumer then commits the unprocessed
-    batch, so the next owner of the partition starts after it. Seen: a worker that left its
-    group mid-stream lost the item it was scoring. Every message holds one more reference from
-    delivery (stream/app.py, ``HeldTopic``), released here only when the batch is done, so a
-    cancelled batch stays unacknowledged: it is read again by whoever holds the partition next
-    (redelivery, which the aggregator absorbs). Yields the list that collects the filled-in holes."""
-    with watchdog.batch(agent):
-        done: list[Any] = []
-        yield done  # no finally: a batch that did not finish keeps its references and its holes unmarked
-        await passed_over.mark_done(done)
-        for event in events:
-            event.message.decref()
-
-
-@app.agent(news_topic)
-@exit_on_crash
-async def score(stream: Any) -> None:
-    """news -> validate, event-time policy (failures to news.dlq) -> micro-batch scoring -> riskpulse-scored."""
-    service = await _scoring_service()
-    async for events in stream.take_events(settings.batch_max_size, within=settings.batch_max_wait_ms / 1000):
-        async with _processing("score", events) as filled:
-            async for chunk in passed_over.complete(events, settings.batch_max_size, filled):
-                watchdog.begin("score")  # each chunk is progress: a large filled-in gap is not a blocked agent
-                await _score_batch(service, chunk)
-
-
-async def _score_batch(service: ScoringService, events: list[Any]) -> None:
-    """One micro-batch: validation and the event-time policy, then the model; failures to news.dlq."""
-    loop = asyncio.get_running_loop()
-    now = datetime.now(timezone.utc)
-    good: list[tuple[Any, NewsItem, Any]] = []
-    for event in events:
-        broker_time = _broker_time(event, now)
-        parsed = parse_news(event.value, broker_time)
-        if isinstance(parsed, Invalid):
-            await _dead_letter_event(event, parsed.reason, "parse")
-            continue
-        assert parsed.published_at is not None  # completed by parse_news
-        verdict = judge(parsed.published_at, broker_time, now, POLICY)
-        if verdict.refused:
-            await _dead_letter_event(event, verdict.refused, "event_time")
-            continue
-        good.append((event, parsed, verdict))
-    metrics.ITEMS_IN.labels(TOPIC_NEWS).inc(len(events))
-    watchdog.note(events)
-    if not good:
-        await _report_silent_partitions(events, {})
-        return
-    started = time.perf_counter()
-    items = [item for _, item, _ in good]
-    scored = await loop.run_in_executor(_model_pool, score_isolated, lambda batch: service.score_items(batch, now),
-                                        items, CANARY)
-    metrics.MODEL_SECONDS.observe(time.perf_counter() - started)
-    metrics.BATCH_SIZE.observe(len(good))
-    sent: dict[int, int] = {}  # partition -> offset of the last item sent on
-    for (event, _, verdict), record in zip(good, scored):
-        if isinstance(record, Exception):
-            await _dead_letter_event(event, f"scoring failed: {record!r}", "score")
-            continue
-        if verdict.original is not None:
-            metrics.CLOCK_ADJUSTED.inc()
-            record = record.model_copy(update={"published_at": verdict.published_at,
-                                               "published_at_original": verdict.original})
-        value = record.to_json()
-        value["_src"] = [event.message.topic, event.message.partition, event.message.offset, _behind(event)]
-        value["_ingest_ts"] = event.message.timestamp  # broker time of the news record, for latency figures
-        await scored_internal.send(key=record.id.encode(), value=_dumps(value))
-        sent[event.message.partition] = event.message.offset
-    await _report_silent_partitions(events, sent)
-
-
-def _behind(event: Any) -> int:
-    """Records of the event's partition not yet read (the fetcher's last highwater; no broker call)."""
-    try:
-        highwater = app.consumer.highwater(event.message.tp)
-    except Exception:  # noqa: BLE001 - revoked meanwhile, or not fetched yet: no claim either way
-        return 0
-    return max(0, int(highwater) - event.message.offset - 1) if highwater is not None else 0
-
-
-async def _report_silent_partitions(events: list[Any], sent: dict[int, int]) -> None:
-    """A partition whose last records in this batch were dead-lettered still tells the aggregator it
-    moved on, and how far behind it is: otherwise its last word ("more behind me") would hold the
-    watermark for ever (see stream/core/watermark.py)."""
-    last: dict[int, Any] = {}
-    for event in events:
-        last[event.message.partition] = event
-    for partition, event in last.items():
-        if sent.get(partition) != event.message.offset:
-            marker = {"_progress": [event.message.topic, partition, event.message.offset, _behind(event)]}
-            await scored_internal.send(key=b"progress", value=_dumps(marker))
-
-
-rules = Rules.load(settings.alert_rules)  # validated by `riskpulse worker` before this process starts
-detector = Detector(rules, settings.window_s)
-AGG_CONFIG = AggregatorConfig(window_s=settings.window_s, lateness_s=settings.lateness_s, idle_s=settings.idle_s,
-                              max_skew_s=settings.max_clock_skew_s, dedupe_horizon_s=settings.dedupe_horizon_s,
-                              key_ttl_s=settings.detector_key_ttl_days * 86400.0, confirm_idle=True)
-
-
-async def _publish_close(agg: Aggregator) -> None:
-    """Close every window the watermark passed: publish, wait for the broker's ack, then commit."""
-    while (close := agg.next_close(time.time())) is not None:
-        pending = []
-        for trend in close.trends:
-            key = f"{trend.key_type}|{trend.key}|{close.start}".encode()
-            pending.append(await trends_topic.send(key=key, value=_dumps(trend.to_json())))
-        for alert in close.alerts:
-            pending.append(await alerts_topic.send(key=alert.id.encode(), value=_dumps(alert.to_json())))
-            metrics.ALERTS.labels(alert.severity, alert.status).inc()
-            log.warning("alert", extra={"alert_id": alert.id, "status": alert.status, "severity": alert.severity,
-                                        "summary": alert.summary})
-        await asyncio.gather(*pending)  # acknowledged by the broker (acks=all): only now is the window closed
-        metrics.ITEMS_OUT.labels("trends").inc(len(close.trends))
-        agg.commit(close)
 
 
 def _source(src: Any) -> tuple[int, int, int]:
@@ -228,282 +89,438 @@ def _decode_internal(value: bytes) -> tuple[ScoredNews | None, tuple[int, int, i
     return ScoredNews.model_validate(raw), src, ingest_ts
 
 
-@app.agent(scored_internal)
-@exit_on_crash
-async def aggregate(stream: Any) -> None:
-    """Dedupe, publish news.scored, count into event-time windows, emit trends and alerts as windows close."""
-    agg: Aggregator | None = None
-    async for events in stream.take_events(500, within=0.02):
-        # take_events runs the iteration in another task: name the event whose offsets these writes follow
-        stream._set_current_event(events[-1])  # noqa: SLF001
-        async with _processing("aggregate", events) as filled:
-            state = Overlay(state_table)
-            if agg is None or not agg.is_current(state):  # first batch, or state written by another worker since
-                agg = Aggregator(state, AGG_CONFIG, detector, time.time(), partitions=range(settings.kafka_partitions),
-                                 on_detector_error=lambda key, exc: metrics.DETECTOR_ERRORS.inc())
-            agg.state = state
-            async for chunk in passed_over.complete(events, 500, filled):  # what faust passed over, in place
-                watchdog.note(chunk)
-                await _aggregate_batch(agg, chunk)
-            await _publish_close(agg)
-            agg.end_batch()
-            state.flush()
-        metrics.WATERMARK.set(max(agg.closed, 0.0))
+class Pipeline:
+    """What one worker's agents share: its settings, topics and table, the clients and threads
+    they use off the event loop, and the stall watchdog that judges them. ``register`` puts the
+    agents, timers and pages on the app; every method below is one of them or a step of one."""
 
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+        self.topics = declare_topics(app, settings)
+        self.state_table = state_table(app)
+        self.watchdog = StallWatchdog(stall_s=settings.stall_s)
+        # asked on a client of its own (the stall check uses it too: it must not lean on the consumer it judges)
+        self.broker_offsets = BrokerOffsets(settings.kafka_bootstrap)
+        self.passed_over = PassedOver(app, self.topics.news.get_topic_name(), self.broker_offsets)
+        self.policy = EventTimePolicy(settings.max_clock_skew_s, settings.max_event_age_days * 86400.0,
+                                      settings.clock_policy)
+        self.rules = Rules.load(settings.alert_rules)  # validated by `riskpulse worker` before this process starts
+        self.detector = Detector(self.rules, settings.window_s)
+        self.agg_config = AggregatorConfig(
+            window_s=settings.window_s, lateness_s=settings.lateness_s, idle_s=settings.idle_s,
+            max_skew_s=settings.max_clock_skew_s, dedupe_horizon_s=settings.dedupe_horizon_s,
+            key_ttl_s=settings.detector_key_ttl_days * 86400.0, confirm_idle=True)
+        # blocking work runs off the event loop, one thread per resource
+        self._model_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
+        self._store_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._outbox_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._service: ScoringService | None = None
+        self._store: Store | None = None
+        self._outbox: Outbox | None = None
+        self._said_cancelled = False
+        self._settling_since: float | None = None
 
-async def _aggregate_batch(agg: Aggregator, events: list[Any]) -> None:
-    for event in events:
-        if event.value == TICK:
-            continue
-        try:
-            with agg.state.savepoint():
-                item, (partition, offset, behind), ingest_ts = _decode_internal(event.value)
-                if item is None:
-                    agg.heard(partition, time.time(), behind)
-                    continue
-                added = agg.add(item, partition, offset, time.time(), behind)
-        except Exception as exc:  # noqa: BLE001 - a record's fault: dead-letter it, keep counting
-            await _dead_letter_event(event, f"{type(exc).__name__}: {exc}", "aggregate")
-            continue
-        await scored_topic.send(key=added.item.id.encode(), value=_dumps(added.item.to_json()))
-        metrics.ITEMS_OUT.labels("news.scored").inc()
-        if added.status == "late":
-            metrics.LATE.inc()
-            log.warning("late item not counted in trends (published on news.scored)",
-                        extra={"id": item.id, "published_at": str(item.published_at), "partition": partition,
-                               "offset": offset, "closed_through": agg.closed})
-        if ingest_ts:
-            metrics.E2E_SECONDS.observe(max(0.0, time.time() - ingest_ts))
+    def register(self) -> None:
+        app, topics = self.app, self.topics
+        app.agent(topics.news, name="riskpulse.stream.agents.score")(exit_on_crash(self.score))
+        app.agent(topics.scored_internal, name="riskpulse.stream.agents.aggregate")(exit_on_crash(self.aggregate))
+        # news.scored -> store (upserts by id); trends -> store (upserts by key and window);
+        # alerts -> store (one row per alert id) + webhook outbox (one row per route and message)
+        self._sink_agent(topics.scored, "sink_scored", lambda: self._get_store().upsert_scored, 500, 1.0)
+        self._sink_agent(topics.trends, "sink_trends", lambda: self._get_store().upsert_trends, 500, 1.0)
+        self._sink_agent(topics.alerts, "sink_alerts", lambda: self._sink_alerts_blocking, 100, 0.5)
+        app.task(self.deliver_webhooks)
+        app.task(self.own_the_log_handlers)
+        app.timer(interval=3600.0, name="retention")(self.retention)
+        app.timer(interval=5.0, name="stall_check")(self.stall_check)
+        app.timer(interval=1.0, name="tick")(self.tick)
+        self._page("/healthz", self.healthz)
+        self._page("/readyz", self.readyz)
+        self._page("/metrics", self.metrics_page)
 
+    def _page(self, path: str, handler: Callable[[Any, Any], Any]) -> None:
+        """faust makes a page's handler its view's ``get`` method: a function, so it binds to the view."""
+        async def page(web: Any, request: Any) -> Any:
+            return await handler(web, request)
+        page.__name__ = page.__qualname__ = handler.__name__
+        page.__doc__ = handler.__doc__
+        self.app.page(path)(page)
 
-_store_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-_store: Store | None = None
+    # -- dead letters -----------------------------------------------------------------------
 
+    async def _dead_letter(self, value: bytes | None, reason: str, stage: str, topic: str, partition: int,
+                           offset: int) -> None:
+        letter = dead_letter(value, reason, topic, partition, offset, datetime.now(timezone.utc), stage=stage)
+        log.warning("news.dlq", extra={"stage": stage, "reason": reason[:300], "topic": topic, "partition": partition,
+                                       "offset": offset})
+        metrics.DLQ.labels(stage).inc()
+        await self.topics.dlq.send(key=f"{topic}:{partition}:{offset}".encode(), value=_dumps(letter.to_json()))
 
-def _get_store() -> Store:
-    global _store
-    if _store is None:
-        _store = Store(settings.store_url)
-    return _store
+    async def _dead_letter_event(self, event: Any, reason: str, stage: str) -> None:
+        msg = event.message
+        await self._dead_letter(event.value, reason, stage, msg.topic, msg.partition, msg.offset)
 
+    @asynccontextmanager
+    async def _processing(self, agent: str, events: list[Any]) -> AsyncIterator[list[Any]]:
+        """One batch of ``agent``: watched for stalls, kept unacknowledged until processed, and the
+        holes faust passed over that were filled in (``PassedOver.complete``) marked done at the end.
 
-async def _sink(stage: str, events: list[Any], write: Callable[[list[dict[str, Any]]], object]) -> None:
-    """One implementation for every sink: decode, write the batch on the store's thread, and
-    dead-letter exactly the records the store refuses (an unreachable store is retried, then restarts)."""
-    decoded: list[tuple[Any, dict[str, Any]]] = []
-    for event in events:
-        try:
-            record = json.loads(event.value)
-            if not isinstance(record, dict):
-                raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-        except (ValueError, TypeError, RecursionError) as exc:
-            await _dead_letter_event(event, f"not a record: {exc}", stage)
-            continue
-        decoded.append((event, record))
-    if not decoded:
-        return
-    loop = asyncio.get_running_loop()
-    failures = await loop.run_in_executor(_store_pool, write_isolated, write, [r for _, r in decoded])
-    for index, exc in failures:
-        await _dead_letter_event(decoded[index][0], f"{type(exc).__name__}: {str(exc)[:500]}", stage)
+        faust's take_events acknowledges a batch when the agent leaves it, however it leaves: a
+        stopping worker cancels its agents mid-batch, and the consumer then commits the unprocessed
+        batch, so the next owner of the partition starts after it. Seen: a worker that left its
+        group mid-stream lost the item it was scoring. Every message holds one more reference from
+        delivery (stream/app.py, ``HeldTopic``), released here only when the batch is done, so a
+        cancelled batch stays unacknowledged: it is read again by whoever holds the partition next
+        (redelivery, which the aggregator absorbs). Yields the list that collects the filled-in holes."""
+        with self.watchdog.batch(agent):
+            done: list[Any] = []
+            yield done  # no finally: a batch that did not finish keeps its references and its holes unmarked
+            await self.passed_over.mark_done(done)
+            for event in events:
+                event.message.decref()
 
+    # -- scoring: news -> riskpulse-scored ----------------------------------------------------
 
-def _sink_agent(topic: Any, stage: str, write: Callable[[], Callable[[list[dict[str, Any]]], object]],
-                batch: int, within_s: float) -> None:
-    async def sink(stream: Any) -> None:
-        async for events in stream.take_events(batch, within=within_s):
-            async with _processing(stage, events):
-                await _sink(stage, events, write())
-    sink.__name__ = sink.__qualname__ = stage
-    app.agent(topic, name=f"stream.agents.{stage}")(exit_on_crash(sink))
+    async def _scoring_service(self) -> ScoringService:
+        if self._service is None:
+            loop = asyncio.get_running_loop()
+            self._service = await loop.run_in_executor(self._model_pool, ScoringService.from_settings, self.settings)
+        return self._service
 
+    async def score(self, stream: Any) -> None:
+        """news -> validate, event-time policy (failures to news.dlq) -> micro-batch scoring -> riskpulse-scored."""
+        service = await self._scoring_service()
+        settings = self.settings
+        async for events in stream.take_events(settings.batch_max_size, within=settings.batch_max_wait_ms / 1000):
+            async with self._processing("score", events) as filled:
+                async for chunk in self.passed_over.complete(events, settings.batch_max_size, filled):
+                    self.watchdog.begin("score")  # each chunk is progress: a large filled-in gap is not a blocked agent
+                    await self._score_batch(service, chunk)
 
-_outbox_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
-_outbox: Outbox | None = None
-
-
-def _get_outbox() -> Outbox:
-    global _outbox
-    if _outbox is None:
-        _outbox = Outbox(_get_store().engine)
-    return _outbox
-
-
-def _sink_alerts_blocking(records: list[dict[str, Any]]) -> None:
-    """Store first, then the outbox: a delivery row exists only for a stored alert."""
-    alerts = [Alert.model_validate(rec) for rec in records]  # a malformed record fails before anything is written
-    _get_store().upsert_alerts(records)
-    for alert in alerts:
-        enqueue_alert(_get_outbox(), rules, alert)
-
-
-# news.scored -> store (upserts by id); trends -> store (upserts by key and window);
-# alerts -> store (one row per alert id) + webhook outbox (one row per route and message)
-_sink_agent(scored_topic, "sink_scored", lambda: _get_store().upsert_scored, 500, 1.0)
-_sink_agent(trends_topic, "sink_trends", lambda: _get_store().upsert_trends, 500, 1.0)
-_sink_agent(alerts_topic, "sink_alerts", lambda: _sink_alerts_blocking, 100, 0.5)
-
-
-@app.task
-async def deliver_webhooks() -> None:
-    """Drains the outbox beside the stream; a dead receiver costs this task timeouts, nothing else."""
-    if not rules.routes:
-        return
-    loop = asyncio.get_running_loop()
-    outbox = await loop.run_in_executor(_outbox_pool, _get_outbox)
-    policy = RetryPolicy(settings.webhook_retry_base_s, settings.webhook_retry_cap_s, settings.webhook_max_attempts)
-    deliverer = Deliverer(outbox, rules, policy, run_blocking=lambda fn, *a: loop.run_in_executor(_outbox_pool, fn, *a))
-    deliverer.on_result = lambda route, outcome: metrics.WEBHOOKS.labels(route, outcome).inc()
-    await deliverer.run_forever()
-
-
-@app.task
-async def own_the_log_handlers() -> None:
-    """faust/mode install their own log handlers at start: our formatter (fields, JSON, redaction)
-    and rate limit on them (see riskpulse.logs)."""
-    take_over_handlers(settings.log_json)
-    asyncio.get_running_loop().set_exception_handler(_loop_exception)
-
-
-_said_cancelled: list[bool] = []
-
-
-def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """faust's send callback raises on a send cancelled as the worker stops, one ERROR traceback
-    per pending record at every deploy. Nothing is lost (the batch that sent it was never
-    acknowledged and is read again by the next owner): say so once, quietly."""
-    if isinstance(context.get("exception"), asyncio.CancelledError) and "_on_published" in str(context.get("handle")):
-        if not _said_cancelled:  # said once per process, counted always
-            _said_cancelled.append(True)
-            log.info("sends still pending at stop were cancelled; their input is read again by the next owner")
-        metrics.SENDS_CANCELLED.inc()
-        return
-    loop.default_exception_handler(context)
-
-
-@app.timer(interval=3600.0)
-async def retention() -> None:
-    """The store and the webhook outbox keep RETENTION_DAYS (pending webhook messages are kept)."""
-    cutoff = datetime.now(timezone.utc) - timedelta(days=settings.retention_days)
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(_store_pool, _get_store().purge, cutoff)
-    await loop.run_in_executor(_outbox_pool, _get_outbox().purge, cutoff.timestamp())
-
-
-_settling: dict[str, float] = {}
-
-
-@app.timer(interval=5.0)
-async def stall_check() -> None:
-    """A partition that has data but makes no progress (faust-streaming#629, after a rebalance).
-
-    Judged from this process's own records (processed offsets, faust's assignment and committed
-    offsets) and end offsets asked on a separate client: nothing here calls into faust's
-    consumer thread, so a wedged one is seen as what it is, a partition without progress."""
-    now = time.time()
-    blocked = watchdog.blocked(now)
-    if blocked:  # inside one batch for stall_s: waiting on output that never drains
-        log.error("agents blocked inside a batch; exiting so the supervisor restarts the worker (state is idempotent)",
-                  extra={"agents": blocked, "stall_s": settings.stall_s, "tasks": task_stacks()})
-        os._exit(RESTART)
-    if app.rebalancing or app.consumer is None or app.tables.recovery.in_recovery:
-        watchdog.settle(now)  # judge afresh once the group and the tables have settled
-        _settling.setdefault("since", now)
-        if now - _settling["since"] > 4 * settings.stall_s:  # a recovery that never ends (seen once)
-            log.error("stuck rebalancing or recovering; exiting so the supervisor restarts the worker")
-            os._exit(RESTART)
-        return
-    _settling.clear()
-    watched = {news_topic.get_topic_name(), scored_internal.get_topic_name()}
-    tps = [tp for tp in app.assignor.assigned_actives() if tp.topic in watched]  # faust's own record
-    if not tps:
-        return
-    ends = await broker_offsets.end((tp.topic, tp.partition) for tp in tps)
-    if ends is None:  # broker unreachable (or slow): nothing to judge until it answers
-        watchdog.settle(now)
-        return
-    # where processing stands at least: the committed offset, or for a group that never committed
-    # one, the log start (consumer_auto_offset_reset="earliest")
-    starts = {(tp.topic, tp.partition): passed_over.committed(tp) for tp in tps}
-    unknown = [key for key, offset in starts.items() if offset is None and key not in watchdog.progress]
-    if unknown:
-        starts.update(await broker_offsets.start(unknown) or {})
-    for key, offset in starts.items():
-        if offset is not None:
-            watchdog.start_from(key, offset, now)
-    for tp in tps:
-        key = (tp.topic, tp.partition)
-        if key in watchdog.progress and key in ends:
-            metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, ends[key] - watchdog.progress[key][0] - 1))
-    stuck = watchdog.stuck(ends, now)
-    if stuck:
-        log.error("partitions stalled; exiting so the supervisor restarts the worker (state is idempotent)",
-                  extra={"stalled": stuck, "tasks": task_stacks(), "consumer": _consumer_state(tps)})
-        os._exit(RESTART)
-
-
-def _consumer_state(tps: list[Any]) -> dict[str, Any]:
-    """faust's own view of the stalled partitions, for the log line (private fields; faust is pinned)."""
-    consumer = app.consumer
-    try:
-        return {"flow_active": app.flow_control.is_active(), "generation": app.consumer_generation_id,
-                "busy": dict(watchdog.busy), "expected": dict(passed_over.continuity.expected),
-                "fresh": sorted(passed_over.continuity.fresh), "dropped": dict(passed_over.dropped.since),
-                "paused": sorted(str(tp.partition) + tp.topic[-6:] for tp in consumer._paused_partitions),  # noqa: SLF001
-                "partitions": {f"{tp.topic[-6:]}-{tp.partition}": {
-                    "read": consumer._read_offset.get(tp), "committed": consumer._committed_offset.get(tp),  # noqa: SLF001
-                    "highwater": consumer.highwater(tp), "seen": watchdog.progress.get((tp.topic, tp.partition))}
-                    for tp in tps}}
-    except Exception as exc:  # noqa: BLE001 - a diagnostic must not fail the exit it explains
-        return {"error": repr(exc)}
-
-
-@app.timer(interval=1.0)
-async def tick() -> None:
-    """Heartbeats: for each news partition this worker scores, how many records it has yet to read
-    (the fetcher's last highwater against what it processed; no broker call). A partition is idle
-    for the watermark only once its scorer says it is caught up (stream/core/watermark.py). The
-    tick itself lets the aggregate agent close windows while no news arrives."""
-    consumer = app.consumer
-    if consumer is not None and not app.rebalancing:
-        try:
-            assigned = [tp for tp in consumer.assignment() if tp.topic == news_topic.get_topic_name()]
-        except Exception:  # noqa: BLE001 - no assignment yet
-            assigned = []
-        for tp in assigned:
-            seen = watchdog.progress.get((tp.topic, tp.partition))
-            try:
-                highwater = consumer.highwater(tp)
-            except Exception:  # noqa: BLE001 - revoked meanwhile
+    async def _score_batch(self, service: ScoringService, events: list[Any]) -> None:
+        """One micro-batch: validation and the event-time policy, then the model; failures to news.dlq."""
+        loop = asyncio.get_running_loop()
+        now = datetime.now(timezone.utc)
+        good: list[tuple[Any, NewsItem, Any]] = []
+        for event in events:
+            broker_time = _broker_time(event, now)
+            parsed = parse_news(event.value, broker_time)
+            if isinstance(parsed, Invalid):
+                await self._dead_letter_event(event, parsed.reason, "parse")
                 continue
-            # where this worker stands: its last processed offset, or before any, the committed one
-            # (a partition with a backlog it has not started on is slow, not idle)
-            committed = passed_over.committed(tp)
-            last = max(seen[0] if seen else -1, committed - 1 if committed is not None else -1)
-            if (seen is None and committed is None) or highwater is None:
-                continue  # nothing known yet: the partition keeps holding the watermark
-            marker = {"_progress": [tp.topic, tp.partition, last, max(0, int(highwater) - last - 1)]}
-            await scored_internal.send(key=b"progress", value=_dumps(marker))
-        await passed_over.catch_up(scorer_busy="score" in watchdog.busy)
-    await scored_internal.send(key=b"tick", value=TICK)
+            assert parsed.published_at is not None  # completed by parse_news
+            verdict = judge(parsed.published_at, broker_time, now, self.policy)
+            if verdict.refused:
+                await self._dead_letter_event(event, verdict.refused, "event_time")
+                continue
+            good.append((event, parsed, verdict))
+        metrics.ITEMS_IN.labels(TOPIC_NEWS).inc(len(events))
+        self.watchdog.note(events)
+        if not good:
+            await self._report_silent_partitions(events, {})
+            return
+        started = time.perf_counter()
+        items = [item for _, item, _ in good]
+        scored = await loop.run_in_executor(self._model_pool, score_isolated,
+                                            lambda batch: service.score_items(batch, now), items, CANARY)
+        metrics.MODEL_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.observe(len(good))
+        sent: dict[int, int] = {}  # partition -> offset of the last item sent on
+        for (event, _, verdict), record in zip(good, scored):
+            if isinstance(record, Exception):
+                await self._dead_letter_event(event, f"scoring failed: {record!r}", "score")
+                continue
+            if verdict.original is not None:
+                metrics.CLOCK_ADJUSTED.inc()
+                record = record.model_copy(update={"published_at": verdict.published_at,
+                                                   "published_at_original": verdict.original})
+            value = record.to_json()
+            value["_src"] = [event.message.topic, event.message.partition, event.message.offset, self._behind(event)]
+            value["_ingest_ts"] = event.message.timestamp  # broker time of the news record, for latency figures
+            await self.topics.scored_internal.send(key=record.id.encode(), value=_dumps(value))
+            sent[event.message.partition] = event.message.offset
+        await self._report_silent_partitions(events, sent)
 
+    def _behind(self, event: Any) -> int:
+        """Records of the event's partition not yet read (the fetcher's last highwater; no broker call)."""
+        try:
+            highwater = self.app.consumer.highwater(event.message.tp)
+        except Exception:  # noqa: BLE001 - revoked meanwhile, or not fetched yet: no claim either way
+            return 0
+        return max(0, int(highwater) - event.message.offset - 1) if highwater is not None else 0
 
-@app.page("/healthz")
-async def healthz(web: Any, request: Any) -> Any:
-    """Liveness: the event loop answers."""
-    return web.json({"status": "ok"})
+    async def _report_silent_partitions(self, events: list[Any], sent: dict[int, int]) -> None:
+        """A partition whose last records in this batch were dead-lettered still tells the aggregator it
+        moved on, and how far behind it is: otherwise its last word ("more behind me") would hold the
+        watermark for ever (see stream/core/watermark.py)."""
+        last: dict[int, Any] = {}
+        for event in events:
+            last[event.message.partition] = event
+        for partition, event in last.items():
+            if sent.get(partition) != event.message.offset:
+                marker = {"_progress": [event.message.topic, partition, event.message.offset, self._behind(event)]}
+                await self.topics.scored_internal.send(key=b"progress", value=_dumps(marker))
 
+    # -- aggregation: riskpulse-scored -> news.scored, trends, alerts ---------------------------
 
-@app.page("/readyz")
-async def readyz(web: Any, request: Any) -> Any:
-    """Readiness: model loaded, partitions assigned, not rebalancing."""
-    assigned = bool(app.consumer.assignment()) if app.consumer else False
-    ready = _service is not None and assigned and not app.rebalancing
-    return web.json({"ready": ready, "model_loaded": _service is not None, "assigned": assigned},
-                    status=200 if ready else 503)
+    async def aggregate(self, stream: Any) -> None:
+        """Dedupe, publish news.scored, count into event-time windows, emit trends and alerts as windows close."""
+        agg: Aggregator | None = None
+        async for events in stream.take_events(500, within=0.02):
+            # take_events runs the iteration in another task: name the event whose offsets these writes follow
+            stream._set_current_event(events[-1])  # noqa: SLF001
+            async with self._processing("aggregate", events) as filled:
+                state = Overlay(self.state_table)
+                if agg is None or not agg.is_current(state):  # first batch, or state written by another worker since
+                    agg = Aggregator(state, self.agg_config, self.detector, time.time(),
+                                     partitions=range(self.settings.kafka_partitions),
+                                     on_detector_error=lambda key, exc: metrics.DETECTOR_ERRORS.inc())
+                agg.state = state
+                async for chunk in self.passed_over.complete(events, 500, filled):  # what faust passed over, in place
+                    self.watchdog.note(chunk)
+                    await self._aggregate_batch(agg, chunk)
+                await self._publish_close(agg)
+                agg.end_batch()
+                state.flush()
+            metrics.WATERMARK.set(max(agg.closed, 0.0))
 
+    async def _aggregate_batch(self, agg: Aggregator, events: list[Any]) -> None:
+        for event in events:
+            if event.value == TICK:
+                continue
+            try:
+                with agg.state.savepoint():
+                    item, (partition, offset, behind), ingest_ts = _decode_internal(event.value)
+                    if item is None:
+                        agg.heard(partition, time.time(), behind)
+                        continue
+                    added = agg.add(item, partition, offset, time.time(), behind)
+            except Exception as exc:  # noqa: BLE001 - a record's fault: dead-letter it, keep counting
+                await self._dead_letter_event(event, f"{type(exc).__name__}: {exc}", "aggregate")
+                continue
+            await self.topics.scored.send(key=added.item.id.encode(), value=_dumps(added.item.to_json()))
+            metrics.ITEMS_OUT.labels("news.scored").inc()
+            if added.status == "late":
+                metrics.LATE.inc()
+                log.warning("late item not counted in trends (published on news.scored)",
+                            extra={"id": item.id, "published_at": str(item.published_at), "partition": partition,
+                                   "offset": offset, "closed_through": agg.closed})
+            if ingest_ts:
+                metrics.E2E_SECONDS.observe(max(0.0, time.time() - ingest_ts))
 
-@app.page("/metrics")
-async def metrics_page(web: Any, request: Any) -> Any:
-    body, content_type = metrics.exposition()
-    return web.bytes(body, content_type=content_type)
+    async def _publish_close(self, agg: Aggregator) -> None:
+        """Close every window the watermark passed: publish, wait for the broker's ack, then commit."""
+        while (close := agg.next_close(time.time())) is not None:
+            pending = []
+            for trend in close.trends:
+                key = f"{trend.key_type}|{trend.key}|{close.start}".encode()
+                pending.append(await self.topics.trends.send(key=key, value=_dumps(trend.to_json())))
+            for alert in close.alerts:
+                pending.append(await self.topics.alerts.send(key=alert.id.encode(), value=_dumps(alert.to_json())))
+                metrics.ALERTS.labels(alert.severity, alert.status).inc()
+                log.warning("alert", extra={"alert_id": alert.id, "status": alert.status, "severity": alert.severity,
+                                            "summary": alert.summary})
+            await asyncio.gather(*pending)  # acknowledged by the broker (acks=all): only now is the window closed
+            metrics.ITEMS_OUT.labels("trends").inc(len(close.trends))
+            agg.commit(close)
+
+    # -- sinks: news.scored, trends, alerts -> the store (and the webhook outbox) ----------------
+
+    def _get_store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.settings.store_url)
+        return self._store
+
+    def _get_outbox(self) -> Outbox:
+        if self._outbox is None:
+            self._outbox = Outbox(self._get_store().engine)
+        return self._outbox
+
+    async def _sink(self, stage: str, events: list[Any], write: Callable[[list[dict[str, Any]]], object]) -> None:
+        """One implementation for every sink: decode, write the batch on the store's thread, and
+        dead-letter exactly the records the store refuses (an unreachable store is retried, then restarts)."""
+        decoded: list[tuple[Any, dict[str, Any]]] = []
+        for event in events:
+            try:
+                record = json.loads(event.value)
+                if not isinstance(record, dict):
+                    raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+            except (ValueError, TypeError, RecursionError) as exc:
+                await self._dead_letter_event(event, f"not a record: {exc}", stage)
+                continue
+            decoded.append((event, record))
+        if not decoded:
+            return
+        loop = asyncio.get_running_loop()
+        failures = await loop.run_in_executor(self._store_pool, write_isolated, write, [r for _, r in decoded])
+        for index, exc in failures:
+            await self._dead_letter_event(decoded[index][0], f"{type(exc).__name__}: {str(exc)[:500]}", stage)
+
+    def _sink_agent(self, topic: Any, stage: str, write: Callable[[], Callable[[list[dict[str, Any]]], object]],
+                    batch: int, within_s: float) -> None:
+        async def sink(stream: Any) -> None:
+            async for events in stream.take_events(batch, within=within_s):
+                async with self._processing(stage, events):
+                    await self._sink(stage, events, write())
+        sink.__name__ = sink.__qualname__ = stage
+        self.app.agent(topic, name=f"riskpulse.stream.agents.{stage}")(exit_on_crash(sink))
+
+    def _sink_alerts_blocking(self, records: list[dict[str, Any]]) -> None:
+        """Store first, then the outbox: a delivery row exists only for a stored alert."""
+        alerts = [Alert.model_validate(rec) for rec in records]  # a malformed record fails before anything is written
+        self._get_store().upsert_alerts(records)
+        for alert in alerts:
+            enqueue_alert(self._get_outbox(), self.rules, alert)
+
+    async def deliver_webhooks(self) -> None:
+        """Drains the outbox beside the stream; a dead receiver costs this task timeouts, nothing else."""
+        if not self.rules.routes:
+            return
+        loop = asyncio.get_running_loop()
+        outbox = await loop.run_in_executor(self._outbox_pool, self._get_outbox)
+        settings = self.settings
+        policy = RetryPolicy(settings.webhook_retry_base_s, settings.webhook_retry_cap_s, settings.webhook_max_attempts)
+        deliverer = Deliverer(outbox, self.rules, policy,
+                              run_blocking=lambda fn, *a: loop.run_in_executor(self._outbox_pool, fn, *a))
+        deliverer.on_result = lambda route, outcome: metrics.WEBHOOKS.labels(route, outcome).inc()
+        await deliverer.run_forever()
+
+    async def retention(self) -> None:
+        """The store and the webhook outbox keep RETENTION_DAYS (pending webhook messages are kept)."""
+        cutoff = datetime.now(timezone.utc) - timedelta(days=self.settings.retention_days)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._store_pool, self._get_store().purge, cutoff)
+        await loop.run_in_executor(self._outbox_pool, self._get_outbox().purge, cutoff.timestamp())
+
+    # -- the process: logs, stalls, heartbeats, web pages --------------------------------------
+
+    async def own_the_log_handlers(self) -> None:
+        """faust/mode install their own log handlers at start: our formatter (fields, JSON, redaction)
+        and rate limit on them (see riskpulse.logs)."""
+        take_over_handlers(self.settings.log_json)
+        asyncio.get_running_loop().set_exception_handler(self._loop_exception)
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """faust's send callback raises on a send cancelled as the worker stops, one ERROR traceback
+        per pending record at every deploy. Nothing is lost (the batch that sent it was never
+        acknowledged and is read again by the next owner): say so once, quietly."""
+        if isinstance(context.get("exception"), asyncio.CancelledError) and "_on_published" in str(context.get("handle")):
+            if not self._said_cancelled:  # said once per process, counted always
+                self._said_cancelled = True
+                log.info("sends still pending at stop were cancelled; their input is read again by the next owner")
+            metrics.SENDS_CANCELLED.inc()
+            return
+        loop.default_exception_handler(context)
+
+    async def stall_check(self) -> None:
+        """A partition that has data but makes no progress (faust-streaming#629, after a rebalance).
+
+        Judged from this process's own records (processed offsets, faust's assignment and committed
+        offsets) and end offsets asked on a separate client: nothing here calls into faust's
+        consumer thread, so a wedged one is seen as what it is, a partition without progress."""
+        app, watchdog, stall_s = self.app, self.watchdog, self.settings.stall_s
+        now = time.time()
+        blocked = watchdog.blocked(now)
+        if blocked:  # inside one batch for stall_s: waiting on output that never drains
+            log.error("agents blocked inside a batch; exiting so the supervisor restarts the worker (state is idempotent)",
+                      extra={"agents": blocked, "stall_s": stall_s, "tasks": task_stacks()})
+            os._exit(RESTART)
+        if app.rebalancing or app.consumer is None or app.tables.recovery.in_recovery:
+            watchdog.settle(now)  # judge afresh once the group and the tables have settled
+            if self._settling_since is None:
+                self._settling_since = now
+            if now - self._settling_since > 4 * stall_s:  # a recovery that never ends (seen once)
+                log.error("stuck rebalancing or recovering; exiting so the supervisor restarts the worker")
+                os._exit(RESTART)
+            return
+        self._settling_since = None
+        watched = {self.topics.news.get_topic_name(), self.topics.scored_internal.get_topic_name()}
+        tps = [tp for tp in app.assignor.assigned_actives() if tp.topic in watched]  # faust's own record
+        if not tps:
+            return
+        ends = await self.broker_offsets.end((tp.topic, tp.partition) for tp in tps)
+        if ends is None:  # broker unreachable (or slow): nothing to judge until it answers
+            watchdog.settle(now)
+            return
+        # where processing stands at least: the committed offset, or for a group that never committed
+        # one, the log start (consumer_auto_offset_reset="earliest")
+        starts = {(tp.topic, tp.partition): self.passed_over.committed(tp) for tp in tps}
+        unknown = [key for key, offset in starts.items() if offset is None and key not in watchdog.progress]
+        if unknown:
+            starts.update(await self.broker_offsets.start(unknown) or {})
+        for key, offset in starts.items():
+            if offset is not None:
+                watchdog.start_from(key, offset, now)
+        for tp in tps:
+            key = (tp.topic, tp.partition)
+            if key in watchdog.progress and key in ends:
+                metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, ends[key] - watchdog.progress[key][0] - 1))
+        stuck = watchdog.stuck(ends, now)
+        if stuck:
+            log.error("partitions stalled; exiting so the supervisor restarts the worker (state is idempotent)",
+                      extra={"stalled": stuck, "tasks": task_stacks(), "consumer": self._consumer_state(tps)})
+            os._exit(RESTART)
+
+    def _consumer_state(self, tps: list[Any]) -> dict[str, Any]:
+        """faust's own view of the stalled partitions, for the log line (private fields; faust is pinned)."""
+        app, watchdog, passed_over = self.app, self.watchdog, self.passed_over
+        consumer = app.consumer
+        try:
+            return {"flow_active": app.flow_control.is_active(), "generation": app.consumer_generation_id,
+                    "busy": dict(watchdog.busy), "expected": dict(passed_over.continuity.expected),
+                    "fresh": sorted(passed_over.continuity.fresh), "dropped": dict(passed_over.dropped.since),
+                    "paused": sorted(str(tp.partition) + tp.topic[-6:] for tp in consumer._paused_partitions),  # noqa: SLF001
+                    "partitions": {f"{tp.topic[-6:]}-{tp.partition}": {
+                        "read": consumer._read_offset.get(tp), "committed": consumer._committed_offset.get(tp),  # noqa: SLF001
+                        "highwater": consumer.highwater(tp), "seen": watchdog.progress.get((tp.topic, tp.partition))}
+                        for tp in tps}}
+        except Exception as exc:  # noqa: BLE001 - a diagnostic must not fail the exit it explains
+            return {"error": repr(exc)}
+
+    async def tick(self) -> None:
+        """Heartbeats: for each news partition this worker scores, how many records it has yet to read
+        (the fetcher's last highwater against what it processed; no broker call). A partition is idle
+        for the watermark only once its scorer says it is caught up (stream/core/watermark.py). The
+        tick itself lets the aggregate agent close windows while no news arrives."""
+        app, scored_internal = self.app, self.topics.scored_internal
+        consumer = app.consumer
+        if consumer is not None and not app.rebalancing:
+            try:
+                assigned = [tp for tp in consumer.assignment() if tp.topic == self.topics.news.get_topic_name()]
+            except Exception:  # noqa: BLE001 - no assignment yet
+                assigned = []
+            for tp in assigned:
+                seen = self.watchdog.progress.get((tp.topic, tp.partition))
+                try:
+                    highwater = consumer.highwater(tp)
+                except Exception:  # noqa: BLE001 - revoked meanwhile
+                    continue
+                # where this worker stands: its last processed offset, or before any, the committed one
+                # (a partition with a backlog it has not started on is slow, not idle)
+                committed = self.passed_over.committed(tp)
+                last = max(seen[0] if seen else -1, committed - 1 if committed is not None else -1)
+                if (seen is None and committed is None) or highwater is None:
+                    continue  # nothing known yet: the partition keeps holding the watermark
+                marker = {"_progress": [tp.topic, tp.partition, last, max(0, int(highwater) - last - 1)]}
+                await scored_internal.send(key=b"progress", value=_dumps(marker))
+            await self.passed_over.catch_up(scorer_busy="score" in self.watchdog.busy)
+        await scored_internal.send(key=b"tick", value=TICK)
+
+    async def healthz(self, web: Any, request: Any) -> Any:
+        """Liveness: the event loop answers."""
+        return web.json({"status": "ok"})
+
+    async def readyz(self, web: Any, request: Any) -> Any:
+        """Readiness: model loaded, partitions assigned, not rebalancing."""
+        app = self.app
+        try:
+            assigned = bool(app.consumer.assignment()) if app.consumer else False
+        except Exception:  # noqa: BLE001 - consumer not started yet: not ready (503), not an error (500)
+            assigned = False
+        ready = self._service is not None and assigned and not app.rebalancing
+        return web.json({"ready": ready, "model_loaded": self._service is not None, "assigned": assigned},
+                        status=200 if ready else 503)
+
+    async def metrics_page(self, web: Any, request: Any) -> Any:
+        body, content_type = metrics.exposition()
+        return web.bytes(body, content_type=content_type)

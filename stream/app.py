@@ -1,4 +1,5 @@
-"""The Faust app, its topics and its tables (wiring only; the agents live in stream/agents.py).
+"""The Faust app, its topics and its table, built from settings (the agents live in
+stream/agents.py; ``build_app`` there puts them together).
 
 Flow inside the worker::
 
@@ -15,12 +16,13 @@ partition; windows stay exact and idempotent there (see stream/core/aggregator.p
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import faust
 
-from riskpulse.settings import Settings, get_settings
+from riskpulse.settings import Settings
 
 from .kafka_clients import faust_broker, faust_credentials
 from .records import TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
@@ -71,10 +73,6 @@ def create_app(settings: Settings) -> faust.App:
     )
 
 
-settings = get_settings()
-app = create_app(settings)
-
-
 def topic_name(settings: Settings, topic: str) -> str:
     return settings.topic_prefix + topic
 
@@ -105,23 +103,36 @@ class HeldTopic(faust.Topic):
 _holding: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
-def held_topic(name: str, **options: Any) -> HeldTopic:
-    """An input topic of an agent (see :class:`HeldTopic`); ``options`` as for ``app.topic``."""
-    return HeldTopic(app, topics=[name], **options)
+@dataclass(frozen=True)
+class Topics:
+    """The worker's topics: its two inputs (news, and the scorer-to-aggregator topic), what it
+    publishes, and what its sink agents read back."""
+
+    news: HeldTopic
+    scored_internal: HeldTopic
+    scored: HeldTopic
+    trends: HeldTopic
+    alerts: HeldTopic
+    dlq: Any
 
 
-news_topic = held_topic(topic_name(settings, TOPIC_NEWS), key_type=bytes, value_type=bytes, key_serializer="raw",
-                        value_serializer="raw", partitions=settings.kafka_partitions)
-scored_internal = held_topic(f"{settings.topic_prefix}{settings.app_id}-scored", key_type=bytes, value_type=bytes,
-                             key_serializer="raw", value_serializer="raw", partitions=1, internal=True)
-scored_topic = held_topic(topic_name(settings, TOPIC_SCORED), key_serializer="raw", value_serializer="raw",
-                          partitions=settings.kafka_partitions)
-trends_topic = held_topic(topic_name(settings, TOPIC_TRENDS), key_serializer="raw", value_serializer="raw",
-                          partitions=settings.kafka_partitions)
-alerts_topic = held_topic(topic_name(settings, TOPIC_ALERTS), key_serializer="raw", value_serializer="raw",
-                          partitions=settings.kafka_partitions)
-dlq_topic = app.topic(topic_name(settings, TOPIC_DLQ), key_serializer="raw", value_serializer="raw", partitions=settings.kafka_partitions)
+def declare_topics(app: faust.App, settings: Settings) -> Topics:
+    """Every topic an agent reads is held (see :class:`HeldTopic`); the dead-letter topic is only written."""
 
+    def held(name: str, **options: Any) -> HeldTopic:
+        return HeldTopic(app, topics=[name], **options)
+
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    partitions = settings.kafka_partitions
+    return Topics(
+        news=held(topic_name(settings, TOPIC_NEWS), key_type=bytes, value_type=bytes, partitions=partitions, **raw),
+        scored_internal=held(f"{settings.topic_prefix}{settings.app_id}-scored", key_type=bytes, value_type=bytes,
+                             partitions=1, internal=True, **raw),
+        scored=held(topic_name(settings, TOPIC_SCORED), partitions=partitions, **raw),
+        trends=held(topic_name(settings, TOPIC_TRENDS), partitions=partitions, **raw),
+        alerts=held(topic_name(settings, TOPIC_ALERTS), partitions=partitions, **raw),
+        dlq=app.topic(topic_name(settings, TOPIC_DLQ), partitions=partitions, **raw),
+    )
 
 
 class SinglePartitionTable(faust.Table):
@@ -138,8 +149,9 @@ class SinglePartitionTable(faust.Table):
         return 0
 
 
-# All state of the aggregate agent (windows, dedupe, watermark, detector baselines) in one
-# single-partition table, like its input: one changelog partition keeps the writes in order, so
-# what survives a crash is a prefix of them (see stream/core/state.py). str keys, JSON values.
-state_table = app.tables.add(SinglePartitionTable(app, name="aggregate", default=None, partitions=1, key_type=str,
-                                                  beacon=app.tables.beacon))
+def state_table(app: faust.App) -> faust.Table:
+    """All state of the aggregate agent (windows, dedupe, watermark, detector baselines) in one
+    single-partition table, like its input: one changelog partition keeps the writes in order, so
+    what survives a crash is a prefix of them (see stream/core/state.py). str keys, JSON values."""
+    return app.tables.add(SinglePartitionTable(app, name="aggregate", default=None, partitions=1, key_type=str,
+                                               beacon=app.tables.beacon))

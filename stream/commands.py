@@ -21,11 +21,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
         from .supervisor import child_argv, supervise
 
         return supervise(child_argv(args.loglevel))
-    from . import agents  # noqa: F401  (registers the agents on the app)
-    from .app import app
+    from .agents import build_app
     from .topics import ensure_topics
 
-    ensure_topics(get_settings())
+    settings = get_settings()
+    ensure_topics(settings)
+    app = build_app(settings)
     sys.argv = ["riskpulse-worker", "worker", "--loglevel", args.loglevel]
     app.main()
     return 0

@@ -18,39 +18,17 @@ from typing import Any, AsyncIterator, Iterable
 from faust.types import TP
 
 from . import metrics
-from .app import app, news_topic, settings
 from .broker_offsets import BrokerOffsets
 from .core.continuity import DroppedAfterFetch, Gap, OffsetContinuity, in_offset_order
 
 log = logging.getLogger(__name__)
 
-# asked on a client of its own (the stall check uses it too: it must not lean on the consumer it judges)
-broker_offsets = BrokerOffsets(settings.kafka_bootstrap)
-continuity = OffsetContinuity()  # keyed by (topic, partition): news and the scorer-to-aggregator topic
-dropped = DroppedAfterFetch()
 PAGE = 500  # records read per request while filling a gap
 FILL_DEADLINE_S = 120.0  # a broker that answers nothing for this long is an infrastructure fault
 
 
 class BrokerUnavailable(RuntimeError):
     """Records faust passed over could not be read: the worker restarts (the batch is read again)."""
-
-
-@app.on_partitions_assigned.connect
-async def _on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
-    continuity.assigned({(tp.topic, tp.partition) for tp in assigned})
-
-
-def committed(tp: Any) -> int | None:
-    """The group's committed offset for ``tp`` as faust loaded it at assignment (no broker call).
-
-    faust keeps it on its consumer (``_committed_offset``, set by its seek to the committed
-    offsets after each rebalance); faust-streaming is pinned in requirements.lock."""
-    try:
-        value = app.consumer._committed_offset.get(tp)  # noqa: SLF001
-    except Exception:  # noqa: BLE001 - no consumer, or faust changed: judge from delivered offsets only
-        return None
-    return int(value) if isinstance(value, int) else None
 
 
 @dataclass(frozen=True)
@@ -101,88 +79,111 @@ async def _answer(ask: Any, what: str, gap: Gap) -> Any:
     return answer
 
 
-async def _fill(gap: Gap, done: list[tuple[TP, int, int]]) -> AsyncIterator[list[FilledEvent]]:
-    """The records of ``gap`` the broker still holds, page by page; what it no longer holds is counted."""
-    topic, partition = gap.partition  # type: ignore[misc]
-    key = (topic, partition)
-    labels = (topic, str(partition))
-    starts = await _answer(lambda: broker_offsets.start([key]), "the log start", gap)
-    plan = continuity.plan(gap, starts.get(key))
-    if plan.lost:
-        metrics.SKIPPED.labels(*labels).inc(plan.lost)
-        log.error("the consumer passed over records of %s, offsets %d to %d, and they can no longer be read "
-                  "(deleted by retention): they were not processed; replay them from their source (riskpulse replay)",
-                  _name(gap), gap.first_missing, gap.first_missing + plan.lost - 1,
-                  extra={"topic": topic, "partition": partition, "first_missing": gap.first_missing,
-                         "next_seen": gap.first_missing + plan.lost})
-    done.append((TP(topic, partition), gap.first_missing, gap.next_seen - 1))
-    if plan.fill_from is None:
-        return
-    log.warning("the consumer passed over records of %s, offsets %d to %d (faust-streaming after a rebalance): "
-                "reading them on the worker's own client", _name(gap), plan.fill_from, gap.next_seen - 1,
-                extra={"topic": topic, "partition": partition, "fill_from": plan.fill_from, "next_seen": gap.next_seen})
-    at = plan.fill_from
-    while at < gap.next_seen:
-        records = await _answer(lambda: broker_offsets.read(key, at, gap.next_seen, PAGE), "records", gap)
-        if not records:
-            return  # nothing more held before the record that revealed the gap (transaction markers)
-        metrics.REREAD.labels(*labels).inc(len(records))
-        yield [_event(r) for r in records]
-        at = records[-1].offset + 1
+class PassedOver:
+    """One worker's bookkeeping of its input partitions: which offsets it expects next, which
+    holes it filled in, and the news partitions whose last records faust dropped."""
 
+    def __init__(self, app: Any, news: str, broker_offsets: BrokerOffsets) -> None:
+        self.app = app
+        self.news = news  # the news topic's name (catch_up seeks only there)
+        # asked on a client of its own (the stall check uses it too: it must not lean on the consumer it judges)
+        self.broker_offsets = broker_offsets
+        self.continuity = OffsetContinuity()  # keyed by (topic, partition): news and the scorer-to-aggregator topic
+        self.dropped = DroppedAfterFetch()
+        app.on_partitions_assigned.connect(self._on_assigned)
 
-def _where(event: Any) -> tuple[tuple[str, int], int, int | None]:
-    msg = event.message
-    return (msg.topic, msg.partition), msg.offset, committed(msg.tp)
+    async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
+        self.continuity.assigned({(tp.topic, tp.partition) for tp in assigned})
 
+    def committed(self, tp: Any) -> int | None:
+        """The group's committed offset for ``tp`` as faust loaded it at assignment (no broker call).
 
-def complete(events: Iterable[Any], chunk: int, done: list[tuple[TP, int, int]]) -> AsyncIterator[list[Any]]:
-    """The delivered batch with what faust passed over filled in before the record that revealed
-    it, in chunks of at most ``chunk`` records. The holes filled in are added to ``done``: pass it
-    to :func:`mark_done` once the batch's effects are written."""
-    return in_offset_order(events, continuity, _where, lambda gap: _fill(gap, done), chunk)
-
-
-async def mark_done(done: list[tuple[TP, int, int]]) -> None:
-    """Tell faust's commit bookkeeping that filled-in offsets are processed. faust never
-    acknowledged the records it passed over and would otherwise never commit past them; a batch
-    left unfinished (the worker stopping) leaves them unmarked, so whoever holds the partition
-    next reads them again."""
-    for tp, first, last in done:
+        faust keeps it on its consumer (``_committed_offset``, set by its seek to the committed
+        offsets after each rebalance); faust-streaming is pinned in requirements.lock."""
         try:
-            await app.consumer._add_gap(tp, first, last)  # noqa: SLF001 - faust-streaming is pinned
-        except Exception:  # noqa: BLE001 - revoked meanwhile: the next owner starts from the last commit
-            log.debug("could not mark filled-in offsets done", extra={"partition": str(tp), "first": first})
+            value = self.app.consumer._committed_offset.get(tp)  # noqa: SLF001
+        except Exception:  # noqa: BLE001 - no consumer, or faust changed: judge from delivered offsets only
+            return None
+        return int(value) if isinstance(value, int) else None
 
+    async def _fill(self, gap: Gap, done: list[tuple[TP, int, int]]) -> AsyncIterator[list[FilledEvent]]:
+        """The records of ``gap`` the broker still holds, page by page; what it no longer holds is counted."""
+        topic, partition = gap.partition  # type: ignore[misc]
+        key = (topic, partition)
+        labels = (topic, str(partition))
+        starts = await _answer(lambda: self.broker_offsets.start([key]), "the log start", gap)
+        plan = self.continuity.plan(gap, starts.get(key))
+        if plan.lost:
+            metrics.SKIPPED.labels(*labels).inc(plan.lost)
+            log.error("the consumer passed over records of %s, offsets %d to %d, and they can no longer be read "
+                      "(deleted by retention): they were not processed; replay them from their source (riskpulse replay)",
+                      _name(gap), gap.first_missing, gap.first_missing + plan.lost - 1,
+                      extra={"topic": topic, "partition": partition, "first_missing": gap.first_missing,
+                             "next_seen": gap.first_missing + plan.lost})
+        done.append((TP(topic, partition), gap.first_missing, gap.next_seen - 1))
+        if plan.fill_from is None:
+            return
+        log.warning("the consumer passed over records of %s, offsets %d to %d (faust-streaming after a rebalance): "
+                    "reading them on the worker's own client", _name(gap), plan.fill_from, gap.next_seen - 1,
+                    extra={"topic": topic, "partition": partition, "fill_from": plan.fill_from, "next_seen": gap.next_seen})
+        at = plan.fill_from
+        while at < gap.next_seen:
+            records = await _answer(lambda: self.broker_offsets.read(key, at, gap.next_seen, PAGE), "records", gap)
+            if not records:
+                return  # nothing more held before the record that revealed the gap (transaction markers)
+            metrics.REREAD.labels(*labels).inc(len(records))
+            yield [_event(r) for r in records]
+            at = records[-1].offset + 1
 
-async def catch_up(scorer_busy: bool) -> None:
-    """Seek faust's consumer back to news records it handed over and then dropped, with nothing
-    after them to reveal the hole (core/continuity.py, :class:`DroppedAfterFetch`). Called every
-    second; acts only while the scorer is idle and the group settled, so no record fetched before
-    the seek is still on its way to undo it."""
-    consumer = app.consumer
-    if consumer is None or scorer_busy or app.rebalancing or not app.flow_control.is_active():
-        dropped.busy()
-        return
-    now = time.monotonic()
-    try:
-        tps = [tp for tp in consumer.assignment() if tp.topic == news_topic.get_topic_name()]
-    except Exception:  # noqa: BLE001 - no assignment yet
-        return
-    for tp in tps:
-        key = (tp.topic, tp.partition)
-        expected = continuity.expected.get(key)
+    def _where(self, event: Any) -> tuple[tuple[str, int], int, int | None]:
+        msg = event.message
+        return (msg.topic, msg.partition), msg.offset, self.committed(msg.tp)
+
+    def complete(self, events: Iterable[Any], chunk: int, done: list[tuple[TP, int, int]]) -> AsyncIterator[list[Any]]:
+        """The delivered batch with what faust passed over filled in before the record that revealed
+        it, in chunks of at most ``chunk`` records. The holes filled in are added to ``done``: pass it
+        to :func:`mark_done` once the batch's effects are written."""
+        return in_offset_order(events, self.continuity, self._where, lambda gap: self._fill(gap, done), chunk)
+
+    async def mark_done(self, done: list[tuple[TP, int, int]]) -> None:
+        """Tell faust's commit bookkeeping that filled-in offsets are processed. faust never
+        acknowledged the records it passed over and would otherwise never commit past them; a batch
+        left unfinished (the worker stopping) leaves them unmarked, so whoever holds the partition
+        next reads them again."""
+        for tp, first, last in done:
+            try:
+                await self.app.consumer._add_gap(tp, first, last)  # noqa: SLF001 - faust-streaming is pinned
+            except Exception:  # noqa: BLE001 - revoked meanwhile: the next owner starts from the last commit
+                log.debug("could not mark filled-in offsets done", extra={"partition": str(tp), "first": first})
+
+    async def catch_up(self, scorer_busy: bool) -> None:
+        """Seek faust's consumer back to news records it handed over and then dropped, with nothing
+        after them to reveal the hole (core/continuity.py, :class:`DroppedAfterFetch`). Called every
+        second; acts only while the scorer is idle and the group settled, so no record fetched before
+        the seek is still on its way to undo it."""
+        consumer = self.app.consumer
+        if consumer is None or scorer_busy or self.app.rebalancing or not self.app.flow_control.is_active():
+            self.dropped.busy()
+            return
+        now = time.monotonic()
         try:
-            read = consumer._read_offset.get(tp)  # noqa: SLF001 - faust-streaming is pinned
-            highwater = consumer.highwater(tp)
-        except Exception:  # noqa: BLE001 - revoked meanwhile
-            continue
-        start = dropped.dropped(key, read, committed(tp) if expected is None else expected, highwater, now)
-        if start is None:
-            continue
-        metrics.REREAD.labels(tp.topic, str(tp.partition)).inc(max(1, int(read) - start + 1))
-        log.warning("the consumer dropped records of %s partition %d it had fetched, offsets %d to %d "
-                    "(faust-streaming after a rebalance), and nothing after them came: reading them again from %d",
-                    tp.topic, tp.partition, start, read, start,
-                    extra={"topic": tp.topic, "partition": tp.partition, "reread_from": start, "read_offset": read})
-        await consumer.seek(tp, start)
+            tps = [tp for tp in consumer.assignment() if tp.topic == self.news]
+        except Exception:  # noqa: BLE001 - no assignment yet
+            return
+        for tp in tps:
+            key = (tp.topic, tp.partition)
+            expected = self.continuity.expected.get(key)
+            try:
+                read = consumer._read_offset.get(tp)  # noqa: SLF001 - faust-streaming is pinned
+                highwater = consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - revoked meanwhile
+                continue
+            start = self.dropped.dropped(key, read, self.committed(tp) if expected is None else expected, highwater, now)
+            if start is None:
+                continue
+            metrics.REREAD.labels(tp.topic, str(tp.partition)).inc(max(1, int(read) - start + 1))
+            log.warning("the consumer dropped records of %s partition %d it had fetched, offsets %d to %d "
+                        "(faust-streaming after a rebalance), and nothing after them came: reading them again from %d",
+                        tp.topic, tp.partition, start, read, start,
+                        extra={"topic": tp.topic, "partition": tp.partition, "reread_from": start, "read_offset": read})
+            await consumer.seek(tp, start)

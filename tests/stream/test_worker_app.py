@@ -1,0 +1,38 @@
+"""The worker's Faust app is built from settings by a function (no broker needed to check its wiring)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from riskpulse.settings import Settings
+from riskpulse.stream.agents import build_app
+
+
+def test_the_app_is_built_from_settings_and_two_apps_share_nothing(tmp_path: Path) -> None:
+    first = build_app(Settings(home=tmp_path / "a"))
+    second = build_app(Settings(home=tmp_path / "b", topic_prefix="desk2.", app_id="desk2"))
+    reads = {name.rsplit(".", 1)[-1]: agent.channel.get_topic_name() for name, agent in first.agents.items()}
+    assert reads == {"score": "news", "aggregate": "riskpulse-scored", "sink_scored": "news.scored",
+                     "sink_trends": "trends", "sink_alerts": "alerts"}
+    assert {agent.channel.get_topic_name() for agent in second.agents.values()} == {
+        "desk2.news", "desk2.desk2-scored", "desk2.news.scored", "desk2.trends", "desk2.alerts"}
+    assert list(first.tables.keys()) == list(second.tables.keys()) == ["aggregate"]
+    assert first.tables["aggregate"] is not second.tables["aggregate"]
+    assert first.conf.id == "riskpulse" and second.conf.id == "desk2"
+
+
+def test_the_web_port_serves_health_readiness_and_metrics_only(tmp_path: Path) -> None:
+    app = build_app(Settings(home=tmp_path))
+    assert sorted(app.web.views) == ["/healthz", "/metrics", "/readyz"]
+
+    async def get(path: str) -> tuple[int, bytes]:
+        response = await app.web.views[path].get(None)
+        return response.status, response.body
+
+    assert asyncio.run(get("/healthz")) == (200, b'{"status":"ok"}')
+    status, body = asyncio.run(get("/readyz"))  # no model loaded, no partitions: not ready
+    assert status == 503 and json.loads(body) == {"ready": False, "model_loaded": False, "assigned": False}
+    status, body = asyncio.run(get("/metrics"))
+    assert status == 200 and b"riskpulse_items_in_total" in body
