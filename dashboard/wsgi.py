@@ -1,4 +1,4 @@
-"""WSGI entry for production servers: ``gunicorn -w 2 -b 0.0.0.0:8050 dashboard.wsgi:server``."""
+"""WSGI entry for production servers: ``gunicorn -w 2 -b 0.0.0.0:8050 riskpulse.dashboard.wsgi:server``."""
 
 from riskpulse.settings import get_settings
 

@@ -1,11 +1,13 @@
-"""Quality figures and confidence calibration (numpy + scikit-learn, no torch)."""
+"""Quality figures and confidence calibration (numpy; scikit-learn for the evaluation figures, no torch).
+
+The scorer uses :func:`softmax` from here, so scikit-learn is imported only where the figures are
+made: a serving install (requirements/serve.lock) has none."""
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import numpy as np
-from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -53,6 +55,8 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 def classification_figures(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str],
                            probs: np.ndarray | None = None) -> dict[str, Any]:
     """accuracy, macro/weighted F1, per-class report and confusion matrix (rows: truth)."""
+    from sklearn.metrics import classification_report, confusion_matrix, f1_score  # the train extra
+
     y_true_a, y_pred_a = np.asarray(y_true), np.asarray(y_pred)
     idx = list(range(len(labels)))
     out: dict[str, Any] = {

