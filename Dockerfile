@@ -22,6 +22,7 @@ COPY stream ./stream
 COPY models ./models
 COPY alerts ./alerts
 COPY dashboard ./dashboard
+COPY store ./store
 RUN pip install --no-cache-dir --no-deps --no-build-isolation . && rm -rf build ./*.egg-info
 USER riskpulse
 VOLUME ["/data"]

@@ -13,53 +13,12 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import (Column, Float, Index, Integer, MetaData, String, Table, Text, and_, delete, func, insert, or_,
-                        select, update)
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from riskpulse.stream.store import create_store_engine
-
-metadata = MetaData()
-
-outbox = Table(
-    "webhook_outbox", metadata,
-    Column("message_id", String(120), primary_key=True),
-    Column("route", String(100), primary_key=True),
-    Column("url", Text, nullable=False),
-    Column("body", Text, nullable=False),
-    Column("status", String(16), nullable=False),  # pending | delivered | failed | skipped
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", Float, nullable=False),
-    Column("lease_until", Float),
-    Column("lease_owner", String(40)),
-    Column("last_status_code", Integer),
-    Column("last_error", Text),
-    Column("created_at", Float, nullable=False),
-    Column("finished_at", Float),
-    Index("ix_outbox_due", "status", "next_attempt_at"),
-)
-
-deliveries = Table(
-    "webhook_deliveries", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("message_id", String(120), nullable=False),
-    Column("route", String(100), nullable=False),
-    Column("attempt", Integer, nullable=False),
-    Column("at", Float, nullable=False),
-    Column("status_code", Integer),
-    Column("error", Text),
-    Column("duration_ms", Float, nullable=False),
-    Index("ix_deliveries_message", "message_id"),
-)
-
-endpoints = Table(
-    "webhook_endpoints", metadata,
-    Column("route", String(100), primary_key=True),
-    Column("url", Text, nullable=False),
-    Column("disabled_at", Float),
-    Column("reason", Text),
-)
+from riskpulse.store.engine import create_store_engine
+from riskpulse.store.schema import deliveries, endpoints, outbox
 
 LEASE_S = 120.0
 
@@ -67,7 +26,6 @@ LEASE_S = 120.0
 class Outbox:
     def __init__(self, url_or_engine: str | Engine) -> None:
         self.engine = create_store_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
-        metadata.create_all(self.engine)
         self.owner = uuid.uuid4().hex[:12]
 
     def enqueue(self, message_id: str, route: str, url: str, body: dict[str, Any], now: float | None = None) -> bool:

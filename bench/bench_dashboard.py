@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from riskpulse.dashboard.app import create_app  # noqa: E402
 from riskpulse.dashboard.sample_store import populate  # noqa: E402
 from riskpulse.settings import Settings  # noqa: E402
-from riskpulse.stream.store import Store  # noqa: E402
+from riskpulse.store.news import Store  # noqa: E402
 
 BUDGET_MS = 300.0
 

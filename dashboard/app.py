@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from riskpulse.settings import Settings
-from riskpulse.stream.store import Store
+from riskpulse.store.news import Store
 
 from . import auth, figures, queries
 

@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Engine
 
-from riskpulse.stream.store import alerts, news_tickers, scored_news, trends
+from riskpulse.store.schema import alerts, news_tickers, scored_news, trends
 
 FEED_COLUMNS = ["published_at", "headline", "topic", "sentiment", "p_negative", "p_neutral", "p_positive",
                 "sentiment_score", "tickers", "source", "url", "id"]

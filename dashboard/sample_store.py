@@ -16,7 +16,8 @@ from sqlalchemy import insert
 
 from riskpulse.models.labels import TOPICS
 from riskpulse.stream.sample_news import COMPANIES, NEGATIVE, NEUTRAL, POSITIVE
-from riskpulse.stream.store import Store, news_tickers, scored_news, trends
+from riskpulse.store.news import Store
+from riskpulse.store.schema import news_tickers, scored_news, trends
 
 CHUNK = 50_000
 

@@ -38,7 +38,7 @@ from .isolation import score_isolated, write_isolated
 from .passed_over import PassedOver
 from .records import TOPIC_NEWS, Alert, NewsItem, ScoredNews
 from .scoring import ScoringService
-from .store import Store
+from riskpulse.store.news import Store
 from .supervisor import RESTART, exit_on_crash
 from .watchdog import StallWatchdog, task_stacks
 

@@ -76,3 +76,23 @@ def pipeline(tmp_path: Path, kafka: Any, tiny_model: Path, request: pytest.Fixtu
     yield start
     for w in workers:
         w.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One real PostgreSQL server for the session (Debian's; see tests/postgres.py)."""
+    from tests.postgres import LocalPostgres
+
+    server = LocalPostgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store, on each database riskpulse supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    server = request.getfixturevalue("postgres_server")
+    server.reset()
+    return str(server.url)

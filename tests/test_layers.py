@@ -18,7 +18,7 @@ import pytest
 
 from tests.helpers import REPO
 
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", "riskpulse", "stream", "models", "alerts", "dashboard")
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "riskpulse", "stream", "models", "alerts", "dashboard", "store")
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +40,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_nothing_but_riskpulse_lands_in_site_packages(installed: Path) -> None:
     top = {p.name for p in installed.iterdir() if p.name not in ("bin", "__pycache__")}
     assert {n for n in top if not n.endswith(".dist-info")} == {"riskpulse"}
-    for sub in ("stream", "stream/core", "models", "alerts", "dashboard"):
+    for sub in ("stream", "stream/core", "models", "alerts", "dashboard", "store"):
         assert (installed / "riskpulse" / sub / "__init__.py").is_file(), sub
     data = {p.relative_to(installed / "riskpulse").as_posix() for p in (installed / "riskpulse").rglob("*")
-            if p.is_file() and p.suffix in (".json", ".xml", ".js")}
-    assert {"stream/broker/pom.xml", "dashboard/assets/session.js", "stream/schemas/news.schema.json"} <= data
+            if p.is_file() and p.suffix in (".json", ".xml", ".js", ".mako")}
+    assert {"stream/broker/pom.xml", "dashboard/assets/session.js", "stream/schemas/news.schema.json",
+            "store/migrations/script.py.mako"} <= data
+    assert (installed / "riskpulse" / "store" / "migrations" / "versions" / "0001_baseline.py").is_file()
 
 
 def test_layers_point_down_only(installed: Path) -> None:

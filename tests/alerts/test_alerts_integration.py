@@ -106,7 +106,7 @@ def test_spike_alert_is_published_stored_and_delivered_through_outage_and_kill(
         body = json.loads(rx.unique[f"msg_{fired['id']}_firing_{fired['severity']}"])
         assert body["type"] == "alert.firing" and body["data"]["summary"].startswith(fired["severity"].upper())
 
-        from riskpulse.stream.store import Store
+        from riskpulse.store.news import Store
 
         store = Store(worker.env["RISKPULSE_STORE_URL"])
         assert store.counts()["alerts"] == len({a["id"] for a in alerts})
@@ -140,7 +140,7 @@ def test_a_dead_endpoint_never_blocks_the_stream(pipeline: Any, kafka: Any, tmp_
                 timeout_s=120)
         # scoring went on while every delivery was timing out or refused
         assert time.monotonic() - started < 60
-        from riskpulse.stream.store import create_store_engine
+        from riskpulse.store.engine import create_store_engine
 
         pending = Outbox(create_store_engine(worker.env["RISKPULSE_STORE_URL"])).summary().get("pending", 0)
         assert pending > 0

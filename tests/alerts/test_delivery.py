@@ -50,8 +50,9 @@ def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch
 
 
 @pytest.fixture
-def outbox(tmp_path: Path) -> Outbox:
-    return Outbox(f"sqlite:///{tmp_path / 'store.db'}")
+def outbox(store_url: str) -> Outbox:
+    """On SQLite and on a real PostgreSQL: leases are conditional UPDATEs, which each must honour."""
+    return Outbox(store_url)
 
 
 def drain(deliverer: Deliverer, until: Any, timeout_s: float = 30.0) -> None:

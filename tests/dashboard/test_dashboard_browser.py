@@ -20,7 +20,8 @@ import pytest
 
 from riskpulse.dashboard.sample_store import populate
 from riskpulse.stream.local_broker import free_port
-from riskpulse.stream.store import Store, alerts
+from riskpulse.store.news import Store
+from riskpulse.store.schema import alerts
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.browser

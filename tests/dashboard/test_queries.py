@@ -1,17 +1,16 @@
-"""The dashboard's reads and figures on an empty store and a populated one (SQLite, no browser)."""
+"""The dashboard's reads and figures on an empty store and a populated one (SQLite and PostgreSQL, no browser)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from riskpulse.dashboard import figures, queries
 from riskpulse.dashboard.sample_store import populate
-from riskpulse.stream.store import Store
+from riskpulse.store.news import Store
 
 
-def test_an_empty_store_gives_typed_empty_frames_and_empty_charts(tmp_path: Path) -> None:
-    engine = Store(f"sqlite:///{tmp_path / 'empty.db'}").engine
+def test_an_empty_store_gives_typed_empty_frames_and_empty_charts(store_url: str) -> None:
+    engine = Store(store_url).engine
     end = datetime.now(timezone.utc)
     start = end - timedelta(hours=24)
     assert queries.latest_time(engine) is None
@@ -25,8 +24,8 @@ def test_an_empty_store_gives_typed_empty_frames_and_empty_charts(tmp_path: Path
         assert figures.heatmap(frame).layout.annotations
 
 
-def test_busiest_keeps_the_keys_with_most_items(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'full.db'}")
+def test_busiest_keeps_the_keys_with_most_items(store_url: str) -> None:
+    store = Store(store_url)
     end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
     populate(store, n_news=3000, days=0.5, end=end)
     frame = queries.trend_series(store.engine, "topic", end - timedelta(hours=12), end, top_n=None)

@@ -122,7 +122,7 @@ def test_poison_on_every_internal_stage_is_dead_lettered_and_the_stream_goes_on(
     scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED),
                      lambda r: {x.get("id") for x in r} >= {i["id"] for i in items}, timeout_s=120, skip_garbage=True)
     assert scored
-    from riskpulse.stream.store import Store
+    from riskpulse.store.news import Store
 
     store = Store(worker.env["RISKPULSE_STORE_URL"])
     deadline = time.monotonic() + 60

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from riskpulse.stream.core.validation import Invalid, parse_news
 from riskpulse.stream.isolation import InfrastructureError, score_isolated, write_isolated
-from riskpulse.stream.store import Store
+from riskpulse.store.news import Store
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 

@@ -117,7 +117,7 @@ def test_scores_dedupes_windows_and_dead_letters(pipeline: Any, kafka: Any) -> N
             urllib.request.urlopen(f"http://127.0.0.1:{worker.port}{path}", timeout=5)
         assert refused.value.code == 404, path
     # the sink wrote the store the dashboard reads, once per id and window
-    from riskpulse.stream.store import Store
+    from riskpulse.store.news import Store
 
     store = Store(worker.env["RISKPULSE_STORE_URL"])
     want = {"scored_news": len(items) + 2, "news_tickers": len(items) + 1,

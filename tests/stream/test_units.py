@@ -125,31 +125,6 @@ def test_stall_watchdog_flags_only_partitions_with_data_and_no_progress() -> Non
     assert dog.stuck(highwaters, now=229) == [] and dog.stuck(highwaters, now=231) == [("news", 1), ("news", 3)]
 
 
-def test_a_store_from_an_earlier_version_is_upgraded_in_place(tmp_path: Path) -> None:
-    """Session-1 stores had no trends.window_ts: the sink and the dashboard need it."""
-    import sqlite3
-
-    from riskpulse.stream.store import Store
-
-    db = tmp_path / "old.db"
-    con = sqlite3.connect(db)
-    con.execute("CREATE TABLE trends (key_type VARCHAR(8), key VARCHAR(100), window_start DATETIME, window_end DATETIME,"
-                " count INTEGER, negative INTEGER, neutral INTEGER, positive INTEGER, mean_score FLOAT,"
-                " negative_share FLOAT, PRIMARY KEY (key_type, key, window_start))")
-    con.execute("INSERT INTO trends VALUES ('topic', 'Macro', '2026-11-02 14:00:00.000000', '2026-11-02 14:01:00.000000',"
-                " 3, 1, 1, 1, 0.0, 0.333)")
-    con.commit()
-    con.close()
-    store = Store(f"sqlite:///{db}")
-    store.upsert_trends([{"key_type": "topic", "key": "Macro", "window_start": "2026-11-02T14:01:00Z",
-                          "window_end": "2026-11-02T14:02:00Z", "count": 1, "negative": 0, "neutral": 1, "positive": 0,
-                          "mean_score": 0.0, "negative_share": 0.0}])
-    con = sqlite3.connect(db)
-    start = int(datetime(2026, 11, 2, 14, 0, tzinfo=timezone.utc).timestamp())
-    assert con.execute("SELECT window_ts FROM trends ORDER BY window_start").fetchall() == [(start,), (start + 60,)]
-    assert "ix_trends_type_ts" in {r[1] for r in con.execute("PRAGMA index_list('trends')")}
-
-
 def test_a_crashed_agent_ends_the_worker_for_its_supervisor(monkeypatch: pytest.MonkeyPatch,
                                                            caplog: pytest.LogCaptureFixture) -> None:
     # faust-streaming would leave the agent stopped in a worker that still looks healthy

@@ -1,8 +1,8 @@
-"""The store the dashboard reads: scored news and trends, through SQLAlchemy.
+"""The writes of the stream's sinks: scored news, trends and alerts, through SQLAlchemy.
 
-SQLite (WAL) is the embedded default, PostgreSQL the deployed one (``RISKPULSE_STORE_URL``).
 Writes are upserts keyed like the Kafka records, so the at-least-once sink is idempotent.
-Indexes serve the dashboard's queries: by time, by topic and time, by ticker and time.
+Indexes (store/schema.py) serve the dashboard's queries: by time, by topic and time, by ticker
+and time.
 """
 
 from __future__ import annotations
@@ -11,83 +11,11 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import (BigInteger, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text, create_engine, delete,
-                        event, func, inspect, select, text)
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.engine import Engine
 
-metadata = MetaData()
-
-scored_news = Table(
-    "scored_news", metadata,
-    Column("id", String(200), primary_key=True),
-    Column("headline", Text, nullable=False),
-    Column("source", String(200)),
-    Column("url", Text),
-    Column("published_at", DateTime(timezone=True), nullable=False),
-    Column("topic", String(64), nullable=False),
-    Column("topic_confidence", Float, nullable=False),
-    Column("sentiment", String(16), nullable=False),
-    Column("p_negative", Float, nullable=False),
-    Column("p_neutral", Float, nullable=False),
-    Column("p_positive", Float, nullable=False),
-    Column("sentiment_score", Float, nullable=False),
-    Column("tickers", Text, nullable=False, default=""),  # comma-separated, for display
-    Column("duplicate_of", String(200)),
-    Column("model_version", String(100), nullable=False),
-    Column("scored_at", DateTime(timezone=True), nullable=False),
-    Index("ix_scored_news_published_at", "published_at"),
-    Index("ix_scored_news_topic_time", "topic", "published_at"),
-    Index("ix_scored_news_sentiment_time", "sentiment", "published_at"),
-)
-
-news_tickers = Table(
-    "news_tickers", metadata,
-    Column("news_id", String(200), primary_key=True),
-    Column("ticker", String(20), primary_key=True),
-    Column("published_at", DateTime(timezone=True), nullable=False),
-    Index("ix_news_tickers_ticker_time", "ticker", "published_at"),
-)
-
-trends = Table(
-    "trends", metadata,
-    Column("key_type", String(8), primary_key=True),
-    Column("key", String(100), primary_key=True),
-    Column("window_start", DateTime(timezone=True), primary_key=True),
-    Column("window_end", DateTime(timezone=True), nullable=False),
-    Column("count", Integer, nullable=False),
-    Column("negative", Integer, nullable=False),
-    Column("neutral", Integer, nullable=False),
-    Column("positive", Integer, nullable=False),
-    Column("mean_score", Float, nullable=False),
-    Column("negative_share", Float, nullable=False),
-    Column("window_ts", BigInteger, nullable=False),  # window_start in Unix seconds: bucketing without date parsing
-    # covering: the dashboard's charts read only the index, never the table
-    Index("ix_trends_type_ts", "key_type", "window_ts", "key", "count", "negative", "mean_score"),
-)
-
-
-alerts = Table(
-    "alerts", metadata,
-    Column("id", String(64), primary_key=True),
-    Column("status", String(16), nullable=False),
-    Column("severity", String(16), nullable=False),
-    Column("key_type", String(8), nullable=False),
-    Column("key", String(100), nullable=False),
-    Column("window_start", DateTime(timezone=True), nullable=False),  # the first anomalous window
-    Column("window_end", DateTime(timezone=True), nullable=False),
-    Column("last_window_start", DateTime(timezone=True), nullable=False),  # of the latest record
-    Column("rule", String(120), nullable=False),
-    Column("summary", Text, nullable=False),
-    Column("observed", Text, nullable=False),  # JSON
-    Column("baseline", Text, nullable=False),  # JSON
-    Column("top_headlines", Text, nullable=False),  # JSON list
-    Column("fired_at", DateTime(timezone=True), nullable=False),
-    Column("resolved_at", DateTime(timezone=True)),
-    Column("acked_by", String(100)),
-    Column("acked_at", DateTime(timezone=True)),
-    Index("ix_alerts_fired_at", "fired_at"),
-    Index("ix_alerts_key", "key_type", "key", "window_start"),
-)
+from .engine import create_store_engine
+from .schema import alerts, news_tickers, scored_news, trends
 
 
 def _ts(value: str) -> datetime:
@@ -97,37 +25,6 @@ def _ts(value: str) -> datetime:
 def _aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; they were stored as UTC."""
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-
-
-def create_store_engine(url: str) -> Engine:
-    engine = create_engine(url, future=True, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(conn: Any, _: Any) -> None:  # WAL: the dashboard reads while the sink writes
-            cur = conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=5000")
-            cur.close()
-    metadata.create_all(engine)
-    _upgrade(engine)
-    return engine
-
-
-def _upgrade(engine: Engine) -> None:
-    """Brings a store written by an earlier riskpulse up to this schema (create_all adds tables, not columns).
-
-    The one change so far: ``trends.window_ts`` (Unix seconds), added with its covering index.
-    """
-    if "window_ts" in {c["name"] for c in inspect(engine).get_columns("trends")}:
-        return
-    epoch = ("CAST(EXTRACT(EPOCH FROM window_start) AS BIGINT)" if engine.dialect.name == "postgresql"
-             else "CAST(strftime('%s', window_start) AS INTEGER)")
-    with engine.begin() as conn:
-        conn.execute(text("ALTER TABLE trends ADD COLUMN window_ts BIGINT"))
-        conn.execute(text(f"UPDATE trends SET window_ts = {epoch}"))
-    for index in trends.indexes:
-        index.create(engine, checkfirst=True)
 
 
 def _upsert(engine: Engine, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:

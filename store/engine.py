@@ -1,0 +1,109 @@
+"""An engine on the store, migrated to the current schema before anyone uses it.
+
+SQLite (WAL) is the embedded default, PostgreSQL the deployed one (``RISKPULSE_STORE_URL``).
+Every process that opens the store (worker, dashboard, webhook tools) migrates it first, one at a
+time: a PostgreSQL advisory lock, or on SQLite a lock file beside the database, so a worker and a
+dashboard starting together never race to create the same table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+from pathlib import Path
+from typing import Any, Iterator
+
+from alembic import command
+from alembic.config import Config
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import BigInteger, Connection, create_engine, event, inspect, text
+from sqlalchemy.engine import Engine
+
+from .schema import metadata, trends
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+BASELINE = "0001"  # the schema riskpulse had when migrations began (stores made before are adopted at it)
+_PG_LOCK = 0x72697370  # pg_advisory_lock key: "risp"
+
+
+def create_store_engine(url: str) -> Engine:
+    engine = create_engine(url, future=True, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(conn: Any, _: Any) -> None:  # WAL: the dashboard reads while the sink writes
+            cur = conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=5000")
+            cur.close()
+    migrate(engine)
+    return engine
+
+
+def alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the store to the newest migration; a store made before migrations is adopted first."""
+    with _migration_lock(engine), engine.begin() as conn:
+        tables = set(inspect(conn).get_table_names())
+        config = alembic_config(conn)
+        if "alembic_version" not in tables and tables & set(metadata.tables):
+            _adopt(conn, tables)
+            command.stamp(config, BASELINE)
+        command.upgrade(config, "head")
+
+
+def _adopt(conn: Connection, tables: set[str]) -> None:
+    """A store written by riskpulse before its migrations: complete it to the baseline.
+
+    Those versions created their tables themselves (the webhook ones only once a webhook was
+    configured) and added one column later by hand: ``trends.window_ts``, with its covering index."""
+    log.warning("adopting a store made before migrations: completing it to the baseline schema",
+                extra={"tables": sorted(tables)})
+    metadata.create_all(conn, tables=[t for name, t in metadata.tables.items() if name not in tables])
+    if "window_ts" not in {c["name"] for c in inspect(conn).get_columns("trends")}:
+        epoch = ("CAST(EXTRACT(EPOCH FROM window_start) AS BIGINT)" if conn.dialect.name == "postgresql"
+                 else "CAST(strftime('%s', window_start) AS INTEGER)")
+        conn.execute(text("ALTER TABLE trends ADD COLUMN window_ts BIGINT"))
+        conn.execute(text(f"UPDATE trends SET window_ts = {epoch}"))
+        operations = Operations(MigrationContext.configure(conn))
+        with operations.batch_alter_table("trends") as batch:  # SQLite: by copying the table
+            batch.alter_column("window_ts", existing_type=BigInteger(), nullable=False)
+    for index in trends.indexes:
+        index.create(conn, checkfirst=True)
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_LOCK})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_LOCK})
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    with open(Path(database).with_name(Path(database).name + ".migrate-lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

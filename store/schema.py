@@ -1,0 +1,126 @@
+"""Every table of riskpulse's store, under one metadata.
+
+The stream's sinks write the news, trends and alerts tables (keyed like their Kafka records, so
+redelivery is an upsert); the alerts package keeps the webhook outbox, its delivery log and the
+endpoints it disabled; the dashboard reads. The shape changes only through a migration
+(store/migrations, Alembic): a test compares this metadata with the migrated database.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+scored_news = Table(
+    "scored_news", metadata,
+    Column("id", String(200), primary_key=True),
+    Column("headline", Text, nullable=False),
+    Column("source", String(200)),
+    Column("url", Text),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("topic", String(64), nullable=False),
+    Column("topic_confidence", Float, nullable=False),
+    Column("sentiment", String(16), nullable=False),
+    Column("p_negative", Float, nullable=False),
+    Column("p_neutral", Float, nullable=False),
+    Column("p_positive", Float, nullable=False),
+    Column("sentiment_score", Float, nullable=False),
+    Column("tickers", Text, nullable=False, default=""),  # comma-separated, for display
+    Column("duplicate_of", String(200)),
+    Column("model_version", String(100), nullable=False),
+    Column("scored_at", DateTime(timezone=True), nullable=False),
+    Index("ix_scored_news_published_at", "published_at"),
+    Index("ix_scored_news_topic_time", "topic", "published_at"),
+    Index("ix_scored_news_sentiment_time", "sentiment", "published_at"),
+)
+
+news_tickers = Table(
+    "news_tickers", metadata,
+    Column("news_id", String(200), primary_key=True),
+    Column("ticker", String(20), primary_key=True),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+    Index("ix_news_tickers_ticker_time", "ticker", "published_at"),
+)
+
+trends = Table(
+    "trends", metadata,
+    Column("key_type", String(8), primary_key=True),
+    Column("key", String(100), primary_key=True),
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("negative", Integer, nullable=False),
+    Column("neutral", Integer, nullable=False),
+    Column("positive", Integer, nullable=False),
+    Column("mean_score", Float, nullable=False),
+    Column("negative_share", Float, nullable=False),
+    Column("window_ts", BigInteger, nullable=False),  # window_start in Unix seconds: bucketing without date parsing
+    # covering: the dashboard's charts read only the index, never the table
+    Index("ix_trends_type_ts", "key_type", "window_ts", "key", "count", "negative", "mean_score"),
+)
+
+
+alerts = Table(
+    "alerts", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("key_type", String(8), nullable=False),
+    Column("key", String(100), nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),  # the first anomalous window
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("last_window_start", DateTime(timezone=True), nullable=False),  # of the latest record
+    Column("rule", String(120), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("observed", Text, nullable=False),  # JSON
+    Column("baseline", Text, nullable=False),  # JSON
+    Column("top_headlines", Text, nullable=False),  # JSON list
+    Column("fired_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("acked_by", String(100)),
+    Column("acked_at", DateTime(timezone=True)),
+    Index("ix_alerts_fired_at", "fired_at"),
+    Index("ix_alerts_key", "key_type", "key", "window_start"),
+)
+
+# -- webhook delivery (alerts/outbox.py) --
+
+outbox = Table(
+    "webhook_outbox", metadata,
+    Column("message_id", String(120), primary_key=True),
+    Column("route", String(100), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed | skipped
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("lease_until", Float),
+    Column("lease_owner", String(40)),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Index("ix_outbox_due", "status", "next_attempt_at"),
+)
+
+deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(120), nullable=False),
+    Column("route", String(100), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("duration_ms", Float, nullable=False),
+    Index("ix_deliveries_message", "message_id"),
+)
+
+endpoints = Table(
+    "webhook_endpoints", metadata,
+    Column("route", String(100), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("disabled_at", Float),
+    Column("reason", Text),
+)

@@ -1,0 +1,133 @@
+"""The store on SQLite and on a real PostgreSQL: migrations, adoption of older stores, processes
+migrating together, and the sinks' upserts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, create_engine, inspect, select
+
+from riskpulse.store.engine import alembic_config, create_store_engine, current_revision
+from riskpulse.store.news import Store
+from riskpulse.store.schema import metadata, trends
+
+HEAD = ScriptDirectory.from_config(alembic_config(None)).get_current_head()  # type: ignore[arg-type]
+
+
+def schema_drift(url: str) -> list[object]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(compare_metadata(MigrationContext.configure(conn), metadata))
+    finally:
+        engine.dispose()
+
+
+def test_a_new_store_is_migrated_to_the_head_and_matches_the_schema(store_url: str) -> None:
+    engine = create_store_engine(store_url)
+    assert current_revision(engine) == HEAD
+    assert schema_drift(store_url) == []  # a table changed in schema.py without a migration fails here
+    engine.dispose()
+    again = create_store_engine(store_url)  # a second start finds nothing to do
+    assert current_revision(again) == HEAD
+    again.dispose()
+
+
+def test_a_store_made_before_migrations_is_adopted_and_keeps_its_rows(store_url: str) -> None:
+    """Stores before migrations: the news tables, and trends without window_ts (added by hand later)."""
+    legacy = MetaData()
+    old_trends = Table("trends", legacy, Column("key_type", String(8), primary_key=True),
+                       Column("key", String(100), primary_key=True),
+                       Column("window_start", DateTime(timezone=True), primary_key=True),
+                       Column("window_end", DateTime(timezone=True), nullable=False),
+                       *[Column(c, Integer, nullable=False) for c in ("count", "negative", "neutral", "positive")],
+                       Column("mean_score", Float, nullable=False), Column("negative_share", Float, nullable=False))
+    engine = create_engine(store_url)
+    news_only = [t for name, t in metadata.tables.items() if name in ("scored_news", "news_tickers", "alerts")]
+    metadata.create_all(engine, tables=news_only)
+    legacy.create_all(engine)
+    start = datetime(2026, 11, 2, 14, 0, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(old_trends.insert().values(key_type="topic", key="Macro", window_start=start, window_end=start,
+                                                count=3, negative=1, neutral=1, positive=1, mean_score=0.0,
+                                                negative_share=0.333))
+    engine.dispose()
+
+    store = Store(store_url)
+    assert current_revision(store.engine) == HEAD
+    with store.engine.connect() as conn:
+        assert conn.execute(select(trends.c.window_ts, trends.c.count)).all() == [(int(start.timestamp()), 3)]
+    assert {"webhook_outbox", "webhook_deliveries", "webhook_endpoints"} <= set(inspect(store.engine).get_table_names())
+    assert schema_drift(store_url) == []
+    store.engine.dispose()
+
+
+def test_processes_opening_a_new_store_together_all_migrate_it_once(store_url: str, tmp_path: Path) -> None:
+    """A worker, a dashboard and the webhook tools starting at once on an empty store."""
+    code = ("import sys; from riskpulse.store.engine import create_store_engine, current_revision; "
+            "print(current_revision(create_store_engine(sys.argv[1])))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, store_url], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], [err[-2000:] for _, err in results]
+    assert [out.strip() for out, _ in results] == [HEAD] * 4
+    assert schema_drift(store_url) == []
+
+
+def test_sink_writes_are_upserts_on_each_database(store_url: str) -> None:
+    store = Store(store_url)
+    scored = {"id": "n1", "headline": "Bank misses", "source": "wire", "url": None,
+              "published_at": "2026-11-02T14:00:30Z", "topic": "Macro", "topic_confidence": 0.9,
+              "sentiment": "negative", "sentiment_probs": {"negative": 0.8, "neutral": 0.15, "positive": 0.05},
+              "sentiment_score": -0.75, "tickers": ["JPM", "XOM"], "duplicate_of": None, "model_version": "m1",
+              "scored_at": "2026-11-02T14:00:31Z"}
+    trend = {"key_type": "ticker", "key": "JPM", "window_start": "2026-11-02T14:00:00Z",
+             "window_end": "2026-11-02T14:01:00Z", "count": 1, "negative": 1, "neutral": 0, "positive": 0,
+             "mean_score": -0.75, "negative_share": 1.0}
+    alert = {"id": "a1", "status": "firing", "severity": "warning", "key_type": "ticker", "key": "JPM",
+             "window_start": "2026-11-02T14:00:00Z", "window_end": "2026-11-02T14:01:00Z", "rule": "default",
+             "summary": "JPM negative spike", "observed": {"count": 1}, "baseline": {"mean": 0.1},
+             "top_headlines": ["Bank misses"], "fired_at": "2026-11-02T14:01:01Z"}
+    for _ in range(2):  # redelivery
+        store.upsert_scored([scored, {**scored, "sentiment_score": -0.7}])  # the last write of a batch wins
+        store.upsert_trends([trend])
+        store.upsert_alerts([alert])
+    store.upsert_alerts([{**alert, "status": "resolved", "window_start": "2026-11-02T14:05:00Z",
+                          "fired_at": "2026-11-02T14:06:00Z"}])
+    store.upsert_alerts([alert])  # an older record, redelivered late, never reopens it
+    assert store.counts() == {"scored_news": 1, "news_tickers": 2, "trends": 1, "alerts": 1}
+    with store.engine.connect() as conn:
+        assert conn.execute(select(metadata.tables["scored_news"].c.sentiment_score)).scalar_one() == -0.7
+        assert conn.execute(select(metadata.tables["alerts"].c.status)).scalar_one() == "resolved"
+    store.purge(datetime(2026, 11, 3, tzinfo=timezone.utc))
+    assert store.counts() == {"scored_news": 0, "news_tickers": 0, "trends": 0, "alerts": 0}
+    store.engine.dispose()
+
+
+def test_a_sqlite_store_from_session_1_is_upgraded_in_place(tmp_path: Path) -> None:
+    """Session-1 stores had no trends.window_ts: the sink and the dashboard need it."""
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE trends (key_type VARCHAR(8), key VARCHAR(100), window_start DATETIME, window_end DATETIME,"
+                " count INTEGER, negative INTEGER, neutral INTEGER, positive INTEGER, mean_score FLOAT,"
+                " negative_share FLOAT, PRIMARY KEY (key_type, key, window_start))")
+    con.execute("INSERT INTO trends VALUES ('topic', 'Macro', '2026-11-02 14:00:00.000000', '2026-11-02 14:01:00.000000',"
+                " 3, 1, 1, 1, 0.0, 0.333)")
+    con.commit()
+    con.close()
+    store = Store(f"sqlite:///{db}")
+    store.upsert_trends([{"key_type": "topic", "key": "Macro", "window_start": "2026-11-02T14:01:00Z",
+                          "window_end": "2026-11-02T14:02:00Z", "count": 1, "negative": 0, "neutral": 1, "positive": 0,
+                          "mean_score": 0.0, "negative_share": 0.0}])
+    con = sqlite3.connect(db)
+    start = int(datetime(2026, 11, 2, 14, 0, tzinfo=timezone.utc).timestamp())
+    assert con.execute("SELECT window_ts FROM trends ORDER BY window_start").fetchall() == [(start,), (start + 60,)]
+    assert "ix_trends_type_ts" in {r[1] for r in con.execute("PRAGMA index_list('trends')")}
