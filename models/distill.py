@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .card import read_card
 from .card import split_seed as card_split_seed
-from .metrics import softmax
+from .logits import softmax
 from .scorer import Scorer, cpu_has_bf16
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,8 @@ import pandas as pd
 from .card import format_by_agreement
 from .data import read_labelled_csv
 from .labels import TASKS
-from .metrics import classification_figures, softmax
+from .logits import softmax
+from .metrics import classification_figures
 from .scorer import Scorer
 
 Task = Literal["topic", "sentiment"]

@@ -8,7 +8,6 @@ held-out texts. A model that disagrees beyond the bar raises :class:`ParityError
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -22,6 +21,7 @@ import numpy as np
 from .artifact import ModelMeta, onnx_path
 from .card import read_card, write_card
 from .errors import ParityError
+from .manifest import ExportManifest, ParityRecord, Tolerance, sha256
 from .scorer import WHOLE_ENCODER_INT8, OnnxEngine, Scorer, TorchEngine, cpu_has_bf16
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,6 @@ class Parity:
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def export_onnx(model_dir: Path, out: Path) -> None:
@@ -151,7 +147,7 @@ def check(kind: str, p: Parity, bar: float) -> None:
 
 
 def export(model_dir: Path, parity_texts: Sequence[str], threads: int | None = None,
-           min_agreement: dict[str, float] | None = None) -> dict[str, Any]:
+           min_agreement: dict[str, float] | None = None) -> ExportManifest:
     """Export, quantise and gate. Returns the manifest (also written to ``onnx/manifest.json``).
 
     ``min_agreement`` overrides the argmax-agreement bars (per ``fp32`` / ``int8``); the
@@ -182,15 +178,14 @@ def export(model_dir: Path, parity_texts: Sequence[str], threads: int | None = N
         results["torch_bf16"] = {**bf16.to_json(), "engine": engine.name}
         log.info("parity", extra={"kind": "torch-bf16", **results["torch_bf16"]})
     meta = ModelMeta.read(model_dir)
-    manifest = {
-        "model_version": meta.model_version, "opset": OPSET, "inputs": INPUTS, "outputs": OUTPUTS,
-        "labels": {"topic": list(meta.topics), "sentiment": list(meta.sentiments)},
-        "tokenizer_sha256": _sha256(model_dir / "tokenizer.json"),
-        "files": {p.name: _sha256(p) for p in (fp32, int8) if p.exists()},
-        "tolerance": {"fp32_max_abs_logit_diff": FP32_MAX_LOGIT_DIFF, "min_argmax_agreement": bars},
-        "parity": results,
-    }
-    (fp32.parent / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    manifest = ExportManifest(
+        model_version=meta.model_version, opset=OPSET, labels={"topic": list(meta.topics), "sentiment": list(meta.sentiments)},
+        inputs=json.loads(json.dumps(INPUTS)), outputs=json.loads(json.dumps(OUTPUTS)),  # axes keyed by str, as in JSON
+        tokenizer_sha256=sha256(model_dir / "tokenizer.json"),
+        files={p.name: sha256(p) for p in (fp32, int8) if p.exists()},
+        tolerance=Tolerance(fp32_max_abs_logit_diff=FP32_MAX_LOGIT_DIFF, min_argmax_agreement=bars),
+        parity=ParityRecord.model_validate(results))
+    manifest.write(fp32.parent)
     try:
         card = read_card(model_dir)
         card["export"] = results

@@ -1,20 +1,13 @@
-"""Quality figures and confidence calibration (numpy; scikit-learn for the evaluation figures, no torch).
-
-The scorer uses :func:`softmax` from here, so scikit-learn is imported only where the figures are
-made: a serving install (requirements/serve.lock) has none."""
+"""Quality figures and confidence calibration (numpy and scikit-learn, no torch): the training side."""
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import numpy as np
+from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+from .logits import softmax
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
@@ -55,8 +48,6 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 def classification_figures(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str],
                            probs: np.ndarray | None = None) -> dict[str, Any]:
     """accuracy, macro/weighted F1, per-class report and confusion matrix (rows: truth)."""
-    from sklearn.metrics import classification_report, confusion_matrix, f1_score  # the train extra
-
     y_true_a, y_pred_a = np.asarray(y_true), np.asarray(y_pred)
     idx = list(range(len(labels)))
     out: dict[str, Any] = {

@@ -21,11 +21,12 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from . import manifest
 from .artifact import ModelMeta, onnx_path
 from .choices import Backend
 from .encoder import encode, length_sorted_batches, load_tokenizer, pad_batch
 from .errors import BackendUnavailableError, InvalidTextError
-from .metrics import softmax
+from .logits import softmax
 
 log = logging.getLogger(__name__)
 
@@ -232,18 +233,19 @@ def available_backends() -> list[str]:
     return found
 
 
-def _manifest(model_dir: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        return dict(json.loads((Path(model_dir) / "onnx" / "manifest.json").read_text()))
-    except (OSError, ValueError):
-        return {}
-
-
 def _int8_is_whole(model_dir: Path) -> bool:
     """Whether the export quantised every encoder MatMul (the fast int8), per its manifest."""
-    return _manifest(model_dir).get("parity", {}).get("int8_quantisation") == WHOLE_ENCODER_INT8
+    exported = manifest.read(Path(model_dir) / "onnx")
+    return exported is not None and exported.parity.int8_quantisation == WHOLE_ENCODER_INT8
+
+
+def _onnx(model_dir: Path, int8: bool) -> Path:
+    """The ONNX file to serve, checked against the hash the export recorded after gating it."""
+    path = onnx_path(model_dir, int8=int8)
+    exported = manifest.read(path.parent)
+    if exported is not None and path.exists():
+        exported.check_file(path)
+    return path
 
 
 def make_engine(model_dir: Path, backend: Backend = "auto", threads: int | None = None, spin: bool = True,
@@ -268,11 +270,11 @@ def make_engine(model_dir: Path, backend: Backend = "auto", threads: int | None 
                 errors.append(f"{candidate}: {exc}")
         raise BackendUnavailableError("no backend can run this model here:\n" + "\n".join(errors))
     if backend == "onnx":
-        return OnnxEngine(onnx_path(model_dir, int8=True), threads=threads, spin=spin)
+        return OnnxEngine(_onnx(model_dir, int8=True), threads=threads, spin=spin)
     if backend == "onnx-fp32":
-        return OnnxEngine(onnx_path(model_dir, int8=False), threads=threads, spin=spin)
+        return OnnxEngine(_onnx(model_dir, int8=False), threads=threads, spin=spin)
     if backend == "onnx-cuda":
-        return OnnxEngine(onnx_path(model_dir, int8=False), providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
+        return OnnxEngine(_onnx(model_dir, int8=False), providers=("CUDAExecutionProvider", "CPUExecutionProvider"))
     if backend == "torch":
         if importlib.util.find_spec("torch") is None:
             raise BackendUnavailableError("the torch backend needs PyTorch: pip install torch")
@@ -283,11 +285,10 @@ def make_engine(model_dir: Path, backend: Backend = "auto", threads: int | None 
         if not cpu_has_bf16():
             raise BackendUnavailableError("torch-bf16 needs a CPU with AMX or AVX-512 BF16 (Intel Sapphire Rapids "
                                           "or later, AMD Zen 4 or later); use RISKPULSE_BACKEND=onnx-fp32 here")
-        manifest = _manifest(model_dir)
-        agreement = manifest.get("parity", {}).get("torch_bf16")
-        bar = manifest.get("tolerance", {}).get("min_argmax_agreement", {}).get("bf16")
-        if agreement and bar and min(agreement["topic_agreement"], agreement["sentiment_agreement"]) < bar:
-            raise BackendUnavailableError(f"bf16 agreed with fp32 on only {agreement} at export; serve onnx-fp32")
+        exported = manifest.read(model_dir / "onnx")
+        refusal = exported.bf16_refusal() if exported is not None else None
+        if refusal:
+            raise BackendUnavailableError(refusal)
         return TorchEngine.from_dir(model_dir, "cpu", bf16=True, spin=spin, compile=compile)
     if backend == "tensorrt":
         from .tensorrt_engine import TensorRTEngine

@@ -35,7 +35,8 @@ from .distill import distill_ensemble_loss, teacher_targets
 from .encoder import BASE_MODEL_NAME, base_model_dir, encode, load_tokenizer, pad_batch
 from .evaluate import evaluate_frame
 from .labels import SENTIMENTS, TOPICS
-from .metrics import expected_calibration_error, fit_temperature, softmax
+from .logits import softmax
+from .metrics import expected_calibration_error, fit_temperature
 from .network import TwoHeadClassifier
 from .quant_aware import fake_quant_ready, simulated_int8
 from .scorer import Scorer, TorchEngine, cpu_has_bf16

@@ -66,7 +66,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     splits = load_splits(Path(args.data or s.data_dir))
     texts = [t for frame in splits.evals.values() for t in frame.text.tolist()]
     manifest = export(Path(args.model or s.model_dir), texts, threads=args.threads)
-    print(json.dumps(manifest["parity"], indent=2))
+    print(manifest.parity.model_dump_json(indent=2, exclude_none=True))
     return 0
 
 

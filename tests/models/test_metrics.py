@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from riskpulse.models.metrics import classification_figures, expected_calibration_error, fit_temperature, softmax
+from riskpulse.models.logits import softmax
+from riskpulse.models.metrics import classification_figures, expected_calibration_error, fit_temperature
 
 
 def test_temperature_scaling_recovers_a_known_temperature() -> None:
