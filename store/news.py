@@ -11,8 +11,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import Table, delete, func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import Connection, Table, delete, func, select
 
 from .engine import create_store_engine
 from .schema import alerts, news_tickers, scored_news, trends
@@ -27,18 +26,35 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def _upsert(engine: Engine, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+def storable(table: Table, row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` if every database riskpulse supports stores it as given, else ValueError saying why.
+
+    PostgreSQL refuses NUL characters in text and strings longer than their column; SQLite takes
+    both. Refusing them here, the same way on both, makes a record's fate independent of the
+    database: the sink dead-letters it with this reason (stream/isolation.py) and writes the rest."""
+    for name, value in row.items():
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            raise ValueError(f"{table.name}.{name} contains a NUL character, which PostgreSQL cannot store")
+        length = getattr(table.c[name].type, "length", None)
+        if length is not None and len(value) > length:
+            raise ValueError(f"{table.name}.{name} is {len(value)} characters, over the column's {length}")
+    return row
+
+
+def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
     if not rows:
         return
-    if engine.dialect.name == "postgresql":
+    rows = [storable(table, row) for row in rows]
+    if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
     stmt = insert(table).values(rows)
     stmt = stmt.on_conflict_do_update(index_elements=keys,
                                       set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys})
-    with engine.begin() as conn:
-        conn.execute(stmt)
+    conn.execute(stmt)
 
 
 class Store:
@@ -58,8 +74,9 @@ class Store:
                 "duplicate_of": r.get("duplicate_of"), "model_version": r["model_version"], "scored_at": _ts(r["scored_at"])}
             for t in r["tickers"]:
                 tick_rows[(r["id"], t)] = {"news_id": r["id"], "ticker": t, "published_at": published}
-        _upsert(self.engine, scored_news, list(rows.values()), ["id"])
-        _upsert(self.engine, news_tickers, list(tick_rows.values()), ["news_id", "ticker"])
+        with self.engine.begin() as conn:  # one transaction: a news row is never written without its tickers
+            _upsert(conn, scored_news, list(rows.values()), ["id"])
+            _upsert(conn, news_tickers, list(tick_rows.values()), ["news_id", "ticker"])
         return len(rows)
 
     def upsert_trends(self, records: Iterable[dict[str, Any]]) -> int:
@@ -70,7 +87,8 @@ class Store:
                 "key_type": r["key_type"], "key": r["key"], "window_start": start, "window_end": _ts(r["window_end"]),
                 "window_ts": int(start.timestamp()),
                 **{k: r[k] for k in ("count", "negative", "neutral", "positive", "mean_score", "negative_share")}}
-        _upsert(self.engine, trends, list(rows.values()), ["key_type", "key", "window_start"])
+        with self.engine.begin() as conn:
+            _upsert(conn, trends, list(rows.values()), ["key_type", "key", "window_start"])
         return len(rows)
 
     def upsert_alerts(self, records: Iterable[dict[str, Any]]) -> int:
@@ -87,12 +105,12 @@ class Store:
                 row = conn.execute(select(alerts).where(alerts.c.id == r["id"])).mappings().first()
                 last = _ts(r["window_start"])
                 if row is None:
-                    conn.execute(alerts.insert().values(
+                    conn.execute(alerts.insert().values(**storable(alerts, dict(
                         id=r["id"], status=r["status"], severity=r["severity"], key_type=r["key_type"], key=r["key"],
                         window_start=last, window_end=_ts(r["window_end"]), last_window_start=last, rule=r["rule"],
                         summary=r["summary"], observed=json.dumps(r["observed"]), baseline=json.dumps(r["baseline"]),
                         top_headlines=json.dumps(r["top_headlines"]), fired_at=_ts(r["fired_at"]),
-                        resolved_at=_ts(r["fired_at"]) if r["status"] == "resolved" else None))
+                        resolved_at=_ts(r["fired_at"]) if r["status"] == "resolved" else None))))
                     continue
                 if _aware(row["last_window_start"]) > last or row["status"] == "resolved":
                     continue  # an older record, redelivered
@@ -104,14 +122,14 @@ class Store:
                                    baseline=json.dumps(r["baseline"]))
                     if r["top_headlines"]:
                         changes["top_headlines"] = json.dumps(r["top_headlines"])
-                conn.execute(alerts.update().where(alerts.c.id == r["id"]).values(**changes))
+                conn.execute(alerts.update().where(alerts.c.id == r["id"]).values(**storable(alerts, changes)))
         return n
 
     def acknowledge(self, alert_id: str, user: str, when: datetime) -> bool:
         """Who acknowledged an alert and when; False if there is no such alert."""
         with self.engine.begin() as conn:
             return bool(conn.execute(alerts.update().where(alerts.c.id == alert_id)
-                                     .values(acked_by=user, acked_at=when)).rowcount)
+                                     .values(**storable(alerts, {"acked_by": user, "acked_at": when}))).rowcount)
 
     def purge(self, before: datetime) -> None:
         """Retention: drop news and trends older than ``before`` (event time)."""

@@ -46,6 +46,33 @@ def test_a_record_the_store_refuses_is_returned_the_rest_are_written(tmp_path) -
     assert store.counts()["trends"] == 2
 
 
+SCORED = {"id": "n1", "headline": "Bank misses", "source": "wire", "url": None, "published_at": "2026-11-22T12:00:00Z",
+          "topic": "Macro", "topic_confidence": 0.9, "sentiment": "negative",
+          "sentiment_probs": {"negative": 0.8, "neutral": 0.15, "positive": 0.05}, "sentiment_score": -0.75,
+          "tickers": ["JPM"], "duplicate_of": None, "model_version": "m1", "scored_at": "2026-11-22T12:00:01Z"}
+
+
+def test_nul_characters_and_over_long_values_are_refused_alike_on_every_database(store_url: str) -> None:
+    """PostgreSQL refuses both, SQLite neither: the store refuses them first, so a record's fate
+    (dead-lettered with this reason, the rest written) does not depend on the database."""
+    store = Store(store_url)
+    records = [SCORED, {**SCORED, "id": "n2", "headline": "nul \x00 inside"}, {**SCORED, "id": "n3", "source": "s" * 201},
+               {**SCORED, "id": "n4", "tickers": ["T" * 21]}, {**SCORED, "id": "n5", "headline": "x" * 100_000}]
+    failures = write_isolated(store.upsert_scored, records)
+    assert [(i, str(exc)) for i, exc in failures] == [
+        (1, "scored_news.headline contains a NUL character, which PostgreSQL cannot store"),
+        (2, "scored_news.source is 201 characters, over the column's 200"),
+        (3, "news_tickers.ticker is 21 characters, over the column's 20")]
+    assert store.counts()["scored_news"] == 2  # n1, and n5: Text has no length limit on either
+    alert = {"id": "a1", "status": "firing", "severity": "warning", "key_type": "ticker", "key": "JPM",
+             "window_start": "2026-11-22T12:00:00Z", "window_end": "2026-11-22T12:01:00Z", "rule": "r" * 121,
+             "summary": "s", "observed": {}, "baseline": {}, "top_headlines": [], "fired_at": "2026-11-22T12:01:01Z"}
+    failures = write_isolated(store.upsert_alerts, [alert, {**alert, "id": "a2", "rule": "default"}])
+    assert [(i, str(exc)) for i, exc in failures] == [(0, "alerts.rule is 121 characters, over the column's 120")]
+    assert store.counts()["alerts"] == 1
+    store.engine.dispose()
+
+
 def test_an_unreachable_store_is_retried_then_reported_as_infrastructure() -> None:
     calls: list[int] = []
 
