@@ -15,6 +15,7 @@ partition; windows stay exact and idempotent there (see stream/core/aggregator.p
 
 from __future__ import annotations
 
+import socket
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,10 @@ WINDOW_SHARDS = 32  # window state is split by id hash so each table write stays
 
 
 def worker_datadir(settings: Settings) -> Path:
-    """Local RocksDB state; one folder per worker so several workers can share a host."""
-    path = settings.home / "worker" / f"port-{settings.worker_web_port}"
+    """Local RocksDB state (a cache of the changelog); one folder per worker, so several workers
+    share a host (each on its own port) or a volume (``docker compose --scale``: each replica has
+    its own hostname and the same port)."""
+    path = settings.home / "worker" / f"{socket.gethostname()}-port-{settings.worker_web_port}"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -58,12 +58,34 @@ def test_the_default_image_is_the_serving_one_built_from_its_lock() -> None:
     assert stages["gpu"][0] == "FROM train AS gpu"
 
 
-def test_compose_refuses_to_start_the_dashboard_without_a_password_hash(tmp_path: Path) -> None:
-    empty = tmp_path / "empty.env"
-    empty.write_text("")
-    out = subprocess.run(compose_command() + ["--env-file", str(empty), "config"], cwd=REPO, capture_output=True,
+@pytest.mark.parametrize("missing", ["RISKPULSE_DASHBOARD_PASSWORD_HASH", "POSTGRES_PASSWORD"])
+def test_compose_refuses_to_start_without_each_secret(tmp_path: Path, missing: str) -> None:
+    """No default password anywhere: the dashboard's hash and PostgreSQL's password must be set."""
+    example = (REPO / "deploy" / "example.env").read_text().splitlines()
+    env = tmp_path / "partial.env"
+    env.write_text("\n".join(line for line in example if not line.startswith(missing + "=")) + "\n")
+    out = subprocess.run(compose_command() + ["--env-file", str(env), "config"], cwd=REPO, capture_output=True,
                          text=True, timeout=120)
-    assert out.returncode != 0 and "RISKPULSE_DASHBOARD_PASSWORD_HASH" in out.stderr
+    assert out.returncode != 0 and missing in out.stderr
+
+
+def test_the_services_scale_out_as_written() -> None:
+    """`docker compose up --scale worker=N`: no fixed host port on a worker, Kafka reachable from
+    the host through its own listener, the dashboard on gunicorn in one process."""
+    out = subprocess.run(compose_command() + ["--env-file", "deploy/example.env", "--profile", "gpu", "config"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    services = yaml.safe_load(out.stdout)["services"]
+    for name in ("worker", "worker-gpu"):
+        assert not services[name].get("ports"), f"{name} maps a host port: replicas would collide"
+    kafka = services["kafka"]
+    assert "HOST://127.0.0.1:29092" in kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    published = [p.removesuffix("/tcp") if isinstance(p, str) else f"{p['host_ip']}:{p['published']}:{p['target']}"
+                 for p in kafka["ports"]]
+    assert published == ["127.0.0.1:29092:29092"]  # docker-compose v1 keeps the short form, v2 the long one
+    dashboard = services["dashboard"]
+    assert dashboard["entrypoint"] == ["gunicorn"] and "riskpulse.dashboard.wsgi:server" in dashboard["command"]
+    assert dashboard["command"][dashboard["command"].index("--workers") + 1] == "1"
 
 
 def test_shipped_rules_and_watchlist_load() -> None:

@@ -252,6 +252,41 @@ def test_a_worker_joining_and_leaving_mid_stream_loses_nothing(pipeline: Any, ka
     assert_counted_once(pipeline, kafka, items, first)
 
 
+def test_three_workers_one_killed_and_one_added_under_load_count_every_item_once(pipeline: Any, kafka: Any,
+                                                                                 tmp_path: Path,
+                                                                                 postgres_server: Any) -> None:
+    """`docker compose up --scale worker=3` on this machine, without Docker: three workers in one
+    group over the news partitions, sharing one PostgreSQL store; while news flows one node is
+    lost (SIGKILL to supervisor and child: no shutdown, no final commit, its membership expires
+    after the session timeout) and another is added. Every item scored and counted once; trends
+    and alerts equal the backtest's; the store holds every item once."""
+    import threading
+
+    from riskpulse.store.news import Store
+    from riskpulse.stream.replay import replay
+
+    postgres_server.reset()
+    path, items = burst_feed(tmp_path, "t", 600)
+    workers = [pipeline(KAFKA_PARTITIONS=4, STORE_URL=postgres_server.url) for _ in range(3)]
+    feeder = threading.Thread(target=replay, args=(path, kafka.bootstrap, 30.0),
+                              kwargs={"topic": pipeline.topic(TOPIC_NEWS), "progress": False})
+    feeder.start()
+    consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= 100, timeout_s=120)
+    lost, kept = workers[1], [workers[0], workers[2]]
+    lost.kill()
+    consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= 300, timeout_s=180)
+    added = pipeline(KAFKA_PARTITIONS=4, STORE_URL=postgres_server.url)
+    feeder.join()
+    assert_counted_once(pipeline, kafka, items, *kept, added)
+    assert sum(worker.counter("riskpulse_items_in_total") > 0 for worker in (*kept, added)) >= 2  # shared out
+    store = Store(postgres_server.url)
+    deadline = time.monotonic() + 60
+    while store.counts()["scored_news"] < len(items) and time.monotonic() < deadline:
+        time.sleep(1)  # the sinks write a second or so behind the topics
+    assert store.counts()["scored_news"] == len(items)
+    store.engine.dispose()
+
+
 def test_a_worker_stopped_in_the_middle_of_a_backlog_loses_nothing(pipeline: Any, kafka: Any, tmp_path: Path) -> None:
     """SIGTERM (a deploy, a scale-in) while the worker scores a backlog: its agents are cancelled
     inside a batch. faust acknowledged such a batch as the agent left it and committed it at
