@@ -119,6 +119,7 @@ class Pipeline:
         self._outbox: Outbox | None = None
         self._said_cancelled = False
         self._settling_since: float | None = None
+        self._ends: dict[tuple[str, int], int] = {}  # end offsets at the last stall check (broker's answer)
 
     def register(self) -> None:
         app, topics = self.app, self.topics
@@ -455,6 +456,7 @@ class Pipeline:
             key = (tp.topic, tp.partition)
             if key in watchdog.progress and key in ends:
                 metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, ends[key] - watchdog.progress[key][0] - 1))
+        self._ends = {key: end for key, end in ends.items() if end is not None}
         stuck = watchdog.stuck(ends, now)
         if stuck:
             log.error("partitions stalled; exiting so the supervisor restarts the worker (state is idempotent)",
@@ -510,16 +512,27 @@ class Pipeline:
         """Liveness: the event loop answers."""
         return web.json({"status": "ok"})
 
-    async def readyz(self, web: Any, request: Any) -> Any:
-        """Readiness: model loaded, partitions assigned, not rebalancing."""
+    def health(self, now: float) -> dict[str, Any]:
+        """What readiness reports: model loaded, partitions assigned, the records behind on the
+        partitions this worker holds (at the last stall check), and those stalling: data waiting
+        and no progress for half of STALL_S (at all of it the worker exits for a restart)."""
         app = self.app
         try:
             assigned = bool(app.consumer.assignment()) if app.consumer else False
         except Exception:  # noqa: BLE001 - consumer not started yet: not ready (503), not an error (500)
             assigned = False
-        ready = self._service is not None and assigned and not app.rebalancing
-        return web.json({"ready": ready, "model_loaded": self._service is not None, "assigned": assigned},
-                        status=200 if ready else 503)
+        progress = self.watchdog.progress
+        lag = sum(max(0, end - progress[key][0] - 1) for key, end in self._ends.items() if key in progress)
+        stalling = sorted(f"{topic}:{partition}" for topic, partition
+                          in self.watchdog.stuck(dict(self._ends), now + self.settings.stall_s / 2))
+        ready = self._service is not None and assigned and not app.rebalancing and not stalling
+        return {"ready": ready, "model_loaded": self._service is not None, "assigned": assigned, "lag": lag,
+                "stalling": stalling}
+
+    async def readyz(self, web: Any, request: Any) -> Any:
+        """Readiness: model loaded, partitions assigned, not rebalancing, no partition stalling."""
+        health = self.health(time.time())
+        return web.json(health, status=200 if health["ready"] else 503)
 
     async def metrics_page(self, web: Any, request: Any) -> Any:
         body, content_type = metrics.exposition()

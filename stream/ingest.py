@@ -14,10 +14,15 @@ from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from .core.validation import Invalid, parse_news
 
 log = logging.getLogger(__name__)
+
+REQUESTS = Counter("riskpulse_ingest_requests_total", "Requests to POST /v1/news, by HTTP status", ["status"])
+ITEMS = Counter("riskpulse_ingest_items_total", "Items sent to /v1/news: accepted (on Kafka) or rejected (with a reason)",
+                ["result"])
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_BATCH = 500
@@ -38,6 +43,13 @@ def _authorized(request: web.Request, token: str) -> bool:
 def build_app(send: Send, token: str) -> web.Application:
     if not token:
         raise ValueError("set RISKPULSE_INGEST_TOKEN: the ingest endpoint never runs without a bearer token")
+
+    @web.middleware
+    async def count(request: web.Request, handler: Any) -> web.StreamResponse:
+        response = await handler(request)
+        if request.path == "/v1/news":
+            REQUESTS.labels(str(response.status)).inc()
+        return response
 
     async def post_news(request: web.Request) -> web.Response:
         if not _authorized(request, token):
@@ -80,15 +92,22 @@ def build_app(send: Send, token: str) -> web.Application:
             except Exception as exc:  # noqa: BLE001 - any producer failure: nothing was acknowledged
                 log.error("ingest could not write to Kafka", extra={"error": str(exc), "items": len(accepted)})
                 return _problem(503, "Kafka did not acknowledge the items; retry later", accepted=[])
+        ITEMS.labels("accepted").inc(len(ids))
+        ITEMS.labels("rejected").inc(len(rejected))
         log.info("ingested", extra={"accepted": len(ids), "rejected": len(rejected)})
         return web.json_response({"accepted": ids, "rejected": rejected}, status=200 if ids else 422)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    async def metrics(request: web.Request) -> web.Response:
+        """Prometheus, no token: counts only, no content."""
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[count])
     app.router.add_post("/v1/news", post_news)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     return app
 
 

@@ -23,12 +23,13 @@ def compose_command() -> list[str]:
 
 def test_compose_file_validates_with_every_profile() -> None:
     cmd = compose_command() + ["--env-file", "deploy/example.env", "--profile", "gpu", "--profile", "feeds",
-                               "--profile", "train", "config"]
+                               "--profile", "train", "--profile", "monitoring", "config"]
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     config = yaml.safe_load(out.stdout)
     services = config["services"]
-    assert {"kafka", "postgres", "worker", "worker-gpu", "dashboard", "ingest", "rss", "train"} <= set(services)
+    assert {"kafka", "postgres", "worker", "worker-gpu", "dashboard", "ingest", "rss", "train", "prometheus",
+            "grafana"} <= set(services)
     assert services["kafka"]["image"].startswith("apache/kafka:4.1.")
     for name, svc in services.items():
         assert "healthcheck" in svc, f"{name} has no healthcheck"
@@ -58,7 +59,7 @@ def test_the_default_image_is_the_serving_one_built_from_its_lock() -> None:
     assert stages["gpu"][0] == "FROM train AS gpu"
 
 
-@pytest.mark.parametrize("missing", ["RISKPULSE_DASHBOARD_PASSWORD_HASH", "POSTGRES_PASSWORD"])
+@pytest.mark.parametrize("missing", ["RISKPULSE_DASHBOARD_PASSWORD_HASH", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"])
 def test_compose_refuses_to_start_without_each_secret(tmp_path: Path, missing: str) -> None:
     """No default password anywhere: the dashboard's hash and PostgreSQL's password must be set."""
     example = (REPO / "deploy" / "example.env").read_text().splitlines()

@@ -236,6 +236,10 @@ def test_ingest_answers_with_accepted_ids_and_writes_them(ingest: str, kafka: An
     news = consume(kafka.bootstrap, "ing." + TOPIC_NEWS, lambda rs: len(rs) >= 3)
     assert {n["id"] for n in news} == set(body["accepted"]) | {"ing-3"}
     assert all(n["_key"] == n["id"] and n["published_at"] for n in news)
+    metrics = httpx.get(ingest + "/metrics").text  # no token: counts only
+    assert 'riskpulse_ingest_items_total{result="accepted"} 3.0' in metrics
+    assert 'riskpulse_ingest_items_total{result="rejected"} 2.0' in metrics
+    assert 'riskpulse_ingest_requests_total{status="200"} 2.0' in metrics
 
 
 @pytest.mark.integration
