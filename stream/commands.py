@@ -58,6 +58,10 @@ def cmd_rss(args: argparse.Namespace) -> int:
     producer = news_producer(args.bootstrap or s.kafka_bootstrap)
     topic = s.topic_prefix + "news"
     state = Path(args.state) if args.state else s.home / "rss-state.json"
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr=args.metrics_host)  # /metrics: polls and items
     try:
         poller = FeedPoller(args.urls, state, lambda items: send_all(producer, topic, items), interval_s=args.interval)
         n = poller.run(once=args.once)
@@ -121,6 +125,8 @@ def register(sub: Any) -> None:
     f.add_argument("--interval", type=float, default=300.0, help="seconds between polls of one feed (min 30)")
     f.add_argument("--once", action="store_true", help="poll each feed once and exit")
     f.add_argument("--state", help="state file (default RISKPULSE_HOME/rss-state.json)")
+    f.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus /metrics on this port (0: off)")
+    f.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port (0.0.0.0 in a container)")
     f.add_argument("--bootstrap")
     f.set_defaults(func=cmd_rss)
 

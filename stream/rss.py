@@ -24,12 +24,17 @@ from typing import Any, Callable
 
 import feedparser
 import httpx
+from prometheus_client import Counter
 
 from riskpulse.httputil import retry_after_s
 
 from .records import BODY_MAX, HEADLINE_MAX
 
 log = logging.getLogger(__name__)
+
+# by outcome only: feed URLs stay out of metric labels (a label per URL grows without bound)
+POLLS = Counter("riskpulse_rss_polls_total", "Feed polls by outcome (ok, failed: backed off)", ["outcome"])
+ITEMS = Counter("riskpulse_rss_items_total", "New feed entries sent to news")
 
 MIN_INTERVAL_S = 30.0
 MAX_BACKOFF_S = 3600.0
@@ -167,6 +172,8 @@ class FeedPoller:
         state.etag = response.headers.get("ETag")
         state.last_modified = response.headers.get("Last-Modified")
         self._succeeded(state, now)
+        POLLS.labels("ok").inc()
+        ITEMS.inc(len(fresh))
         log.info("feed polled", extra={"feed": url, "new": len(fresh), "entries": len(parsed.entries)})
         return len(fresh)
 
@@ -177,6 +184,7 @@ class FeedPoller:
 
     def _failed(self, url: str, state: FeedState, now: float, why: str, retry_after: float | None) -> int:
         state.failures += 1
+        POLLS.labels("failed").inc()
         backoff = min(MAX_BACKOFF_S, self.interval_s * 2 ** (state.failures - 1))
         state.next_poll = now + max(backoff, retry_after or 0.0)
         self._save()

@@ -19,6 +19,7 @@ def exported() -> set[str]:
     """Every series name the worker, the ingest endpoint and the dashboard can export."""
     import riskpulse.stream.ingest  # noqa: F401
     import riskpulse.stream.metrics  # noqa: F401
+    import riskpulse.stream.rss  # noqa: F401
     from flask import Flask
 
     from riskpulse.dashboard.app import install_metrics

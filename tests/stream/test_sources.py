@@ -88,8 +88,16 @@ def poller(feeds: FeedServer, tmp_path: Path, sent: list[dict[str, Any]], *paths
 
 
 def test_rss_items_become_news_records_in_publication_order(feeds: FeedServer, tmp_path: Path) -> None:
+    from prometheus_client import REGISTRY
+
+    def polled() -> tuple[float, float]:
+        return (REGISTRY.get_sample_value("riskpulse_rss_items_total") or 0.0,
+                REGISTRY.get_sample_value("riskpulse_rss_polls_total", {"outcome": "ok"}) or 0.0)
+
+    before = polled()
     sent: list[dict[str, Any]] = []
     assert poller(feeds, tmp_path, sent, "/markets.rss").poll(feeds.base + "/markets.rss") == 3
+    assert polled() == (before[0] + 3, before[1] + 1)  # served on /metrics with --metrics-port
     # the untitled entry has nothing to score and is not sent; the rest oldest first
     assert [s["headline"] for s in sent] == [
         "Acme Corp ($ACME) beats quarterly estimates, raises outlook",
