@@ -36,7 +36,8 @@ from .core.state import Overlay
 from .core.validation import Invalid, dead_letter, parse_news
 from .isolation import score_isolated, write_isolated
 from .passed_over import PassedOver
-from .records import TOPIC_NEWS, Alert, NewsItem, ScoredNews
+from .records import (SCHEMA_VERSION, TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS, Alert, NewsItem,
+                      ScoredNews)
 from .scoring import ScoringService
 from riskpulse.store.news import Store
 from .supervisor import RESTART, exit_on_crash
@@ -59,6 +60,17 @@ def build_app(settings: Settings) -> faust.App:
 
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def record_headers(topic: str, model_version: str | None = None) -> list[tuple[str, bytes]]:
+    """Kafka headers of every record riskpulse publishes: what it is, in which schema version
+    (stream/schemas/<topic>.schema.json), and for scored items the model that scored them, so a
+    subscriber can route or refuse a record without parsing its value."""
+    headers = [("content-type", b"application/json"),
+               ("riskpulse-schema", f"{topic}/v{SCHEMA_VERSION}".encode())]
+    if model_version:
+        headers.append(("riskpulse-model-version", model_version.encode()))
+    return headers
 
 
 def _broker_time(event: Any, fallback: datetime) -> datetime:
@@ -155,7 +167,8 @@ class Pipeline:
         log.warning("news.dlq", extra={"stage": stage, "reason": reason[:300], "topic": topic, "partition": partition,
                                        "offset": offset})
         metrics.DLQ.labels(stage).inc()
-        await self.topics.dlq.send(key=f"{topic}:{partition}:{offset}".encode(), value=_dumps(letter.to_json()))
+        await self.topics.dlq.send(key=f"{topic}:{partition}:{offset}".encode(), value=_dumps(letter.to_json()),
+                                   headers=record_headers(TOPIC_DLQ))
 
     async def _dead_letter_event(self, event: Any, reason: str, stage: str) -> None:
         msg = event.message
@@ -299,7 +312,8 @@ class Pipeline:
             except Exception as exc:  # noqa: BLE001 - a record's fault: dead-letter it, keep counting
                 await self._dead_letter_event(event, f"{type(exc).__name__}: {exc}", "aggregate")
                 continue
-            await self.topics.scored.send(key=added.item.id.encode(), value=_dumps(added.item.to_json()))
+            await self.topics.scored.send(key=added.item.id.encode(), value=_dumps(added.item.to_json()),
+                                          headers=record_headers(TOPIC_SCORED, added.item.model_version))
             metrics.ITEMS_OUT.labels("news.scored").inc()
             if added.status == "late":
                 metrics.LATE.inc()
@@ -315,9 +329,11 @@ class Pipeline:
             pending = []
             for trend in close.trends:
                 key = f"{trend.key_type}|{trend.key}|{close.start}".encode()
-                pending.append(await self.topics.trends.send(key=key, value=_dumps(trend.to_json())))
+                pending.append(await self.topics.trends.send(key=key, value=_dumps(trend.to_json()),
+                                                             headers=record_headers(TOPIC_TRENDS)))
             for alert in close.alerts:
-                pending.append(await self.topics.alerts.send(key=alert.id.encode(), value=_dumps(alert.to_json())))
+                pending.append(await self.topics.alerts.send(key=alert.id.encode(), value=_dumps(alert.to_json()),
+                                                             headers=record_headers(TOPIC_ALERTS)))
                 metrics.ALERTS.labels(alert.severity, alert.status).inc()
                 log.warning("alert", extra={"alert_id": alert.id, "status": alert.status, "severity": alert.severity,
                                             "summary": alert.summary})

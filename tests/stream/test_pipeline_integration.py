@@ -107,6 +107,10 @@ def test_scores_dedupes_windows_and_dead_letters(pipeline: Any, kafka: Any) -> N
     assert trend_totals(trends, "ticker", BASE_TS + 7200) == len(items)
     for topic, recs in ((TOPIC_SCORED, scored), (TOPIC_DLQ, dlq), (TOPIC_TRENDS, trends)):
         validate(recs, topic)
+        for rec in recs:  # a subscriber can route a record by its headers without parsing it
+            assert rec["_headers"]["content-type"] == "application/json"
+            assert rec["_headers"]["riskpulse-schema"] == f"{topic}/v1"
+    assert {r["_headers"]["riskpulse-model-version"] for r in scored} == {r["model_version"] for r in scored}
     assert 'riskpulse_dlq_total{stage="parse"} 11.0' in worker.metrics()
     # the worker's web port shows no state: health, readiness and metrics only
     import urllib.error
