@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -180,3 +181,60 @@ def test_progress_or_a_busy_scorer_restarts_the_wait_and_caught_up_partitions_ar
     assert d.dropped(2, 100, 100, 100, 100.0) is None  # sought to the end: nothing there
     assert d.dropped(3, None, 5, 9, 100.0) is None and d.dropped(3, 5, None, 9, 100.0) is None  # nothing known
     assert d.dropped(3, 5, 5, None, 100.0) is None
+
+
+# -- the glue (stream/passed_over.py) with a broker that does not answer ------------------------
+
+from riskpulse.stream import passed_over  # noqa: E402
+
+
+class _Signal:
+    def connect(self, handler: object) -> None:
+        self.handler = handler
+
+
+class _App:
+    on_partitions_assigned = _Signal()
+    consumer = None
+
+
+class _SilentBroker:
+    """BrokerOffsets as it answers while the brokers are down: None to every question."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    async def start(self, keys: object) -> None:
+        self.asked += 1
+        return None
+
+    async def read(self, *args: object) -> None:
+        self.asked += 1
+        return None
+
+
+def test_a_hole_that_cannot_be_read_while_the_broker_is_down_is_an_infrastructure_fault(
+        monkeypatch: "pytest.MonkeyPatch") -> None:
+    """Filling in what faust passed over asks the broker again with backoff, then gives up with
+    an error that names the partition and offsets: the agent ends and the worker restarts with
+    the batch unacknowledged (read again), never skipping the hole."""
+    monkeypatch.setattr(passed_over, "FILL_DEADLINE_S", 1.0)
+    sleeps: list[float] = []
+
+    async def no_sleep(delay: float) -> None:
+        sleeps.append(delay)
+        await real_sleep(0.3)  # time passes; the deadline is reached after a few questions
+
+    real_sleep = asyncio.sleep
+    monkeypatch.setattr(passed_over.asyncio, "sleep", no_sleep)
+    broker = _SilentBroker()
+    bookkeeping = passed_over.PassedOver(_App(), "news", broker)  # type: ignore[arg-type]
+    done: list[object] = []
+
+    async def drain() -> None:
+        async for _ in bookkeeping._fill(Gap(("news", 2), 10, 15), done):  # noqa: SLF001
+            raise AssertionError("nothing can be read from a broker that does not answer")
+
+    with pytest.raises(passed_over.BrokerUnavailable, match=r"news partition 2 \(offsets 10 to 14"):
+        asyncio.run(drain())
+    assert broker.asked >= 3 and sleeps[:3] == [0.5, 1.0, 2.0] and done == []
