@@ -2,7 +2,9 @@
 .PHONY: demo test test-fast install bench
 install:
 	bash scripts/install.sh
-demo: install
+demo:
+	bash scripts/preflight.sh  # before installing anything: Java, Maven, disk, ports, a model or the data
+	$(MAKE) install
 	.venv/bin/riskpulse demo
 test: install
 	bash scripts/install-system.sh

@@ -20,6 +20,17 @@ from .settings import get_settings
 log = logging.getLogger(__name__)
 
 
+def check_model_or_data(model_dir: Path, data_dir: Path) -> None:
+    """Before anything starts: the demo needs a trained model, or the labelled data to train one."""
+    from riskpulse.models.artifact import META_FILE
+
+    if (model_dir / META_FILE).exists() or (data_dir / "financial-phrasebank" / "all.csv").exists():
+        return
+    raise FileNotFoundError(
+        f"no model in {model_dir} and no labelled data in {data_dir} to train one: point RISKPULSE_MODEL_DIR at a "
+        "trained model folder, or RISKPULSE_DATA_DIR at the data sets (docs/model.md lists them); nothing was started")
+
+
 def ensure_model(model_dir: Path, data_dir: Path) -> str:
     """The backend to use; trains and exports the quick recipe on first run."""
     from riskpulse.models.artifact import META_FILE, onnx_path
@@ -86,23 +97,28 @@ def run_demo(speed: float = 60.0) -> int:
     from riskpulse.stream.topics import ensure_topics
 
     s = get_settings()
+    check_model_or_data(s.model_dir, s.data_dir)
     port = int(s.kafka_bootstrap.rsplit(":", 1)[1])
     broker = LocalBroker(s.home / "kafka", Path.home() / ".cache" / "riskpulse" / "kafka", port=port)
     started_broker = broker.pid() is None
-    if started_broker:
-        print(f"starting Kafka on {s.kafka_bootstrap} ...", flush=True)
-        broker.start()
-    backend = ensure_model(s.model_dir, s.data_dir)
-    ensure_topics(s)
-    env_backend = {"RISKPULSE_BACKEND": backend} if s.backend == "auto" else {}
-    import os
-
-    worker = subprocess.Popen([sys.executable, "-m", "riskpulse.cli", "worker"], env={**os.environ, **env_backend})
-    dashboard = subprocess.Popen([sys.executable, "-m", "riskpulse.cli", "dashboard"])
+    started: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
-    printer = threading.Thread(target=print_alerts, daemon=True,
-                               args=(s.kafka_bootstrap, [s.topic_prefix + "alerts", s.topic_prefix + "trends"], stop))
-    try:
+    try:  # from here on, whatever fails, everything this demo started is stopped (the broker too)
+        if started_broker:
+            print(f"starting Kafka on {s.kafka_bootstrap} ...", flush=True)
+            broker.start()
+        backend = ensure_model(s.model_dir, s.data_dir)
+        ensure_topics(s)
+        env_backend = {"RISKPULSE_BACKEND": backend} if s.backend == "auto" else {}
+        import os
+
+        worker = subprocess.Popen([sys.executable, "-m", "riskpulse.cli", "worker"], env={**os.environ, **env_backend})
+        started.append(worker)
+        dashboard = subprocess.Popen([sys.executable, "-m", "riskpulse.cli", "dashboard"])
+        started.insert(0, dashboard)
+        printer = threading.Thread(target=print_alerts, daemon=True,
+                                   args=(s.kafka_bootstrap, [s.topic_prefix + "alerts", s.topic_prefix + "trends"],
+                                         stop))
         wait_ready(s.worker_web_port, worker)
         printer.start()
         sample = write(s.home / "sample-news.jsonl")
@@ -119,13 +135,13 @@ def run_demo(speed: float = 60.0) -> int:
         return 0
     finally:
         stop.set()
-        for proc in (dashboard, worker):
+        for proc in started:
             proc.terminate()
-        for proc in (dashboard, worker):
+        for proc in started:
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        if started_broker:
+        if started_broker and broker.pid() is not None:
             broker.stop()
         print("stopped", flush=True)
