@@ -1,4 +1,4 @@
-"""``riskpulse backtest`` and ``riskpulse webhooks``: alerts/'s command-line entry points."""
+"""``riskpulse webhooks``: alerts/'s command-line entry point."""
 
 from __future__ import annotations
 
@@ -6,36 +6,6 @@ import argparse
 import json
 from pathlib import Path
 from typing import Any
-
-
-def cmd_backtest(args: argparse.Namespace) -> int:
-    from riskpulse.settings import get_settings
-
-    from .rules import Rules
-
-    s = get_settings()
-    rules = Rules.load(Path(args.rules) if args.rules else s.alert_rules)
-    if args.evaluate:
-        from .evaluation import evaluate
-
-        report = evaluate(Path(args.data) if args.data else s.data_dir, rules, seed=args.seed,
-                          burst_days=args.days, clean_days=args.clean_days)
-        print(json.dumps(report, indent=None if args.json else 2))
-        return 0
-    if not args.file:
-        raise SystemExit("riskpulse backtest: give a scored history FILE, or --evaluate")
-    from .backtest import backtest, read_history
-
-    alerts = backtest(read_history(Path(args.file)), rules, args.window_s or s.window_s)
-    for alert in alerts:
-        if args.json:
-            print(json.dumps(alert.to_json(), ensure_ascii=False))
-        else:
-            print(f"{alert.window_start:%Y-%m-%d %H:%M}  {alert.status:8s} {alert.severity:8s} {alert.summary}")
-    if not args.json:
-        firing = sum(a.status == "firing" for a in alerts)
-        print(f"{firing} alert(s) fired, {len(alerts) - firing} record(s) of escalation/resolution")
-    return 0
 
 
 def cmd_webhooks(args: argparse.Namespace) -> int:
@@ -74,18 +44,6 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    b = sub.add_parser("backtest", help="run the spike detector over a scored history (no broker), or evaluate it")
-    b.add_argument("file", nargs="?", help="news.scored JSONL or `riskpulse score` output with published_at")
-    b.add_argument("--rules", help="alert rules YAML (default RISKPULSE_ALERT_RULES)")
-    b.add_argument("--window-s", type=int, help="window length (default RISKPULSE_WINDOW_S)")
-    b.add_argument("--json", action="store_true", help="one JSON alert per line")
-    b.add_argument("--evaluate", action="store_true", help="inject synthetic bursts into background streams built "
-                   "from the labelled data and report detection rate, time to detect and false alerts")
-    b.add_argument("--data", help="labelled data folder for --evaluate (default RISKPULSE_DATA_DIR)")
-    b.add_argument("--days", type=float, default=2.0, help="--evaluate: simulated days per burst size")
-    b.add_argument("--clean-days", type=float, default=8.0, help="--evaluate: simulated days without bursts")
-    b.add_argument("--seed", type=int, default=1)
-    b.set_defaults(func=cmd_backtest)
 
     w = sub.add_parser("webhooks", help="webhook routes: delivery counts, and re-enabling one a receiver disabled (410)")
     w.add_argument("action", nargs="?", choices=["list", "enable"], default="list")

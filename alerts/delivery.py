@@ -20,7 +20,7 @@ from typing import Any, Callable
 import httpx
 
 from riskpulse.httputil import retry_after_s
-from riskpulse.stream.records import Alert
+from riskpulse.records import Alert
 
 from .outbox import Outbox
 from .rules import Route, Rules

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from scipy import special
 
-from riskpulse.stream.records import Alert, EvidenceHeadline, Trend
+from riskpulse.records import Alert, EvidenceHeadline, Trend
 
 from .rules import Rule, Rules
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riskpulse.stream.records import EvidenceHeadline, Trend
+from riskpulse.records import EvidenceHeadline, Trend
 
 from .detector import Detector, new_state
 from .rules import Rules

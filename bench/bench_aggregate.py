@@ -27,7 +27,7 @@ from riskpulse.alerts.rules import Rules  # noqa: E402
 from bench.bench_model import host  # noqa: E402
 from riskpulse.stream.core.aggregator import Aggregator, AggregatorConfig  # noqa: E402
 from riskpulse.stream.core.state import Overlay  # noqa: E402
-from riskpulse.stream.records import ScoredNews  # noqa: E402
+from riskpulse.records import ScoredNews  # noqa: E402
 
 TARGET = 5000.0
 

@@ -36,7 +36,7 @@ from .core.state import Overlay
 from .core.validation import Invalid, dead_letter, parse_news
 from .isolation import score_isolated, write_isolated
 from .passed_over import PassedOver
-from .records import (SCHEMA_VERSION, TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS, Alert, NewsItem,
+from riskpulse.records import (SCHEMA_VERSION, TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS, Alert, NewsItem,
                       ScoredNews)
 from .scoring import ScoringService
 from riskpulse.store.news import Store

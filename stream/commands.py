@@ -1,4 +1,4 @@
-"""``riskpulse worker`` and ``riskpulse replay``: stream/'s command-line entry points."""
+"""``riskpulse worker``, ``replay``, ``rss``, ``ingest``, ``topics`` and ``backtest``: stream/'s command-line entry points."""
 
 from __future__ import annotations
 
@@ -104,6 +104,35 @@ def cmd_topics(args: argparse.Namespace) -> int:
     return 0 if all(step.action == "ok" for step in steps) else 1
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from riskpulse.alerts.rules import Rules
+    from riskpulse.settings import get_settings
+
+    s = get_settings()
+    rules = Rules.load(Path(args.rules) if args.rules else s.alert_rules)
+    if args.evaluate:
+        from riskpulse.alerts.evaluation import evaluate
+
+        report = evaluate(Path(args.data) if args.data else s.data_dir, rules, seed=args.seed,
+                          burst_days=args.days, clean_days=args.clean_days)
+        print(json.dumps(report, indent=None if args.json else 2))
+        return 0
+    if not args.file:
+        raise SystemExit("riskpulse backtest: give a scored history FILE, or --evaluate")
+    from .backtest import backtest, read_history
+
+    alerts = backtest(read_history(Path(args.file)), rules, args.window_s or s.window_s)
+    for alert in alerts:
+        if args.json:
+            print(json.dumps(alert.to_json(), ensure_ascii=False))
+        else:
+            print(f"{alert.window_start:%Y-%m-%d %H:%M}  {alert.status:8s} {alert.severity:8s} {alert.summary}")
+    if not args.json:
+        firing = sum(a.status == "firing" for a in alerts)
+        print(f"{firing} alert(s) fired, {len(alerts) - firing} record(s) of escalation/resolution")
+    return 0
+
+
 def register(sub: Any) -> None:
     w = sub.add_parser("worker", help="run a Faust worker (scoring, windows, trends, store sink)")
     w.add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
@@ -134,3 +163,16 @@ def register(sub: Any) -> None:
     i.add_argument("--host", default="127.0.0.1")
     i.add_argument("--port", type=int, help="default RISKPULSE_INGEST_PORT (8088)")
     i.set_defaults(func=cmd_ingest)
+
+    b = sub.add_parser("backtest", help="run the spike detector over a scored history (no broker), or evaluate it")
+    b.add_argument("file", nargs="?", help="news.scored JSONL or `riskpulse score` output with published_at")
+    b.add_argument("--rules", help="alert rules YAML (default RISKPULSE_ALERT_RULES)")
+    b.add_argument("--window-s", type=int, help="window length (default RISKPULSE_WINDOW_S)")
+    b.add_argument("--json", action="store_true", help="one JSON alert per line")
+    b.add_argument("--evaluate", action="store_true", help="inject synthetic bursts into background streams built "
+                   "from the labelled data and report detection rate, time to detect and false alerts")
+    b.add_argument("--data", help="labelled data folder for --evaluate (default RISKPULSE_DATA_DIR)")
+    b.add_argument("--days", type=float, default=2.0, help="--evaluate: simulated days per burst size")
+    b.add_argument("--clean-days", type=float, default=8.0, help="--evaluate: simulated days without bursts")
+    b.add_argument("--seed", type=int, default=1)
+    b.set_defaults(func=cmd_backtest)

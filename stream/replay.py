@@ -15,7 +15,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .producer import news_key, news_producer
-from .records import TOPIC_NEWS
+from riskpulse.records import TOPIC_NEWS
 
 FIELDS = ("id", "headline", "source", "url", "body", "published_at", "tickers", "lang")
 

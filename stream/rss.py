@@ -28,7 +28,7 @@ from prometheus_client import Counter
 
 from riskpulse.httputil import retry_after_s
 
-from .records import BODY_MAX, HEADLINE_MAX
+from riskpulse.records import BODY_MAX, HEADLINE_MAX
 
 log = logging.getLogger(__name__)
 

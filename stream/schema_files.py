@@ -1,4 +1,4 @@
-"""The JSON Schemas of the five topics, generated from stream/records.py.
+"""The JSON Schemas of the five topics, generated from riskpulse/records.py.
 
 ``python -m riskpulse.stream.schema_files`` rewrites ``stream/schemas/*.schema.json``; a test fails when
 the committed files and the models drift apart.
@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .records import SCHEMAS
+from riskpulse.records import SCHEMAS
 
 SCHEMA_DIR = Path(__file__).with_name("schemas")
 

@@ -10,7 +10,7 @@ from typing import Sequence
 from riskpulse.models.scorer import Scorer
 from riskpulse.settings import Settings
 
-from .records import NewsItem, ScoredNews
+from riskpulse.records import NewsItem, ScoredNews
 from .tickers import Watchlist
 
 log = logging.getLogger(__name__)

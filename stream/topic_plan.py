@@ -21,7 +21,7 @@ from typing import Any, Literal
 from riskpulse.settings import Settings
 
 from . import kafka_clients
-from .records import TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
+from riskpulse.records import TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
 
 log = logging.getLogger(__name__)
 

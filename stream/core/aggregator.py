@@ -31,7 +31,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal
 
-from riskpulse.stream.records import Alert, ScoredNews, Trend
+from riskpulse.records import Alert, ScoredNews, Trend
 from riskpulse.stream.tickers import MAX_TICKERS
 
 from . import windows

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from riskpulse.stream.records import Alert, ScoredNews, Trend
+from riskpulse.records import Alert, ScoredNews, Trend
 
 from .aggregator import Aggregator, AggregatorConfig
 from .state import Overlay

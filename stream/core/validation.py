@@ -11,7 +11,7 @@ from datetime import datetime
 
 from pydantic import ValidationError
 
-from riskpulse.stream.records import SCHEMA_VERSION, DeadLetter, NewsItem
+from riskpulse.records import SCHEMA_VERSION, DeadLetter, NewsItem
 
 RAW_KEEP_BYTES = 4096
 MAX_VALUE_BYTES = 64 * 1024  # a valid item is far smaller: 1,000-char headline + 20,000-char body

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from riskpulse.stream.records import EvidenceHeadline, ScoredNews, SentimentProbs, Trend
+from riskpulse.records import EvidenceHeadline, ScoredNews, SentimentProbs, Trend
 
 SENTIMENT_SLOT = {"negative": 1, "neutral": 2, "positive": 3}
 EVIDENCE_PER_KEY = 5  # most negative headlines kept per key and window: an alert's evidence

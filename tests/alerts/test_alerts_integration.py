@@ -17,7 +17,7 @@ import pytest
 
 from riskpulse.alerts.outbox import Outbox
 from riskpulse.alerts.signing import new_secret, verify
-from riskpulse.stream.records import TOPIC_ALERTS, TOPIC_NEWS, TOPIC_SCORED
+from riskpulse.records import TOPIC_ALERTS, TOPIC_NEWS, TOPIC_SCORED
 from tests.helpers import REPO, WebhookReceiver, consume, produce
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from riskpulse.alerts.rules import Rules
 from riskpulse.alerts.signing import new_secret, verify
 from riskpulse.cli import main
 from riskpulse.settings import get_settings
-from riskpulse.stream.records import Alert, EvidenceHeadline
+from riskpulse.records import Alert, EvidenceHeadline
 from tests.helpers import WebhookReceiver
 
 SECRET = new_secret()

@@ -10,7 +10,7 @@ from scipy import stats
 
 from riskpulse.alerts.detector import Detector, alert_id, new_state, tail_z
 from riskpulse.alerts.rules import Rules
-from riskpulse.stream.records import EvidenceHeadline, Trend
+from riskpulse.records import EvidenceHeadline, Trend
 
 RULES = Rules.parse("defaults: {warmup_windows: 10, halflife_windows: 10, resolve_after_windows: 2, cooldown_windows: 3}")
 

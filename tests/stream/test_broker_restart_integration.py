@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from riskpulse.stream.local_broker import LocalBroker
-from riskpulse.stream.records import TOPIC_NEWS, TOPIC_SCORED
+from riskpulse.records import TOPIC_NEWS, TOPIC_SCORED
 from tests.helpers import Worker, consume, produce, worker_env
 from tests.stream.test_pipeline_integration import news_items
 

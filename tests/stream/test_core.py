@@ -17,7 +17,7 @@ from riskpulse.stream.core.backtest import run_backtest
 from riskpulse.stream.core.event_time import EventTimePolicy, judge
 from riskpulse.stream.core.state import Overlay
 from riskpulse.stream.core.watermark import PartitionClock
-from riskpulse.stream.records import ScoredNews
+from riskpulse.records import ScoredNews
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 T0 = 1_780_000_000

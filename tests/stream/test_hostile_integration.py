@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from riskpulse.stream.core.validation import Invalid, parse_news
-from riskpulse.stream.records import TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
+from riskpulse.records import TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
 from tests.helpers import consume, produce
 from tests.stream.test_pipeline_integration import BASE_TS, HEADLINES, rfc3339
 

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import jsonschema
 import pytest
 
-from riskpulse.stream.records import TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
+from riskpulse.records import TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
 from riskpulse.stream.schema_files import load as load_schema
 from tests.helpers import consume, produce
 
@@ -349,7 +349,7 @@ def test_records_the_consumer_passes_over_are_counted_and_logged(pipeline: Any, 
 
 def scored_history(records: list[dict[str, Any]]) -> list[Any]:
     """news.scored records as the backtest reads them (a file exported from the topic)."""
-    from riskpulse.stream.records import ScoredNews
+    from riskpulse.records import ScoredNews
 
     return [ScoredNews.model_validate({k: v for k, v in r.items() if not k.startswith("_")})
             for r in records if r.get("duplicate_of") is None]

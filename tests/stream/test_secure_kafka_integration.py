@@ -23,7 +23,7 @@ import pytest
 from riskpulse.settings import Settings
 from riskpulse.stream import kafka_clients
 from riskpulse.stream.local_broker import LocalBroker, SecureListener, free_port
-from riskpulse.stream.records import TOPIC_NEWS, TOPIC_SCORED
+from riskpulse.records import TOPIC_NEWS, TOPIC_SCORED
 from riskpulse.stream.topics import ensure_topics
 from tests.helpers import REPO, Worker, consume, worker_env
 

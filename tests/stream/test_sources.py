@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from riskpulse.stream.local_broker import free_port
-from riskpulse.stream.records import TOPIC_NEWS
+from riskpulse.records import TOPIC_NEWS
 from riskpulse.httputil import retry_after_s
 from riskpulse.stream.rss import MIN_INTERVAL_S, FeedPoller
 from tests.helpers import REPO, consume

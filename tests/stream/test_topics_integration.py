@@ -14,7 +14,7 @@ import pytest
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 
 from riskpulse.settings import Settings
-from riskpulse.stream.records import TOPIC_ALERTS, TOPIC_NEWS, TOPIC_TRENDS
+from riskpulse.records import TOPIC_ALERTS, TOPIC_NEWS, TOPIC_TRENDS
 from riskpulse.stream.topic_plan import apply, describe, plan
 from riskpulse.stream.topics import TopicsNotReady, ensure_topics
 

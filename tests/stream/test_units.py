@@ -10,7 +10,7 @@ import pytest
 
 from riskpulse.stream.core import windows
 from riskpulse.stream.core.dedupe import dedupe_key, normalise_headline
-from riskpulse.stream.records import SCHEMAS, ScoredNews
+from riskpulse.records import SCHEMAS, ScoredNews
 from riskpulse.stream.schema_files import load, schema_for
 from riskpulse.stream.tickers import Watchlist
 from riskpulse.stream.core.validation import MAX_VALUE_BYTES, Invalid, dead_letter, parse_news

@@ -15,11 +15,11 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from riskpulse.stream.core.backtest import run_backtest
-from riskpulse.stream.records import Alert, ScoredNews
+from riskpulse.alerts.detector import Detector
+from riskpulse.alerts.rules import Rules
+from riskpulse.records import Alert, ScoredNews
 
-from .detector import Detector
-from .rules import Rules
+from .core.backtest import run_backtest
 
 
 def read_history(path: Path) -> list[ScoredNews]:

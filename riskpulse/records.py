@@ -1,7 +1,8 @@
 """The Kafka record contracts of DESIGN.md, as frozen typed models.
 
-The contract every package shares (alerts/ and dashboard/ also use stream/'s public window
-arithmetic and store tables, never its agents). Every record carries ``schema_version``; the
+The contract every package shares, so it sits at the bottom of the layers with the settings
+(docs/architecture.md): the stream, the alerts, the store and the dashboard import it, it
+imports none of them. Every record carries ``schema_version``; the
 JSON Schemas shipped in ``stream/schemas/`` are generated from these models
 (``python -m riskpulse.stream.schema_files``) and a test keeps them in step.
 """
