@@ -12,6 +12,7 @@ import hmac
 import logging
 import os
 import secrets
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -43,10 +44,18 @@ def secret_key(home: Path) -> bytes:
     """Signs session cookies; kept in RISKPULSE_HOME so sessions survive a restart."""
     path = home / "dashboard-secret"
     if not path.exists():
+        # written whole under another name, then linked into place: a second process starting
+        # at the same moment either wins the link or reads the winner's key, never a partial file
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(32))
+        fd, tmp = tempfile.mkstemp(prefix=".dashboard-secret.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(32))
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
     return path.read_bytes()
 
 

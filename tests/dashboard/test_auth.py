@@ -82,3 +82,16 @@ def test_csv_export_neutralises_formulas() -> None:
     safe = csv_safe(frame)
     assert safe["headline"].tolist() == ["'=HYPERLINK(\"http://evil\")", "'+1 beats", "'-ve news", "'@SUM(A1)", "Plain"]
     assert safe["sentiment_score"].tolist() == [-0.5, 0.1, -0.2, 0.0, 0.3]
+
+
+def test_processes_creating_the_cookie_key_at_once_all_read_one_whole_key(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = "import sys; from pathlib import Path; from riskpulse.dashboard.auth import secret_key; " \
+           "print(secret_key(Path(sys.argv[1])).hex())"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    keys = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert len(keys) == 1 and len(keys.pop()) == 64  # one 32-byte key, never an empty or partial read
+    assert [p.name for p in tmp_path.iterdir()] == ["dashboard-secret"]  # no temporary file left
