@@ -101,7 +101,12 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         yield
         return
-    with open(Path(database).with_name(Path(database).name + ".migrate-lock"), "a") as lock:
+    try:
+        lock = open(Path(database).with_name(Path(database).name + ".migrate-lock"), "a")
+    except OSError:  # no such folder, or read-only: connecting fails too, with SQLAlchemy's error
+        yield
+        return
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

@@ -8,10 +8,12 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, create_engine, inspect, select
+from sqlalchemy.exc import OperationalError
 
 from riskpulse.store.engine import alembic_config, create_store_engine, current_revision
 from riskpulse.store.news import Store
@@ -131,3 +133,9 @@ def test_a_sqlite_store_from_session_1_is_upgraded_in_place(tmp_path: Path) -> N
     start = int(datetime(2026, 11, 2, 14, 0, tzinfo=timezone.utc).timestamp())
     assert con.execute("SELECT window_ts FROM trends ORDER BY window_start").fetchall() == [(start,), (start + 60,)]
     assert "ix_trends_type_ts" in {r[1] for r in con.execute("PRAGMA index_list('trends')")}
+
+
+def test_a_store_that_cannot_be_opened_fails_with_the_databases_error(tmp_path: Path) -> None:
+    """What the dashboard shows as "Store unavailable": SQLAlchemy's error, not one from the lock file."""
+    with pytest.raises(OperationalError, match="unable to open database file"):
+        create_store_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'store.db'}")
