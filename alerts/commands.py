@@ -15,7 +15,7 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
 
     from .outbox import Outbox
 
-    outbox = Outbox(get_settings().store_url)
+    outbox = Outbox(get_settings().store_url, get_settings().store_migrate)
     if args.action == "enable":
         if not args.route:
             raise SystemExit("riskpulse webhooks enable: name the ROUTE (see `riskpulse webhooks list`)")

@@ -24,8 +24,8 @@ LEASE_S = 120.0
 
 
 class Outbox:
-    def __init__(self, url_or_engine: str | Engine) -> None:
-        self.engine = create_store_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+    def __init__(self, url_or_engine: str | Engine, migrate: bool = True) -> None:
+        self.engine = create_store_engine(url_or_engine, migrate) if isinstance(url_or_engine, str) else url_or_engine
         self.owner = uuid.uuid4().hex[:12]
 
     def enqueue(self, message_id: str, route: str, url: str, body: dict[str, Any], now: float | None = None) -> bool:

@@ -165,7 +165,7 @@ def install_metrics(server: Any) -> None:
 
 def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
     try:
-        store = Store(settings.store_url)
+        store = Store(settings.store_url, settings.store_migrate)
     except SQLAlchemyError as exc:  # the dashboard still starts, and says so on every page
         log.error("store unavailable at start-up", extra={"error": str(exc)[:300]})
         store = Store.__new__(Store)

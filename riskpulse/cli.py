@@ -182,9 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # type: ignore[type-arg]
     from riskpulse.alerts.commands import register as alert_commands
     from riskpulse.dashboard.commands import register as dashboard_commands
+    from riskpulse.store.commands import register as store_commands
     from riskpulse.stream.commands import register as stream_commands
 
-    return [stream_commands, alert_commands, dashboard_commands]
+    return [stream_commands, alert_commands, dashboard_commands, store_commands]
 
 
 def main(argv: list[str] | None = None) -> int:

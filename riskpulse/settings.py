@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # off for clusters whose ACLs forbid creating topics: `riskpulse topics apply` once, as an admin
     kafka_create_topics: bool = True
     store_url: str = f"sqlite:///{HOME / 'riskpulse.db'}"
+    # off where schema changes are a DBA's step: `riskpulse store upgrade`, then the services
+    # check the store is at their revision and refuse to start on another
+    store_migrate: bool = True
     model_dir: Path = HOME / "model"
     data_dir: Path = Field(default_factory=_default_data_dir)
     alert_rules: Path | None = None

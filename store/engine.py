@@ -3,7 +3,9 @@
 SQLite (WAL) is the embedded default, PostgreSQL the deployed one (``RISKPULSE_STORE_URL``).
 Every process that opens the store (worker, dashboard, webhook tools) migrates it first, one at a
 time: a PostgreSQL advisory lock, or on SQLite a lock file beside the database, so a worker and a
-dashboard starting together never race to create the same table.
+dashboard starting together never race to create the same table. Where schema changes are a
+DBA's step, ``STORE_MIGRATE=false``: ``riskpulse store upgrade`` migrates, and the services only
+check that the store is at their revision, refusing to start on another.
 """
 
 from __future__ import annotations
@@ -30,7 +32,13 @@ BASELINE = "0001"  # the schema riskpulse had when migrations began (stores made
 _PG_LOCK = 0x72697370  # pg_advisory_lock key: "risp"
 
 
-def create_store_engine(url: str) -> Engine:
+class StoreNotMigrated(RuntimeError):
+    """STORE_MIGRATE=false and the store is not at this riskpulse's schema revision."""
+
+
+def create_store_engine(url: str, migrate: bool = True) -> Engine:
+    """An engine on ``url``, migrated, or with ``migrate`` false (the STORE_MIGRATE setting, passed
+    by each service) checked to be at this riskpulse's revision."""
     engine = create_engine(url, future=True, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
@@ -40,11 +48,28 @@ def create_store_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=5000")
             cur.close()
-    migrate(engine)
+    if migrate:
+        upgrade(engine)
+    else:
+        check_revision(engine)
     return engine
 
 
-def alembic_config(connection: Connection) -> Config:
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory.from_config(alembic_config(None)).get_current_head())
+
+
+def check_revision(engine: Engine) -> None:
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise StoreNotMigrated(f"the store {engine.url.render_as_string(hide_password=True)} is at schema revision "
+                               f"{current or 'none'}, this riskpulse needs {head}: run `riskpulse store upgrade` as a "
+                               "user allowed to change the schema, or set RISKPULSE_STORE_MIGRATE=true")
+
+
+def alembic_config(connection: Connection | None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -56,7 +81,7 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def migrate(engine: Engine) -> None:
+def upgrade(engine: Engine) -> None:
     """Bring the store to the newest migration; a store made before migrations is adopted first."""
     with _migration_lock(engine), engine.begin() as conn:
         tables = set(inspect(conn).get_table_names())

@@ -58,8 +58,8 @@ def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: li
 
 
 class Store:
-    def __init__(self, url: str) -> None:
-        self.engine = create_store_engine(url)
+    def __init__(self, url: str, migrate: bool = True) -> None:
+        self.engine = create_store_engine(url, migrate)
 
     def upsert_scored(self, records: Iterable[dict[str, Any]]) -> int:
         rows, tick_rows = {}, {}

@@ -345,7 +345,7 @@ class Pipeline:
 
     def _get_store(self) -> Store:
         if self._store is None:
-            self._store = Store(self.settings.store_url)
+            self._store = Store(self.settings.store_url, self.settings.store_migrate)
         return self._store
 
     def _get_outbox(self) -> Outbox:

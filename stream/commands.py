@@ -14,6 +14,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from riskpulse.settings import get_settings
 
     Rules.load(get_settings().alert_rules)  # a bad rules file stops start-up here, with its line
+    if not get_settings().store_migrate:  # a store at another schema revision stops start-up here, saying what to run
+        from riskpulse.store.engine import create_store_engine
+
+        create_store_engine(get_settings().store_url, migrate=False).dispose()
     if not args.no_supervise:
         from .topics import ensure_topics
 

@@ -139,3 +139,19 @@ def test_a_store_that_cannot_be_opened_fails_with_the_databases_error(tmp_path: 
     """What the dashboard shows as "Store unavailable": SQLAlchemy's error, not one from the lock file."""
     with pytest.raises(OperationalError, match="unable to open database file"):
         create_store_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'store.db'}")
+
+
+def test_with_migrations_off_the_services_refuse_another_revision_and_the_cli_upgrades(
+        store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """STORE_MIGRATE=false: a DBA runs `riskpulse store upgrade`; services only check the revision."""
+    from riskpulse.cli import main
+    from riskpulse.store.engine import StoreNotMigrated
+
+    with pytest.raises(StoreNotMigrated, match="is at schema revision none, this riskpulse needs .*riskpulse store upgrade"):
+        create_store_engine(store_url, migrate=False)
+    assert main(["store", "current", "--url", store_url]) == 1
+    assert main(["store", "upgrade", "--url", store_url]) == 0
+    report = capsys.readouterr().out.strip().splitlines()[-1]
+    assert f'"revision": "{HEAD}"' in report and '"current": true' in report and "password" not in report
+    create_store_engine(store_url, migrate=False).dispose()  # at the head now: opens
+    assert main(["store", "current", "--url", store_url]) == 0
