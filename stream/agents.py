@@ -25,7 +25,10 @@ from riskpulse.alerts.detector import Detector
 from riskpulse.alerts.outbox import Outbox
 from riskpulse.alerts.rules import Rules
 from riskpulse.logs import take_over_handlers
+from riskpulse.records import (SCHEMA_VERSION, TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS, Alert,
+                               NewsItem, ScoredNews)
 from riskpulse.settings import Settings
+from riskpulse.store.news import Store
 
 from . import metrics
 from .app import create_app, declare_topics, state_table
@@ -36,10 +39,7 @@ from .core.state import Overlay
 from .core.validation import Invalid, dead_letter, parse_news
 from .isolation import score_isolated, write_isolated
 from .passed_over import PassedOver
-from riskpulse.records import (SCHEMA_VERSION, TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS, Alert, NewsItem,
-                      ScoredNews)
 from .scoring import ScoringService
-from riskpulse.store.news import Store
 from .supervisor import RESTART, exit_on_crash
 from .watchdog import StallWatchdog, task_stacks
 

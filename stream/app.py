@@ -23,10 +23,10 @@ from typing import Any
 
 import faust
 
+from riskpulse.records import TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
 from riskpulse.settings import Settings
 
 from .kafka_clients import faust_broker, faust_credentials
-from riskpulse.records import TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
 
 WINDOW_SHARDS = 32  # window state is split by id hash so each table write stays small
 

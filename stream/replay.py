@@ -14,8 +14,9 @@ from typing import Any, Iterator
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .producer import news_key, news_producer
 from riskpulse.records import TOPIC_NEWS
+
+from .producer import news_key, news_producer
 
 FIELDS = ("id", "headline", "source", "url", "body", "published_at", "tickers", "lang")
 

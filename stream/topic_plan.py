@@ -18,10 +18,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from riskpulse.records import TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
 from riskpulse.settings import Settings
 
 from . import kafka_clients
-from riskpulse.records import TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
 
 log = logging.getLogger(__name__)
 
