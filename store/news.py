@@ -51,10 +51,13 @@ def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: li
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table).values(rows)
+    # one statement with the rows as parameters (executemany; SQLAlchemy batches them into
+    # multi-row INSERTs): compiled once and cached, where .values(rows) compiled a new statement
+    # for every batch shape - a fifth of the worker's CPU in a profile of the aggregate stage
+    stmt = insert(table)
     stmt = stmt.on_conflict_do_update(index_elements=keys,
                                       set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys})
-    conn.execute(stmt)
+    conn.execute(stmt, rows)
 
 
 class Store:
