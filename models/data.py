@@ -13,13 +13,13 @@ Splits, all seeded and stratified:
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from .labels import SENTIMENTS, TOPICS
+from .manifest import sha256  # one file digest for the data card and the export manifest
 
 PHRASEBANK = "financial-phrasebank/all.csv"
 TW_SENT_TRAIN = "twitter-financial-news-sentiment/train.csv"
@@ -29,14 +29,6 @@ TW_TOPIC_VALID = "twitter-financial-news-topic/valid.csv"
 SENTFIN = "sentfin/all.csv"
 
 COLUMNS = ["text", "topic", "sentiment", "source"]
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_labelled_csv(path: Path) -> pd.DataFrame:
