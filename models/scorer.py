@@ -117,6 +117,9 @@ class TorchEngine:
         a co-located broker and event loop then get the cores between batches. OpenMP reads the
         policy once, when torch is first imported, so it only applies to a process that has not.
         """
+        if not (Path(model_dir) / "model.safetensors").exists():
+            raise BackendUnavailableError(f"{model_dir} holds no PyTorch weights (a packed, ONNX-only model): serve it "
+                                          "with RISKPULSE_BACKEND=onnx-fp32, or train a model for the torch backends")
         if not spin:
             _sleeping_openmp_threads()
         import torch

@@ -30,9 +30,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = recipe_by_name(args.recipe, epochs=args.epochs, seed=args.seed, phrasebank_repeat=args.phrasebank_repeat,
                             int8_epochs=args.int8_epochs, use_sentfin=False if args.no_sentfin else None,
                             precision=args.precision, split_seed=args.split_seed)
-    out = train(Path(args.data or s.data_dir), Path(args.out or s.model_dir), recipe, threads=args.threads,
+    out = train(Path(args.data or s.data_dir), Path(args.out or s.train_out_dir), recipe, threads=args.threads,
                 init_from=Path(args.init_from) if args.init_from else None,
-                teachers=[Path(t) for t in args.teachers or []])
+                teachers=[Path(t) for t in args.teachers or []], base_model=args.base_model)
     card = json.loads((out / "card.json").read_text())
     print(json.dumps({"model_dir": str(out), "model_version": card["model_version"], "metrics": card["metrics"]}, indent=2))
     if not args.no_export:
@@ -65,8 +65,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     s = get_settings()
     splits = load_splits(Path(args.data or s.data_dir))
     texts = [t for frame in splits.evals.values() for t in frame.text.tolist()]
-    manifest = export(Path(args.model or s.model_dir), texts, threads=args.threads)
+    manifest = export(Path(args.model or s.train_out_dir), texts, threads=args.threads)
     print(manifest.parity.model_dump_json(indent=2, exclude_none=True))
+    return 0
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    """Pack a trained model into the shipped form; with --compare, check it reproduces a committed card."""
+    from riskpulse.models.card import read_card
+    from riskpulse.models.data import load_splits
+    from riskpulse.models.pack import compare_cards, pack
+
+    s = get_settings()
+    model = Path(args.model or s.train_out_dir)
+    problems = compare_cards(read_card(model), read_card(Path(args.compare))) if args.compare else []
+    for problem in problems:
+        print(f"does not reproduce {args.compare}: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    splits = load_splits(Path(args.data or s.data_dir))
+    texts = [t for frame in splits.evals.values() for t in frame.text.tolist()]
+    manifest = pack(model, Path(args.out), texts, threads=args.threads)
+    print(manifest.parity.fp32.model_dump_json(indent=2))
     return 0
 
 
@@ -123,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="fine-tune the topic + sentiment model")
     t.add_argument("--data", help="labelled data folder (default RISKPULSE_DATA_DIR)")
-    t.add_argument("--out", help="model folder to write (default RISKPULSE_MODEL_DIR)")
+    t.add_argument("--out", help="model folder to write (default RISKPULSE_MODEL_DIR, else RISKPULSE_HOME/model)")
     t.add_argument("--recipe", default="default", choices=["default", "quick", "tiny"])
     t.add_argument("--epochs", type=float)
     t.add_argument("--seed", type=int, help="initialisation and batch order (default 13)")
@@ -134,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-sentfin", action="store_true", help="leave SEntFiN out of the training data")
     t.add_argument("--int8-epochs", type=float,
                    help="epochs of quantisation-aware distillation after the main stage (0 turns it off)")
+    t.add_argument("--base-model", metavar="DIR|HUB_ID",
+                   help="fine-tune this encoder instead of all-MiniLM-L6-v2: a local folder (Hugging Face layout), or a "
+                        "hub id where there is internet; BERT-family is what export is tested with (docs/model.md)")
     t.add_argument("--init-from", help="start from this riskpulse model folder instead of the base encoder "
                                        "(with --epochs 0, only the int8 stage runs)")
     t.add_argument("--precision", choices=PRECISIONS,
@@ -157,6 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--threads", type=int)
     x.set_defaults(func=cmd_export)
 
+    pk = sub.add_parser("pack", help="pack a trained model into the compact ONNX-only form riskpulse ships")
+    pk.add_argument("--model", help="trained and exported model folder (default RISKPULSE_HOME/model)")
+    pk.add_argument("--out", required=True)
+    pk.add_argument("--data", help="labelled data folder, for the parity gate's held-out texts")
+    pk.add_argument("--compare", metavar="MODEL_DIR",
+                    help="first check the model reproduces this one's card (same data and recipe, metrics within 0.01)")
+    pk.add_argument("--threads", type=int)
+    pk.set_defaults(func=cmd_pack)
+
     sc = sub.add_parser("score", help="score a CSV/JSONL of texts into JSONL")
     sc.add_argument("file")
     sc.add_argument("--out", required=True)
@@ -170,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--port", type=int, default=9092)
     k.set_defaults(func=cmd_kafka)
 
-    d = sub.add_parser("demo", help="broker + quick model + worker + a replay of sample news, on this machine")
+    d = sub.add_parser("demo", help="broker + worker + dashboard + a replay of sample news, on this machine")
     d.add_argument("--speed", type=float, default=60.0, help="replay acceleration of the sample hour")
     d.set_defaults(func=cmd_demo)
 
@@ -188,12 +220,21 @@ def _extra_commands() -> list[Callable[[argparse._SubParsersAction], None]]:  # 
     return [stream_commands, alert_commands, dashboard_commands, store_commands]
 
 
+def _downloads(args: argparse.Namespace) -> bool:
+    if args.command != "train" or not args.base_model:
+        return False
+    from riskpulse.models.base_model import is_hub_id
+
+    return is_hub_id(args.base_model)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(json_logs=args.log_json or get_settings().log_json,
                   level=logging.DEBUG if args.verbose else logging.INFO)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if not _downloads(args):  # nothing riskpulse runs fetches from the hub, unless asked to by a hub id
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

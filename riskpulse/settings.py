@@ -12,12 +12,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from riskpulse.models.choices import Backend
 
 HOME = Path(os.environ.get("RISKPULSE_HOME", Path.home() / ".riskpulse"))
+# the default model, packed (models/pack.py) and installed with the package: scripts/ship-model.sh
+SHIPPED_MODEL = Path(__file__).resolve().parent / "shipped_model"
 
 
 def _default_data_dir() -> Path:
@@ -55,7 +57,8 @@ class Settings(BaseSettings):
     # off where schema changes are a DBA's step: `riskpulse store upgrade`, then the services
     # check the store is at their revision and refuse to start on another
     store_migrate: bool = True
-    model_dir: Path = HOME / "model"
+    # RISKPULSE_MODEL_DIR; else a model trained into RISKPULSE_HOME/model; else the shipped one
+    model_dir: Path = Field(None, validate_default=True)  # type: ignore[assignment]
     data_dir: Path = Field(default_factory=_default_data_dir)
     alert_rules: Path | None = None
 
@@ -96,6 +99,20 @@ class Settings(BaseSettings):
     ingest_token: SecretStr | None = None
     ingest_port: int = 8088
     log_json: bool = False
+
+
+    @field_validator("model_dir", mode="before")
+    @classmethod
+    def _trained_or_shipped(cls, value: object, info: ValidationInfo) -> object:
+        if value is not None:
+            return value
+        trained = Path(info.data.get("home", HOME)) / "model"
+        return trained if (trained / "riskpulse.json").exists() else SHIPPED_MODEL
+
+    @property
+    def train_out_dir(self) -> Path:
+        """Where `riskpulse train` and `export` write by default: never into the shipped model."""
+        return self.home / "model" if self.model_dir == SHIPPED_MODEL else self.model_dir
 
 
 @lru_cache(maxsize=1)
