@@ -34,8 +34,8 @@ COLUMNS = ["text", "topic", "sentiment", "source"]
 def read_labelled_csv(path: Path) -> pd.DataFrame:
     """Read a ``text,label[,agreement]`` CSV as in ../shared/data, with a clear error if it is not."""
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found: point --data / RISKPULSE_DATA_DIR at the "
-                                "labelled data folder (see docs/model.md)")
+        raise FileNotFoundError(f"{path} not found: point --data / RISKPULSE_DATA_DIR at the labelled data folder, "
+                                "or download it with `riskpulse data fetch --out DIR` (needs internet; docs/model.md)")
     df = pd.read_csv(path, keep_default_na=False, dtype=str)
     missing = {"text", "label"} - set(df.columns)
     if missing:

@@ -90,6 +90,22 @@ def cmd_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    from riskpulse.models.fetch import DownloadRefused, fetch
+
+    try:
+        verdicts = fetch(Path(args.out))
+    except DownloadRefused as exc:
+        print(f"riskpulse data fetch: {exc}", file=sys.stderr)
+        return 1
+    for folder, files in verdicts.items():
+        for name, same in files.items():
+            print(f"{args.out}/{folder}/{name}: " + ("identical to the copy the shipped model was trained on" if same else
+                  "checked download, but the CSV differs from the copy the shipped model was trained on"))
+    print(f"train with: riskpulse train --data {args.out}")
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from riskpulse.models.batch_score import score_file
     from riskpulse.models.scorer import Scorer
@@ -188,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="first check the model reproduces this one's card (same data and recipe, metrics within 0.01)")
     pk.add_argument("--threads", type=int)
     pk.set_defaults(func=cmd_pack)
+
+    dt = sub.add_parser("data", help="the labelled data sets")
+    dt_sub = dt.add_subparsers(dest="action", required=True)
+    df = dt_sub.add_parser("fetch", help="download the four data sets from their publishers, check them and convert "
+                                         "them to the CSVs riskpulse trains on (needs internet)")
+    df.add_argument("--out", required=True, help="folder to write (then: riskpulse train --data OUT)")
+    df.set_defaults(func=cmd_data_fetch)
 
     sc = sub.add_parser("score", help="score a CSV/JSONL of texts into JSONL")
     sc.add_argument("file")
