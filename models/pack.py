@@ -114,7 +114,7 @@ def pack(model_dir: Path, out: Path, parity_texts: Sequence[str], threads: int |
                       "fp16_tensors": casts, "bytes": packed.stat().st_size, "parity": agreement.model_dump(),
                       "backends": "onnx-fp32 (CPU), onnx-cuda; no PyTorch weights"}
     write_card(out, card)
-    (out / "card.md").write_text(render_card(card) + _packed_lines(card["packed"]))
+    (out / "card.md").write_text(render_card(card) + "\n" + _packed_lines(card["packed"]))
     return manifest
 
 

@@ -47,6 +47,9 @@ def test_nothing_but_riskpulse_lands_in_site_packages(installed: Path) -> None:
     assert {"stream/broker/pom.xml", "dashboard/assets/session.js", "stream/schemas/news.schema.json",
             "store/migrations/script.py.mako"} <= data
     assert (installed / "riskpulse" / "store" / "migrations" / "versions" / "0001_baseline.py").is_file()
+    shipped = installed / "riskpulse" / "shipped_model"  # the default model, served with nothing configured
+    for name in ("riskpulse.json", "tokenizer.json", "card.md", "onnx/model.onnx", "onnx/manifest.json"):
+        assert (shipped / name).read_bytes() == (REPO / "riskpulse" / "shipped_model" / name).read_bytes(), name
 
 
 def test_layers_point_down_only(installed: Path) -> None:
