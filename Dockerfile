@@ -9,7 +9,8 @@
 # --build-arg WITH_COMPILER=1: g++ lets TorchInductor compile the model (1.15-1.27x eager bf16).
 FROM python:3.11-slim-bookworm AS serve
 ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
-    RISKPULSE_HOME=/data RISKPULSE_MODEL_DIR=/data/model
+    RISKPULSE_HOME=/data
+# the model: /data/model once one is trained there (the train target), else the shipped one
 RUN apt-get update && apt-get install -y --no-install-recommends curl && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 riskpulse && mkdir -p /data && chown riskpulse /data
 WORKDIR /app

@@ -1,6 +1,7 @@
 """``riskpulse demo``: the whole system on embedded defaults, on one machine.
 
-Starts the local Kafka broker, trains the quick model if none exists, starts a worker and the
+Starts the local Kafka broker, starts a worker with the shipped model (or RISKPULSE_MODEL_DIR's;
+an empty one gets the quick recipe trained into it, where the labelled data is) and the
 dashboard, replays a sample hour of news (with a negative burst on one ticker) at 60x, and
 prints alerts as they fire. Ctrl-C stops everything.
 """
@@ -32,7 +33,7 @@ def check_model_or_data(model_dir: Path, data_dir: Path) -> None:
 
 
 def ensure_model(model_dir: Path, data_dir: Path) -> str:
-    """The backend to use; trains and exports the quick recipe on first run."""
+    """The backend to use; trains and exports the quick recipe into an empty RISKPULSE_MODEL_DIR."""
     from riskpulse.models.artifact import META_FILE, onnx_path
 
     if not (model_dir / META_FILE).exists():
@@ -48,6 +49,9 @@ def ensure_model(model_dir: Path, data_dir: Path) -> str:
             export(model_dir, texts)
         except ParityError as exc:
             print(f"int8 export refused by its parity gate ({exc}); serving fp32 ONNX", flush=True)
+    from riskpulse.models.artifact import ModelMeta
+
+    print(f"model {ModelMeta.read(model_dir).model_version} from {model_dir}", flush=True)
     return "onnx" if onnx_path(model_dir, int8=True).exists() else "onnx-fp32"
 
 

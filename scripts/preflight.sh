@@ -39,7 +39,9 @@ for entry in "kafka RISKPULSE_KAFKA_BOOTSTRAP ${kafka##*:}" "dashboard RISKPULSE
     problems+=("port $port ($name) is in use: stop what listens there or set $var")
   fi
 done
+# RISKPULSE_MODEL_DIR, else a model trained into the home folder, else the shipped one (settings.py)
 model=${RISKPULSE_MODEL_DIR:-$home/model}
+[ -z "${RISKPULSE_MODEL_DIR:-}" ] && [ ! -f "$model/riskpulse.json" ] && model="$(cd "$(dirname "$0")/.." && pwd)/riskpulse/shipped_model"
 data=${RISKPULSE_DATA_DIR:-$(cd .. && pwd)/shared/data}
 if [ ! -f "$model/riskpulse.json" ] && [ ! -f "$data/financial-phrasebank/all.csv" ]; then
   problems+=("no model in $model and no labelled data in $data to train one: set RISKPULSE_MODEL_DIR to a trained model, or RISKPULSE_DATA_DIR to the data sets (docs/model.md)")

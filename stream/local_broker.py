@@ -17,6 +17,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +31,27 @@ class BrokerError(RuntimeError):
     """The local broker could not be provisioned, started or stopped."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(exclude: Iterable[int] = ()) -> int:
+    """A port nothing listens on now, other than ``exclude``: ports chosen but not bound yet (the
+    broker's own port, when its controller's is chosen) would otherwise be handed out twice."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in set(exclude):
+            return port
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports nothing listens on now (all held open while they are chosen)."""
+    held = [socket.socket() for _ in range(n)]
+    try:
+        for s in held:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in held]
+    finally:
+        for s in held:
+            s.close()
 
 
 def new_cluster_id() -> str:
@@ -204,10 +222,10 @@ class LocalBroker:
             self.port = self.port or previous["port"]
             self.controller_port = self.controller_port or previous["controller_port"]
         self.port = self.port or free_port()
-        self.controller_port = self.controller_port or free_port()
+        self.controller_port = self.controller_port or free_port(exclude={self.port})
         if self.secure is not None:
             kept = int((previous or {}).get("secure_port") or 0)
-            self.secure.port = self.secure.port or kept or free_port()
+            self.secure.port = self.secure.port or kept or free_port(exclude={self.port, self.controller_port})
         cluster_id = previous.get("cluster_id") if previous else None
         cluster_id = cluster_id or new_cluster_id()
         config = self._write_config()
