@@ -25,6 +25,7 @@ from riskpulse.records import Alert
 from .outbox import Outbox
 from .rules import Route, Rules
 from .signing import headers_for
+from .silences import Silences
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ def enqueue_alert(outbox: Outbox, rules: Rules, alert: Alert) -> int:
     new = 0
     for route in rules.routes_for(alert.severity, alert.key_type, alert.key):
         body = slack_body(alert) if route.format == "slack" else standard_body(alert)
-        new += outbox.enqueue(message_id(alert), route.name, route.url, body)
+        new += outbox.enqueue(message_id(alert), route.name, route.url, body, key_type=alert.key_type, key=alert.key,
+                              severity=alert.severity)
     return new
 
 
@@ -96,8 +98,10 @@ class Deliverer:
     """Drains the outbox: claims due rows, signs and sends them, records each attempt."""
 
     def __init__(self, outbox: Outbox, rules: Rules, policy: RetryPolicy,
-                 run_blocking: Callable[..., Any] | None = None, client: httpx.AsyncClient | None = None) -> None:
+                 run_blocking: Callable[..., Any] | None = None, client: httpx.AsyncClient | None = None,
+                 silences: Silences | None = None) -> None:
         self.outbox = outbox
+        self.silences = silences or Silences(outbox.engine)
         self.routes: dict[str, Route] = {r.name: r for r in rules.routes}
         self.secrets = {r.name: r.resolved_secrets() for r in rules.routes}
         self.policy = policy
@@ -149,11 +153,19 @@ class Deliverer:
             await asyncio.sleep(interval_s)
 
     async def _deliver(self, row: dict[str, Any]) -> str:
-        """One attempt; returns its outcome (delivered, retry, failed, disable)."""
+        """One attempt; returns its outcome (delivered, retry, failed, disable, silenced)."""
         route = self.routes.get(row["route"])
         if route is None:  # the route was removed from the rules file: keep the row, say why
             await self._blocking(self.outbox.record, row, "failed", None, "route no longer in the rules file", 0.0, None)
             return "failed"
+        if row.get("key_type") is not None:  # rows enqueued before silences existed carry no keys
+            silence = await self._blocking(self.silences.matching, row["key_type"], row["key"], row["severity"])
+            if silence is not None:  # detected, stored and shown, but nobody is paged while it holds
+                await self._blocking(self.outbox.record, row, "silenced", None, silence.describe()[:500], 0.0, None)
+                self.on_result(route.name, "silenced")
+                log.info("webhook silenced", extra={"route": route.name, "message_id": row["message_id"],
+                                                    "silence": silence.id})
+                return "silenced"
         body = row["body"].encode()
         headers = {"content-type": "application/json", **headers_for(self.secrets[route.name], row["message_id"], body)}
         started = time.perf_counter()

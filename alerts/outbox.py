@@ -28,14 +28,18 @@ class Outbox:
         self.engine = create_store_engine(url_or_engine, migrate) if isinstance(url_or_engine, str) else url_or_engine
         self.owner = uuid.uuid4().hex[:12]
 
-    def enqueue(self, message_id: str, route: str, url: str, body: dict[str, Any], now: float | None = None) -> bool:
-        """Adds a pending delivery; False if it is already there (redelivered alert): idempotent."""
+    def enqueue(self, message_id: str, route: str, url: str, body: dict[str, Any], now: float | None = None,
+                key_type: str | None = None, key: str | None = None, severity: str | None = None) -> bool:
+        """Adds a pending delivery; False if it is already there (redelivered alert): idempotent.
+
+        ``key_type``, ``key``, ``severity``: the alert's, for silences (alerts/silences.py)."""
         now = time.time() if now is None else now
         status = "skipped" if self.disabled(route) else "pending"
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(outbox).values(
                     message_id=message_id, route=route, url=url, body=json.dumps(body, ensure_ascii=False),
+                    key_type=key_type, key=key, severity=severity,
                     status=status, attempts=0, next_attempt_at=now, created_at=now,
                     last_error="endpoint disabled (HTTP 410)" if status == "skipped" else None))
             return True

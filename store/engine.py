@@ -20,7 +20,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import BigInteger, Connection, create_engine, event, inspect, text
+from sqlalchemy import BigInteger, Connection, Index, MetaData, Table, create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 
 from .schema import metadata, trends
@@ -99,7 +99,8 @@ def _adopt(conn: Connection, tables: set[str]) -> None:
     configured) and added one column later by hand: ``trends.window_ts``, with its covering index."""
     log.warning("adopting a store made before migrations: completing it to the baseline schema",
                 extra={"tables": sorted(tables)})
-    metadata.create_all(conn, tables=[t for name, t in metadata.tables.items() if name not in tables])
+    baseline = _baseline_metadata()
+    baseline.create_all(conn, tables=[t for name, t in baseline.tables.items() if name not in tables])
     if "window_ts" not in {c["name"] for c in inspect(conn).get_columns("trends")}:
         epoch = ("CAST(EXTRACT(EPOCH FROM window_start) AS BIGINT)" if conn.dialect.name == "postgresql"
                  else "CAST(strftime('%s', window_start) AS INTEGER)")
@@ -110,6 +111,26 @@ def _adopt(conn: Connection, tables: set[str]) -> None:
             batch.alter_column("window_ts", existing_type=BigInteger(), nullable=False)
     for index in trends.indexes:
         index.create(conn, checkfirst=True)
+
+
+# what the migrations after the baseline added (a table: None; columns of a table), so that an
+# adopted store is completed to the baseline only, and those migrations then add them as usual
+AFTER_BASELINE: dict[str, tuple[str, ...] | None] = {"silences": None,  # 0002
+                                                     "webhook_outbox": ("key_type", "key", "severity")}
+
+
+def _baseline_metadata() -> MetaData:
+    """store/schema.py as it was at the baseline revision."""
+    frozen = MetaData()
+    for name, table in metadata.tables.items():
+        later = AFTER_BASELINE.get(name, ())
+        if later is None:
+            continue
+        copy = Table(name, frozen, *(c._copy() for c in table.columns if c.name not in later))
+        for index in table.indexes:
+            if all(c.name in copy.c for c in index.columns):
+                Index(index.name, *(copy.c[c.name] for c in index.columns), unique=index.unique)
+    return frozen
 
 
 @contextlib.contextmanager

@@ -92,7 +92,7 @@ outbox = Table(
     Column("route", String(100), primary_key=True),
     Column("url", Text, nullable=False),
     Column("body", Text, nullable=False),
-    Column("status", String(16), nullable=False),  # pending | delivered | failed | skipped
+    Column("status", String(16), nullable=False),  # pending | delivered | failed | skipped | silenced
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", Float, nullable=False),
     Column("lease_until", Float),
@@ -101,6 +101,11 @@ outbox = Table(
     Column("last_error", Text),
     Column("created_at", Float, nullable=False),
     Column("finished_at", Float),
+    # what silences match on (alerts/silences.py), kept with the row so a silence created while
+    # a delivery is being retried stops it too; empty on rows made before revision 0002
+    Column("key_type", String(8)),
+    Column("key", String(100)),
+    Column("severity", String(16)),
     Index("ix_outbox_due", "status", "next_attempt_at"),
 )
 
@@ -123,4 +128,20 @@ endpoints = Table(
     Column("url", Text, nullable=False),
     Column("disabled_at", Float),
     Column("reason", Text),
+)
+
+# Alertmanager-style silences: every matcher set must equal the alert's (an unset one matches all);
+# an alert they match is still detected, stored and shown, but no webhook is sent while one holds
+silences = Table(
+    "silences", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("key_type", String(8)),
+    Column("key", String(100)),
+    Column("severity", String(16)),
+    Column("starts_at", Float, nullable=False),
+    Column("ends_at", Float, nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_silences_ends", "ends_at"),
 )

@@ -266,3 +266,90 @@ def test_outbox_retention_drops_finished_messages_and_old_attempts_but_keeps_pen
     assert outbox.purge(before=time.time() + 1) == 1
     assert outbox.summary() == {"pending": 1}
     assert outbox.purge(before=time.time() + 1) == 0  # a pending message is still owed
+
+
+# --- silences -------------------------------------------------------------------------------------
+
+def test_a_silence_holds_back_the_webhooks_it_matches_and_nothing_else(outbox: Outbox, receiver_factory: Any) -> None:
+    from riskpulse.alerts.silences import Silences
+
+    rx = receiver_factory()
+    rules = rules_for(rx.url)
+    silences = Silences(outbox.engine)
+    now = time.time()
+    muted = silences.add("dana", "known story: the recall, already on the desk", now + 3600, key_type="ticker",
+                         key="TSLA", now=now)
+    assert silences.matching("ticker", "TSLA", "critical").id == muted.id
+    assert silences.matching("ticker", "AAPL", "critical") is None and silences.matching("topic", "TSLA", "warning") is None
+    tsla, aapl = alert(1, key="TSLA"), alert(2, key="AAPL")
+    for a in (tsla, aapl):
+        enqueue_alert(outbox, rules, a)
+    drain(Deliverer(outbox, rules, FAST), lambda: outbox.summary() == {"delivered": 1, "silenced": 1})
+    assert set(rx.unique) == {message_id(aapl)}  # only the unsilenced key paged anyone
+    with outbox.engine.connect() as conn:
+        from sqlalchemy import select
+
+        from riskpulse.store.schema import outbox as table
+        row = conn.execute(select(table.c.status, table.c.last_error).where(
+            table.c.message_id == message_id(tsla))).one()
+    assert row.status == "silenced" and muted.id in row.last_error and "dana" in row.last_error
+
+    # the silence is expired; the story resolves: that message is sent as usual
+    assert silences.expire(muted.id) and not silences.expire(muted.id)
+    resolved = alert(1, status="resolved", key="TSLA")
+    enqueue_alert(outbox, rules, resolved)
+    drain(Deliverer(outbox, rules, FAST), lambda: message_id(resolved) in rx.unique)
+    assert message_id(resolved) in rx.unique and message_id(tsla) not in rx.unique
+
+
+def test_a_silence_made_while_a_delivery_is_retried_stops_it(outbox: Outbox, receiver_factory: Any) -> None:
+    from riskpulse.alerts.silences import Silences
+
+    rx = receiver_factory(answer=lambda req: 503)
+    rules = rules_for(rx.url)
+    enqueue_alert(outbox, rules, alert(3, key="TSLA"))
+    drain(Deliverer(outbox, rules, FAST), lambda: len(rx.requests) >= 2)
+    Silences(outbox.engine).add("dana", "receiver is paging the whole floor", time.time() + 600, key="TSLA")
+    drain(Deliverer(outbox, rules, FAST), lambda: outbox.summary() == {"silenced": 1}, timeout_s=10)
+    assert outbox.summary() == {"silenced": 1}
+
+
+def test_silences_refuse_what_would_mute_everything_or_nothing(outbox: Outbox) -> None:
+    from riskpulse.alerts.silences import Silences
+
+    silences, now = Silences(outbox.engine), time.time()
+    with pytest.raises(ValueError, match="at least one matcher"):
+        silences.add("dana", "why", now + 60)
+    with pytest.raises(ValueError, match="end after it starts"):
+        silences.add("dana", "why", now - 1, key="TSLA", now=now)
+    with pytest.raises(ValueError, match="key type must be"):
+        silences.add("dana", "why", now + 60, key_type="sector")
+    with pytest.raises(ValueError, match="comment"):
+        silences.add("dana", " ", now + 60, key="TSLA")
+    later = silences.add("dana", "tomorrow's results", now + 7200, severity="warning", starts_at=now + 3600, now=now)
+    assert silences.matching("ticker", "X", "warning", now=now) is None  # not started yet
+    assert silences.matching("ticker", "X", "warning", now=now + 3700).id == later.id
+    assert silences.matching("ticker", "X", "critical", now=now + 3700) is None
+    assert [s.id for s in silences.active(now)] == [later.id]
+
+
+def test_silences_from_the_command_line(outbox: Outbox, settings_env: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from riskpulse.alerts.silences import Silences
+
+    settings_env.setenv("RISKPULSE_STORE_URL", str(outbox.engine.url))
+    assert main(["silence", "add", "--key-type", "ticker", "--key", "TSLA", "--for", "90m",
+                 "--comment", "recall story, desk informed", "--by", "dana"]) == 0
+    made = json.loads(capsys.readouterr().out)
+    assert 5390 < made["ends_at"] - made["starts_at"] <= 5400 and made["created_by"] == "dana"
+    assert main(["silence", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert made["id"] in listed and "key_type=ticker, key=TSLA" in listed and "recall story" in listed
+    with pytest.raises(SystemExit, match="comment saying why"):
+        main(["silence", "add", "--key", "TSLA"])
+    with pytest.raises(SystemExit, match="at least one matcher"):
+        main(["silence", "add", "--comment", "everything"])
+    assert main(["silence", "expire", made["id"]]) == 0
+    assert Silences(outbox.engine).matching("ticker", "TSLA", "critical") is None
+    with pytest.raises(SystemExit, match="no silence"):
+        main(["silence", "expire", made["id"]])
