@@ -18,6 +18,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from riskpulse.alerts.silences import Silences
 from riskpulse.settings import Settings
 from riskpulse.store.news import Store
 
@@ -59,6 +60,41 @@ def _drill_panel(engine: Any, key_type: str, key: str, start: datetime, end: dat
     return html.Div([html.H4(title), _headline_table(frame, f"drill-{key_type}-table")])
 
 
+def figures_in_words(observed: dict[str, float], baseline: dict[str, float]) -> str:
+    """The detector's figures as a sentence an analyst reads at a glance (the keys present vary by version)."""
+    parts = []
+    if "negative" in observed:
+        of = f" of {int(observed['count'])} headlines" if "count" in observed else " headlines"
+        share = f" ({observed['negative_share']:.0%} negative" if "negative_share" in observed else ""
+        usual = f", usually {baseline['negative_share']:.0%})" if share and "negative_share" in baseline else (")" if share else "")
+        parts.append(f"{int(observed['negative'])} negative{of} in the window{share}{usual}")
+    if "negative_mean" in baseline:
+        spread = f" ± {baseline['negative_sd']:.1f}" if "negative_sd" in baseline else ""
+        parts.append(f"a usual window has {baseline['negative_mean']:.1f}{spread} negative")
+    if "z" in observed:
+        parts.append(f"{observed['z']:.1f} standard deviations above the usual")
+    return "; ".join(parts) + "." if parts else "No figures recorded for this alert."
+
+
+SILENCE_FOR = {"1h": 3600, "4h": 4 * 3600, "24h": 86400, "7d": 7 * 86400}
+
+
+def _silence_controls(silence: Any) -> html.Div:
+    """Mute this key's webhooks (the alert stays listed and shown), or say who muted it and until when."""
+    if silence is not None:
+        until = datetime.fromtimestamp(silence.ends_at, timezone.utc)
+        state = f"Silenced by {silence.created_by} until {until:%Y-%m-%d %H:%M} UTC: {silence.comment}"
+    else:
+        state = "Not silenced: webhooks are sent"
+    return html.Div([
+        dcc.Dropdown(id="silence-for", value="4h", clearable=False, style={"width": "90px"},
+                     options=[{"label": k, "value": k} for k in SILENCE_FOR]),
+        dcc.Input(id="silence-comment", placeholder="Why (required)", style={"width": "280px"}),
+        html.Button("Silence this key", id="silence-button"),
+        html.Span(state, id="silence-status", style={"marginLeft": "8px", "color": "#555"}),
+    ], style={"display": "flex", "gap": "8px", "alignItems": "center", "marginTop": "10px"})
+
+
 def _range_controls() -> html.Div:
     return html.Div([
         dcc.RadioItems(id="range", value="1h", inline=True,
@@ -79,6 +115,7 @@ def layout(refresh_ms: int) -> html.Div:
         html.Div(id="banner"),
         dcc.Interval(id="tick", interval=refresh_ms),
         dcc.Store(id="ack-done"),
+        dcc.Store(id="silence-done"),
         dcc.Tabs(id="tabs", value="overview", children=[
             dcc.Tab(label="Overview", value="overview", children=[
                 html.Div([dcc.Graph(id="topic-lines")], style=CARD),
@@ -97,7 +134,7 @@ def layout(refresh_ms: int) -> html.Div:
                           dash_table.DataTable(
                               id="alerts-table", row_selectable="single", page_size=15, sort_action="native",
                               columns=[{"name": c, "id": c} for c in ("fired_at", "severity", "status", "key_type", "key",
-                                                                      "summary", "acked_by")],
+                                                                      "summary", "acked_by", "silenced")],
                               style_cell={"textAlign": "left", "whiteSpace": "normal", "fontSize": 13},
                               style_data_conditional=[
                                   {"if": {"filter_query": '{severity} = "critical"', "column_id": "severity"},
@@ -171,6 +208,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         store = Store.__new__(Store)
         store.engine = create_engine(settings.store_url, pool_pre_ping=True)
     engine = store.engine
+    silences = Silences(engine)
     safe_url = make_url(settings.store_url).render_as_string(hide_password=True)
     app = Dash(__name__, title="riskpulse", suppress_callback_exceptions=True, update_title=None)
     if settings.dashboard_password_hash is not None:
@@ -289,22 +327,27 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         return guarded(_drill)(click, "ticker", rng, cs, ce)
 
     @app.callback(Output("alerts-table", "data"), Input("tick", "n_intervals"), Input("range", "value"),
-                  Input("alert-status", "value"), Input("ack-done", "data"), Input("custom-start", "value"),
-                  Input("custom-end", "value"))
-    def alert_table(_: Any, rng: str, status: str, __: Any, cs: str | None, ce: str | None) -> Any:
+                  Input("alert-status", "value"), Input("ack-done", "data"), Input("silence-done", "data"),
+                  Input("custom-start", "value"), Input("custom-end", "value"))
+    def alert_table(_: Any, rng: str, status: str, __: Any, ___: Any, cs: str | None, ce: str | None) -> Any:
         try:
             start, end = time_range(engine, rng, cs, ce)
             # alerts stay listed for a week past the chart range: an analyst must not miss one
             frame = queries.alert_rows(engine, start - timedelta(days=7), end + timedelta(days=1),
                                        status=None if status == "all" else status)
+            holding = silences.active()
         except SQLAlchemyError:
             return []
+        now = datetime.now(timezone.utc).timestamp()
+        frame["silenced"] = ["yes" if any(s.matches(kt, k, sev, now) for s in holding) else ""
+                             for kt, k, sev in zip(frame["key_type"], frame["key"], frame["severity"])]
         frame["fired_at"] = frame["fired_at"].astype(str).str[:16]
         return frame.to_dict("records")
 
     @app.callback(Output("alert-detail", "children"), Input("alerts-table", "selected_rows"),
-                  Input("ack-done", "data"), State("alerts-table", "data"), prevent_initial_call=True)
-    def alert_detail(selected: list[int] | None, _: Any, rows: list[dict[str, Any]] | None) -> Any:
+                  Input("ack-done", "data"), Input("silence-done", "data"), State("alerts-table", "data"),
+                  prevent_initial_call=True)
+    def alert_detail(selected: list[int] | None, _: Any, __: Any, rows: list[dict[str, Any]] | None) -> Any:
         if not selected or not rows or selected[0] >= len(rows):
             return "Select an alert to see its evidence."
         detail = guarded(queries.alert_detail)(engine, rows[selected[0]]["id"])
@@ -320,10 +363,11 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
             html.H4(detail["summary"], id="alert-summary"),
             html.P(f"{detail['severity']} · {detail['status']} · {detail['key_type']} {detail['key']} · window "
                    f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC · rule {detail['rule']}"),
-            html.P(f"Observed {detail['observed']} vs baseline {detail['baseline']}", style={"color": "#555"}),
+            html.P(figures_in_words(detail["observed"], detail["baseline"]), id="alert-figures", style={"color": "#555"}),
             html.H5("Evidence: the most negative headlines of the window"), html.Ul(evidence, id="alert-evidence"),
             html.Div([html.Button("Acknowledge", id="ack-button"), html.Span(acked, id="ack-status",
                                                                            style={"marginLeft": "12px"})]),
+            _silence_controls(guarded(silences.matching)(detail["key_type"], detail["key"], detail["severity"])),
             html.Div(_drill_panel(engine, detail["key_type"], detail["key"], start, end,
                                   "All headlines of this key and window"), style={"marginTop": "12px"}),
         ])
@@ -338,6 +382,22 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         store.acknowledge(alert_id, auth.current_user(), when)
         log.info("alert acknowledged", extra={"alert_id": alert_id, "user": auth.current_user()})
         return {"id": alert_id, "at": when.isoformat()}
+
+    @app.callback(Output("silence-done", "data"), Output("silence-status", "children"),
+                  Input("silence-button", "n_clicks"), State("silence-for", "value"), State("silence-comment", "value"),
+                  State("alerts-table", "selected_rows"), State("alerts-table", "data"), prevent_initial_call=True)
+    def silence(clicks: int | None, duration: str, comment: str | None, selected: list[int] | None,
+                rows: list[dict[str, Any]] | None) -> Any:
+        if not clicks or not selected or not rows:
+            return dash.no_update, dash.no_update
+        row = rows[selected[0]]
+        try:
+            made = silences.add(auth.current_user(), comment or "", datetime.now(timezone.utc).timestamp()
+                                + SILENCE_FOR.get(duration, SILENCE_FOR["4h"]), key_type=row["key_type"], key=row["key"])
+        except ValueError as exc:
+            return dash.no_update, f"Not silenced: {exc}"
+        log.info("silence created", extra={"silence": made.id, "user": made.created_by, "key": row["key"]})
+        return {"id": made.id}, dash.no_update
 
     @app.callback(Output("feed-topic", "options"), Input("range", "value"), Input("tick", "n_intervals"),
                   State("custom-start", "value"), State("custom-end", "value"))

@@ -156,3 +156,43 @@ def test_a_malformed_rules_file_stops_the_worker_at_start_up(tmp_path: Path) -> 
                          text=True, timeout=60)
     assert out.returncode != 0
     assert f"{bad} line 5: routes.0.url" in out.stderr, out.stderr
+
+
+def test_a_silenced_key_is_stored_but_pages_nobody_until_the_silence_ends(pipeline: Any, kafka: Any, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from riskpulse.alerts.silences import Silences
+    from riskpulse.store.news import Store
+
+    monkeypatch.setenv("RP_TEST_SECRET", new_secret())
+    rx = WebhookReceiver()
+    try:
+        worker = pipeline(ALERT_RULES=rules_file(tmp_path, rx.url), WEBHOOK_RETRY_BASE_S=0.5, WEBHOOK_RETRY_CAP_S=2)
+        silences = Silences(worker.env["RISKPULSE_STORE_URL"])
+        muted = silences.add("dana", "recall story, desk already on it", time.time() + 3600, key_type="ticker", key="TSLA")
+        stamp = datetime.fromtimestamp(BASE_TS, timezone.utc).isoformat().replace("+00:00", "Z")
+
+        def alert(key: str, status: str) -> dict[str, Any]:
+            return {"schema_version": 1, "id": f"al-{key}", "status": status, "severity": "critical",
+                    "key_type": "ticker", "key": key, "window_start": stamp, "window_end": stamp,
+                    "observed": {"negative": 12.0}, "baseline": {"negative_mean": 1.0}, "rule": "default",
+                    "summary": f"CRITICAL: negative news on ticker {key}", "top_headlines": [], "fired_at": stamp}
+
+        produce(kafka.bootstrap, pipeline.topic(TOPIC_ALERTS), [alert("TSLA", "firing"), alert("AAPL", "firing")],
+                key=lambda a: a["id"].encode())
+        outbox = Outbox(Store(worker.env["RISKPULSE_STORE_URL"]).engine)
+        deadline = time.monotonic() + 60
+        while outbox.summary() != {"delivered": 1, "silenced": 1} and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert outbox.summary() == {"delivered": 1, "silenced": 1}
+        assert set(rx.unique) == {"msg_al-AAPL_firing_critical"}  # the silenced key paged nobody
+        assert Store(worker.env["RISKPULSE_STORE_URL"]).counts()["alerts"] == 2  # both stored, both shown
+
+        assert silences.expire(muted.id)
+        produce(kafka.bootstrap, pipeline.topic(TOPIC_ALERTS), [alert("TSLA", "resolved")], key=lambda a: a["id"].encode())
+        deadline = time.monotonic() + 60
+        while "msg_al-TSLA_resolved_critical" not in rx.unique and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert set(rx.unique) == {"msg_al-AAPL_firing_critical", "msg_al-TSLA_resolved_critical"}
+        assert 'riskpulse_webhook_attempts_total{outcome="silenced",route="desk"}' in worker.metrics()
+    finally:
+        rx.close()

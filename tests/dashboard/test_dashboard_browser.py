@@ -286,3 +286,30 @@ def test_empty_and_unavailable_store_say_so(tmp_path: Path, browser: Any) -> Non
         b.save_screenshot(str(SHOTS / "store-unavailable.png"))
     finally:
         gone.stop()
+
+
+def test_an_alert_reads_in_words_and_its_key_is_silenced_from_its_page(populated: Dashboard, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    from riskpulse.alerts.silences import Silences
+
+    b = browser
+    b.get(populated.base + "/")
+    open_tab(b, "Alerts")
+    wait(lambda: b.find_elements(By.CSS_SELECTOR, "#alerts-table td input[type='radio']"), message="alert rows")[0].click()
+    figures = wait(lambda: b.find_element(By.ID, "alert-figures").text, message="the alert's figures")
+    assert "negative headlines in the window" in figures and "standard deviations above the usual" in figures
+    assert "{" not in figures  # words, not a dict
+    assert b.find_element(By.ID, "silence-status").text == "Not silenced: webhooks are sent"
+    b.find_element(By.ID, "silence-button").click()  # without a reason: refused, and says why
+    wait(lambda: "comment saying why" in b.find_element(By.ID, "silence-status").text, message="the refusal")
+    b.find_element(By.ID, "silence-comment").send_keys("recall story, desk informed")
+    b.find_element(By.ID, "silence-button").click()
+    status = wait(lambda: (t := b.find_element(By.ID, "silence-status").text).startswith("Silenced by") and t,
+                  message="the silence")
+    assert "Silenced by analyst until" in status and "recall story, desk informed" in status
+    made = Silences(Store(populated.store_url).engine).matching("ticker", "TSLA", "critical")
+    assert made is not None and made.created_by == "analyst" and 4 * 3600 - 60 < made.ends_at - made.created_at <= 4 * 3600
+    wait(lambda: "yes" in [td.text for td in b.find_elements(By.CSS_SELECTOR, "#alerts-table td[data-dash-column='silenced']")],
+         message="the alert listed as silenced")
+    b.save_screenshot(str(SHOTS / "alert-silenced.png"))
