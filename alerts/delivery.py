@@ -16,6 +16,7 @@ import random
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
+from urllib.parse import quote
 
 import httpx
 
@@ -37,9 +38,17 @@ def message_id(alert: Alert) -> str:
     return f"msg_{alert.id}_{alert.status}_{alert.severity}"
 
 
-def standard_body(alert: Alert) -> dict[str, Any]:
-    return {"type": f"alert.{alert.status}", "timestamp": alert.fired_at.isoformat().replace("+00:00", "Z"),
+def alert_link(dashboard_url: str | None, alert: Alert) -> str | None:
+    """The alert's page on the dashboard (RISKPULSE_DASHBOARD_URL: its address as receivers reach it)."""
+    return f"{dashboard_url.rstrip('/')}/alerts/{quote(alert.id, safe='')}" if dashboard_url else None
+
+
+def standard_body(alert: Alert, link: str | None = None) -> dict[str, Any]:
+    body = {"type": f"alert.{alert.status}", "timestamp": alert.fired_at.isoformat().replace("+00:00", "Z"),
             "data": alert.to_json()}
+    if link:
+        body["links"] = {"dashboard": link}
+    return body
 
 
 def slack_escape(text: str) -> str:
@@ -47,7 +56,7 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def slack_body(alert: Alert) -> dict[str, Any]:
+def slack_body(alert: Alert, page: str | None = None) -> dict[str, Any]:
     """A Slack incoming-webhook message (also understood by Mattermost and Rocket.Chat)."""
     icon = {"critical": ":rotating_light:", "warning": ":warning:"}[alert.severity] if alert.status == "firing" else ":white_check_mark:"
     lines = [f"{icon} {slack_escape(alert.summary)}"]
@@ -55,15 +64,18 @@ def slack_body(alert: Alert) -> dict[str, Any]:
         text = slack_escape(h.headline)
         link = f"<{slack_escape(h.url).replace('|', '%7C')}|{text}>" if h.url else text
         lines.append(f"• {link} ({h.sentiment_score:+.2f})")
+    if page:
+        lines.append(f"<{slack_escape(page).replace('|', '%7C')}|Open in riskpulse>")
     text = "\n".join(lines)
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
 
 
-def enqueue_alert(outbox: Outbox, rules: Rules, alert: Alert) -> int:
+def enqueue_alert(outbox: Outbox, rules: Rules, alert: Alert, dashboard_url: str | None = None) -> int:
     """One outbox row per matching route; returns how many were new."""
     new = 0
+    page = alert_link(dashboard_url, alert)
     for route in rules.routes_for(alert.severity, alert.key_type, alert.key):
-        body = slack_body(alert) if route.format == "slack" else standard_body(alert)
+        body = slack_body(alert, page) if route.format == "slack" else standard_body(alert, page)
         new += outbox.enqueue(message_id(alert), route.name, route.url, body, key_type=alert.key_type, key=alert.key,
                               severity=alert.severity)
     return new

@@ -60,6 +60,30 @@ def _drill_panel(engine: Any, key_type: str, key: str, start: datetime, end: dat
     return html.Div([html.H4(title), _headline_table(frame, f"drill-{key_type}-table")])
 
 
+TABS = ("overview", "tickers", "alerts", "news")
+
+
+def view_from_url(path: str | None, search: str | None) -> tuple[str | None, str | None, str | None]:
+    """(tab, range, alert id) a URL names; None where it names nothing (or nothing valid)."""
+    from urllib.parse import parse_qs, unquote
+
+    if path and path.startswith("/alerts/") and len(path) > len("/alerts/"):
+        return "alerts", None, unquote(path[len("/alerts/"):])
+    query = parse_qs((search or "").lstrip("?"))
+    tab = (query.get("tab") or [None])[0]
+    rng = (query.get("range") or [None])[0]
+    return (tab if tab in TABS else None), (rng if rng in RANGES else None), None
+
+
+def url_for_view(tab: str | None, rng: str | None, alert_id: str | None = None) -> str:
+    """The link that reopens this view: an alert's page, or the tab and range."""
+    from urllib.parse import quote, urlencode
+
+    if alert_id:
+        return f"/alerts/{quote(alert_id, safe='')}"
+    return "/?" + urlencode({k: v for k, v in (("tab", tab), ("range", rng)) if v and v != "custom"})
+
+
 def figures_in_words(observed: dict[str, float], baseline: dict[str, float]) -> str:
     """The detector's figures as a sentence an analyst reads at a glance (the keys present vary by version)."""
     parts = []
@@ -109,13 +133,17 @@ def _range_controls() -> html.Div:
 
 def layout(refresh_ms: int) -> html.Div:
     return html.Div([
+        dcc.Location(id="url", refresh=False),
         html.Div([html.H2("riskpulse", style={"margin": "0 18px 0 0"}), _range_controls(),
-                  html.A("Sign out", href="/logout", style={"marginLeft": "auto"})],
+                  html.A("Link to this view", id="share-link", href="/", style={"marginLeft": "auto"}),
+                  html.A("Sign out", href="/logout", style={"marginLeft": "16px"})],
                  style={"display": "flex", "alignItems": "center", **CARD}),
         html.Div(id="banner"),
         dcc.Interval(id="tick", interval=refresh_ms),
         dcc.Store(id="ack-done"),
         dcc.Store(id="silence-done"),
+        dcc.Store(id="alert-focus"),  # an alert asked for by its URL, /alerts/<id>
+        dcc.Store(id="alert-shown"),  # the alert whose page is open: what Acknowledge and Silence act on
         dcc.Tabs(id="tabs", value="overview", children=[
             dcc.Tab(label="Overview", value="overview", children=[
                 html.Div([dcc.Graph(id="topic-lines")], style=CARD),
@@ -326,6 +354,18 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
     def ticker_drill(click: Any, rng: str, cs: str | None, ce: str | None) -> Any:
         return guarded(_drill)(click, "ticker", rng, cs, ce)
 
+    @app.callback(Output("tabs", "value"), Output("range", "value"), Output("alert-focus", "data"),
+                  Input("url", "pathname"), State("url", "search"))
+    def from_url(path: str | None, search: str | None) -> Any:
+        """A shared link opens the view it names: /alerts/<id>, or /?tab=...&range=..."""
+        tab, rng, focus = view_from_url(path, search)
+        return tab or dash.no_update, rng or dash.no_update, focus or dash.no_update
+
+    @app.callback(Output("share-link", "href"), Input("tabs", "value"), Input("range", "value"),
+                  Input("alert-shown", "data"))
+    def share(tab: str, rng: str, shown: dict[str, str] | None) -> str:
+        return url_for_view(tab, rng, shown["id"] if shown and tab == "alerts" else None)
+
     @app.callback(Output("alerts-table", "data"), Input("tick", "n_intervals"), Input("range", "value"),
                   Input("alert-status", "value"), Input("ack-done", "data"), Input("silence-done", "data"),
                   Input("custom-start", "value"), Input("custom-end", "value"))
@@ -344,15 +384,24 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         frame["fired_at"] = frame["fired_at"].astype(str).str[:16]
         return frame.to_dict("records")
 
-    @app.callback(Output("alert-detail", "children"), Input("alerts-table", "selected_rows"),
-                  Input("ack-done", "data"), Input("silence-done", "data"), State("alerts-table", "data"),
+    @app.callback(Output("alert-detail", "children"), Output("alert-shown", "data"),
+                  Input("alerts-table", "selected_rows"), Input("ack-done", "data"), Input("silence-done", "data"),
+                  Input("alert-focus", "data"), State("alerts-table", "data"), State("alert-shown", "data"),
                   prevent_initial_call=True)
-    def alert_detail(selected: list[int] | None, _: Any, __: Any, rows: list[dict[str, Any]] | None) -> Any:
-        if not selected or not rows or selected[0] >= len(rows):
-            return "Select an alert to see its evidence."
-        detail = guarded(queries.alert_detail)(engine, rows[selected[0]]["id"])
+    def alert_detail(selected: list[int] | None, _: Any, __: Any, focus: str | None,
+                     rows: list[dict[str, Any]] | None, shown: dict[str, str] | None) -> Any:
+        trigger = dash.ctx.triggered_id
+        if trigger == "alert-focus":
+            alert_id = focus
+        elif trigger == "alerts-table":
+            alert_id = rows[selected[0]]["id"] if selected and rows and selected[0] < len(rows) else None
+        else:  # acknowledged or silenced: the same page again
+            alert_id = shown["id"] if shown else None
+        if not alert_id:
+            return "Select an alert to see its evidence.", None
+        detail = guarded(queries.alert_detail)(engine, alert_id)
         if detail is None:
-            return "This alert is no longer in the store."
+            return f"Alert {alert_id} is not in the store (it may have passed the retention period).", None
         start = detail["window_start"] if detail["window_start"].tzinfo else detail["window_start"].replace(tzinfo=timezone.utc)
         end = detail["window_end"] if detail["window_end"].tzinfo else detail["window_end"].replace(tzinfo=timezone.utc)
         evidence = [html.Li([html.A(h["headline"], href=h["url"], target="_blank") if h.get("url") else h["headline"],
@@ -370,14 +419,14 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
             _silence_controls(guarded(silences.matching)(detail["key_type"], detail["key"], detail["severity"])),
             html.Div(_drill_panel(engine, detail["key_type"], detail["key"], start, end,
                                   "All headlines of this key and window"), style={"marginTop": "12px"}),
-        ])
+        ]), {"id": detail["id"], "key_type": detail["key_type"], "key": detail["key"]}
 
-    @app.callback(Output("ack-done", "data"), Input("ack-button", "n_clicks"), State("alerts-table", "selected_rows"),
-                  State("alerts-table", "data"), prevent_initial_call=True)
-    def acknowledge(clicks: int | None, selected: list[int] | None, rows: list[dict[str, Any]] | None) -> Any:
-        if not clicks or not selected or not rows:
+    @app.callback(Output("ack-done", "data"), Input("ack-button", "n_clicks"), State("alert-shown", "data"),
+                  prevent_initial_call=True)
+    def acknowledge(clicks: int | None, shown: dict[str, str] | None) -> Any:
+        if not clicks or not shown:
             return dash.no_update
-        alert_id = rows[selected[0]]["id"]
+        alert_id = shown["id"]
         when = datetime.now(timezone.utc)
         store.acknowledge(alert_id, auth.current_user(), when)
         log.info("alert acknowledged", extra={"alert_id": alert_id, "user": auth.current_user()})
@@ -385,12 +434,10 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
 
     @app.callback(Output("silence-done", "data"), Output("silence-status", "children"),
                   Input("silence-button", "n_clicks"), State("silence-for", "value"), State("silence-comment", "value"),
-                  State("alerts-table", "selected_rows"), State("alerts-table", "data"), prevent_initial_call=True)
-    def silence(clicks: int | None, duration: str, comment: str | None, selected: list[int] | None,
-                rows: list[dict[str, Any]] | None) -> Any:
-        if not clicks or not selected or not rows:
+                  State("alert-shown", "data"), prevent_initial_call=True)
+    def silence(clicks: int | None, duration: str, comment: str | None, row: dict[str, str] | None) -> Any:
+        if not clicks or not row:
             return dash.no_update, dash.no_update
-        row = rows[selected[0]]
         try:
             made = silences.add(auth.current_user(), comment or "", datetime.now(timezone.utc).timestamp()
                                 + SILENCE_FOR.get(duration, SILENCE_FOR["4h"]), key_type=row["key_type"], key=row["key"])

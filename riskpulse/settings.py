@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     worker_web_host: str = "127.0.0.1"  # 0.0.0.0 in containers, so Prometheus can scrape /metrics
     dashboard_port: int = 8050
+    # the dashboard's address as webhook receivers reach it (https://riskpulse.example.com): alerts
+    # then carry a link to their page; none: no links
+    dashboard_url: str | None = None
     dashboard_user: str = "analyst"
     dashboard_password: SecretStr = SecretStr("riskpulse")  # demo only; prefer the hash below
     dashboard_password_hash: SecretStr | None = None  # `riskpulse dashboard --hash-password` prints one

@@ -41,7 +41,7 @@ from .isolation import score_isolated, write_isolated
 from .passed_over import PassedOver
 from .scoring import ScoringService
 from .supervisor import RESTART, exit_on_crash
-from .watchdog import StallWatchdog, task_stacks
+from .watchdog import GroupWatch, StallWatchdog, task_stacks
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class Pipeline:
         self.topics = declare_topics(app, settings)
         self.state_table = state_table(app)
         self.watchdog = StallWatchdog(stall_s=settings.stall_s)
+        self.group_watch = GroupWatch(limit_s=3 * settings.stall_s)  # owners judge their own within stall_s
         # asked on a client of its own (the stall check uses it too: it must not lean on the consumer it judges)
         self.broker_offsets = BrokerOffsets(settings.kafka_bootstrap)
         self.passed_over = PassedOver(app, self.topics.news.get_topic_name(), self.broker_offsets)
@@ -387,7 +388,7 @@ class Pipeline:
         alerts = [Alert.model_validate(rec) for rec in records]  # a malformed record fails before anything is written
         self._get_store().upsert_alerts(records)
         for alert in alerts:
-            enqueue_alert(self._get_outbox(), self.rules, alert)
+            enqueue_alert(self._get_outbox(), self.rules, alert, self.settings.dashboard_url)
 
     async def deliver_webhooks(self) -> None:
         """Drains the outbox beside the stream; a dead receiver costs this task timeouts, nothing else."""
@@ -444,6 +445,7 @@ class Pipeline:
             os._exit(RESTART)
         if app.rebalancing or app.consumer is None or app.tables.recovery.in_recovery:
             watchdog.settle(now)  # judge afresh once the group and the tables have settled
+            self.group_watch.settle(now)
             if self._settling_since is None:
                 self._settling_since = now
             if now - self._settling_since > 4 * stall_s:  # a recovery that never ends (seen once)
@@ -451,14 +453,19 @@ class Pipeline:
                 os._exit(RESTART)
             return
         self._settling_since = None
-        watched = {self.topics.news.get_topic_name(), self.topics.scored_internal.get_topic_name()}
-        tps = [tp for tp in app.assignor.assigned_actives() if tp.topic in watched]  # faust's own record
-        if not tps:
-            return
-        ends = await self.broker_offsets.end((tp.topic, tp.partition) for tp in tps)
+        news, internal = self.topics.news.get_topic_name(), self.topics.scored_internal.get_topic_name()
+        group_keys = [(news, p) for p in range(self.settings.kafka_partitions)] + [(internal, 0)]
+        tps = [tp for tp in app.assignor.assigned_actives() if tp.topic in (news, internal)]  # faust's own record
+        ends = await self.broker_offsets.end(group_keys)
         if ends is None:  # broker unreachable (or slow): nothing to judge until it answers
             watchdog.settle(now)
+            self.group_watch.settle(now)
             return
+        mine = {(tp.topic, tp.partition) for tp in tps}
+        await self._check_group(ends, mine, now)
+        if not tps:
+            return
+        ends = {key: end for key, end in ends.items() if key in mine}  # below: this worker's own partitions
         # where processing stands at least: the committed offset, or for a group that never committed
         # one, the log start (consumer_auto_offset_reset="earliest")
         starts = {(tp.topic, tp.partition): self.passed_over.committed(tp) for tp in tps}
@@ -477,6 +484,23 @@ class Pipeline:
         if stuck:
             log.error("partitions stalled; exiting so the supervisor restarts the worker (state is idempotent)",
                       extra={"stalled": stuck, "tasks": task_stacks(), "consumer": self._consumer_state(tps)})
+            os._exit(RESTART)
+
+    async def _check_group(self, ends: dict[tuple[str, int], int], mine: set[tuple[str, int]], now: float) -> None:
+        """The group as a whole: a partition with records waiting that nobody commits past (its
+        owner, if it has one, would have restarted itself within STALL_S). Leaving the group by
+        restarting makes it rebalance, which hands every partition out again."""
+        committed = await self.broker_offsets.committed(self.app.conf.id, ends)
+        if committed is None:
+            self.group_watch.settle(now)
+            return
+        orphaned = [key for key in self.group_watch.stalled(committed, ends, now) if key not in mine]
+        if orphaned:
+            log.error("partitions of the group make no progress and are not this worker's; exiting so the group "
+                      "rebalances (state is idempotent)",
+                      extra={"partitions": [f"{t}:{p}" for t, p in orphaned], "committed": {
+                          f"{t}:{p}": committed.get((t, p)) for t, p in orphaned}, "ends": {
+                          f"{t}:{p}": ends.get((t, p)) for t, p in orphaned}, "limit_s": self.group_watch.limit_s})
             os._exit(RESTART)
 
     def _consumer_state(self, tps: list[Any]) -> dict[str, Any]:

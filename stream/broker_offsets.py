@@ -34,6 +34,7 @@ class BrokerOffsets:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="end-offsets")
         self._client: KafkaConsumer | None = None
         self._reader: KafkaConsumer | None = None
+        self._admin: Any = None
         self._lock = asyncio.Lock()
 
     def _new_client(self, client_id: str) -> KafkaConsumer:
@@ -66,6 +67,17 @@ class BrokerOffsets:
             raise
         return {(tp.topic, tp.partition): int(offset) for tp, offset in found.items()}
 
+    def _committed(self, group: str, keys: list[Key]) -> dict[Key, int]:
+        try:
+            if self._admin is None:
+                self._admin = kafka_clients.admin(bootstrap=self.bootstrap, client_id="riskpulse-group-watch",
+                                                  request_timeout_ms=int(self.timeout_s * 1000) + 1000)
+            found = self._admin.list_consumer_group_offsets(group, partitions=[TopicPartition(t, p) for t, p in keys])
+        except Exception:
+            self.close()
+            raise
+        return {(tp.topic, tp.partition): int(meta.offset) for tp, meta in found.items()}
+
     def _read(self, key: Key, start: int, stop: int, limit: int) -> list[Any] | None:
         """Records of ``key`` from ``start`` up to (not including) ``stop``, at most ``limit``."""
         try:
@@ -93,6 +105,12 @@ class BrokerOffsets:
         not answer in time, or a previous question is still out (nothing to judge this round)."""
         keys = sorted(set(keys))
         return await self._ask(lambda: self._fetch(keys, "end"), "end", wait=False) if keys else {}
+
+    async def committed(self, group: str, keys: Iterable[Key]) -> dict[Key, int] | None:
+        """The consumer group's committed offset (next to read; -1: none) of each partition; None
+        when the broker does not answer in time or a question is still out."""
+        keys = sorted(set(keys))
+        return await self._ask(lambda: self._committed(group, keys), "committed", wait=False) if keys else {}
 
     async def start(self, keys: Iterable[Key]) -> dict[Key, int] | None:
         """The first offset each partition still holds (retention deleted those before it)."""
@@ -124,11 +142,11 @@ class BrokerOffsets:
             return None
 
     def close(self) -> None:
-        for name in ("_client", "_reader"):
+        for name in ("_client", "_reader", "_admin"):
             client = getattr(self, name)
             setattr(self, name, None)
             if client is not None:
                 try:
-                    client.close(autocommit=False)
+                    client.close(autocommit=False) if name != "_admin" else client.close()
                 except Exception:  # noqa: BLE001 - closing a broken client
                     pass

@@ -92,6 +92,42 @@ class StallWatchdog:
         return out
 
 
+class GroupWatch:
+    """Partitions of the whole consumer group that have records waiting and a committed offset
+    that does not move, whoever owns them.
+
+    Each worker's :class:`StallWatchdog` judges the partitions assigned to it. A partition the
+    group's assignment left to nobody, or whose owner cannot judge itself, is seen by none of them
+    (a three-worker run once waited five minutes on such a partition, every worker healthy). The
+    group's committed offsets, read on the watchdog's own client, show it from any member.
+    """
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self.seen: dict[tuple[str, int], tuple[int, float]] = {}  # key -> (committed, since when unchanged)
+
+    def settle(self, now: float) -> None:
+        """This worker was rebalancing or recovering: the group's partitions are judged afresh from now."""
+        self.seen = {key: (committed, now) for key, (committed, _) in self.seen.items()}
+
+    def stalled(self, committed: dict[tuple[str, int], int], ends: dict[tuple[str, int], int],
+                now: float) -> list[tuple[str, int]]:
+        """Partitions behind their end whose committed offset has not moved for ``limit_s``.
+
+        ``committed``: the group's next offset to read per partition (-1: never committed)."""
+        out = []
+        for key, end in ends.items():
+            offset = committed.get(key)
+            if offset is None:
+                continue
+            before = self.seen.get(key)
+            if before is None or before[0] != offset or end <= max(offset, 0):
+                self.seen[key] = (offset, now)  # progress, or nothing waiting
+            elif now - before[1] > self.limit_s:
+                out.append(key)
+        return sorted(out)
+
+
 def _awaited_frames(awaitable: Any) -> list[Any]:
     """Frames of a coroutine chain, outermost first, following what each one awaits."""
     frames = []

@@ -353,3 +353,21 @@ def test_silences_from_the_command_line(outbox: Outbox, settings_env: pytest.Mon
     assert Silences(outbox.engine).matching("ticker", "TSLA", "critical") is None
     with pytest.raises(SystemExit, match="no silence"):
         main(["silence", "expire", made["id"]])
+
+
+def test_webhooks_link_to_the_alert_page_when_the_dashboard_address_is_set(outbox: Outbox) -> None:
+    from riskpulse.alerts.delivery import alert_link, standard_body
+
+    a = alert(7)
+    page = alert_link("https://riskpulse.desk.example/", a)
+    assert page == "https://riskpulse.desk.example/alerts/a0007"
+    assert standard_body(a, page)["links"] == {"dashboard": page}
+    assert "links" not in standard_body(a) and alert_link(None, a) is None
+    assert slack_body(a, page)["text"].endswith("<https://riskpulse.desk.example/alerts/a0007|Open in riskpulse>")
+    enqueue_alert(outbox, rules_for("http://127.0.0.1:9/hook"), a, "https://riskpulse.desk.example")
+    from sqlalchemy import select
+
+    from riskpulse.store.schema import outbox as table
+    with outbox.engine.connect() as conn:
+        body = json.loads(conn.execute(select(table.c.body)).scalar_one())
+    assert body["links"]["dashboard"] == page

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -308,8 +309,36 @@ def test_an_alert_reads_in_words_and_its_key_is_silenced_from_its_page(populated
     status = wait(lambda: (t := b.find_element(By.ID, "silence-status").text).startswith("Silenced by") and t,
                   message="the silence")
     assert "Silenced by analyst until" in status and "recall story, desk informed" in status
-    made = Silences(Store(populated.store_url).engine).matching("ticker", "TSLA", "critical")
-    assert made is not None and made.created_by == "analyst" and 4 * 3600 - 60 < made.ends_at - made.created_at <= 4 * 3600
+    key_type, key = re.search(r"negative news on (ticker|topic) (.+?):", b.find_element(By.ID, "alert-summary").text).groups()
+    [made] = Silences(Store(populated.store_url).engine).all()
+    assert (made.key_type, made.key, made.severity) == (key_type, key, None)  # the key of the alert on the page
+    assert made.created_by == "analyst" and 4 * 3600 - 60 < made.ends_at - made.created_at <= 4 * 3600
     wait(lambda: "yes" in [td.text for td in b.find_elements(By.CSS_SELECTOR, "#alerts-table td[data-dash-column='silenced']")],
          message="the alert listed as silenced")
     b.save_screenshot(str(SHOTS / "alert-silenced.png"))
+
+
+def test_an_alert_has_a_page_and_every_view_a_link(populated: Dashboard, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    b = browser
+    b.get(populated.base + "/alerts/sample-alert-1")  # as a webhook or Slack message links it
+    summary = wait(lambda: b.find_element(By.ID, "alert-summary").text, message="the alert's page")
+    assert summary.startswith("CRITICAL: negative news on ticker TSLA")
+    assert [t.text for t in b.find_elements(By.CSS_SELECTOR, ".tab--selected")] == ["Alerts"]
+    wait(lambda: b.find_element(By.ID, "share-link").get_attribute("href").endswith("/alerts/sample-alert-1"),
+         message="the page's own link")
+    b.find_element(By.ID, "ack-button").click()  # the page acts on its alert, selected in no table
+    wait(lambda: "Acknowledged by analyst" in b.find_element(By.ID, "ack-status").text, message="the acknowledgement")
+
+    b.get(populated.base + "/alerts/no-such-alert")
+    wait(lambda: "no-such-alert is not in the store" in b.find_element(By.ID, "alert-detail").text,
+         message="a missing alert said as such")
+
+    b.get(populated.base + "/?tab=news&range=24h")  # a shared view: its tab and range
+    wait(lambda: [t.text for t in b.find_elements(By.CSS_SELECTOR, ".tab--selected")] == ["News feed"], message="tab")
+    assert b.find_element(By.CSS_SELECTOR, "#range input[value='24h']").is_selected()
+    wait(lambda: b.find_elements(By.CSS_SELECTOR, "#feed-table td"), message="the feed")
+    b.find_element(By.CSS_SELECTOR, "#range input[value='7d']").click()
+    wait(lambda: b.find_element(By.ID, "share-link").get_attribute("href").endswith("/?tab=news&range=7d"),
+         message="the link following the view")

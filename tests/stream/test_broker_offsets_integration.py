@@ -47,6 +47,27 @@ def test_first_and_end_offsets_per_partition(kafka: Any) -> None:
     assert end == {(topic, 0): 7, (topic, 1): 2}
     assert start == {(topic, 0): 3, (topic, 1): 0}
 
+    # the group's committed offsets, as the group watch reads them (any member sees every partition)
+    from kafka import KafkaConsumer
+    from kafka.structs import OffsetAndMetadata
+
+    group = f"group-{uuid.uuid4().hex[:8]}"
+    member = KafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        member.assign([TopicPartition(topic, 0)])
+        member.commit({TopicPartition(topic, 0): OffsetAndMetadata(5, "", -1)})
+    finally:
+        member.close()
+
+    async def committed() -> Any:
+        offsets = BrokerOffsets(kafka.bootstrap)
+        try:
+            return await offsets.committed(group, [(topic, 0), (topic, 1)])
+        finally:
+            offsets.close()
+
+    assert asyncio.run(committed()) == {(topic, 0): 5, (topic, 1): -1}
+
 
 def test_a_broker_that_does_not_answer_gives_no_judgement_and_one_question_at_a_time() -> None:
     """Nothing listens on the port: the answer is None, and a second question while the first is

@@ -168,3 +168,21 @@ def test_stall_watchdog_sees_an_agent_blocked_inside_a_batch() -> None:
     except RuntimeError:
         pass
     assert "sink_trends" not in dog.busy
+
+
+def test_group_watch_sees_a_partition_nobody_commits_past_whoever_owns_it() -> None:
+    """A partition the group's assignment left to nobody is judged by no worker's own watchdog:
+    the group's committed offsets show it from any member."""
+    from riskpulse.stream.watchdog import GroupWatch
+
+    watch = GroupWatch(limit_s=135)
+    news0, news1, idle, fresh = ("news", 0), ("news", 1), ("news", 2), ("news", 3)
+    ends = {news0: 500, news1: 500, idle: 80, fresh: 40}
+    assert watch.stalled({news0: 100, news1: 100, idle: 80, fresh: -1}, ends, now=0) == []
+    # news0 moves on; news1 does not; idle has nothing waiting; fresh was never committed by anyone
+    assert watch.stalled({news0: 300, news1: 100, idle: 80, fresh: -1}, ends, now=100) == []
+    assert watch.stalled({news0: 450, news1: 100, idle: 80, fresh: -1}, ends, now=136) == [news1, fresh]
+    watch.settle(200)  # this worker rebalanced: every partition is judged afresh from then
+    assert watch.stalled({news0: 499, news1: 100, idle: 80, fresh: -1}, ends, now=300) == []
+    assert watch.stalled({news0: 500, news1: 100, idle: 80, fresh: 40}, {**ends, news0: 900}, now=336) == [news1]
+    assert watch.stalled({news0: 500, news1: 500, idle: 80, fresh: 40}, {**ends, news0: 900}, now=700) == [news0]
