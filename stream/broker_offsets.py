@@ -106,11 +106,11 @@ class BrokerOffsets:
         keys = sorted(set(keys))
         return await self._ask(lambda: self._fetch(keys, "end"), "end", wait=False) if keys else {}
 
-    async def committed(self, group: str, keys: Iterable[Key]) -> dict[Key, int] | None:
+    async def committed(self, group: str, keys: Iterable[Key], wait: bool = False) -> dict[Key, int] | None:
         """The consumer group's committed offset (next to read; -1: none) of each partition; None
-        when the broker does not answer in time or a question is still out."""
+        when the broker does not answer in time, or (``wait`` False) a question is still out."""
         keys = sorted(set(keys))
-        return await self._ask(lambda: self._committed(group, keys), "committed", wait=False) if keys else {}
+        return await self._ask(lambda: self._committed(group, keys), "committed", wait=wait) if keys else {}
 
     async def start(self, keys: Iterable[Key]) -> dict[Key, int] | None:
         """The first offset each partition still holds (retention deleted those before it)."""

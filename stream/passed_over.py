@@ -90,10 +90,12 @@ class PassedOver:
         self.broker_offsets = broker_offsets
         self.continuity = OffsetContinuity()  # keyed by (topic, partition): news and the scorer-to-aggregator topic
         self.dropped = DroppedAfterFetch()
+        self._asked: dict[tuple[str, int], int] = {}  # committed offsets asked of the broker since the assignment
         app.on_partitions_assigned.connect(self._on_assigned)
 
     async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
         self.continuity.assigned({(tp.topic, tp.partition) for tp in assigned})
+        self._asked.clear()  # a new assignment: where each partition starts is asked afresh
 
     def committed(self, tp: Any) -> int | None:
         """The group's committed offset for ``tp`` as faust loaded it at assignment (no broker call).
@@ -137,13 +139,35 @@ class PassedOver:
 
     def _where(self, event: Any) -> tuple[tuple[str, int], int, int | None]:
         msg = event.message
-        return (msg.topic, msg.partition), msg.offset, self.committed(msg.tp)
+        key = (msg.topic, msg.partition)
+        known = self.committed(msg.tp)
+        return key, msg.offset, known if known is not None else self._asked.get(key)
 
-    def complete(self, events: Iterable[Any], chunk: int, done: list[tuple[TP, int, int]]) -> AsyncIterator[list[Any]]:
+    async def _ask_committed(self, events: list[Any]) -> None:
+        """Where a partition just assigned must start, for those faust has not loaded a committed
+        offset for yet: asked of the broker (the group's commit; the log start where the group never
+        committed). Without it the first record handed over defined the start, so a record faust
+        skipped before it went unseen, was never processed, and held the group's commit there for
+        good (seen once: a partition's commit stuck at the stopped worker's last while the next
+        worker scored everything after it)."""
+        keys = {(e.message.topic, e.message.partition) for e in events
+                if (e.message.topic, e.message.partition) in self.continuity.fresh and self.committed(e.message.tp) is None}
+        keys -= set(self._asked) | set(self.continuity.expected)  # kept partitions go on from where they were
+        if not keys:
+            return
+        found = await self.broker_offsets.committed(self.app.conf.id, keys, wait=True) or {}
+        never = [key for key, offset in found.items() if offset < 0]
+        starts = (await self.broker_offsets.start(never) or {}) if never else {}
+        self._asked.update({key: starts.get(key, -1) if offset < 0 else offset for key, offset in found.items()})
+
+    async def complete(self, events: Iterable[Any], chunk: int, done: list[tuple[TP, int, int]]) -> AsyncIterator[list[Any]]:
         """The delivered batch with what faust passed over filled in before the record that revealed
         it, in chunks of at most ``chunk`` records. The holes filled in are added to ``done``: pass it
         to :func:`mark_done` once the batch's effects are written."""
-        return in_offset_order(events, self.continuity, self._where, lambda gap: self._fill(gap, done), chunk)
+        events = list(events)
+        await self._ask_committed(events)
+        async for out in in_offset_order(events, self.continuity, self._where, lambda gap: self._fill(gap, done), chunk):
+            yield out
 
     async def mark_done(self, done: list[tuple[TP, int, int]]) -> None:
         """Tell faust's commit bookkeeping that filled-in offsets are processed. faust never

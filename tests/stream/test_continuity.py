@@ -238,3 +238,59 @@ def test_a_hole_that_cannot_be_read_while_the_broker_is_down_is_an_infrastructur
     with pytest.raises(passed_over.BrokerUnavailable, match=r"news partition 2 \(offsets 10 to 14"):
         asyncio.run(drain())
     assert broker.asked >= 3 and sleeps[:3] == [0.5, 1.0, 2.0] and done == []
+
+
+class _Message:
+    def __init__(self, partition: int, offset: int) -> None:
+        self.topic, self.partition, self.offset = "news", partition, offset
+        self.tp = ("news", partition)
+
+
+class _Event:
+    def __init__(self, partition: int, offset: int) -> None:
+        self.message = _Message(partition, offset)
+
+
+class _CommittingBroker:
+    """The group committed news-0 up to 200 and never news-1 (whose log starts at 7); records can be read."""
+
+    def __init__(self) -> None:
+        self.questions: list[tuple[str, object]] = []
+
+    async def committed(self, group: str, keys: object, wait: bool = False) -> dict[tuple[str, int], int]:
+        self.questions.append(("committed", sorted(keys)))  # type: ignore[call-overload]
+        return {key: {0: 200, 1: -1}[key[1]] for key in keys}  # type: ignore[attr-defined]
+
+    async def start(self, keys: object) -> dict[tuple[str, int], int]:
+        self.questions.append(("start", sorted(keys)))  # type: ignore[call-overload]
+        return {key: 7 for key in keys}  # type: ignore[attr-defined]
+
+    async def read(self, key: tuple[str, int], start: int, stop: int, limit: int = 500) -> list[object]:
+        return [type("Record", (), {"topic": key[0], "partition": key[1], "offset": o, "key": None, "value": b"{}",
+                                    "timestamp": 0, "headers": []})() for o in range(start, stop)]
+
+
+def test_a_partition_whose_first_record_came_after_a_skipped_one_is_filled_from_the_group_commit() -> None:
+    """faust had not loaded the committed offset when the first records of a fresh assignment
+    arrived, and had skipped the first one: the start is asked of the broker, so the skipped
+    record is seen as a hole and read, instead of defining the start (and holding the commit)."""
+    app = _App()
+    app.conf = type("Conf", (), {"id": "riskpulse"})()  # type: ignore[attr-defined]
+    broker = _CommittingBroker()
+    bookkeeping = passed_over.PassedOver(app, "news", broker)  # type: ignore[arg-type]
+    bookkeeping.continuity.assigned({("news", 0), ("news", 1)})
+    done: list[object] = []
+
+    async def run(events: list[_Event]) -> list[tuple[int, int]]:
+        out = []
+        async for chunk in bookkeeping.complete(events, 100, done):
+            out += [(e.message.partition, e.message.offset) for e in chunk]
+        return out
+
+    seen = asyncio.run(run([_Event(0, 201), _Event(0, 202), _Event(1, 8)]))
+    assert seen == [(0, 200), (0, 201), (0, 202), (1, 7), (1, 8)]  # 200 and the log start of news-1 filled in
+    assert [d[1:] for d in done] == [(200, 200), (7, 7)]  # type: ignore[index]
+    assert broker.questions[:2] == [("committed", [("news", 0), ("news", 1)]), ("start", [("news", 1)])]
+    asked = len(broker.questions)
+    assert asyncio.run(run([_Event(0, 203)])) == [(0, 203)]
+    assert len(broker.questions) == asked  # asked once per assignment
