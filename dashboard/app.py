@@ -127,7 +127,7 @@ def _range_controls() -> html.Div:
                        style={"display": "flex"}),
         dcc.Input(id="custom-start", type="datetime-local", style={"marginLeft": "12px"}),
         dcc.Input(id="custom-end", type="datetime-local", style={"marginLeft": "6px"}),
-        html.Span(id="as-of", style={"marginLeft": "18px", "color": "#555"}),
+        html.Span(id="as-of", style={"marginLeft": "18px", "color": "#555", "whiteSpace": "nowrap"}),
     ], style={"display": "flex", "alignItems": "center"})
 
 
