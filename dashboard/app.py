@@ -228,6 +228,37 @@ def install_metrics(server: Any) -> None:
         return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
 
+def install_silences_api(server: Any, silences: Silences) -> None:
+    """/api/silences for tools and scripts: GET lists those holding, POST makes one (JSON body:
+    key_type, key, severity, duration_s, comment; the signed-in user is its author), DELETE
+    /api/silences/<id> ends one. Signed in like every other page; JSON bodies only, which a
+    cross-site form cannot send."""
+    from flask import jsonify, request
+
+    @server.route("/api/silences", methods=["GET", "POST"])
+    def _silences() -> Any:
+        if request.method == "GET":
+            return jsonify([s.to_json() for s in silences.active()])
+        if not request.is_json:
+            return jsonify(error="send a JSON body (content-type: application/json)"), 415
+        body = request.get_json(silent=True) or {}
+        try:
+            duration = float(body.get("duration_s", SILENCE_FOR["4h"]))
+            made = silences.add(auth.current_user(), str(body.get("comment") or ""),
+                                datetime.now(timezone.utc).timestamp() + duration, key_type=body.get("key_type"),
+                                key=body.get("key"), severity=body.get("severity"))
+        except (TypeError, ValueError) as exc:
+            return jsonify(error=str(exc)), 400
+        log.info("silence created", extra={"silence": made.id, "user": made.created_by, "key": made.key})
+        return jsonify(made.to_json()), 201
+
+    @server.route("/api/silences/<silence_id>", methods=["DELETE"])
+    def _expire(silence_id: str) -> Any:
+        if not silences.expire(silence_id):
+            return jsonify(error=f"no silence {silence_id} is holding"), 404
+        return "", 204
+
+
 def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
     try:
         store = Store(settings.store_url, settings.store_migrate)
@@ -261,6 +292,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
             return {"ready": False, "store": type(exc).__name__}, 503
         return {"ready": True}, 200
     app.layout = layout(refresh_ms)
+    install_silences_api(app.server, silences)
 
     def guarded(fn: Any) -> Any:
         """A store outage is a message on the page, not a broken dashboard."""

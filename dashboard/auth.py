@@ -129,7 +129,7 @@ def install(server: Flask, user: str, password_hash: str, key: bytes, session_ho
     def _guard() -> Response | tuple[str, int] | None:
         if request.path in OPEN_PATHS or _valid():
             return None
-        if request.path.startswith("/_dash") or request.method != "GET":
+        if request.path.startswith(("/_dash", "/api/")) or request.method != "GET":
             return "login required", 401
         return redirect("/login?next=" + quote(request.full_path.rstrip("?")))  # type: ignore[return-value]
 
