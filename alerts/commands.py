@@ -85,7 +85,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
             print(json.dumps(silence.to_json()))
             continue
         until = datetime.fromtimestamp(silence.ends_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        print(f"{silence.id}  until {until}  {silence.describe().split(' ', 2)[2]}")
+        print(f"{silence.id}  until {until}  ({silence.matchers()}) by {silence.created_by}: {silence.comment}")
     if not shown and not args.json:
         print("no silences holding" if not args.all else "no silences in this store")
     return 0

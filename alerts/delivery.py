@@ -56,16 +56,20 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _slack_link(url: str, text: str) -> str:
+    """``<url|text>``; a ``|`` in the URL would end it early."""
+    return f"<{slack_escape(url).replace('|', '%7C')}|{text}>"
+
+
 def slack_body(alert: Alert, page: str | None = None) -> dict[str, Any]:
     """A Slack incoming-webhook message (also understood by Mattermost and Rocket.Chat)."""
     icon = {"critical": ":rotating_light:", "warning": ":warning:"}[alert.severity] if alert.status == "firing" else ":white_check_mark:"
     lines = [f"{icon} {slack_escape(alert.summary)}"]
     for h in alert.top_headlines[:3]:
         text = slack_escape(h.headline)
-        link = f"<{slack_escape(h.url).replace('|', '%7C')}|{text}>" if h.url else text
-        lines.append(f"• {link} ({h.sentiment_score:+.2f})")
+        lines.append(f"• {_slack_link(h.url, text) if h.url else text} ({h.sentiment_score:+.2f})")
     if page:
-        lines.append(f"<{slack_escape(page).replace('|', '%7C')}|Open in riskpulse>")
+        lines.append(_slack_link(page, "Open in riskpulse"))
     text = "\n".join(lines)
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
 

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Engine
 
 from riskpulse.store.engine import create_store_engine
@@ -42,10 +42,12 @@ class Silence:
                 and all(want is None or want == got for want, got in ((self.key_type, key_type), (self.key, key),
                                                                        (self.severity, severity))))
 
+    def matchers(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in (("key_type", self.key_type), ("key", self.key),
+                                                 ("severity", self.severity)) if v is not None)
+
     def describe(self) -> str:
-        matchers = ", ".join(f"{k}={v}" for k, v in (("key_type", self.key_type), ("key", self.key),
-                                                     ("severity", self.severity)) if v is not None)
-        return f"silence {self.id} ({matchers}) by {self.created_by}: {self.comment}"
+        return f"silence {self.id} ({self.matchers()}) by {self.created_by}: {self.comment}"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,13 +99,8 @@ class Silences:
 
     def matching(self, key_type: str | None, key: str | None, severity: str | None,
                  now: float | None = None) -> Silence | None:
-        """The silence that holds for this alert now, if any (the one ending last)."""
+        """The silence that holds for this alert now, if any (the one ending last): judged by
+        :meth:`Silence.matches` over those not ended, a handful at most."""
         now = time.time() if now is None else now
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(silences).where(and_(
-                silences.c.starts_at <= now, silences.c.ends_at > now,
-                or_(silences.c.key_type.is_(None), silences.c.key_type == key_type),
-                or_(silences.c.key.is_(None), silences.c.key == key),
-                or_(silences.c.severity.is_(None), silences.c.severity == severity)))
-                .order_by(silences.c.ends_at.desc())).mappings().first()
-        return Silence(**rows) if rows else None
+        holding = [s for s in self.active(now) if s.matches(key_type, key, severity, now)]
+        return holding[-1] if holding else None  # active() is ordered by end

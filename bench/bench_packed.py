@@ -36,8 +36,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
-    evals = load_splits(args.data).evals
-    texts = [t for frame in evals.values() for t in frame.text.tolist()][: args.n]
+    texts = load_splits(args.data).held_out_texts()[: args.n]
     files = {"trained fp32": onnx_path(args.trained, int8=False), "packed": onnx_path(args.packed, int8=False)}
     scorers, loads = {}, {}
     for name, path in files.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
 import dash
 import pandas as pd
@@ -65,8 +66,6 @@ TABS = ("overview", "tickers", "alerts", "news")
 
 def view_from_url(path: str | None, search: str | None) -> tuple[str | None, str | None, str | None]:
     """(tab, range, alert id) a URL names; None where it names nothing (or nothing valid)."""
-    from urllib.parse import parse_qs, unquote
-
     if path and path.startswith("/alerts/") and len(path) > len("/alerts/"):
         return "alerts", None, unquote(path[len("/alerts/"):])
     query = parse_qs((search or "").lstrip("?"))
@@ -77,8 +76,6 @@ def view_from_url(path: str | None, search: str | None) -> tuple[str | None, str
 
 def url_for_view(tab: str | None, rng: str | None, alert_id: str | None = None) -> str:
     """The link that reopens this view: an alert's page, or the tab and range."""
-    from urllib.parse import quote, urlencode
-
     if alert_id:
         return f"/alerts/{quote(alert_id, safe='')}"
     return "/?" + urlencode({k: v for k, v in (("tab", tab), ("range", rng)) if v and v != "custom"})
@@ -89,9 +86,11 @@ def figures_in_words(observed: dict[str, float], baseline: dict[str, float]) -> 
     parts = []
     if "negative" in observed:
         of = f" of {int(observed['count'])} headlines" if "count" in observed else " headlines"
-        share = f" ({observed['negative_share']:.0%} negative" if "negative_share" in observed else ""
-        usual = f", usually {baseline['negative_share']:.0%})" if share and "negative_share" in baseline else (")" if share else "")
-        parts.append(f"{int(observed['negative'])} negative{of} in the window{share}{usual}")
+        share = ""
+        if "negative_share" in observed:
+            usual = f", usually {baseline['negative_share']:.0%}" if "negative_share" in baseline else ""
+            share = f" ({observed['negative_share']:.0%} negative{usual})"
+        parts.append(f"{int(observed['negative'])} negative{of} in the window{share}")
     if "negative_mean" in baseline:
         spread = f" ± {baseline['negative_sd']:.1f}" if "negative_sd" in baseline else ""
         parts.append(f"a usual window has {baseline['negative_mean']:.1f}{spread} negative")

@@ -74,6 +74,10 @@ class Splits:
     evals: dict[str, pd.DataFrame]  # name -> frame with columns text, label, task (+agreement)
     files: dict[str, str]  # relative path -> sha256
 
+    def held_out_texts(self) -> list[str]:
+        """Every evaluation text, in order: what the export and pack parity gates score."""
+        return [t for frame in self.evals.values() for t in frame.text.tolist()]
+
 
 def sentfin_headlines(df: pd.DataFrame) -> pd.DataFrame:
     """Headline-level labels from SEntFiN's entity labels: kept only where all entities agree."""

@@ -140,14 +140,28 @@ def parity(reference: Scorer, candidate: Scorer, texts: Sequence[str]) -> Parity
                   max_abs_logit_diff=float(max(np.abs(t_ref - t_can).max(), np.abs(s_ref - s_can).max())))
 
 
-def check(kind: str, p: Parity, bar: float) -> None:
+def check(kind: str, p: Parity, bar: float, max_logit_diff: float | None = None) -> None:
+    """Raise :class:`ParityError` if ``p`` is under the argmax-agreement ``bar`` or, where a bound
+    is given, its logits differ from PyTorch's by more than ``max_logit_diff``."""
     problems = []
     if min(p.topic_agreement, p.sentiment_agreement) < bar:
         problems.append(f"argmax agreement topic {p.topic_agreement:.4f} / sentiment {p.sentiment_agreement:.4f} < {bar}")
-    if kind == "fp32" and p.max_abs_logit_diff > FP32_MAX_LOGIT_DIFF:
-        problems.append(f"max |logit difference| {p.max_abs_logit_diff:.2e} > {FP32_MAX_LOGIT_DIFF:.0e}")
+    if max_logit_diff is not None and p.max_abs_logit_diff > max_logit_diff:
+        problems.append(f"max |logit difference| {p.max_abs_logit_diff:.2e} > {max_logit_diff:.0e}")
     if problems:
         raise ParityError(f"{kind} ONNX model fails parity with PyTorch on {p.n} held-out texts: " + "; ".join(problems))
+
+
+def write_manifest(folder: Path, files: Sequence[Path], tolerance: Tolerance, parity: ParityRecord) -> ExportManifest:
+    """``folder/onnx/manifest.json`` for the gated ONNX ``files`` of the model folder ``folder``."""
+    meta = ModelMeta.read(folder)
+    manifest = ExportManifest(
+        model_version=meta.model_version, opset=OPSET, labels={"topic": list(meta.topics), "sentiment": list(meta.sentiments)},
+        inputs=json.loads(json.dumps(INPUTS)), outputs=json.loads(json.dumps(OUTPUTS)),  # axes keyed by str, as in JSON
+        tokenizer_sha256=sha256(Path(folder) / "tokenizer.json"), files={f.name: sha256(f) for f in files},
+        tolerance=tolerance, parity=parity)
+    manifest.write(Path(folder) / "onnx")
+    return manifest
 
 
 def export(model_dir: Path, parity_texts: Sequence[str], threads: int | None = None,
@@ -181,22 +195,16 @@ def export(model_dir: Path, parity_texts: Sequence[str], threads: int | None = N
         bf16 = parity(reference, Scorer(model_dir, engine=engine, batch_size=64), parity_texts)
         results["torch_bf16"] = {**bf16.to_json(), "engine": engine.name}
         log.info("parity", extra={"kind": "torch-bf16", **results["torch_bf16"]})
-    meta = ModelMeta.read(model_dir)
-    manifest = ExportManifest(
-        model_version=meta.model_version, opset=OPSET, labels={"topic": list(meta.topics), "sentiment": list(meta.sentiments)},
-        inputs=json.loads(json.dumps(INPUTS)), outputs=json.loads(json.dumps(OUTPUTS)),  # axes keyed by str, as in JSON
-        tokenizer_sha256=sha256(model_dir / "tokenizer.json"),
-        files={p.name: sha256(p) for p in (fp32, int8) if p.exists()},
-        tolerance=Tolerance(fp32_max_abs_logit_diff=FP32_MAX_LOGIT_DIFF, min_argmax_agreement=bars),
-        parity=ParityRecord.model_validate(results))
-    manifest.write(fp32.parent)
+    manifest = write_manifest(model_dir, [f for f in (fp32, int8) if f.exists()],
+                              Tolerance(fp32_max_abs_logit_diff=FP32_MAX_LOGIT_DIFF, min_argmax_agreement=bars),
+                              ParityRecord.model_validate(results))
     try:
         card = read_card(model_dir)
         card["export"] = results
         write_card(model_dir, card)
     except FileNotFoundError:
         pass
-    check("fp32", fp32_parity, bars["fp32"])
+    check("fp32", fp32_parity, bars["fp32"], FP32_MAX_LOGIT_DIFF)
     if chosen is None:
         int8.unlink(missing_ok=True)  # never leave a model behind that failed its gate
         raise ParityError(f"no int8 quantisation reaches {bars['int8']} argmax agreement with PyTorch on "

@@ -16,7 +16,6 @@ its card.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -24,11 +23,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .artifact import META_FILE, TOKENIZER_FILES, ModelMeta, onnx_path
+from .artifact import META_FILE, TOKENIZER_FILES, onnx_path
 from .card import read_card, render_card, write_card
 from .errors import ParityError
-from .export import INPUTS, MIN_AGREEMENT, OPSET, OUTPUTS, parity
-from .manifest import Agreement, ExportManifest, ParityRecord, Tolerance, sha256
+from .export import MIN_AGREEMENT, check, parity, write_manifest
+from .manifest import Agreement, ExportManifest, ParityRecord, Tolerance
 from .scorer import OnnxEngine, Scorer, TorchEngine
 
 log = logging.getLogger(__name__)
@@ -90,24 +89,14 @@ def pack(model_dir: Path, out: Path, parity_texts: Sequence[str], threads: int |
     p = parity(reference, Scorer(out, engine=OnnxEngine(packed, threads=threads), batch_size=64), parity_texts)
     agreement = Agreement(**p.to_json(), weights="float16 storage, float32 compute")  # type: ignore[arg-type]
     log.info("parity", extra={"kind": "packed", **p.to_json()})
-    problems = []
-    if agreement.worst < MIN_AGREEMENT["fp32"]:
-        problems.append(f"argmax agreement topic {p.topic_agreement:.4f} / sentiment {p.sentiment_agreement:.4f} "
-                        f"< {MIN_AGREEMENT['fp32']}")
-    if p.max_abs_logit_diff > PACKED_MAX_LOGIT_DIFF:
-        problems.append(f"max |logit difference| {p.max_abs_logit_diff:.2e} > {PACKED_MAX_LOGIT_DIFF}")
-    if problems:
-        packed.unlink()
-        raise ParityError(f"packed model fails parity with PyTorch on {p.n} held-out texts: " + "; ".join(problems))
-    meta = ModelMeta.read(model_dir)
-    manifest = ExportManifest(
-        model_version=meta.model_version, opset=OPSET, labels={"topic": list(meta.topics), "sentiment": list(meta.sentiments)},
-        inputs=json.loads(json.dumps(INPUTS)), outputs=json.loads(json.dumps(OUTPUTS)),
-        tokenizer_sha256=sha256(out / "tokenizer.json"), files={packed.name: sha256(packed)},
-        tolerance=Tolerance(fp32_max_abs_logit_diff=PACKED_MAX_LOGIT_DIFF,
-                            min_argmax_agreement={"fp32": MIN_AGREEMENT["fp32"]}),
-        parity=ParityRecord(fp32=agreement))
-    manifest.write(packed.parent)
+    try:
+        check("packed", p, MIN_AGREEMENT["fp32"], PACKED_MAX_LOGIT_DIFF)
+    except ParityError:
+        packed.unlink()  # never leave a model behind that failed its gate
+        raise
+    manifest = write_manifest(out, [packed], Tolerance(fp32_max_abs_logit_diff=PACKED_MAX_LOGIT_DIFF,
+                                                       min_argmax_agreement={"fp32": MIN_AGREEMENT["fp32"]}),
+                              ParityRecord(fp32=agreement))
     card = read_card(model_dir)
     card.pop("export", None)  # the trained folder's ONNX files and int8 candidates: not shipped
     card["packed"] = {"weights": "float16 storage, float32 compute (ONNX Runtime folds the casts at load)",

@@ -63,8 +63,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from riskpulse.models.export import export
 
     s = get_settings()
-    splits = load_splits(Path(args.data or s.data_dir))
-    texts = [t for frame in splits.evals.values() for t in frame.text.tolist()]
+    texts = load_splits(Path(args.data or s.data_dir)).held_out_texts()
     manifest = export(Path(args.model or s.train_out_dir), texts, threads=args.threads)
     print(manifest.parity.model_dump_json(indent=2, exclude_none=True))
     return 0
@@ -83,8 +82,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
         print(f"does not reproduce {args.compare}: {problem}", file=sys.stderr)
     if problems:
         return 1
-    splits = load_splits(Path(args.data or s.data_dir))
-    texts = [t for frame in splits.evals.values() for t in frame.text.tolist()]
+    texts = load_splits(Path(args.data or s.data_dir)).held_out_texts()
     manifest = pack(model, Path(args.out), texts, threads=args.threads)
     print(manifest.parity.fp32.model_dump_json(indent=2))
     return 0

@@ -44,7 +44,7 @@ def ensure_model(model_dir: Path, data_dir: Path) -> str:
 
         print(f"no model in {model_dir}: training the quick recipe (a few minutes on 2 cores)...", flush=True)
         train(data_dir, model_dir, recipe_by_name("quick"))
-        texts = [t for f in load_splits(data_dir).evals.values() for t in f.text.tolist()][:2000]
+        texts = load_splits(data_dir).held_out_texts()[:2000]
         try:
             export(model_dir, texts)
         except ParityError as exc:
