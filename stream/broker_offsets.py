@@ -59,6 +59,8 @@ class BrokerOffsets:
     def _fetch(self, keys: list[Key], which: str) -> dict[Key, int]:
         try:
             client = self._connect()
+            for topic in {t for t, _ in keys}:  # a group-less client learns a topic's partitions only when asked:
+                client.partitions_for_topic(topic)  # without this, a topic made after it started is a KeyError
             tps = [TopicPartition(t, p) for t, p in keys]
             ask = client.end_offsets if which == "end" else client.beginning_offsets
             found = ask(tps)
