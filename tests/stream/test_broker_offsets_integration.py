@@ -132,3 +132,45 @@ def test_records_of_a_gap_are_read_in_order_without_transaction_markers_or_delet
         assert asyncio.run(ask((0, 7, 500))) == [[(5, b"p5"), (6, b"p6")]]
     finally:
         admin.close()
+
+
+def test_a_topic_made_after_the_client_started_is_answered(kafka: Any) -> None:
+    """The internal scored topic is created when the worker starts, after the watchdog's client
+    first asked about `news`: a group-less kafka-python client knows only the topics it has metadata
+    for, and its offset lookups for any other were a KeyError (the watchdog then judged nothing)."""
+    first, later = (f"first-{uuid.uuid4().hex[:8]}", f"later-{uuid.uuid4().hex[:8]}")
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+
+    def make(topic: str, n: int) -> None:
+        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+        producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+        try:
+            for i in range(n):
+                producer.send(topic, value=f"{topic}-{i}".encode(), partition=0)
+            producer.flush()
+        finally:
+            producer.close()
+
+    async def ask() -> tuple[Any, ...]:
+        offsets = BrokerOffsets(kafka.bootstrap)
+        try:
+            before = await offsets.end([(first, 0)])
+            gap_before = await offsets.read((first, 0), 0, 3)
+            make(later, 2)
+            both = await offsets.end([(first, 0), (later, 0)])
+            start = await offsets.start([(later, 0)])
+            gap_later = await offsets.read((later, 0), 0, 2)
+            return before, [r.offset for r in gap_before or []], both, start, [r.value for r in gap_later or []]
+        finally:
+            offsets.close()
+
+    try:
+        make(first, 3)
+        before, gap_before, both, start, gap_later = asyncio.run(ask())
+    finally:
+        admin.close()
+    assert before == {(first, 0): 3}
+    assert gap_before == [0, 1, 2]
+    assert both == {(first, 0): 3, (later, 0): 2}
+    assert start == {(later, 0): 0}
+    assert gap_later == [f"{later}-0".encode(), f"{later}-1".encode()]
