@@ -1,8 +1,9 @@
-"""The aggregation core: dedupe, event-time windows, watermark, window closes and the detector.
+"""The aggregation core: dedupe, event-time windows, watermark, window closes (and the detector).
 
-Plain code over one key-value store (:class:`~stream.core.state.Overlay`): the worker runs it
-inside a Faust agent over a single-partition table, the backtest and the tests over a dict. No
-Kafka in here; the agent only moves records in and out.
+Plain code over one key-value store (:class:`~stream.core.state.Overlay`): the worker runs one
+per partition of its counting stage, over that partition's keys of a Faust table, and judges
+the closed windows in a second stage (stream/core/merge.py); the backtest and the tests run one
+over a dict, with the detector. No Kafka in here; the agent only moves records in and out.
 
 Exactly-once counting over at-least-once delivery. Every item carries its position in ``news``
 (partition, offset). Window counters are kept per (window, key shard), and each shard records
@@ -11,8 +12,8 @@ a redelivered item (a restart re-reads uncommitted input) is skipped by exactly 
 already hold it, whichever writes survived a crash. The same item re-sent at another offset is
 recognised by its id in the dedupe entry.
 
-Windows close in two steps. :meth:`Aggregator.next_close` computes a window's trends and alerts
-without changing state; the caller publishes them and waits for the broker's acknowledgement;
+Windows close in two steps. :meth:`Aggregator.next_close` computes a window's counters (and
+trends and alerts) without changing state; the caller publishes them and waits for the broker's acknowledgement;
 only then :meth:`Aggregator.commit` marks the window closed. A crash in between re-closes the
 window after restart: the same trends (upserts downstream) and, because the detector ignores a
 window it has already seen for a key, no alert twice.

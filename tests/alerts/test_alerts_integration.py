@@ -18,7 +18,8 @@ import pytest
 from riskpulse.alerts.outbox import Outbox
 from riskpulse.alerts.signing import new_secret, verify
 from riskpulse.records import TOPIC_ALERTS, TOPIC_NEWS, TOPIC_SCORED
-from tests.helpers import REPO, WebhookReceiver, consume, produce
+from riskpulse.settings import Settings
+from tests.helpers import REPO, WebhookReceiver, as_scorers_send, consume, produce
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +65,14 @@ def rules_file(tmp_path: Path, url: str, extra_route: str = "") -> Path:
 
 def internal_topic(pipeline: Any) -> str:
     prefix = pipeline.topic("")
-    return f"{prefix}rp-{prefix[:-1]}-scored"
+    return f"{prefix}rp-{prefix[:-1]}-scored-by-story"
+
+
+def produce_scored(kafka: Any, pipeline: Any, items: list[dict[str, Any]]) -> None:
+    """Scored items straight onto the worker's counting stage, as its scorers would send them."""
+    sends = as_scorers_send(items, Settings().kafka_partitions)
+    route = {id(r): p for p, r in sends}
+    produce(kafka.bootstrap, internal_topic(pipeline), [r for _, r in sends], partition=lambda r: route[id(r)])
 
 
 def test_spike_alert_is_published_stored_and_delivered_through_outage_and_kill(
@@ -75,7 +83,7 @@ def test_spike_alert_is_published_stored_and_delivered_through_outage_and_kill(
     rx = WebhookReceiver(answer=lambda req: 503 if outage["on"] else 200)
     try:
         worker = pipeline(ALERT_RULES=rules_file(tmp_path, rx.url), WEBHOOK_RETRY_BASE_S=0.5, WEBHOOK_RETRY_CAP_S=2)
-        produce(kafka.bootstrap, internal_topic(pipeline), history() + [flush(30)], key=lambda v: v["id"].encode())
+        produce_scored(kafka, pipeline, history() + [flush(30)])
         alerts = consume(kafka.bootstrap, pipeline.topic(TOPIC_ALERTS),
                          lambda r: any(a["key"] == "TSLA" and a["status"] == "resolved" for a in r), timeout_s=180)
         tsla = [a for a in alerts if a["key"] == "TSLA"]
