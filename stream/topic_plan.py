@@ -70,6 +70,7 @@ def internal_topic_names(settings: Settings) -> tuple[str, str]:
 
 
 TABLES = ("count", "judge")  # the aggregation stages' tables; changelog topics: <app id>-<table>-changelog
+STAGE_OF = {"count": "counting", "judge": "judging"}
 
 
 def desired(settings: Settings) -> list[TopicSpec]:
@@ -85,7 +86,7 @@ def desired(settings: Settings) -> list[TopicSpec]:
                                               "judging stage (trends, alerts), partitioned by key", internal=True))
     for table in TABLES:
         specs.append(TopicSpec(f"{settings.app_id}-{table}-changelog", p, r, {"cleanup.policy": "compact"},
-                               f"internal: the {table}ing stage's state (faust table changelog), restored at start",
+                               f"internal: the {STAGE_OF[table]} stage's state (faust table changelog), restored at start",
                                internal=True))
     return specs
 

@@ -246,3 +246,33 @@ def test_windows_are_judged_while_the_stream_runs_even_where_a_partition_has_no_
     topo.drain(1000)
     topo.finish()
     assert sum(t.count for t in topo.trends if t.key == "ACME") == 20  # the old story came after its window was judged
+
+
+def test_each_partition_keeps_its_keys_under_its_prefix_in_a_shared_table() -> None:
+    """A worker's table holds every partition it owns; each stage instance sees only its own."""
+    from riskpulse.stream.core.state import Prefixed
+
+    table: dict[str, Any] = {}
+    zero, three = Overlay(Prefixed(table, 0)), Overlay(Prefixed(table, 3))
+    zero.set("wm", {"seq": 1})
+    three.set("wm", {"seq": 7})
+    zero.flush()
+    three.flush()
+    assert table == {"0|wm": {"seq": 1}, "3|wm": {"seq": 7}}
+    assert Overlay(Prefixed(table, 3)).get("wm") == {"seq": 7} and Overlay(Prefixed(table, 1)).get("wm") is None
+    three.delete("wm")
+    three.flush()
+    assert table == {"0|wm": {"seq": 1}}
+
+
+def test_internal_records_decode_or_raise_for_the_dead_letter_queue() -> None:
+    from riskpulse.stream.agents import _decode_internal, story_partition
+
+    assert _decode_internal(b'{"_progress": ["news", 2, 41, 3, 1780000000.5]}') == (None, (2, 41, 3), 1780000000.5)
+    assert _decode_internal(b'{"_progress": ["news", 2, 41, 0]}') == (None, (2, 41, 0), None)  # a heartbeat
+    for bad in (b'{"_progress": ["news", 2, 41, 0, "soon"]}', b'{"_progress": ["news", 2, 41, 0, NaN]}',
+                b'{"_progress": ["news", "2", 41]}', b"[]"):
+        with pytest.raises(ValueError):
+            _decode_internal(bad)
+    # copies of a story meet on one counting partition, whatever their case, links or spacing
+    assert story_partition("Apple beats!", 4) == story_partition("apple  beats https://t.co/x", 4)
