@@ -23,7 +23,7 @@ from riskpulse.alerts.silences import Silences
 from riskpulse.settings import Settings
 from riskpulse.store.news import Store
 
-from . import auth, figures, queries
+from . import auth, figures, movers, queries
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,16 @@ def _drill_panel(engine: Any, key_type: str, key: str, start: datetime, end: dat
     return html.Div([html.H4(title), _headline_table(frame, f"drill-{key_type}-table")])
 
 
-TABS = ("overview", "tickers", "alerts", "news")
+TABS = ("now", "overview", "tickers", "alerts", "news")
+KEY_TYPES = ("topic", "ticker")
+
+
+def key_from_url(path: str | None) -> tuple[str, str] | None:
+    """(key type, key) of a key's page, /keys/<type>/<key>; None for any other path."""
+    if not path or not path.startswith("/keys/"):
+        return None
+    key_type, _, key = path[len("/keys/"):].partition("/")
+    return (key_type, unquote(key)) if key_type in KEY_TYPES and key else None
 
 
 def view_from_url(path: str | None, search: str | None) -> tuple[str | None, str | None, str | None]:
@@ -69,15 +78,19 @@ def view_from_url(path: str | None, search: str | None) -> tuple[str | None, str
     if path and path.startswith("/alerts/") and len(path) > len("/alerts/"):
         return "alerts", None, unquote(path[len("/alerts/"):])
     query = parse_qs((search or "").lstrip("?"))
-    tab = (query.get("tab") or [None])[0]
+    tab = "now" if key_from_url(path) else (query.get("tab") or [None])[0]
     rng = (query.get("range") or [None])[0]
     return (tab if tab in TABS else None), (rng if rng in RANGES else None), None
 
 
-def url_for_view(tab: str | None, rng: str | None, alert_id: str | None = None) -> str:
-    """The link that reopens this view: an alert's page, or the tab and range."""
+def url_for_view(tab: str | None, rng: str | None, alert_id: str | None = None,
+                 key: tuple[str, str] | None = None) -> str:
+    """The link that reopens this view: an alert's page, a key's page (with the range), or the tab and range."""
     if alert_id:
         return f"/alerts/{quote(alert_id, safe='')}"
+    if key:
+        query = f"?{urlencode({'range': rng})}" if rng and rng != "custom" else ""
+        return f"/keys/{key[0]}/{quote(key[1], safe='')}{query}"
     return "/?" + urlencode({k: v for k, v in (("tab", tab), ("range", rng)) if v and v != "custom"})
 
 
@@ -143,7 +156,28 @@ def layout(refresh_ms: int) -> html.Div:
         dcc.Store(id="silence-done"),
         dcc.Store(id="alert-focus"),  # an alert asked for by its URL, /alerts/<id>
         dcc.Store(id="alert-shown"),  # the alert whose page is open: what Acknowledge and Silence act on
-        dcc.Tabs(id="tabs", value="overview", children=[
+        dcc.Store(id="key-focus"),  # a key asked for by its URL, /keys/<type>/<key>
+        dcc.Store(id="key-shown"),  # the key whose page is open
+        dcc.Tabs(id="tabs", value="now", children=[
+            dcc.Tab(label="Now", value="now", children=[
+                html.Div([html.H4("What is burning now", style={"margin": "0 0 4px"}),
+                          html.P("Keys ranked by how unusual their last windows are (the detector's own figure: "
+                                 "standard deviations above their usual negatives), firing alerts first. "
+                                 "Select a row for the key's page.", style={"color": "#444", "margin": "0 0 8px"}),
+                          dash_table.DataTable(
+                              id="movers-table", row_selectable="single", page_size=15,
+                              columns=[{"name": n, "id": c} for c, n in (
+                                  ("firing", "alert"), ("key_type", "type"), ("key", "key"),
+                                  ("unusual", "unusual (z)"), ("negatives", "negatives"), ("usual", "usual"),
+                                  ("headlines", "headlines"), ("last_windows", "negatives, last windows"))],
+                              style_cell={"textAlign": "left", "fontSize": 13},
+                              style_data_conditional=[
+                                  {"if": {"filter_query": '{firing} = "critical"'}, "backgroundColor": "#fdecea"},
+                                  {"if": {"filter_query": '{firing} = "warning"'}, "backgroundColor": "#fff4e5"},
+                                  {"if": {"column_id": "last_windows"}, "fontFamily": "monospace",
+                                   "letterSpacing": "-1px"}])], style=CARD),
+                html.Div(id="key-page", style=CARD, children="Select a key to see its page."),
+            ]),
             dcc.Tab(label="Overview", value="overview", children=[
                 html.Div([dcc.Graph(id="topic-lines")], style=CARD),
                 html.Div([html.H4("Negative share by topic"), dcc.Graph(id="topic-heatmap")], style=CARD),
@@ -386,16 +420,71 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         return guarded(_drill)(click, "ticker", rng, cs, ce)
 
     @app.callback(Output("tabs", "value"), Output("range", "value"), Output("alert-focus", "data"),
-                  Input("url", "pathname"), State("url", "search"))
+                  Output("key-focus", "data"), Input("url", "pathname"), State("url", "search"))
     def from_url(path: str | None, search: str | None) -> Any:
-        """A shared link opens the view it names: /alerts/<id>, or /?tab=...&range=..."""
+        """A shared link opens the view it names: /alerts/<id>, /keys/<type>/<key>, or /?tab=...&range=..."""
         tab, rng, focus = view_from_url(path, search)
-        return tab or dash.no_update, rng or dash.no_update, focus or dash.no_update
+        key = key_from_url(path)
+        return (tab or dash.no_update, rng or dash.no_update, focus or dash.no_update,
+                list(key) if key else dash.no_update)
 
     @app.callback(Output("share-link", "href"), Input("tabs", "value"), Input("range", "value"),
-                  Input("alert-shown", "data"))
-    def share(tab: str, rng: str, shown: dict[str, str] | None) -> str:
-        return url_for_view(tab, rng, shown["id"] if shown and tab == "alerts" else None)
+                  Input("alert-shown", "data"), Input("key-shown", "data"))
+    def share(tab: str, rng: str, shown: dict[str, str] | None, key: list[str] | None) -> str:
+        return url_for_view(tab, rng, shown["id"] if shown and tab == "alerts" else None,
+                            (key[0], key[1]) if key and tab == "now" else None)
+
+    window_s = settings.window_s
+
+    @app.callback(Output("movers-table", "data"), Input("tick", "n_intervals"))
+    def movers_table(_: Any) -> Any:
+        try:
+            end = queries.latest_time(engine)
+            if end is None:
+                return []
+            last = (int(end.timestamp()) // window_s) * window_s - window_s  # the newest closed window
+            windows = [last - window_s * i for i in range(movers.BASELINE + movers.RECENT - 1, -1, -1)]
+            frame = queries.window_counts(engine, windows)
+            firing = queries.firing_keys(engine, end - timedelta(days=7))
+        except SQLAlchemyError:
+            return []
+        return [m.row() for m in movers.rank(frame, windows, firing)]
+
+    @app.callback(Output("key-page", "children"), Output("key-shown", "data"),
+                  Input("movers-table", "selected_rows"), Input("key-focus", "data"), Input("range", "value"),
+                  Input("custom-start", "value"), Input("custom-end", "value"), State("movers-table", "data"),
+                  State("key-shown", "data"), prevent_initial_call=True)
+    def key_page(selected: list[int] | None, focus: list[str] | None, rng: str, cs: str | None, ce: str | None,
+                 rows: list[dict[str, Any]] | None, shown: list[str] | None) -> Any:
+        triggered = {t["prop_id"].split(".")[0] for t in dash.ctx.triggered}  # a shared link sets range and key at once
+        if "key-focus" in triggered:
+            key = focus
+        elif "movers-table" in triggered:
+            key = [rows[selected[0]]["key_type"], rows[selected[0]]["key"]] if selected and rows and selected[0] < len(rows) else None
+        else:  # a new range: the same key again
+            key = shown
+        if not key:
+            return "Select a key to see its page.", None
+        key_type, name = key
+        try:
+            start, end = time_range(engine, rng, cs, ce)
+            band = movers.baseline_band(queries.key_series(engine, key_type, name, start, end))
+            marks = queries.alert_rows(engine, start, end, key_type=key_type)
+            marks = marks[marks["key"] == name]
+            evidence = queries.headlines_for(engine, key_type, name, start, end, limit=15)
+        except SQLAlchemyError:
+            return "Store unavailable.", key
+        items = [html.Li([html.A(h.headline, href=h.url, target="_blank", rel="noopener") if h.url else h.headline,
+                          f"  ({h.sentiment_score:+.2f}, {str(h.published_at)[:16]})"])
+                 for h in evidence.itertuples()]
+        return html.Div([
+            html.H4(f"{key_type} {name}", id="key-title"),
+            html.P(f"{int(band['negative'].sum())} negative of {int(band['count'].sum())} headlines in the range; "
+                   f"{len(marks)} alert{'s' if len(marks) != 1 else ''}.", style={"color": "#444"}),
+            dcc.Graph(id="key-chart", figure=figures.key_chart(band, marks, key_type, name)),
+            html.H5("Evidence: the most negative headlines of the range"),
+            html.Ul(items or [html.Li("No headlines in this range.")], id="key-evidence"),
+        ]), [key_type, name]
 
     @app.callback(Output("alerts-table", "data"), Input("tick", "n_intervals"), Input("range", "value"),
                   Input("alert-status", "value"), Input("ack-done", "data"), Input("silence-done", "data"),

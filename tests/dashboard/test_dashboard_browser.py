@@ -158,6 +158,7 @@ def test_overview_draws_charts_and_drills_down(populated: Dashboard, browser: An
     login(b, populated.base, "wrong")
     wait(lambda: b.find_element(By.ID, "login-error"), message="a refused login")
     login(b, populated.base)
+    open_tab(b, "Overview")
     wait(lambda: len(b.find_elements(By.CSS_SELECTOR, "#topic-lines .scatterlayer .trace")) >= 3, message="topic lines")
     wait(lambda: b.find_elements(By.CSS_SELECTOR, "#topic-heatmap .heatmaplayer image, #topic-heatmap .hm"),
          message="the heatmap")
@@ -362,3 +363,41 @@ def test_silences_have_an_api_for_tools_signed_in_like_the_pages(populated: Dash
         assert client.delete(f"/api/silences/{silence['id']}").status_code == 204
         assert client.delete(f"/api/silences/{silence['id']}").status_code == 404
         assert silence["id"] not in {s["id"] for s in client.get("/api/silences").json()}
+
+
+def test_the_first_view_ranks_what_is_burning_and_a_key_has_a_page(populated: Dashboard, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    b = browser
+    b.get(populated.base + "/")
+    if "/login" in b.current_url:
+        login(b, populated.base)
+    assert [t.text for t in wait(lambda: b.find_elements(By.CSS_SELECTOR, ".tab--selected"), message="tabs")] == ["Now"]
+    def table() -> list[list[str]]:  # read whole between refreshes (every 2 s the rows are drawn anew)
+        return [[c.text for c in r.find_elements(By.CSS_SELECTOR, "td")]
+                for r in b.find_elements(By.CSS_SELECTOR, "#movers-table tbody tr")[1:]]
+
+    rows = wait(table, message="the movers")
+    assert "critical" in rows[0] and "TSLA" in rows[0], rows[0]  # its alert is still firing: first, whatever its z
+    assert len(rows) >= 10 and all(re.fullmatch("[▁▂▃▄▅▆▇█]{30}", r[-1]) for r in rows)
+    b.save_screenshot(str(SHOTS / "now.png"))
+
+    def select_first() -> bool:
+        b.find_element(By.CSS_SELECTOR, "#movers-table tbody tr:nth-child(2) input[type='radio']").click()
+        return True
+
+    wait(select_first, message="a row selected")
+    wait(lambda: b.find_element(By.ID, "key-title").text == "ticker TSLA", message="the key's page")
+    b.find_element(By.CSS_SELECTOR, "#range input[value='24h']").click()
+    wait(lambda: b.find_elements(By.CSS_SELECTOR, "#key-chart .barlayer .point"), message="negatives per window")
+    wait(lambda: b.find_elements(By.CSS_SELECTOR, "#key-chart .shapelayer path"), message="the alert's window shaded")
+    evidence = b.find_elements(By.CSS_SELECTOR, "#key-evidence a")
+    assert evidence and all(a.get_attribute("href").startswith("https://news.example/") for a in evidence)
+    wait(lambda: b.find_element(By.ID, "share-link").get_attribute("href").endswith("/keys/ticker/TSLA?range=24h"),
+         message="the key page's own link")
+    b.execute_script("document.getElementById('key-page').scrollIntoView()")
+    b.save_screenshot(str(SHOTS / "key-page.png"))
+
+    b.get(populated.base + "/keys/topic/Legal%20%7C%20Regulation?range=24h")  # a shared key page
+    wait(lambda: b.find_element(By.ID, "key-title").text == "topic Legal | Regulation", message="a shared key page")
+    assert b.find_element(By.CSS_SELECTOR, "#range input[value='24h']").is_selected()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from riskpulse.dashboard.app import figures_in_words, url_for_view, view_from_url
+from riskpulse.dashboard.app import figures_in_words, key_from_url, url_for_view, view_from_url
 
 
 def test_a_url_names_a_view_and_a_view_has_a_url() -> None:
@@ -15,6 +15,11 @@ def test_a_url_names_a_view_and_a_view_has_a_url() -> None:
         path, _, search = url.partition("?")
         assert view_from_url(path, "?" + search) == (tab, rng, None)
     assert url_for_view("alerts", "1h", "al/7") == "/alerts/al%2F7"
+    # a key's page: /keys/<type>/<key>, with the range
+    assert url_for_view("now", "24h", key=("topic", "Legal | Regulation")) == "/keys/topic/Legal%20%7C%20Regulation?range=24h"
+    assert key_from_url("/keys/topic/Legal%20%7C%20Regulation") == ("topic", "Legal | Regulation")
+    assert view_from_url("/keys/ticker/TSLA", "?range=24h") == ("now", "24h", None)
+    assert key_from_url("/keys/sector/X") is None and key_from_url("/keys/ticker/") is None and key_from_url("/") is None
 
 
 def test_alert_figures_read_as_words_whatever_the_detector_recorded() -> None:
