@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from riskpulse.alerts.silences import Silences
 from riskpulse.settings import Settings
 from riskpulse.store.news import Store
+from riskpulse.store.users import Users
 
 from . import auth, figures, movers, queries
 
@@ -126,7 +127,8 @@ def _silence_controls(silence: Any) -> html.Div:
         dcc.Dropdown(id="silence-for", value="4h", clearable=False, style={"width": "90px"},
                      options=[{"label": k, "value": k} for k in SILENCE_FOR]),
         dcc.Input(id="silence-comment", placeholder="Why (required)", style={"width": "280px"}),
-        html.Button("Silence this key", id="silence-button"),
+        html.Button("Silence this key", id="silence-button", disabled=not auth.may("analyst"),
+                    title="" if auth.may("analyst") else f"your role ({auth.current_role()}) can read only"),
         html.Span(state, id="silence-status", style={"marginLeft": "8px", "color": "#555"}),
     ], style={"display": "flex", "gap": "8px", "alignItems": "center", "marginTop": "10px"})
 
@@ -148,6 +150,7 @@ def layout(refresh_ms: int) -> html.Div:
         dcc.Location(id="url", refresh=False),
         html.Div([html.H2("riskpulse", style={"margin": "0 18px 0 0"}), _range_controls(),
                   html.A("Link to this view", id="share-link", href="/", style={"marginLeft": "auto"}),
+                  html.Span(id="signed-in", style={"marginLeft": "16px", "color": "#444"}),
                   html.A("Sign out", href="/logout", style={"marginLeft": "16px"})],
                  style={"display": "flex", "alignItems": "center", **CARD}),
         html.Div(id="banner"),
@@ -272,6 +275,8 @@ def install_silences_api(server: Any, silences: Silences) -> None:
     def _silences() -> Any:
         if request.method == "GET":
             return jsonify([s.to_json() for s in silences.active()])
+        if not auth.may("analyst"):
+            return jsonify(error=f"your role ({auth.current_role()}) can read only"), 403
         if not request.is_json:
             return jsonify(error="send a JSON body (content-type: application/json)"), 415
         body = request.get_json(silent=True) or {}
@@ -287,6 +292,10 @@ def install_silences_api(server: Any, silences: Silences) -> None:
 
     @server.route("/api/silences/<silence_id>", methods=["DELETE"])
     def _expire(silence_id: str) -> Any:
+        holding = {s.id: s for s in silences.active()}
+        if silence_id in holding and not (auth.may("admin") or (
+                auth.may("analyst") and holding[silence_id].created_by == auth.current_user())):
+            return jsonify(error="an analyst ends their own silences; an admin ends anyone's"), 403
         if not silences.expire(silence_id):
             return jsonify(error=f"no silence {silence_id} is holding"), 404
         return "", 204
@@ -310,7 +319,10 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         if settings.dashboard_password.get_secret_value() == "riskpulse":
             log.warning("dashboard uses the demo password; set RISKPULSE_DASHBOARD_PASSWORD_HASH for real use")
     auth.install(app.server, settings.dashboard_user, pw_hash, auth.secret_key(settings.home),
-                 session_hours=settings.dashboard_session_hours, secure_cookie=settings.dashboard_secure_cookie)
+                 session_hours=settings.dashboard_session_hours, secure_cookie=settings.dashboard_secure_cookie,
+                 users=Users(engine), proxy=auth.ProxyAuth.from_settings(
+                     settings.dashboard_proxy_header, settings.dashboard_trusted_proxies,
+                     settings.dashboard_proxy_default_role))
     install_metrics(app.server)
 
     @app.server.route("/readyz")
@@ -343,6 +355,10 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         sort = tuple((s["column_id"], s["direction"]) for s in (sort_by or []))
         return queries.FeedFilter(start=start, end=end, topics=tuple(topics or ()), sentiments=tuple(sentiments or ()),
                                   ticker=ticker or None, text=text or None, sort=sort or (("published_at", "desc"),))
+
+    @app.callback(Output("signed-in", "children"), Input("url", "pathname"))
+    def signed_in(_: Any) -> str:
+        return f"{auth.current_user()} ({auth.current_role()})"
 
     @app.callback(Output("banner", "children"), Output("as-of", "children"), Input("tick", "n_intervals"))
     def banner(_: Any) -> tuple[Any, str]:
@@ -534,8 +550,9 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
                    f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC · rule {detail['rule']}"),
             html.P(figures_in_words(detail["observed"], detail["baseline"]), id="alert-figures", style={"color": "#555"}),
             html.H5("Evidence: the most negative headlines of the window"), html.Ul(evidence, id="alert-evidence"),
-            html.Div([html.Button("Acknowledge", id="ack-button"), html.Span(acked, id="ack-status",
-                                                                           style={"marginLeft": "12px"})]),
+            html.Div([html.Button("Acknowledge", id="ack-button", disabled=not auth.may("analyst"),
+                                  title="" if auth.may("analyst") else f"your role ({auth.current_role()}) can read only"),
+                      html.Span(acked, id="ack-status", style={"marginLeft": "12px"})]),
             _silence_controls(guarded(silences.matching)(detail["key_type"], detail["key"], detail["severity"])),
             html.Div(_drill_panel(engine, detail["key_type"], detail["key"], start, end,
                                   "All headlines of this key and window"), style={"marginTop": "12px"}),
@@ -544,7 +561,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
     @app.callback(Output("ack-done", "data"), Input("ack-button", "n_clicks"), State("alert-shown", "data"),
                   prevent_initial_call=True)
     def acknowledge(clicks: int | None, shown: dict[str, str] | None) -> Any:
-        if not clicks or not shown:
+        if not clicks or not shown or not auth.may("analyst"):
             return dash.no_update
         alert_id = shown["id"]
         when = datetime.now(timezone.utc)
@@ -558,6 +575,8 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
     def silence(clicks: int | None, duration: str, comment: str | None, row: dict[str, str] | None) -> Any:
         if not clicks or not row:
             return dash.no_update, dash.no_update
+        if not auth.may("analyst"):
+            return dash.no_update, f"Not silenced: your role ({auth.current_role()}) can read only"
         try:
             made = silences.add(auth.current_user(), comment or "", datetime.now(timezone.utc).timestamp()
                                 + SILENCE_FOR.get(duration, SILENCE_FOR["4h"]), key_type=row["key_type"], key=row["key"])
