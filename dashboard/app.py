@@ -35,11 +35,38 @@ CARD = {"background": "#fff", "borderRadius": "6px", "padding": "12px 16px", "ma
         "boxShadow": "0 1px 3px #0002"}
 
 
+def when(ts: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A time as the signed-in user reads it: in their zone, with the zone's abbreviation."""
+    if isinstance(ts, str):
+        ts = datetime.fromisoformat(ts)
+    if isinstance(ts, pd.Timestamp):
+        ts = ts.to_pydatetime()
+    ts = ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+    local = ts.astimezone(auth.current_tz())
+    return f"{local.strftime(fmt)} {local.tzname()}"
+
+
+def local_times(column: pd.Series, fmt: str = "%Y-%m-%d %H:%M") -> pd.Series:
+    """A column of UTC times (naive or aware) as text in the signed-in user's zone."""
+    times = pd.to_datetime(column, utc=True, format="mixed")
+    return times.dt.tz_convert(auth.current_tz()).dt.strftime(fmt)
+
+
+def in_zone(column: pd.Series) -> pd.Series:
+    """UTC times for a chart's axis, shown as the user's wall-clock times."""
+    return pd.to_datetime(column, utc=True).dt.tz_convert(auth.current_tz())
+
+
+ZONES = ["UTC", "America/New_York", "America/Chicago", "Europe/London", "Europe/Frankfurt", "Europe/Zurich",
+         "Asia/Hong_Kong", "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney"]
+
+
 def time_range(engine: Any, choice: str, custom_start: str | None, custom_end: str | None) -> tuple[datetime, datetime]:
-    """The selected range, ending at the newest data (so a replay of past news is visible), in UTC."""
+    """The selected range, ending at the newest data (so a replay of past news is visible); a
+    custom range is read in the user's zone."""
     if choice == "custom" and custom_start and custom_end:
-        start = datetime.fromisoformat(custom_start).replace(tzinfo=timezone.utc)
-        end = datetime.fromisoformat(custom_end).replace(tzinfo=timezone.utc)
+        start = datetime.fromisoformat(custom_start).replace(tzinfo=auth.current_tz())
+        end = datetime.fromisoformat(custom_end).replace(tzinfo=auth.current_tz())
         if end > start:
             return start, end
     end = queries.latest_time(engine) or datetime.now(timezone.utc)
@@ -47,7 +74,7 @@ def time_range(engine: Any, choice: str, custom_start: str | None, custom_end: s
 
 
 def _headline_table(frame: pd.DataFrame, table_id: str) -> dash_table.DataTable:
-    data = frame.assign(published_at=frame["published_at"].astype(str).str[:19],
+    data = frame.assign(published_at=local_times(frame["published_at"], "%Y-%m-%d %H:%M:%S"),
                         p_negative=frame["p_negative"].round(3), sentiment_score=frame["sentiment_score"].round(3))
     cols = ["published_at", "headline", "sentiment", "p_negative", "sentiment_score", "tickers", "source", "url"]
     return dash_table.DataTable(id=table_id, data=data[cols].to_dict("records"), columns=[{"name": c, "id": c} for c in cols],
@@ -58,7 +85,7 @@ def _headline_table(frame: pd.DataFrame, table_id: str) -> dash_table.DataTable:
 def _drill_panel(engine: Any, key_type: str, key: str, start: datetime, end: datetime, title: str) -> html.Div:
     frame = queries.headlines_for(engine, key_type, key, start, end)
     if frame.empty:
-        return html.Div(f"No headlines for {key_type} {key} between {start:%Y-%m-%d %H:%M} and {end:%H:%M} UTC.")
+        return html.Div(f"No headlines for {key_type} {key} between {when(start)} and {when(end)}.")
     return html.Div([html.H4(title), _headline_table(frame, f"drill-{key_type}-table")])
 
 
@@ -120,7 +147,7 @@ def _silence_controls(silence: Any) -> html.Div:
     """Mute this key's webhooks (the alert stays listed and shown), or say who muted it and until when."""
     if silence is not None:
         until = datetime.fromtimestamp(silence.ends_at, timezone.utc)
-        state = f"Silenced by {silence.created_by} until {until:%Y-%m-%d %H:%M} UTC: {silence.comment}"
+        state = f"Silenced by {silence.created_by} until {when(until)}: {silence.comment}"
     else:
         state = "Not silenced: webhooks are sent"
     return html.Div([
@@ -149,9 +176,12 @@ def layout(refresh_ms: int) -> html.Div:
     return html.Div([
         dcc.Location(id="url", refresh=False),
         html.Div([html.H2("riskpulse", style={"margin": "0 18px 0 0"}), _range_controls(),
-                  html.A("Link to this view", id="share-link", href="/", style={"marginLeft": "auto"}),
-                  html.Span(id="signed-in", style={"marginLeft": "16px", "color": "#444"}),
-                  html.A("Sign out", href="/logout", style={"marginLeft": "16px"})],
+                  html.A("Link to this view", id="share-link", href="/", style={"marginLeft": "auto", "whiteSpace": "nowrap"}),
+                  html.Span(id="signed-in", style={"marginLeft": "16px", "color": "#444", "whiteSpace": "nowrap"}),
+                  dcc.Dropdown(id="tz-pick", options=ZONES, clearable=False, searchable=True,
+                               style={"width": "190px", "marginLeft": "12px"}),
+                  dcc.Location(id="reload", refresh=True),
+                  html.A("Sign out", href="/logout", style={"marginLeft": "16px", "whiteSpace": "nowrap"})],
                  style={"display": "flex", "alignItems": "center", **CARD}),
         html.Div(id="banner"),
         dcc.Interval(id="tick", interval=refresh_ms),
@@ -356,9 +386,22 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         return queries.FeedFilter(start=start, end=end, topics=tuple(topics or ()), sentiments=tuple(sentiments or ()),
                                   ticker=ticker or None, text=text or None, sort=sort or (("published_at", "desc"),))
 
-    @app.callback(Output("signed-in", "children"), Input("url", "pathname"))
-    def signed_in(_: Any) -> str:
-        return f"{auth.current_user()} ({auth.current_role()})"
+    @app.callback(Output("signed-in", "children"), Output("tz-pick", "value"), Output("tz-pick", "options"),
+                  Input("url", "pathname"))
+    def signed_in(_: Any) -> Any:
+        zone = str(auth.current_tz())
+        return f"{auth.current_user()} ({auth.current_role()})", zone, ZONES if zone in ZONES else [zone, *ZONES]
+
+    @app.callback(Output("reload", "href"), Input("tz-pick", "value"), State("url", "href"), prevent_initial_call=True)
+    def choose_zone(zone: str | None, href: str | None) -> Any:
+        """Every time on every view follows the chosen zone: kept for the user, then the page drawn again."""
+        if not zone or zone == str(auth.current_tz()):
+            return dash.no_update
+        try:
+            auth.set_time_zone(zone)
+        except ValueError:
+            return dash.no_update
+        return href or "/"
 
     @app.callback(Output("banner", "children"), Output("as-of", "children"), Input("tick", "n_intervals"))
     def banner(_: Any) -> tuple[Any, str]:
@@ -371,7 +414,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
             return (html.Div("No data yet: start the worker (riskpulse worker) and send news "
                              "(riskpulse replay FILE, riskpulse rss URL or the ingest endpoint).",
                              id="empty-state", style={**CARD, "background": "#fff8e1"}), "")
-        return None, f"data up to {latest:%Y-%m-%d %H:%M} UTC"
+        return None, f"data up to {when(latest)}"
 
     @app.callback(Output("topic-lines", "figure"), Output("topic-heatmap", "figure"),
                   Input("tick", "n_intervals"), Input("range", "value"), Input("custom-start", "value"),
@@ -383,6 +426,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
             marks = queries.alert_rows(engine, start, end, key_type="topic")
         except SQLAlchemyError:
             return figures.empty("Store unavailable"), figures.empty("Store unavailable")
+        frame["bucket"], marks["window_start"] = in_zone(frame["bucket"]), in_zone(marks["window_start"])
         return figures.trend_lines(figures.busiest(frame, 8), marks, "topic"), figures.heatmap(frame)
 
     @app.callback(Output("ticker-pick", "options"), Input("ticker-pick", "search_value"), Input("range", "value"),
@@ -404,6 +448,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
             marks = queries.alert_rows(engine, start, end, key_type="ticker")
         except SQLAlchemyError:
             return figures.empty("Store unavailable")
+        frame["bucket"], marks["window_start"] = in_zone(frame["bucket"]), in_zone(marks["window_start"])
         if chosen:
             marks = marks[marks["key"].isin(chosen)]
         return figures.trend_lines(frame, marks, "ticker")
@@ -421,7 +466,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         at = pd.Timestamp(point["x"]).to_pydatetime()
         at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
         return _drill_panel(engine, key_type, key, at, at + bucket,
-                            f"{key_type} {key}: {at:%Y-%m-%d %H:%M}-{at + bucket:%H:%M} UTC, most negative first")
+                            f"{key_type} {key}: {when(at)} to {when(at + bucket, '%H:%M')}, most negative first")
 
     @app.callback(Output("overview-drill", "children"), Input("topic-lines", "clickData"),
                   Input("topic-heatmap", "clickData"), State("range", "value"), State("custom-start", "value"),
@@ -491,13 +536,13 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         except SQLAlchemyError:
             return "Store unavailable.", key
         items = [html.Li([html.A(h.headline, href=h.url, target="_blank", rel="noopener") if h.url else h.headline,
-                          f"  ({h.sentiment_score:+.2f}, {str(h.published_at)[:16]})"])
+                          f"  ({h.sentiment_score:+.2f}, {when(h.published_at)})"])
                  for h in evidence.itertuples()]
         return html.Div([
             html.H4(f"{key_type} {name}", id="key-title"),
             html.P(f"{int(band['negative'].sum())} negative of {int(band['count'].sum())} headlines in the range; "
                    f"{len(marks)} alert{'s' if len(marks) != 1 else ''}.", style={"color": "#444"}),
-            dcc.Graph(id="key-chart", figure=figures.key_chart(band, marks, key_type, name)),
+            dcc.Graph(id="key-chart", figure=figures.key_chart(band, marks, key_type, name, auth.current_tz())),
             html.H5("Evidence: the most negative headlines of the range"),
             html.Ul(items or [html.Li("No headlines in this range.")], id="key-evidence"),
         ]), [key_type, name]
@@ -517,7 +562,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         now = datetime.now(timezone.utc).timestamp()
         frame["silenced"] = ["yes" if any(s.matches(kt, k, sev, now) for s in holding) else ""
                              for kt, k, sev in zip(frame["key_type"], frame["key"], frame["severity"])]
-        frame["fired_at"] = frame["fired_at"].astype(str).str[:16]
+        frame["fired_at"] = local_times(frame["fired_at"])
         return frame.to_dict("records")
 
     @app.callback(Output("alert-detail", "children"), Output("alert-shown", "data"),
@@ -542,12 +587,12 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         end = detail["window_end"] if detail["window_end"].tzinfo else detail["window_end"].replace(tzinfo=timezone.utc)
         evidence = [html.Li([html.A(h["headline"], href=h["url"], target="_blank") if h.get("url") else h["headline"],
                              f"  ({h['sentiment_score']:+.2f})"]) for h in detail["top_headlines"]]
-        acked = (f"Acknowledged by {detail['acked_by']} at {detail['acked_at']:%Y-%m-%d %H:%M} UTC"
+        acked = (f"Acknowledged by {detail['acked_by']} at {when(detail['acked_at'])}"
                  if detail.get("acked_by") else "Not acknowledged")
         return html.Div([
             html.H4(detail["summary"], id="alert-summary"),
             html.P(f"{detail['severity']} · {detail['status']} · {detail['key_type']} {detail['key']} · window "
-                   f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC · rule {detail['rule']}"),
+                   f"{when(start)} to {when(end, '%H:%M')} · rule {detail['rule']}"),
             html.P(figures_in_words(detail["observed"], detail["baseline"]), id="alert-figures", style={"color": "#555"}),
             html.H5("Evidence: the most negative headlines of the window"), html.Ul(evidence, id="alert-evidence"),
             html.Div([html.Button("Acknowledge", id="ack-button", disabled=not auth.may("analyst"),
@@ -606,7 +651,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
             frame, total = queries.news_page(engine, f, page or 0, FEED_PAGE)
         except SQLAlchemyError:
             return [], 1, "store unavailable"
-        frame["published_at"] = frame["published_at"].astype(str).str[:19]
+        frame["published_at"] = local_times(frame["published_at"], "%Y-%m-%d %H:%M:%S")
         for c in ("p_negative", "p_neutral", "p_positive", "sentiment_score"):
             frame[c] = frame[c].round(3)
         shown = f"{queries.COUNT_CAP:,}+" if total > queries.COUNT_CAP else f"{total:,}"

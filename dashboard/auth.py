@@ -25,13 +25,16 @@ from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import quote
 
-from flask import Flask, Response, g, redirect, request, session
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from flask import Flask, Response, g, has_request_context, redirect, request, session
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from riskpulse.store.users import NAME, ROLES, Users
 
 log = logging.getLogger(__name__)
+UTC = ZoneInfo("UTC")
 
 OPEN_PATHS = ("/login", "/healthz", "/readyz", "/metrics")  # metrics carry counts and latencies, no data
 
@@ -213,6 +216,7 @@ def install(server: Flask, user: str, password_hash: str, key: bytes, session_ho
                 return "this user may not use riskpulse (disabled, or not a valid name)", 403
             if signed:
                 g.user, g.role = signed
+                _load_time_zone(signed[0])
                 return None
             name = _session_user()
             role = _role_of(name) if name else None
@@ -221,12 +225,25 @@ def install(server: Flask, user: str, password_hash: str, key: bytes, session_ho
             role = session.get("role") if name else None
         if name and role in ROLES:
             g.user, g.role = name, role
+            _load_time_zone(name)
             return None
         if name:  # removed or disabled since: signed out
             session.clear()
         if request.path.startswith(("/_dash", "/api/")) or request.method != "GET":
             return "login required", 401
         return redirect("/login?next=" + quote(request.full_path.rstrip("?")))  # type: ignore[return-value]
+
+    def _load_time_zone(name: str) -> None:
+        """The user's time zone, from the store once per sign-in (kept in the session after that)."""
+        if session.get("tz_user") == name:
+            return
+        try:
+            zone = users.time_zone(name) if users is not None else None
+        except SQLAlchemyError:
+            return  # asked again at the next request
+        session["tz_user"], session["tz"] = name, zone
+
+    g_users["users"] = users
 
     def _check(given_user: str, password: str) -> str | None:
         """The role of ``given_user`` if ``password`` is theirs."""
@@ -275,6 +292,32 @@ def install(server: Flask, user: str, password_hash: str, key: bytes, session_ho
     @server.route("/healthz")
     def _healthz() -> tuple[str, int]:
         return '{"status":"ok"}', 200
+
+
+g_users: dict[str, Users | None] = {}  # the store's users, for set_time_zone (one dashboard per process)
+
+
+def current_tz() -> ZoneInfo:
+    """The zone the signed-in user reads times in (UTC outside a request, or if none was chosen)."""
+    if not has_request_context() or session.get("tz_user") != current_user():
+        return UTC
+    try:
+        return ZoneInfo(session.get("tz") or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def set_time_zone(zone: str) -> None:
+    """Show this user's times in ``zone`` from now on (kept for store users across sign-ins)."""
+    if zone not in available_timezones() and zone != "UTC":
+        raise ValueError(f"unknown time zone {zone!r}")
+    session["tz_user"], session["tz"] = current_user(), zone
+    users = g_users.get("users")
+    if users is not None:
+        try:
+            users.set_time_zone(current_user(), zone)
+        except SQLAlchemyError:
+            log.warning("time zone kept for this session only: store unavailable")
 
 
 def current_user() -> str:

@@ -154,6 +154,7 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("password_hash", String(300)),
     Column("disabled", Boolean, nullable=False, default=False),
+    Column("time_zone", String(64)),  # IANA name the dashboard shows times in; none: UTC
     Column("created_by", String(100), nullable=False),
     Column("created_at", Float, nullable=False),
 )

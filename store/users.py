@@ -82,6 +82,15 @@ class Users:
     def set_password_hash(self, name: str, password_hash: str | None) -> None:
         self._change(name, password_hash=password_hash)
 
+    def time_zone(self, name: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(users.c.time_zone).where(users.c.name == name)).scalar()
+
+    def set_time_zone(self, name: str, zone: str | None) -> bool:
+        """Keep ``name``'s time zone; False if the store has no such user (a sign-on user it does not know)."""
+        with self.engine.begin() as conn:
+            return conn.execute(update(users).where(users.c.name == name).values(time_zone=zone)).rowcount > 0
+
     def set_disabled(self, name: str, disabled: bool) -> None:
         """A disabled user is signed out at their next request and cannot sign in."""
         self._change(name, disabled=disabled)

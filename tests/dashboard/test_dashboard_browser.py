@@ -405,6 +405,32 @@ def test_the_first_view_ranks_what_is_burning_and_a_key_has_a_page(populated: Da
     assert b.find_element(By.CSS_SELECTOR, "#range input[value='24h']").is_selected()
 
 
+def test_times_are_shown_in_the_zone_the_analyst_chooses(populated: Dashboard, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    b = browser
+    b.get(populated.base + "/?tab=alerts&range=24h")
+    if "/login" in b.current_url:
+        login(b, populated.base)
+        b.get(populated.base + "/?tab=alerts&range=24h")
+    utc = wait(lambda: b.find_element(By.ID, "as-of").text, message="the data's time")
+    assert utc.endswith(" UTC")
+    fired_utc = wait(lambda: [c.text for c in b.find_elements(By.CSS_SELECTOR, "#alerts-table td[data-dash-column='fired_at']")],
+                     message="the alerts")
+    try:
+        pick(b, "tz-pick", "Tokyo", "Asia/Tokyo")
+        wait(lambda: b.find_element(By.ID, "as-of").text.endswith(" JST"), message="times in Tokyo's zone")
+        fired_tokyo = wait(lambda: [c.text for c in b.find_elements(
+            By.CSS_SELECTOR, "#alerts-table td[data-dash-column='fired_at']")], message="the alerts again")
+        shift = [datetime.strptime(t, "%Y-%m-%d %H:%M") - datetime.strptime(u, "%Y-%m-%d %H:%M")
+                 for t, u in zip(fired_tokyo, fired_utc)]
+        assert shift and set(shift) == {timedelta(hours=9)}
+        b.save_screenshot(str(SHOTS / "time-zone.png"))
+    finally:
+        pick(b, "tz-pick", "UTC", "UTC")
+        wait(lambda: b.find_element(By.ID, "as-of").text.endswith(" UTC"), message="back to UTC")
+
+
 def test_a_viewer_reads_but_cannot_acknowledge_or_silence(populated: Dashboard, browser: Any) -> None:
     """Last in the module: once the store has users, the configured (break-glass) user no longer signs in."""
     from selenium.webdriver.common.by import By

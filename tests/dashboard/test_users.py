@@ -115,3 +115,12 @@ def test_users_are_managed_from_the_command_line(tmp_path: Path) -> None:
     assert run("remove", "nobody").returncode != 0
     user = Users(env["RISKPULSE_STORE_URL"]).get("ana")
     assert user is not None and user.role == "admin" and user.password_hash and PASSWORD not in user.password_hash
+
+
+def test_a_users_time_zone_follows_them_to_their_next_sign_in(site: Any) -> None:
+    site.users.add("ana", "analyst", auth.hash_password(PASSWORD), created_by="ops")
+    assert site.users.set_time_zone("ana", "Asia/Tokyo") and not site.users.set_time_zone("nobody", "UTC")
+    c = client(site)
+    assert sign_in(c, "ana", PASSWORD) == 302 and c.get("/api/silences").status_code == 200
+    with c.session_transaction() as session:
+        assert session["tz"] == "Asia/Tokyo" and session["tz_user"] == "ana"

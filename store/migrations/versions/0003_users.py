@@ -21,6 +21,7 @@ def upgrade() -> None:
                     sa.Column('role', sa.String(length=16), nullable=False),
                     sa.Column('password_hash', sa.String(length=300), nullable=True),
                     sa.Column('disabled', sa.Boolean(), nullable=False),
+                    sa.Column('time_zone', sa.String(length=64), nullable=True),
                     sa.Column('created_by', sa.String(length=100), nullable=False),
                     sa.Column('created_at', sa.Float(), nullable=False),
                     sa.PrimaryKeyConstraint('name'))
