@@ -28,6 +28,7 @@ from . import auth, figures, movers, queries
 
 log = logging.getLogger(__name__)
 
+WARNING_TEXT = "#b45309"  # amber dark enough for text on white (WCAG AA, 5:1); #ef6c00 was 3:1
 RANGES = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 SENTIMENTS = ["negative", "neutral", "positive"]
 FEED_PAGE = 25
@@ -140,6 +141,19 @@ def figures_in_words(observed: dict[str, float], baseline: dict[str, float]) -> 
     return "; ".join(parts) + "." if parts else "No figures recorded for this alert."
 
 
+def _alert_chart(engine: Any, detail: dict[str, Any], start: datetime, end: datetime) -> Any:
+    """The alert's key around its window: negatives against the usual band, the alert shaded."""
+    try:
+        band = movers.baseline_band(queries.key_series(engine, detail["key_type"], detail["key"],
+                                                       start - timedelta(hours=2), end + timedelta(minutes=30)))
+    except SQLAlchemyError:
+        return html.Div()
+    marks = pd.DataFrame([{"window_start": start, "window_end": end, "severity": detail["severity"]}])
+    fig = figures.key_chart(band, marks, detail["key_type"], detail["key"], auth.current_tz())
+    fig.update_layout(height=240, margin={"l": 50, "r": 20, "t": 10, "b": 30})
+    return dcc.Graph(id="alert-chart", figure=fig, config={"displayModeBar": False})
+
+
 SILENCE_FOR = {"1h": 3600, "4h": 4 * 3600, "24h": 86400, "7d": 7 * 86400}
 
 
@@ -180,7 +194,7 @@ def layout(refresh_ms: int) -> html.Div:
                   html.Span(id="signed-in", style={"marginLeft": "16px", "color": "#444", "whiteSpace": "nowrap"}),
                   dcc.Dropdown(id="tz-pick", options=ZONES, clearable=False, searchable=True,
                                style={"width": "190px", "marginLeft": "12px"}),
-                  dcc.Location(id="reload", refresh=True),
+                  dcc.Store(id="tz-done"),
                   html.A("Sign out", href="/logout", style={"marginLeft": "16px", "whiteSpace": "nowrap"})],
                  style={"display": "flex", "alignItems": "center", **CARD}),
         html.Div(id="banner"),
@@ -234,7 +248,7 @@ def layout(refresh_ms: int) -> html.Div:
                                   {"if": {"filter_query": '{severity} = "critical"', "column_id": "severity"},
                                    "color": "#c62828", "fontWeight": "bold"},
                                   {"if": {"filter_query": '{severity} = "warning"', "column_id": "severity"},
-                                   "color": "#ef6c00", "fontWeight": "bold"}])], style=CARD),
+                                   "color": WARNING_TEXT, "fontWeight": "bold"}])], style=CARD),
                 html.Div(id="alert-detail", style=CARD, children="Select an alert to see its evidence."),
             ]),
             dcc.Tab(label="News feed", value="news", children=[
@@ -392,19 +406,21 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         zone = str(auth.current_tz())
         return f"{auth.current_user()} ({auth.current_role()})", zone, ZONES if zone in ZONES else [zone, *ZONES]
 
-    @app.callback(Output("reload", "href"), Input("tz-pick", "value"), State("url", "href"), prevent_initial_call=True)
-    def choose_zone(zone: str | None, href: str | None) -> Any:
-        """Every time on every view follows the chosen zone: kept for the user, then the page drawn again."""
+    @app.callback(Output("tz-done", "data"), Input("tz-pick", "value"), prevent_initial_call=True)
+    def choose_zone(zone: str | None) -> Any:
+        """Every time on every view follows the chosen zone: kept for the user; the views that show
+        times listen to ``tz-done`` and draw themselves again."""
         if not zone or zone == str(auth.current_tz()):
             return dash.no_update
         try:
             auth.set_time_zone(zone)
         except ValueError:
             return dash.no_update
-        return href or "/"
+        return zone
 
-    @app.callback(Output("banner", "children"), Output("as-of", "children"), Input("tick", "n_intervals"))
-    def banner(_: Any) -> tuple[Any, str]:
+    @app.callback(Output("banner", "children"), Output("as-of", "children"), Input("tick", "n_intervals"),
+                  Input("tz-done", "data"))
+    def banner(_: Any, __: Any) -> tuple[Any, str]:
         try:
             latest = queries.latest_time(engine)
         except SQLAlchemyError as exc:
@@ -418,8 +434,8 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
 
     @app.callback(Output("topic-lines", "figure"), Output("topic-heatmap", "figure"),
                   Input("tick", "n_intervals"), Input("range", "value"), Input("custom-start", "value"),
-                  Input("custom-end", "value"))
-    def overview(_: Any, rng: str, cs: str | None, ce: str | None) -> tuple[Any, Any]:
+                  Input("custom-end", "value"), Input("tz-done", "data"))
+    def overview(_: Any, rng: str, cs: str | None, ce: str | None, __: Any) -> tuple[Any, Any]:
         try:
             start, end = time_range(engine, rng, cs, ce)
             frame = queries.trend_series(engine, "topic", start, end, top_n=None)
@@ -440,8 +456,9 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         return [{"label": k, "value": k} for k in sorted(set(keys) | set(chosen or []))]
 
     @app.callback(Output("ticker-lines", "figure"), Input("tick", "n_intervals"), Input("range", "value"),
-                  Input("ticker-pick", "value"), Input("custom-start", "value"), Input("custom-end", "value"))
-    def tickers(_: Any, rng: str, chosen: list[str] | None, cs: str | None, ce: str | None) -> Any:
+                  Input("ticker-pick", "value"), Input("custom-start", "value"), Input("custom-end", "value"),
+                  Input("tz-done", "data"))
+    def tickers(_: Any, rng: str, chosen: list[str] | None, cs: str | None, ce: str | None, __: Any) -> Any:
         try:
             start, end = time_range(engine, rng, cs, ce)
             frame = queries.trend_series(engine, "ticker", start, end, keys=chosen or None, top_n=8)
@@ -513,14 +530,14 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
 
     @app.callback(Output("key-page", "children"), Output("key-shown", "data"),
                   Input("movers-table", "selected_rows"), Input("key-focus", "data"), Input("range", "value"),
-                  Input("custom-start", "value"), Input("custom-end", "value"), State("movers-table", "data"),
-                  State("key-shown", "data"), prevent_initial_call=True)
+                  Input("custom-start", "value"), Input("custom-end", "value"), Input("tz-done", "data"),
+                  State("movers-table", "data"), State("key-shown", "data"), prevent_initial_call=True)
     def key_page(selected: list[int] | None, focus: list[str] | None, rng: str, cs: str | None, ce: str | None,
-                 rows: list[dict[str, Any]] | None, shown: list[str] | None) -> Any:
+                 _: Any, rows: list[dict[str, Any]] | None, shown: list[str] | None) -> Any:
         triggered = {t["prop_id"].split(".")[0] for t in dash.ctx.triggered}  # a shared link sets range and key at once
         if "key-focus" in triggered:
             key = focus
-        elif "movers-table" in triggered:
+        elif "movers-table" in triggered:  # a row selected (a click, or Space on its radio button)
             key = [rows[selected[0]]["key_type"], rows[selected[0]]["key"]] if selected and rows and selected[0] < len(rows) else None
         else:  # a new range: the same key again
             key = shown
@@ -549,8 +566,8 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
 
     @app.callback(Output("alerts-table", "data"), Input("tick", "n_intervals"), Input("range", "value"),
                   Input("alert-status", "value"), Input("ack-done", "data"), Input("silence-done", "data"),
-                  Input("custom-start", "value"), Input("custom-end", "value"))
-    def alert_table(_: Any, rng: str, status: str, __: Any, ___: Any, cs: str | None, ce: str | None) -> Any:
+                  Input("custom-start", "value"), Input("custom-end", "value"), Input("tz-done", "data"))
+    def alert_table(_: Any, rng: str, status: str, __: Any, ___: Any, cs: str | None, ce: str | None, ____: Any) -> Any:
         try:
             start, end = time_range(engine, rng, cs, ce)
             # alerts stay listed for a week past the chart range: an analyst must not miss one
@@ -567,9 +584,9 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
 
     @app.callback(Output("alert-detail", "children"), Output("alert-shown", "data"),
                   Input("alerts-table", "selected_rows"), Input("ack-done", "data"), Input("silence-done", "data"),
-                  Input("alert-focus", "data"), State("alerts-table", "data"), State("alert-shown", "data"),
-                  prevent_initial_call=True)
-    def alert_detail(selected: list[int] | None, _: Any, __: Any, focus: str | None,
+                  Input("alert-focus", "data"), Input("tz-done", "data"), State("alerts-table", "data"),
+                  State("alert-shown", "data"), prevent_initial_call=True)
+    def alert_detail(selected: list[int] | None, _: Any, __: Any, focus: str | None, ___: Any,
                      rows: list[dict[str, Any]] | None, shown: dict[str, str] | None) -> Any:
         trigger = dash.ctx.triggered_id
         if trigger == "alert-focus":
@@ -594,6 +611,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
             html.P(f"{detail['severity']} · {detail['status']} · {detail['key_type']} {detail['key']} · window "
                    f"{when(start)} to {when(end, '%H:%M')} · rule {detail['rule']}"),
             html.P(figures_in_words(detail["observed"], detail["baseline"]), id="alert-figures", style={"color": "#555"}),
+            _alert_chart(engine, detail, start, end),
             html.H5("Evidence: the most negative headlines of the window"), html.Ul(evidence, id="alert-evidence"),
             html.Div([html.Button("Acknowledge", id="ack-button", disabled=not auth.may("analyst"),
                                   title="" if auth.may("analyst") else f"your role ({auth.current_role()}) can read only"),
@@ -644,8 +662,8 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
                    Input("feed-text", "value"), Input("feed-table", "sort_by")]
 
     @app.callback(Output("feed-table", "data"), Output("feed-table", "page_count"), Output("feed-count", "children"),
-                  Input("tick", "n_intervals"), Input("feed-table", "page_current"), *feed_inputs)
-    def feed(_: Any, page: int | None, *args: Any) -> Any:
+                  Input("tick", "n_intervals"), Input("tz-done", "data"), Input("feed-table", "page_current"), *feed_inputs)
+    def feed(_: Any, __: Any, page: int | None, *args: Any) -> Any:
         try:
             f = feed_filter(*args)
             frame, total = queries.news_page(engine, f, page or 0, FEED_PAGE)

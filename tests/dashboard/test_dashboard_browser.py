@@ -230,6 +230,7 @@ def test_alert_evidence_and_acknowledge(populated: Dashboard, browser: Any) -> N
     summary = wait(lambda: b.find_element(By.ID, "alert-summary").text, message="the alert's detail")
     assert summary.startswith("CRITICAL: negative news on ticker TSLA")
     assert len(b.find_elements(By.CSS_SELECTOR, "#alert-evidence li")) == 5
+    wait(lambda: b.find_elements(By.CSS_SELECTOR, "#alert-chart .barlayer .point"), message="the alert's small chart")
     wait(lambda: b.find_elements(By.CSS_SELECTOR, "#drill-ticker-table td"), message="the window's headlines")
     b.save_screenshot(str(SHOTS / "alert-detail.png"))
     b.find_element(By.ID, "ack-button").click()
@@ -417,6 +418,7 @@ def test_times_are_shown_in_the_zone_the_analyst_chooses(populated: Dashboard, b
     assert utc.endswith(" UTC")
     fired_utc = wait(lambda: [c.text for c in b.find_elements(By.CSS_SELECTOR, "#alerts-table td[data-dash-column='fired_at']")],
                      message="the alerts")
+    wait(lambda: b.find_element(By.ID, "signed-in").text, message="the header drawn (it sets the picker's zone)")
     try:
         pick(b, "tz-pick", "Tokyo", "Asia/Tokyo")
         wait(lambda: b.find_element(By.ID, "as-of").text.endswith(" JST"), message="times in Tokyo's zone")
@@ -427,8 +429,37 @@ def test_times_are_shown_in_the_zone_the_analyst_chooses(populated: Dashboard, b
         assert shift and set(shift) == {timedelta(hours=9)}
         b.save_screenshot(str(SHOTS / "time-zone.png"))
     finally:
+        wait(lambda: b.find_element(By.ID, "signed-in").text, message="the header drawn again")
         pick(b, "tz-pick", "UTC", "UTC")
         wait(lambda: b.find_element(By.ID, "as-of").text.endswith(" UTC"), message="back to UTC")
+
+
+def test_the_first_view_works_from_the_keyboard(populated: Dashboard, browser: Any) -> None:
+    """Tab to a key's row, Space selects it, its page opens; every control is reachable without a mouse."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    b = browser
+    b.get(populated.base + "/")
+    if "/login" in b.current_url:
+        login(b, populated.base)
+    wait(lambda: b.find_elements(By.CSS_SELECTOR, "#movers-table tbody tr input[type='radio']"), message="the movers")
+    b.execute_script("document.activeElement && document.activeElement.blur()")  # start at the top of the page
+    reached = []
+    for _ in range(60):  # the header's controls, the tabs, then into the table (its cells take the keys)
+        ActionChains(b).send_keys(Keys.TAB).perform()
+        name, in_table = b.execute_script("const a = document.activeElement; "  # one call: the table redraws itself
+                                          "return [a.id || a.tagName.toLowerCase(), a.closest('#movers-table') !== null]")
+        reached.append(name)
+        if in_table:
+            break
+    else:
+        raise AssertionError(f"the movers not reached by Tab: {reached}")
+    assert "share-link" in reached, reached  # the header's link to this view is on the way
+    assert reached[-1] == "input", reached
+    ActionChains(b).send_keys(Keys.SPACE).perform()  # the first row selected: its key's page opens
+    wait(lambda: b.find_element(By.ID, "key-title").text.startswith(("ticker ", "topic ")), message="the key's page")
 
 
 def test_a_viewer_reads_but_cannot_acknowledge_or_silence(populated: Dashboard, browser: Any) -> None:
