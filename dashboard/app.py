@@ -8,6 +8,7 @@ only; zoom (``uirevision``), filters, page and selection live in components it n
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode
@@ -60,6 +61,18 @@ def in_zone(column: pd.Series) -> pd.Series:
 
 ZONES = ["UTC", "America/New_York", "America/Chicago", "Europe/London", "Europe/Frankfurt", "Europe/Zurich",
          "Asia/Hong_Kong", "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney"]
+
+
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+
+
+def headline_link(headline: str, url: str | None) -> str:
+    """A feed headline as a Markdown link to its story: the text escaped (a headline is data, not
+    markup), and only http(s) addresses linked (never javascript: or data:)."""
+    text = MARKDOWN_SPECIAL.sub(r"\\\1", headline)
+    if url and url.lower().startswith(("http://", "https://")) and not re.search(r"[\s<>]", url):
+        return f"[{text}](<{url}>)"
+    return text
 
 
 def time_range(engine: Any, choice: str, custom_start: str | None, custom_end: str | None) -> tuple[datetime, datetime]:
@@ -264,7 +277,9 @@ def layout(refresh_ms: int) -> html.Div:
                 html.Div([dash_table.DataTable(
                     id="feed-table", page_current=0, page_size=FEED_PAGE, page_action="custom",
                     sort_action="custom", sort_mode="single", sort_by=[{"column_id": "published_at", "direction": "desc"}],
-                    columns=[{"name": c, "id": c} for c in queries.FEED_COLUMNS if c not in ("id", "url")],
+                    columns=[{"name": c, "id": c, **({"presentation": "markdown"} if c == "headline" else {})}
+                             for c in queries.FEED_COLUMNS if c not in ("id", "url")],
+                    markdown_options={"link_target": "_blank", "html": False},
                     style_cell={"textAlign": "left", "whiteSpace": "normal", "fontSize": 13},
                     style_data_conditional=[{"if": {"filter_query": '{sentiment} = "negative"', "column_id": "sentiment"},
                                              "color": "#c62828"},
@@ -670,6 +685,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         except SQLAlchemyError:
             return [], 1, "store unavailable"
         frame["published_at"] = local_times(frame["published_at"], "%Y-%m-%d %H:%M:%S")
+        frame["headline"] = [headline_link(h, u) for h, u in zip(frame["headline"], frame["url"])]
         for c in ("p_negative", "p_neutral", "p_positive", "sentiment_score"):
             frame[c] = frame[c].round(3)
         shown = f"{queries.COUNT_CAP:,}+" if total > queries.COUNT_CAP else f"{total:,}"

@@ -211,6 +211,10 @@ def test_news_feed_filters_pages_and_exports(populated: Dashboard, browser: Any)
     assert wait(sentiments, message="filtered rows") == {"negative"}
     count = b.find_element(By.ID, "feed-count").text
     assert count.endswith("headlines") and int(count.split()[0].replace(",", "")) > 40  # the burst alone has 40
+    links = wait(lambda: b.find_elements(By.CSS_SELECTOR, "#feed-table td[data-dash-column='headline'] a"),
+                 message="headlines linked to their stories")
+    assert all(a.get_attribute("href").startswith("https://news.example/") and a.get_attribute("target") == "_blank"
+               for a in links)
     b.save_screenshot(str(SHOTS / "news-feed.png"))
     b.find_element(By.ID, "feed-export").click()
     exported = wait(lambda: list(b.downloads.glob("riskpulse-news*.csv")), message="the CSV download")[0]

@@ -29,3 +29,12 @@ def test_alert_figures_read_as_words_whatever_the_detector_recorded() -> None:
                     "1.3 \u00b1 1.1 negative; 9.8 standard deviations above the usual.")
     assert figures_in_words({"negative": 3}, {}) == "3 negative headlines in the window."
     assert figures_in_words({}, {}) == "No figures recorded for this alert."
+
+
+def test_feed_headlines_link_to_their_story_and_are_never_markup() -> None:
+    from riskpulse.dashboard.app import headline_link
+
+    assert headline_link("Apple beats", "https://news.example/1") == "[Apple beats](<https://news.example/1>)"
+    assert headline_link("[click](javascript:alert(1))", None) == "\\[click\\]\\(javascript:alert\\(1\\)\\)"
+    assert headline_link("Tesla *sued*", "javascript:alert(1)") == "Tesla \\*sued\\*"  # no link to a script
+    assert headline_link("x", "https://a.example/> [y](javascript:z)") == "x"  # an address that would break out
