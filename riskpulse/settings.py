@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     ingest_token: SecretStr | None = None
     ingest_port: int = 8088
     log_json: bool = False
+    # records on news.scored, trends and alerts carry their event time as the Kafka timestamp
+    # (published_at; a window's end), Kafka Streams' convention. Off by default: with time-based
+    # retention the broker would delete a replay of older news as it lands (docs/kafka.md)
+    kafka_event_time_timestamps: bool = False
 
 
     @field_validator("model_dir", mode="before")

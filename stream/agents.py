@@ -299,6 +299,11 @@ class Pipeline:
             sent_up_to[event.message.partition] = max(ts, sent_up_to.get(event.message.partition, ts))
         await self._report_progress(events, sent_up_to)
 
+    def _event_time(self, when: datetime) -> float | None:
+        """The Kafka timestamp of a published record: its event time where configured, else
+        none (the producer's clock, the time it was published)."""
+        return when.timestamp() if self.settings.kafka_event_time_timestamps else None
+
     def _behind(self, event: Any) -> int:
         """Records of the event's partition not yet read (the fetcher's last highwater; no broker call)."""
         try:
@@ -368,7 +373,8 @@ class Pipeline:
                 await self._dead_letter_event(event, f"{type(exc).__name__}: {exc}", "aggregate")
                 continue
             await self.topics.scored.send(key=added.item.id.encode(), value=_dumps(added.item.to_json()),
-                                          headers=record_headers(TOPIC_SCORED, added.item.model_version))
+                                          headers=record_headers(TOPIC_SCORED, added.item.model_version),
+                                          timestamp=self._event_time(added.item.published_at))
             metrics.ITEMS_OUT.labels("news.scored").inc()
             if added.status == "late":
                 metrics.LATE.inc()
@@ -465,10 +471,12 @@ class Pipeline:
         for trend in close.trends:
             key = f"{trend.key_type}|{trend.key}|{close.start}".encode()
             pending.append(await self.topics.trends.send(key=key, value=_dumps(trend.to_json()),
-                                                         headers=record_headers(TOPIC_TRENDS)))
+                                                         headers=record_headers(TOPIC_TRENDS),
+                                                         timestamp=self._event_time(trend.window_end)))
         for alert in close.alerts:
             pending.append(await self.topics.alerts.send(key=alert.id.encode(), value=_dumps(alert.to_json()),
-                                                         headers=record_headers(TOPIC_ALERTS)))
+                                                         headers=record_headers(TOPIC_ALERTS),
+                                                         timestamp=self._event_time(alert.window_end)))
             metrics.ALERTS.labels(alert.severity, alert.status).inc()
             log.warning("alert", extra={"alert_id": alert.id, "status": alert.status, "severity": alert.severity,
                                         "summary": alert.summary})

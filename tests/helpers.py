@@ -94,6 +94,7 @@ def consume(bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], 
                     rec["_key"] = msg.key.decode() if msg.key else None
                     rec["_partition"], rec["_offset"] = msg.partition, msg.offset
                     rec["_headers"] = {k: v.decode() for k, v in msg.headers or []}
+                    rec["_timestamp"] = msg.timestamp  # ms
                     records.append(rec)
             caught_up = all(consumer.position(tp) >= end for tp, end in ends.items())
             if caught_up and until(records):
