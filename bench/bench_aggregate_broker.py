@@ -1,26 +1,30 @@
-"""The aggregate stage through a real broker and a real worker, beside the core alone, in one run.
+"""The aggregate stage through a real broker and real workers, beside the core alone, in one run.
 
-The worker aggregates in one member of its group (one internal partition), so this stage bounds
-how far the pipeline scales out (DESIGN.md: >= 5,000 items/s, else partition it by key). Scored
-items, as the scorer writes them, are produced straight onto the worker's internal topic (no
-model in the way: the score agent has no input), and the rate at which the aggregate agent
-publishes them on news.scored (dedupe, windows, the detector, the changelog and the outputs
-included) is compared with the same items through the plain core in this process
-(bench_aggregate.py's loop). Prints a table and, last, one JSON line.
+Aggregation is partitioned (by story to count, by key to judge: stream/app.py), so its rate
+should grow with the workers in the group. Scored items, routed as the scorers route them, are
+produced straight onto the workers' internal topic (no model in the way: the score agents have
+no input), and the rate at which the counting stage publishes them on news.scored (dedupe,
+windows, the changelog and the outputs included; the judges run beside it) is measured for
+each number of workers, on a namespace of its own, in one run, beside the same items through
+the plain core in this process (bench_aggregate.py's loop). Prints a table and, last, one JSON line.
 
-    python bench/bench_aggregate_broker.py --model DIR [--n 20000]
+    python bench/bench_aggregate_broker.py --model DIR [--n 20000] [--workers 1,2]
 
-The worker needs a model to start (any exported one: the tests' tiny model will do).
+The workers need a model to start (any exported one: the tests' tiny model will do). On a
+machine with fewer cores than workers plus the broker, more workers share the same cores: the
+figure then says what partitioning costs, not how far it scales.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaProducer
 
@@ -31,13 +35,49 @@ from bench.bench_model import host  # noqa: E402
 from bench.bench_stream import Arrivals  # noqa: E402
 from riskpulse.settings import Settings  # noqa: E402
 from riskpulse.stream.local_broker import LocalBroker  # noqa: E402
-from tests.helpers import Worker, worker_env  # noqa: E402
+from tests.helpers import Worker, as_scorers_send, worker_env  # noqa: E402
+
+
+def through_workers(broker: LocalBroker, tmp: Path, model: Path, items: list[Any], workers: int) -> dict[str, float]:
+    """Items per second through ``workers`` workers of one group, on a namespace of their own."""
+    name = f"benchagg{workers}"
+    envs = [worker_env(tmp / f"{name}-{k}", broker.bootstrap, model, name) for k in range(workers)]
+    running = []
+    try:
+        for k, env in enumerate(envs):
+            running.append(Worker(env, tmp / f"{name}-{k}.log").start())
+        for worker in running:  # every member ready after the last join: no rebalance during the run
+            worker.wait_ready()
+        internal = f"{name}.{envs[0]['RISKPULSE_APP_ID']}-scored-by-story"
+        arrivals = Arrivals(broker.bootstrap, f"{name}.news.scored")
+        arrivals.start()
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5, acks=1, batch_size=256 * 1024)
+        records = []
+        for partition, offset, item in items:
+            value = item.to_json()
+            value["_src"] = [f"{name}.news", partition, offset, 0]
+            records.append(value)
+        sends = [(p, item.get("id", "progress").encode(), json.dumps(item, separators=(",", ":")).encode())
+                 for p, item in as_scorers_send(records, Settings().kafka_partitions)]
+        start = time.time()
+        for partition, key, value in sends:
+            producer.send(internal, key=key, value=value, partition=partition)
+        producer.flush()
+        produced_s = time.time() - start
+        end = arrivals.wait_for({item.id for _, _, item in items}, 900)
+        first = min(arrivals.seen.values())
+        arrivals.stop = True
+        return {"rate": len(items) / (end - start), "steady": len(items) / (end - first), "produce_s": produced_s}
+    finally:
+        for worker in running:
+            worker.stop()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=Settings().model_dir)
     ap.add_argument("--n", type=int, default=20_000)
+    ap.add_argument("--workers", default="1,2", help="worker counts to measure, in this order")
     args = ap.parse_args()
 
     items = make_items(args.n)
@@ -46,43 +86,24 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="riskpulse-bench-agg-"))
     broker = LocalBroker(tmp / "kafka", Path.home() / ".cache" / "riskpulse" / "kafka")
     broker.start()
-    worker = None
     try:
-        env = worker_env(tmp, broker.bootstrap, args.model, "benchagg", KAFKA_PARTITIONS=4)
-        worker = Worker(env, tmp / "worker.log").start()
-        internal = f"benchagg.{env['RISKPULSE_APP_ID']}-scored"
-        arrivals = Arrivals(broker.bootstrap, "benchagg.news.scored")
-        arrivals.start()
-        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5, acks=1, batch_size=256 * 1024)
-        payloads = []
-        for partition, offset, item in items:
-            value = item.to_json()
-            value["_src"] = ["benchagg.news", partition, offset, 0]
-            payloads.append((item.id.encode(), json.dumps(value, separators=(",", ":")).encode()))
-        start = time.time()
-        for key, value in payloads:
-            producer.send(internal, key=key, value=value)
-        producer.flush()
-        produced_s = time.time() - start
-        end = arrivals.wait_for({item.id for _, _, item in items}, 900)
-        first = min(arrivals.seen.values())
-        broker_rate = len(items) / (end - start)
-        steady_rate = len(items) / (end - first)
-        arrivals.stop = True
-        print(f"host: {host()}")
+        counts = [int(w) for w in args.workers.split(",")]
+        rates = {w: through_workers(broker, tmp, args.model, items, w) for w in counts}
+        print(f"host: {host()} ({os.cpu_count()} cores)")
         print(f"\n{'figure (items/s)':<58}{'value':>10}")
         print(f"{'aggregate stage, plain core in process':<58}{core_rate:>10,.0f}")
-        print(f"{'aggregate stage through the broker (first send to last out)':<58}{broker_rate:>10,.0f}")
-        print(f"{'  the same, from the first item out':<58}{steady_rate:>10,.0f}")
-        print(f"{'ratio broker / core':<58}{broker_rate / core_rate:>10.2f}")
-        print(f"{'ratio broker / 5,000 target':<58}{broker_rate / TARGET:>10.2f}")
-        print(json.dumps({"bench": "aggregate_broker", "host": host(), "n": len(items), "core_items_per_s": round(core_rate),
-                          "broker_items_per_s": round(broker_rate), "broker_steady_items_per_s": round(steady_rate),
-                          "produce_s": round(produced_s, 2), "ratio_broker_to_core": round(broker_rate / core_rate, 3),
-                          "ratio_to_target": round(broker_rate / TARGET, 3)}))
+        for w, r in rates.items():
+            print(f"{f'through the broker, {w} worker(s) (first send to last out)':<58}{r['rate']:>10,.0f}")
+            print(f"{'  ratio to the core / to the 5,000 target':<58}{r['rate'] / core_rate:>5.2f}{r['rate'] / TARGET:>5.2f}")
+        base = rates[counts[0]]["rate"]
+        for w in counts[1:]:
+            print(f"{f'ratio {w} worker(s) / {counts[0]}':<58}{rates[w]['rate'] / base:>10.2f}")
+        print(json.dumps({"bench": "aggregate_broker", "host": host(), "cores": os.cpu_count(), "n": len(items),
+                          "core_items_per_s": round(core_rate),
+                          "workers": {str(w): {"items_per_s": round(r["rate"]), "steady_items_per_s": round(r["steady"]),
+                                               "produce_s": round(r["produce_s"], 2)} for w, r in rates.items()},
+                          "ratio_to_first": {str(w): round(rates[w]["rate"] / base, 3) for w in counts}}))
     finally:
-        if worker:
-            worker.stop()
         broker.stop()
 
 

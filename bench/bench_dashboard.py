@@ -43,6 +43,8 @@ def values_for(range_choice: str, feed: dict[str, Any], at: str) -> dict[tuple[s
         ("feed-table", "sort_by"): feed.get("sort", [{"column_id": "published_at", "direction": "desc"}]),
         ("topic-lines", "clickData"): click_topic, ("ticker-lines", "clickData"): click_ticker,
         ("topic-heatmap", "clickData"): click_topic, ("feed-export", "n_clicks"): None, ("ack-button", "n_clicks"): None,
+        ("movers-table", "selected_rows"): [0], ("movers-table", "data"): [{"key_type": "ticker", "key": "TSLA"}],
+        ("url", "pathname"): "/",
     }
 
 
@@ -52,7 +54,7 @@ FEEDS = {
     "topic + text": {"topics": ["Earnings", "Macro"], "text": "guidance"},
     "sorted by score": {"sort": [{"column_id": "sentiment_score", "direction": "asc"}]},
 }
-SKIP = {"feed-download.data", "ack-done.data", "feed-table.page_current"}  # downloads and writes, not views
+SKIP = {"feed-download.data", "ack-done.data", "feed-table.page_current", "tz-done.data"}  # downloads and writes, not views
 
 
 def payload(output: str, spec: dict[str, Any], values: dict[tuple[str, str], Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ only; zoom (``uirevision``), filters, page and selection live in components it n
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode
@@ -22,11 +23,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from riskpulse.alerts.silences import Silences
 from riskpulse.settings import Settings
 from riskpulse.store.news import Store
+from riskpulse.store.users import Users
 
-from . import auth, figures, queries
+from . import auth, figures, movers, queries
 
 log = logging.getLogger(__name__)
 
+WARNING_TEXT = "#b45309"  # amber dark enough for text on white (WCAG AA, 5:1); #ef6c00 was 3:1
 RANGES = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 SENTIMENTS = ["negative", "neutral", "positive"]
 FEED_PAGE = 25
@@ -34,11 +37,50 @@ CARD = {"background": "#fff", "borderRadius": "6px", "padding": "12px 16px", "ma
         "boxShadow": "0 1px 3px #0002"}
 
 
+def when(ts: Any, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """A time as the signed-in user reads it: in their zone, with the zone's abbreviation."""
+    if isinstance(ts, str):
+        ts = datetime.fromisoformat(ts)
+    if isinstance(ts, pd.Timestamp):
+        ts = ts.to_pydatetime()
+    ts = ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+    local = ts.astimezone(auth.current_tz())
+    return f"{local.strftime(fmt)} {local.tzname()}"
+
+
+def local_times(column: pd.Series, fmt: str = "%Y-%m-%d %H:%M") -> pd.Series:
+    """A column of UTC times (naive or aware) as text in the signed-in user's zone."""
+    times = pd.to_datetime(column, utc=True, format="mixed")
+    return times.dt.tz_convert(auth.current_tz()).dt.strftime(fmt)
+
+
+def in_zone(column: pd.Series) -> pd.Series:
+    """UTC times for a chart's axis, shown as the user's wall-clock times."""
+    return pd.to_datetime(column, utc=True).dt.tz_convert(auth.current_tz())
+
+
+ZONES = ["UTC", "America/New_York", "America/Chicago", "Europe/London", "Europe/Frankfurt", "Europe/Zurich",
+         "Asia/Hong_Kong", "Asia/Singapore", "Asia/Tokyo", "Australia/Sydney"]
+
+
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+
+
+def headline_link(headline: str, url: str | None) -> str:
+    """A feed headline as a Markdown link to its story: the text escaped (a headline is data, not
+    markup), and only http(s) addresses linked (never javascript: or data:)."""
+    text = MARKDOWN_SPECIAL.sub(r"\\\1", headline)
+    if url and url.lower().startswith(("http://", "https://")) and not re.search(r"[\s<>]", url):
+        return f"[{text}](<{url}>)"
+    return text
+
+
 def time_range(engine: Any, choice: str, custom_start: str | None, custom_end: str | None) -> tuple[datetime, datetime]:
-    """The selected range, ending at the newest data (so a replay of past news is visible), in UTC."""
+    """The selected range, ending at the newest data (so a replay of past news is visible); a
+    custom range is read in the user's zone."""
     if choice == "custom" and custom_start and custom_end:
-        start = datetime.fromisoformat(custom_start).replace(tzinfo=timezone.utc)
-        end = datetime.fromisoformat(custom_end).replace(tzinfo=timezone.utc)
+        start = datetime.fromisoformat(custom_start).replace(tzinfo=auth.current_tz())
+        end = datetime.fromisoformat(custom_end).replace(tzinfo=auth.current_tz())
         if end > start:
             return start, end
     end = queries.latest_time(engine) or datetime.now(timezone.utc)
@@ -46,7 +88,7 @@ def time_range(engine: Any, choice: str, custom_start: str | None, custom_end: s
 
 
 def _headline_table(frame: pd.DataFrame, table_id: str) -> dash_table.DataTable:
-    data = frame.assign(published_at=frame["published_at"].astype(str).str[:19],
+    data = frame.assign(published_at=local_times(frame["published_at"], "%Y-%m-%d %H:%M:%S"),
                         p_negative=frame["p_negative"].round(3), sentiment_score=frame["sentiment_score"].round(3))
     cols = ["published_at", "headline", "sentiment", "p_negative", "sentiment_score", "tickers", "source", "url"]
     return dash_table.DataTable(id=table_id, data=data[cols].to_dict("records"), columns=[{"name": c, "id": c} for c in cols],
@@ -57,11 +99,20 @@ def _headline_table(frame: pd.DataFrame, table_id: str) -> dash_table.DataTable:
 def _drill_panel(engine: Any, key_type: str, key: str, start: datetime, end: datetime, title: str) -> html.Div:
     frame = queries.headlines_for(engine, key_type, key, start, end)
     if frame.empty:
-        return html.Div(f"No headlines for {key_type} {key} between {start:%Y-%m-%d %H:%M} and {end:%H:%M} UTC.")
+        return html.Div(f"No headlines for {key_type} {key} between {when(start)} and {when(end)}.")
     return html.Div([html.H4(title), _headline_table(frame, f"drill-{key_type}-table")])
 
 
-TABS = ("overview", "tickers", "alerts", "news")
+TABS = ("now", "overview", "tickers", "alerts", "news")
+KEY_TYPES = ("topic", "ticker")
+
+
+def key_from_url(path: str | None) -> tuple[str, str] | None:
+    """(key type, key) of a key's page, /keys/<type>/<key>; None for any other path."""
+    if not path or not path.startswith("/keys/"):
+        return None
+    key_type, _, key = path[len("/keys/"):].partition("/")
+    return (key_type, unquote(key)) if key_type in KEY_TYPES and key else None
 
 
 def view_from_url(path: str | None, search: str | None) -> tuple[str | None, str | None, str | None]:
@@ -69,15 +120,19 @@ def view_from_url(path: str | None, search: str | None) -> tuple[str | None, str
     if path and path.startswith("/alerts/") and len(path) > len("/alerts/"):
         return "alerts", None, unquote(path[len("/alerts/"):])
     query = parse_qs((search or "").lstrip("?"))
-    tab = (query.get("tab") or [None])[0]
+    tab = "now" if key_from_url(path) else (query.get("tab") or [None])[0]
     rng = (query.get("range") or [None])[0]
     return (tab if tab in TABS else None), (rng if rng in RANGES else None), None
 
 
-def url_for_view(tab: str | None, rng: str | None, alert_id: str | None = None) -> str:
-    """The link that reopens this view: an alert's page, or the tab and range."""
+def url_for_view(tab: str | None, rng: str | None, alert_id: str | None = None,
+                 key: tuple[str, str] | None = None) -> str:
+    """The link that reopens this view: an alert's page, a key's page (with the range), or the tab and range."""
     if alert_id:
         return f"/alerts/{quote(alert_id, safe='')}"
+    if key:
+        query = f"?{urlencode({'range': rng})}" if rng and rng != "custom" else ""
+        return f"/keys/{key[0]}/{quote(key[1], safe='')}{query}"
     return "/?" + urlencode({k: v for k, v in (("tab", tab), ("range", rng)) if v and v != "custom"})
 
 
@@ -99,6 +154,19 @@ def figures_in_words(observed: dict[str, float], baseline: dict[str, float]) -> 
     return "; ".join(parts) + "." if parts else "No figures recorded for this alert."
 
 
+def _alert_chart(engine: Any, detail: dict[str, Any], start: datetime, end: datetime) -> Any:
+    """The alert's key around its window: negatives against the usual band, the alert shaded."""
+    try:
+        band = movers.baseline_band(queries.key_series(engine, detail["key_type"], detail["key"],
+                                                       start - timedelta(hours=2), end + timedelta(minutes=30)))
+    except SQLAlchemyError:
+        return html.Div()
+    marks = pd.DataFrame([{"window_start": start, "window_end": end, "severity": detail["severity"]}])
+    fig = figures.key_chart(band, marks, detail["key_type"], detail["key"], auth.current_tz())
+    fig.update_layout(height=240, margin={"l": 50, "r": 20, "t": 10, "b": 30})
+    return dcc.Graph(id="alert-chart", figure=fig, config={"displayModeBar": False})
+
+
 SILENCE_FOR = {"1h": 3600, "4h": 4 * 3600, "24h": 86400, "7d": 7 * 86400}
 
 
@@ -106,14 +174,15 @@ def _silence_controls(silence: Any) -> html.Div:
     """Mute this key's webhooks (the alert stays listed and shown), or say who muted it and until when."""
     if silence is not None:
         until = datetime.fromtimestamp(silence.ends_at, timezone.utc)
-        state = f"Silenced by {silence.created_by} until {until:%Y-%m-%d %H:%M} UTC: {silence.comment}"
+        state = f"Silenced by {silence.created_by} until {when(until)}: {silence.comment}"
     else:
         state = "Not silenced: webhooks are sent"
     return html.Div([
         dcc.Dropdown(id="silence-for", value="4h", clearable=False, style={"width": "90px"},
                      options=[{"label": k, "value": k} for k in SILENCE_FOR]),
         dcc.Input(id="silence-comment", placeholder="Why (required)", style={"width": "280px"}),
-        html.Button("Silence this key", id="silence-button"),
+        html.Button("Silence this key", id="silence-button", disabled=not auth.may("analyst"),
+                    title="" if auth.may("analyst") else f"your role ({auth.current_role()}) can read only"),
         html.Span(state, id="silence-status", style={"marginLeft": "8px", "color": "#555"}),
     ], style={"display": "flex", "gap": "8px", "alignItems": "center", "marginTop": "10px"})
 
@@ -134,8 +203,12 @@ def layout(refresh_ms: int) -> html.Div:
     return html.Div([
         dcc.Location(id="url", refresh=False),
         html.Div([html.H2("riskpulse", style={"margin": "0 18px 0 0"}), _range_controls(),
-                  html.A("Link to this view", id="share-link", href="/", style={"marginLeft": "auto"}),
-                  html.A("Sign out", href="/logout", style={"marginLeft": "16px"})],
+                  html.A("Link to this view", id="share-link", href="/", style={"marginLeft": "auto", "whiteSpace": "nowrap"}),
+                  html.Span(id="signed-in", style={"marginLeft": "16px", "color": "#444", "whiteSpace": "nowrap"}),
+                  dcc.Dropdown(id="tz-pick", options=ZONES, clearable=False, searchable=True,
+                               style={"width": "190px", "marginLeft": "12px"}),
+                  dcc.Store(id="tz-done"),
+                  html.A("Sign out", href="/logout", style={"marginLeft": "16px", "whiteSpace": "nowrap"})],
                  style={"display": "flex", "alignItems": "center", **CARD}),
         html.Div(id="banner"),
         dcc.Interval(id="tick", interval=refresh_ms),
@@ -143,7 +216,28 @@ def layout(refresh_ms: int) -> html.Div:
         dcc.Store(id="silence-done"),
         dcc.Store(id="alert-focus"),  # an alert asked for by its URL, /alerts/<id>
         dcc.Store(id="alert-shown"),  # the alert whose page is open: what Acknowledge and Silence act on
-        dcc.Tabs(id="tabs", value="overview", children=[
+        dcc.Store(id="key-focus"),  # a key asked for by its URL, /keys/<type>/<key>
+        dcc.Store(id="key-shown"),  # the key whose page is open
+        dcc.Tabs(id="tabs", value="now", children=[
+            dcc.Tab(label="Now", value="now", children=[
+                html.Div([html.H4("What is burning now", style={"margin": "0 0 4px"}),
+                          html.P("Keys ranked by how unusual their last windows are (the detector's own figure: "
+                                 "standard deviations above their usual negatives), firing alerts first. "
+                                 "Select a row for the key's page.", style={"color": "#444", "margin": "0 0 8px"}),
+                          dash_table.DataTable(
+                              id="movers-table", row_selectable="single", page_size=15,
+                              columns=[{"name": n, "id": c} for c, n in (
+                                  ("firing", "alert"), ("key_type", "type"), ("key", "key"),
+                                  ("unusual", "unusual (z)"), ("negatives", "negatives"), ("usual", "usual"),
+                                  ("headlines", "headlines"), ("last_windows", "negatives, last windows"))],
+                              style_cell={"textAlign": "left", "fontSize": 13},
+                              style_data_conditional=[
+                                  {"if": {"filter_query": '{firing} = "critical"'}, "backgroundColor": "#fdecea"},
+                                  {"if": {"filter_query": '{firing} = "warning"'}, "backgroundColor": "#fff4e5"},
+                                  {"if": {"column_id": "last_windows"}, "fontFamily": "monospace",
+                                   "letterSpacing": "-1px"}])], style=CARD),
+                html.Div(id="key-page", style=CARD, children="Select a key to see its page."),
+            ]),
             dcc.Tab(label="Overview", value="overview", children=[
                 html.Div([dcc.Graph(id="topic-lines")], style=CARD),
                 html.Div([html.H4("Negative share by topic"), dcc.Graph(id="topic-heatmap")], style=CARD),
@@ -167,7 +261,7 @@ def layout(refresh_ms: int) -> html.Div:
                                   {"if": {"filter_query": '{severity} = "critical"', "column_id": "severity"},
                                    "color": "#c62828", "fontWeight": "bold"},
                                   {"if": {"filter_query": '{severity} = "warning"', "column_id": "severity"},
-                                   "color": "#ef6c00", "fontWeight": "bold"}])], style=CARD),
+                                   "color": WARNING_TEXT, "fontWeight": "bold"}])], style=CARD),
                 html.Div(id="alert-detail", style=CARD, children="Select an alert to see its evidence."),
             ]),
             dcc.Tab(label="News feed", value="news", children=[
@@ -183,7 +277,9 @@ def layout(refresh_ms: int) -> html.Div:
                 html.Div([dash_table.DataTable(
                     id="feed-table", page_current=0, page_size=FEED_PAGE, page_action="custom",
                     sort_action="custom", sort_mode="single", sort_by=[{"column_id": "published_at", "direction": "desc"}],
-                    columns=[{"name": c, "id": c} for c in queries.FEED_COLUMNS if c not in ("id", "url")],
+                    columns=[{"name": c, "id": c, **({"presentation": "markdown"} if c == "headline" else {})}
+                             for c in queries.FEED_COLUMNS if c not in ("id", "url")],
+                    markdown_options={"link_target": "_blank", "html": False},
                     style_cell={"textAlign": "left", "whiteSpace": "normal", "fontSize": 13},
                     style_data_conditional=[{"if": {"filter_query": '{sentiment} = "negative"', "column_id": "sentiment"},
                                              "color": "#c62828"},
@@ -238,6 +334,8 @@ def install_silences_api(server: Any, silences: Silences) -> None:
     def _silences() -> Any:
         if request.method == "GET":
             return jsonify([s.to_json() for s in silences.active()])
+        if not auth.may("analyst"):
+            return jsonify(error=f"your role ({auth.current_role()}) can read only"), 403
         if not request.is_json:
             return jsonify(error="send a JSON body (content-type: application/json)"), 415
         body = request.get_json(silent=True) or {}
@@ -253,6 +351,10 @@ def install_silences_api(server: Any, silences: Silences) -> None:
 
     @server.route("/api/silences/<silence_id>", methods=["DELETE"])
     def _expire(silence_id: str) -> Any:
+        holding = {s.id: s for s in silences.active()}
+        if silence_id in holding and not (auth.may("admin") or (
+                auth.may("analyst") and holding[silence_id].created_by == auth.current_user())):
+            return jsonify(error="an analyst ends their own silences; an admin ends anyone's"), 403
         if not silences.expire(silence_id):
             return jsonify(error=f"no silence {silence_id} is holding"), 404
         return "", 204
@@ -276,7 +378,10 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         if settings.dashboard_password.get_secret_value() == "riskpulse":
             log.warning("dashboard uses the demo password; set RISKPULSE_DASHBOARD_PASSWORD_HASH for real use")
     auth.install(app.server, settings.dashboard_user, pw_hash, auth.secret_key(settings.home),
-                 session_hours=settings.dashboard_session_hours, secure_cookie=settings.dashboard_secure_cookie)
+                 session_hours=settings.dashboard_session_hours, secure_cookie=settings.dashboard_secure_cookie,
+                 users=Users(engine), proxy=auth.ProxyAuth.from_settings(
+                     settings.dashboard_proxy_header, settings.dashboard_trusted_proxies,
+                     settings.dashboard_proxy_default_role))
     install_metrics(app.server)
 
     @app.server.route("/readyz")
@@ -310,8 +415,27 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         return queries.FeedFilter(start=start, end=end, topics=tuple(topics or ()), sentiments=tuple(sentiments or ()),
                                   ticker=ticker or None, text=text or None, sort=sort or (("published_at", "desc"),))
 
-    @app.callback(Output("banner", "children"), Output("as-of", "children"), Input("tick", "n_intervals"))
-    def banner(_: Any) -> tuple[Any, str]:
+    @app.callback(Output("signed-in", "children"), Output("tz-pick", "value"), Output("tz-pick", "options"),
+                  Input("url", "pathname"))
+    def signed_in(_: Any) -> Any:
+        zone = str(auth.current_tz())
+        return f"{auth.current_user()} ({auth.current_role()})", zone, ZONES if zone in ZONES else [zone, *ZONES]
+
+    @app.callback(Output("tz-done", "data"), Input("tz-pick", "value"), prevent_initial_call=True)
+    def choose_zone(zone: str | None) -> Any:
+        """Every time on every view follows the chosen zone: kept for the user; the views that show
+        times listen to ``tz-done`` and draw themselves again."""
+        if not zone or zone == str(auth.current_tz()):
+            return dash.no_update
+        try:
+            auth.set_time_zone(zone)
+        except ValueError:
+            return dash.no_update
+        return zone
+
+    @app.callback(Output("banner", "children"), Output("as-of", "children"), Input("tick", "n_intervals"),
+                  Input("tz-done", "data"))
+    def banner(_: Any, __: Any) -> tuple[Any, str]:
         try:
             latest = queries.latest_time(engine)
         except SQLAlchemyError as exc:
@@ -321,18 +445,19 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
             return (html.Div("No data yet: start the worker (riskpulse worker) and send news "
                              "(riskpulse replay FILE, riskpulse rss URL or the ingest endpoint).",
                              id="empty-state", style={**CARD, "background": "#fff8e1"}), "")
-        return None, f"data up to {latest:%Y-%m-%d %H:%M} UTC"
+        return None, f"data up to {when(latest)}"
 
     @app.callback(Output("topic-lines", "figure"), Output("topic-heatmap", "figure"),
                   Input("tick", "n_intervals"), Input("range", "value"), Input("custom-start", "value"),
-                  Input("custom-end", "value"))
-    def overview(_: Any, rng: str, cs: str | None, ce: str | None) -> tuple[Any, Any]:
+                  Input("custom-end", "value"), Input("tz-done", "data"))
+    def overview(_: Any, rng: str, cs: str | None, ce: str | None, __: Any) -> tuple[Any, Any]:
         try:
             start, end = time_range(engine, rng, cs, ce)
             frame = queries.trend_series(engine, "topic", start, end, top_n=None)
             marks = queries.alert_rows(engine, start, end, key_type="topic")
         except SQLAlchemyError:
             return figures.empty("Store unavailable"), figures.empty("Store unavailable")
+        frame["bucket"], marks["window_start"] = in_zone(frame["bucket"]), in_zone(marks["window_start"])
         return figures.trend_lines(figures.busiest(frame, 8), marks, "topic"), figures.heatmap(frame)
 
     @app.callback(Output("ticker-pick", "options"), Input("ticker-pick", "search_value"), Input("range", "value"),
@@ -346,14 +471,16 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         return [{"label": k, "value": k} for k in sorted(set(keys) | set(chosen or []))]
 
     @app.callback(Output("ticker-lines", "figure"), Input("tick", "n_intervals"), Input("range", "value"),
-                  Input("ticker-pick", "value"), Input("custom-start", "value"), Input("custom-end", "value"))
-    def tickers(_: Any, rng: str, chosen: list[str] | None, cs: str | None, ce: str | None) -> Any:
+                  Input("ticker-pick", "value"), Input("custom-start", "value"), Input("custom-end", "value"),
+                  Input("tz-done", "data"))
+    def tickers(_: Any, rng: str, chosen: list[str] | None, cs: str | None, ce: str | None, __: Any) -> Any:
         try:
             start, end = time_range(engine, rng, cs, ce)
             frame = queries.trend_series(engine, "ticker", start, end, keys=chosen or None, top_n=8)
             marks = queries.alert_rows(engine, start, end, key_type="ticker")
         except SQLAlchemyError:
             return figures.empty("Store unavailable")
+        frame["bucket"], marks["window_start"] = in_zone(frame["bucket"]), in_zone(marks["window_start"])
         if chosen:
             marks = marks[marks["key"].isin(chosen)]
         return figures.trend_lines(frame, marks, "ticker")
@@ -371,7 +498,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         at = pd.Timestamp(point["x"]).to_pydatetime()
         at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
         return _drill_panel(engine, key_type, key, at, at + bucket,
-                            f"{key_type} {key}: {at:%Y-%m-%d %H:%M}-{at + bucket:%H:%M} UTC, most negative first")
+                            f"{key_type} {key}: {when(at)} to {when(at + bucket, '%H:%M')}, most negative first")
 
     @app.callback(Output("overview-drill", "children"), Input("topic-lines", "clickData"),
                   Input("topic-heatmap", "clickData"), State("range", "value"), State("custom-start", "value"),
@@ -386,21 +513,76 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         return guarded(_drill)(click, "ticker", rng, cs, ce)
 
     @app.callback(Output("tabs", "value"), Output("range", "value"), Output("alert-focus", "data"),
-                  Input("url", "pathname"), State("url", "search"))
+                  Output("key-focus", "data"), Input("url", "pathname"), State("url", "search"))
     def from_url(path: str | None, search: str | None) -> Any:
-        """A shared link opens the view it names: /alerts/<id>, or /?tab=...&range=..."""
+        """A shared link opens the view it names: /alerts/<id>, /keys/<type>/<key>, or /?tab=...&range=..."""
         tab, rng, focus = view_from_url(path, search)
-        return tab or dash.no_update, rng or dash.no_update, focus or dash.no_update
+        key = key_from_url(path)
+        return (tab or dash.no_update, rng or dash.no_update, focus or dash.no_update,
+                list(key) if key else dash.no_update)
 
     @app.callback(Output("share-link", "href"), Input("tabs", "value"), Input("range", "value"),
-                  Input("alert-shown", "data"))
-    def share(tab: str, rng: str, shown: dict[str, str] | None) -> str:
-        return url_for_view(tab, rng, shown["id"] if shown and tab == "alerts" else None)
+                  Input("alert-shown", "data"), Input("key-shown", "data"))
+    def share(tab: str, rng: str, shown: dict[str, str] | None, key: list[str] | None) -> str:
+        return url_for_view(tab, rng, shown["id"] if shown and tab == "alerts" else None,
+                            (key[0], key[1]) if key and tab == "now" else None)
+
+    window_s = settings.window_s
+
+    @app.callback(Output("movers-table", "data"), Input("tick", "n_intervals"))
+    def movers_table(_: Any) -> Any:
+        try:
+            end = queries.latest_time(engine)
+            if end is None:
+                return []
+            last = (int(end.timestamp()) // window_s) * window_s - window_s  # the newest closed window
+            windows = [last - window_s * i for i in range(movers.BASELINE + movers.RECENT - 1, -1, -1)]
+            frame = queries.window_counts(engine, windows)
+            firing = queries.firing_keys(engine, end - timedelta(days=7))
+        except SQLAlchemyError:
+            return []
+        return [m.row() for m in movers.rank(frame, windows, firing)]
+
+    @app.callback(Output("key-page", "children"), Output("key-shown", "data"),
+                  Input("movers-table", "selected_rows"), Input("key-focus", "data"), Input("range", "value"),
+                  Input("custom-start", "value"), Input("custom-end", "value"), Input("tz-done", "data"),
+                  State("movers-table", "data"), State("key-shown", "data"), prevent_initial_call=True)
+    def key_page(selected: list[int] | None, focus: list[str] | None, rng: str, cs: str | None, ce: str | None,
+                 _: Any, rows: list[dict[str, Any]] | None, shown: list[str] | None) -> Any:
+        triggered = {t["prop_id"].split(".")[0] for t in dash.ctx.triggered}  # a shared link sets range and key at once
+        if "key-focus" in triggered:
+            key = focus
+        elif "movers-table" in triggered:  # a row selected (a click, or Space on its radio button)
+            key = [rows[selected[0]]["key_type"], rows[selected[0]]["key"]] if selected and rows and selected[0] < len(rows) else None
+        else:  # a new range: the same key again
+            key = shown
+        if not key:
+            return "Select a key to see its page.", None
+        key_type, name = key
+        try:
+            start, end = time_range(engine, rng, cs, ce)
+            band = movers.baseline_band(queries.key_series(engine, key_type, name, start, end))
+            marks = queries.alert_rows(engine, start, end, key_type=key_type)
+            marks = marks[marks["key"] == name]
+            evidence = queries.headlines_for(engine, key_type, name, start, end, limit=15)
+        except SQLAlchemyError:
+            return "Store unavailable.", key
+        items = [html.Li([html.A(h.headline, href=h.url, target="_blank", rel="noopener") if h.url else h.headline,
+                          f"  ({h.sentiment_score:+.2f}, {when(h.published_at)})"])
+                 for h in evidence.itertuples()]
+        return html.Div([
+            html.H4(f"{key_type} {name}", id="key-title"),
+            html.P(f"{int(band['negative'].sum())} negative of {int(band['count'].sum())} headlines in the range; "
+                   f"{len(marks)} alert{'s' if len(marks) != 1 else ''}.", style={"color": "#444"}),
+            dcc.Graph(id="key-chart", figure=figures.key_chart(band, marks, key_type, name, auth.current_tz())),
+            html.H5("Evidence: the most negative headlines of the range"),
+            html.Ul(items or [html.Li("No headlines in this range.")], id="key-evidence"),
+        ]), [key_type, name]
 
     @app.callback(Output("alerts-table", "data"), Input("tick", "n_intervals"), Input("range", "value"),
                   Input("alert-status", "value"), Input("ack-done", "data"), Input("silence-done", "data"),
-                  Input("custom-start", "value"), Input("custom-end", "value"))
-    def alert_table(_: Any, rng: str, status: str, __: Any, ___: Any, cs: str | None, ce: str | None) -> Any:
+                  Input("custom-start", "value"), Input("custom-end", "value"), Input("tz-done", "data"))
+    def alert_table(_: Any, rng: str, status: str, __: Any, ___: Any, cs: str | None, ce: str | None, ____: Any) -> Any:
         try:
             start, end = time_range(engine, rng, cs, ce)
             # alerts stay listed for a week past the chart range: an analyst must not miss one
@@ -412,14 +594,14 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         now = datetime.now(timezone.utc).timestamp()
         frame["silenced"] = ["yes" if any(s.matches(kt, k, sev, now) for s in holding) else ""
                              for kt, k, sev in zip(frame["key_type"], frame["key"], frame["severity"])]
-        frame["fired_at"] = frame["fired_at"].astype(str).str[:16]
+        frame["fired_at"] = local_times(frame["fired_at"])
         return frame.to_dict("records")
 
     @app.callback(Output("alert-detail", "children"), Output("alert-shown", "data"),
                   Input("alerts-table", "selected_rows"), Input("ack-done", "data"), Input("silence-done", "data"),
-                  Input("alert-focus", "data"), State("alerts-table", "data"), State("alert-shown", "data"),
-                  prevent_initial_call=True)
-    def alert_detail(selected: list[int] | None, _: Any, __: Any, focus: str | None,
+                  Input("alert-focus", "data"), Input("tz-done", "data"), State("alerts-table", "data"),
+                  State("alert-shown", "data"), prevent_initial_call=True)
+    def alert_detail(selected: list[int] | None, _: Any, __: Any, focus: str | None, ___: Any,
                      rows: list[dict[str, Any]] | None, shown: dict[str, str] | None) -> Any:
         trigger = dash.ctx.triggered_id
         if trigger == "alert-focus":
@@ -437,16 +619,18 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
         end = detail["window_end"] if detail["window_end"].tzinfo else detail["window_end"].replace(tzinfo=timezone.utc)
         evidence = [html.Li([html.A(h["headline"], href=h["url"], target="_blank") if h.get("url") else h["headline"],
                              f"  ({h['sentiment_score']:+.2f})"]) for h in detail["top_headlines"]]
-        acked = (f"Acknowledged by {detail['acked_by']} at {detail['acked_at']:%Y-%m-%d %H:%M} UTC"
+        acked = (f"Acknowledged by {detail['acked_by']} at {when(detail['acked_at'])}"
                  if detail.get("acked_by") else "Not acknowledged")
         return html.Div([
             html.H4(detail["summary"], id="alert-summary"),
             html.P(f"{detail['severity']} · {detail['status']} · {detail['key_type']} {detail['key']} · window "
-                   f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC · rule {detail['rule']}"),
+                   f"{when(start)} to {when(end, '%H:%M')} · rule {detail['rule']}"),
             html.P(figures_in_words(detail["observed"], detail["baseline"]), id="alert-figures", style={"color": "#555"}),
+            _alert_chart(engine, detail, start, end),
             html.H5("Evidence: the most negative headlines of the window"), html.Ul(evidence, id="alert-evidence"),
-            html.Div([html.Button("Acknowledge", id="ack-button"), html.Span(acked, id="ack-status",
-                                                                           style={"marginLeft": "12px"})]),
+            html.Div([html.Button("Acknowledge", id="ack-button", disabled=not auth.may("analyst"),
+                                  title="" if auth.may("analyst") else f"your role ({auth.current_role()}) can read only"),
+                      html.Span(acked, id="ack-status", style={"marginLeft": "12px"})]),
             _silence_controls(guarded(silences.matching)(detail["key_type"], detail["key"], detail["severity"])),
             html.Div(_drill_panel(engine, detail["key_type"], detail["key"], start, end,
                                   "All headlines of this key and window"), style={"marginTop": "12px"}),
@@ -455,7 +639,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
     @app.callback(Output("ack-done", "data"), Input("ack-button", "n_clicks"), State("alert-shown", "data"),
                   prevent_initial_call=True)
     def acknowledge(clicks: int | None, shown: dict[str, str] | None) -> Any:
-        if not clicks or not shown:
+        if not clicks or not shown or not auth.may("analyst"):
             return dash.no_update
         alert_id = shown["id"]
         when = datetime.now(timezone.utc)
@@ -469,6 +653,8 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
     def silence(clicks: int | None, duration: str, comment: str | None, row: dict[str, str] | None) -> Any:
         if not clicks or not row:
             return dash.no_update, dash.no_update
+        if not auth.may("analyst"):
+            return dash.no_update, f"Not silenced: your role ({auth.current_role()}) can read only"
         try:
             made = silences.add(auth.current_user(), comment or "", datetime.now(timezone.utc).timestamp()
                                 + SILENCE_FOR.get(duration, SILENCE_FOR["4h"]), key_type=row["key_type"], key=row["key"])
@@ -491,14 +677,15 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
                    Input("feed-text", "value"), Input("feed-table", "sort_by")]
 
     @app.callback(Output("feed-table", "data"), Output("feed-table", "page_count"), Output("feed-count", "children"),
-                  Input("tick", "n_intervals"), Input("feed-table", "page_current"), *feed_inputs)
-    def feed(_: Any, page: int | None, *args: Any) -> Any:
+                  Input("tick", "n_intervals"), Input("tz-done", "data"), Input("feed-table", "page_current"), *feed_inputs)
+    def feed(_: Any, __: Any, page: int | None, *args: Any) -> Any:
         try:
             f = feed_filter(*args)
             frame, total = queries.news_page(engine, f, page or 0, FEED_PAGE)
         except SQLAlchemyError:
             return [], 1, "store unavailable"
-        frame["published_at"] = frame["published_at"].astype(str).str[:19]
+        frame["published_at"] = local_times(frame["published_at"], "%Y-%m-%d %H:%M:%S")
+        frame["headline"] = [headline_link(h, u) for h, u in zip(frame["headline"], frame["url"])]
         for c in ("p_negative", "p_neutral", "p_positive", "sentiment_score"):
             frame[c] = frame[c].round(3)
         shown = f"{queries.COUNT_CAP:,}+" if total > queries.COUNT_CAP else f"{total:,}"

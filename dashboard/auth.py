@@ -1,27 +1,40 @@
-"""Login for the dashboard: nothing but the login page answers without a session.
+"""Who is at the dashboard, and what their role lets them do: nothing but the login page answers
+without a signed-in user.
 
-Passwords are checked against a salted hash (Werkzeug's scrypt), never stored in the clear:
-configure ``RISKPULSE_DASHBOARD_PASSWORD_HASH`` (``riskpulse dashboard --hash-password``
-prints one) or, for the embedded demo, ``RISKPULSE_DASHBOARD_PASSWORD``, hashed at start-up.
+People are users in the store with a role (viewer, analyst, admin; store/users.py), managed with
+``riskpulse users``. They sign in on the login page (passwords checked against a salted hash,
+Werkzeug's scrypt, never stored in the clear), or through a single sign-on proxy (oauth2-proxy
+and the like) that puts the signed-in name in a header, believed only from the proxies'
+addresses. The configured ``RISKPULSE_DASHBOARD_USER`` (``..._PASSWORD_HASH``, or for the demo
+``..._PASSWORD``) is the break-glass admin: it signs in only while the store has no users, or
+cannot be reached.
 """
 
 from __future__ import annotations
 
 import html
 import hmac
+import ipaddress
 import logging
 import os
 import secrets
 import tempfile
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import quote
 
-from flask import Flask, Response, redirect, request, session
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from flask import Flask, Response, g, has_request_context, redirect, request, session
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from riskpulse.store.users import NAME, ROLES, Users
+
 log = logging.getLogger(__name__)
+UTC = ZoneInfo("UTC")
 
 OPEN_PATHS = ("/login", "/healthz", "/readyz", "/metrics")  # metrics carry counts and latencies, no data
 
@@ -34,6 +47,28 @@ button{{padding:.5rem 1.2rem}} .err{{color:#b00020}}</style></head><body>
 <label>User<input id="username" name="username" autocomplete="username" autofocus></label>
 <label>Password<input id="password" name="password" type="password" autocomplete="current-password"></label>
 <input type="hidden" name="next" value="{next}"><button id="login" type="submit">Sign in</button></form></body></html>"""
+
+
+@dataclass(frozen=True)
+class ProxyAuth:
+    """Single sign-on by a trusted reverse proxy: ``header`` names the signed-in user."""
+
+    header: str
+    trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    default_role: str = "viewer"
+
+    @classmethod
+    def from_settings(cls, header: str | None, trusted: list[str], default_role: str) -> "ProxyAuth | None":
+        if not header:
+            return None
+        return cls(header, tuple(ipaddress.ip_network(n, strict=False) for n in trusted), default_role)
+
+    def trusts(self, address: str | None) -> bool:
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trusted)
 
 
 def hash_password(password: str) -> str:
@@ -108,30 +143,118 @@ class LoginThrottle:
 
 
 def install(server: Flask, user: str, password_hash: str, key: bytes, session_hours: float = 12.0,
-            secure_cookie: bool = False, throttle: LoginThrottle | None = None) -> None:
-    """Sessions expire after ``session_hours`` and die at sign-out; ``secure_cookie`` behind TLS."""
+            secure_cookie: bool = False, throttle: LoginThrottle | None = None, users: Users | None = None,
+            proxy: ProxyAuth | None = None) -> None:
+    """Sessions expire after ``session_hours`` and die at sign-out; ``secure_cookie`` behind TLS.
+    ``users``: the store's users (None: the configured user only); ``proxy``: single sign-on."""
     server.secret_key = key
     server.config.update(SESSION_COOKIE_NAME=cookie_name(key), SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                          SESSION_COOKIE_SECURE=secure_cookie, PERMANENT_SESSION_LIFETIME=int(session_hours * 3600))
     throttle = throttle or LoginThrottle()
     revoked: dict[str, float] = {}  # session id -> when it would have expired anyway
+    said_untrusted: set[str] = set()
 
-    def _valid() -> bool:
+    def _known() -> int | None:
+        """How many users the store has; None if it cannot say (then only the break-glass user)."""
+        if users is None:
+            return 0
+        try:
+            return users.count()
+        except SQLAlchemyError as exc:
+            log.warning("store unavailable for sign-in: only the configured user may sign in",
+                        extra={"error": type(exc).__name__})
+            return None
+
+    def _role_of(name: str) -> str | None:
+        """The role ``name`` has now (None: no such user, or disabled): the store's word where it
+        has users, else the break-glass user alone, as admin."""
+        known = _known()
+        if known is None:  # the store cannot say: the role the session was made with
+            return session.get("role")
+        if known:
+            found = users.get(name) if users is not None else None
+            return found.role if found is not None and not found.disabled else None
+        return "admin" if hmac.compare_digest(name.encode(), user.encode()) else None
+
+    def _session_user() -> str | None:
         sid, issued = session.get("sid"), session.get("issued")
         if not session.get("user") or not sid or not isinstance(issued, (int, float)):
-            return False
+            return None
         now = time.time()
         for old in [k for k, until in revoked.items() if until < now]:
             del revoked[old]
-        return sid not in revoked and now - issued < session_hours * 3600
+        return str(session["user"]) if sid not in revoked and now - issued < session_hours * 3600 else None
+
+    def _proxy_user() -> tuple[str, str] | None | bool:
+        """(name, role) signed in by the proxy; None if no proxy speaks; False if it names someone refused."""
+        if proxy is None:
+            return None
+        name = request.headers.get(proxy.header, "").strip()
+        if not name:
+            return None
+        address = request.remote_addr or "?"
+        if not proxy.trusts(address):
+            if address not in said_untrusted and len(said_untrusted) < 1000:
+                said_untrusted.add(address)
+                log.warning("sign-on header from an address not among the trusted proxies: ignored",
+                            extra={"address": address, "header": proxy.header})
+            return None
+        if not NAME.fullmatch(name):
+            return False
+        found = users.get(name) if users is not None else None
+        if found is not None and found.disabled:
+            return False
+        return name, found.role if found is not None else proxy.default_role
 
     @server.before_request
     def _guard() -> Response | tuple[str, int] | None:
-        if request.path in OPEN_PATHS or _valid():
+        if request.path in OPEN_PATHS:
             return None
+        try:
+            signed = _proxy_user()
+            if signed is False:
+                return "this user may not use riskpulse (disabled, or not a valid name)", 403
+            if signed:
+                g.user, g.role = signed
+                _load_time_zone(signed[0])
+                return None
+            name = _session_user()
+            role = _role_of(name) if name else None
+        except SQLAlchemyError:  # a signed-in analyst keeps the role the session was made with
+            name = _session_user()
+            role = session.get("role") if name else None
+        if name and role in ROLES:
+            g.user, g.role = name, role
+            _load_time_zone(name)
+            return None
+        if name:  # removed or disabled since: signed out
+            session.clear()
         if request.path.startswith(("/_dash", "/api/")) or request.method != "GET":
             return "login required", 401
         return redirect("/login?next=" + quote(request.full_path.rstrip("?")))  # type: ignore[return-value]
+
+    def _load_time_zone(name: str) -> None:
+        """The user's time zone, from the store once per sign-in (kept in the session after that)."""
+        if session.get("tz_user") == name:
+            return
+        try:
+            zone = users.time_zone(name) if users is not None else None
+        except SQLAlchemyError:
+            return  # asked again at the next request
+        session["tz_user"], session["tz"] = name, zone
+
+    g_users["users"] = users
+
+    def _check(given_user: str, password: str) -> str | None:
+        """The role of ``given_user`` if ``password`` is theirs."""
+        known = _known()
+        if known:
+            found = users.get(given_user) if users is not None else None
+            ok = (found is not None and not found.disabled and found.password_hash is not None
+                  and check_password_hash(found.password_hash, password))
+            return found.role if ok and found is not None else None
+        ok = hmac.compare_digest(given_user.encode(), user.encode())
+        return "admin" if check_password_hash(password_hash, password) and ok else None
 
     @server.route("/login", methods=["GET", "POST"])
     def _login() -> Response | str:
@@ -145,13 +268,12 @@ def install(server: Flask, user: str, password_hash: str, key: bytes, session_ho
                 page = PAGE.format(error=f'<p class="err" id="login-error">Too many failed sign-ins; try again in '
                                          f'{int(wait // 60) + 1} min.</p>', next="/")
                 return Response(page, status=429, headers={"Retry-After": str(int(wait) + 1)})
-            ok = hmac.compare_digest(given_user.encode(), user.encode())
-            ok = check_password_hash(password_hash, request.form.get("password", "")) and ok
-            if ok:
+            role = _check(given_user, request.form.get("password", ""))
+            if role is not None:
                 session.clear()
                 session.permanent = True
-                session.update(user=user, sid=secrets.token_urlsafe(16), issued=time.time())
-                log.info("dashboard sign-in", extra={"user": user})
+                session.update(user=given_user, role=role, sid=secrets.token_urlsafe(16), issued=time.time())
+                log.info("dashboard sign-in", extra={"user": given_user, "role": role})
                 return redirect(_safe_next(request.form.get("next")))  # type: ignore[return-value]
             throttle.failed(given_user, address)
             time.sleep(0.5)  # slows guessing
@@ -172,5 +294,41 @@ def install(server: Flask, user: str, password_hash: str, key: bytes, session_ho
         return '{"status":"ok"}', 200
 
 
+g_users: dict[str, Users | None] = {}  # the store's users, for set_time_zone (one dashboard per process)
+
+
+def current_tz() -> ZoneInfo:
+    """The zone the signed-in user reads times in (UTC outside a request, or if none was chosen)."""
+    if not has_request_context() or session.get("tz_user") != current_user():
+        return UTC
+    try:
+        return ZoneInfo(session.get("tz") or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def set_time_zone(zone: str) -> None:
+    """Show this user's times in ``zone`` from now on (kept for store users across sign-ins)."""
+    if zone not in available_timezones() and zone != "UTC":
+        raise ValueError(f"unknown time zone {zone!r}")
+    session["tz_user"], session["tz"] = current_user(), zone
+    users = g_users.get("users")
+    if users is not None:
+        try:
+            users.set_time_zone(current_user(), zone)
+        except SQLAlchemyError:
+            log.warning("time zone kept for this session only: store unavailable")
+
+
 def current_user() -> str:
-    return str(session.get("user", ""))
+    """Who made this request (set by the guard: a session, or the sign-on proxy)."""
+    return str(g.get("user") or session.get("user", ""))
+
+
+def current_role() -> str:
+    return str(g.get("role") or "viewer")
+
+
+def may(role: str) -> bool:
+    """True if the signed-in user's role is ``role`` or above it."""
+    return ROLES.index(current_role()) >= ROLES.index(role)

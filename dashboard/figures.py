@@ -6,6 +6,8 @@ legend choices.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -86,4 +88,35 @@ def heatmap(frame: pd.DataFrame) -> go.Figure:
                                hovertemplate="%{y}<br>%{x}<br>negative %{z:.0%} of %{customdata} items<extra></extra>"))
     fig.update_layout(height=max(260, 28 * len(share.index) + 80), uirevision=UIREV,
                       margin={"l": 180, "r": 20, "t": 20, "b": 40})
+    return fig
+
+
+def _zoned(ts: Any, tz: Any) -> pd.Timestamp:
+    """A stored time (naive means UTC) in zone ``tz``."""
+    t = pd.Timestamp(ts)
+    return (t.tz_localize("UTC") if t.tzinfo is None else t).tz_convert(tz)
+
+
+def key_chart(band: pd.DataFrame, alerts: pd.DataFrame, key_type: str, key: str, tz: Any = "UTC") -> go.Figure:
+    """One key: negatives per window against its usual band, windows with an alert shaded, times
+    in zone ``tz``. ``band``: window_ts, count, negative, usual, lower, upper (dashboard/movers.py)."""
+    if band.empty or not band["count"].any():
+        return empty(f"No news about {key_type} {key} in this time range.")
+    x = pd.to_datetime(band["window_ts"], unit="s", utc=True).dt.tz_convert(tz)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=x, y=band["upper"], mode="lines", line={"width": 0}, showlegend=False,
+                             hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=x, y=band["lower"], mode="lines", line={"width": 0}, fill="tonexty",
+                             fillcolor="rgba(120,120,120,0.18)", name="usual range", hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=x, y=band["usual"], mode="lines", line={"color": "#555", "dash": "dot"},
+                             name="usual negatives", hovertemplate="%{x}<br>usual %{y:.1f}<extra></extra>"))
+    fig.add_trace(go.Bar(x=x, y=band["negative"], name="negative headlines", marker={"color": "#c62828"},
+                         customdata=band[["count"]].to_numpy(),
+                         hovertemplate="%{x}<br>%{y} negative of %{customdata[0]}<extra></extra>"))
+    for row in alerts.itertuples():
+        fig.add_vrect(x0=_zoned(row.window_start, tz), x1=_zoned(row.window_end, tz), fillcolor=SEVERITY_COLOUR.get(row.severity, "#333"),
+                      opacity=0.15, line_width=0, annotation_text=f"{row.severity} alert", annotation_position="top left")
+    fig.update_layout(height=360, uirevision=UIREV, hovermode="x", margin={"l": 50, "r": 20, "t": 30, "b": 40},
+                      legend={"orientation": "h", "y": -0.15}, plot_bgcolor="#fafafa",
+                      yaxis={"title": "negative headlines", "rangemode": "tozero"})
     return fig

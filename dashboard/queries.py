@@ -197,3 +197,47 @@ def topics_in_range(engine: Engine, start: datetime, end: datetime) -> list[str]
         return sorted(r[0] for r in conn.execute(
             select(trends.c.key).where(and_(trends.c.key_type == "topic", trends.c.window_ts >= int(start.timestamp()),
                                             trends.c.window_ts < int(end.timestamp()))).distinct()))
+
+
+def window_counts(engine: Engine, windows: list[int]) -> pd.DataFrame:
+    """Per key and window of ``windows`` (starts, seconds): headlines and negatives, rows only where
+    a key had news. What the movers are ranked on (dashboard/movers.py)."""
+    cols = ["key_type", "key", "window_ts", "count", "negative"]
+    if not windows:
+        return pd.DataFrame(columns=cols)
+    with engine.connect() as conn:
+        rows = conn.execute(select(trends.c.key_type, trends.c.key, trends.c.window_ts, trends.c.count,
+                                   trends.c.negative)
+                            .where(and_(trends.c.window_ts >= windows[0], trends.c.window_ts <= windows[-1]))).all()
+    frame = pd.DataFrame(rows, columns=cols)
+    return frame.astype({"key_type": "object", "key": "object", "window_ts": "int64", "count": "int64",
+                         "negative": "int64"})
+
+
+def firing_keys(engine: Engine, since: datetime) -> dict[tuple[str, str], str]:
+    """(key_type, key) -> the most severe firing alert fired since ``since``."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(alerts.c.key_type, alerts.c.key, alerts.c.severity)
+                            .where(and_(alerts.c.status == "firing", alerts.c.fired_at >= _bound(engine, since)))).all()
+    out: dict[tuple[str, str], str] = {}
+    for key_type, key, severity in rows:
+        if out.get((key_type, key)) != "critical":
+            out[(key_type, key)] = severity
+    return out
+
+
+def key_series(engine: Engine, key_type: str, key: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """One key's headlines and negatives per bucket of the range, every bucket present (zeros
+    where it had no news: a quiet window is part of its baseline)."""
+    b = bucket_seconds(end - start)
+    first, last = (int(start.timestamp()) // b) * b, int(end.timestamp())
+    bucket = (trends.c.window_ts // b) * b
+    with engine.connect() as conn:
+        rows = conn.execute(select(bucket.label("bucket"), func.sum(trends.c.count), func.sum(trends.c.negative))
+                            .where(and_(trends.c.key_type == key_type, trends.c.key == key,
+                                        trends.c.window_ts >= first, trends.c.window_ts < last))
+                            .group_by("bucket")).all()
+    found = {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
+    buckets = list(range(first, last, b))
+    return pd.DataFrame({"window_ts": buckets, "count": [found.get(w, (0, 0))[0] for w in buckets],
+                         "negative": [found.get(w, (0, 0))[1] for w in buckets]})

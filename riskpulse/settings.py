@@ -99,9 +99,19 @@ class Settings(BaseSettings):
     dashboard_refresh_s: float = Field(5.0, gt=0)
     dashboard_session_hours: float = Field(12.0, gt=0)  # a sign-in lasts this long (a shift)
     dashboard_secure_cookie: bool = False  # true behind TLS: the session cookie never travels in clear
+    # single sign-on behind a proxy (oauth2-proxy and the like): the header carrying the signed-in
+    # user's name, believed only from the proxies' addresses (CIDRs); users the store does not know
+    # get the default role. None: no SSO, the login page only
+    dashboard_proxy_header: str | None = None
+    dashboard_trusted_proxies: list[str] = ["127.0.0.1/32", "::1/128"]
+    dashboard_proxy_default_role: Literal["viewer", "analyst", "admin"] = "viewer"
     ingest_token: SecretStr | None = None
     ingest_port: int = 8088
     log_json: bool = False
+    # records on news.scored, trends and alerts carry their event time as the Kafka timestamp
+    # (published_at; a window's end), Kafka Streams' convention. Off by default: with time-based
+    # retention the broker would delete a replay of older news as it lands (docs/kafka.md)
+    kafka_event_time_timestamps: bool = False
 
 
     @field_validator("model_dir", mode="before")

@@ -116,7 +116,8 @@ def _adopt(conn: Connection, tables: set[str]) -> None:
 # what the migrations after the baseline added (a table: None; columns of a table), so that an
 # adopted store is completed to the baseline only, and those migrations then add them as usual
 AFTER_BASELINE: dict[str, tuple[str, ...] | None] = {"silences": None,  # 0002
-                                                     "webhook_outbox": ("key_type", "key", "severity")}
+                                                     "webhook_outbox": ("key_type", "key", "severity"),
+                                                     "users": None}  # 0003
 
 
 def _baseline_metadata() -> MetaData:

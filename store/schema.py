@@ -8,7 +8,7 @@ endpoints it disabled; the dashboard reads. The shape changes only through a mig
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -144,4 +144,17 @@ silences = Table(
     Column("comment", Text, nullable=False),
     Column("created_at", Float, nullable=False),
     Index("ix_silences_ends", "ends_at"),
+)
+
+# the dashboard's people: a role each (viewer < analyst < admin); a password hash (Werkzeug's
+# scrypt) for those who sign in on the login page, none for those signed in by the SSO proxy
+users = Table(
+    "users", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(300)),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("time_zone", String(64)),  # IANA name the dashboard shows times in; none: UTC
+    Column("created_by", String(100), nullable=False),
+    Column("created_at", Float, nullable=False),
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,11 +32,14 @@ from riskpulse.settings import Settings
 from riskpulse.store.news import Store
 
 from . import metrics
-from .app import create_app, declare_topics, state_table
+from .app import create_app, declare_topics, state_tables
 from .broker_offsets import BrokerOffsets
-from .core.aggregator import Aggregator, AggregatorConfig
+from .core.aggregator import Aggregator, AggregatorConfig, WindowClose
+from .core.dedupe import dedupe_key
+from .core.detection import shard_of
 from .core.event_time import EventTimePolicy, judge
-from .core.state import Overlay
+from .core.merge import WindowMerge
+from .core.state import Overlay, Prefixed
 from .core.validation import Invalid, dead_letter, parse_news
 from .isolation import score_isolated, write_isolated
 from .passed_over import PassedOver
@@ -83,22 +87,54 @@ def _broker_time(event: Any, fallback: datetime) -> datetime:
 
 
 def _source(src: Any) -> tuple[int, int, int]:
-    """(partition, offset, behind) from ``_src``/``_progress``: [topic, partition, offset(, behind)]."""
-    if not (isinstance(src, list) and len(src) in (3, 4) and all(isinstance(v, int) for v in src[1:])):
+    """(partition, offset, behind) from ``_src``/``_progress``: [topic, partition, offset(, behind(, event time))]."""
+    if not (isinstance(src, list) and len(src) in (3, 4, 5) and all(isinstance(v, int) for v in src[1:4])):
         raise ValueError("no source position (_src: [topic, partition, offset, behind])")
-    return src[1], src[2], (src[3] if len(src) == 4 else 0)
+    return src[1], src[2], (src[3] if len(src) >= 4 else 0)
 
 
-def _decode_internal(value: bytes) -> tuple[ScoredNews | None, tuple[int, int, int], Any]:
-    """An internal record: a scored item, or (item None) a partition's progress marker."""
+def _json_object(value: bytes) -> dict[str, Any]:
     raw = json.loads(value)
     if not isinstance(raw, dict):
         raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
+    return raw
+
+
+def _decode_internal(value: bytes) -> tuple[ScoredNews | None, tuple[int, int, int], Any]:
+    """A record from the scorers: a scored item (its ingest time third), or (item None) a news
+    partition's progress marker (the event time its scorer has sent items up to third, or None)."""
+    raw = _json_object(value)
     if "_progress" in raw:
-        return None, _source(raw["_progress"]), None
+        marker = raw["_progress"]
+        src = _source(marker)
+        ts = marker[4] if len(marker) == 5 else None
+        if ts is not None and (isinstance(ts, bool) or not isinstance(ts, (int, float)) or not math.isfinite(ts)):
+            raise ValueError(f"progress marker with a bad event time: {ts!r}")
+        return None, src, ts
     src = _source(raw.pop("_src", None))
     ingest_ts = raw.pop("_ingest_ts", None)
     return ScoredNews.model_validate(raw), src, ingest_ts
+
+
+def _ints(value: Any, n: int) -> list[int]:
+    if not (isinstance(value, list) and len(value) == n and all(isinstance(v, int) and not isinstance(v, bool)
+                                                                for v in value)):
+        raise ValueError(f"expected a list of {n} integers, got {value!r:.100}")
+    return value
+
+
+def story_partition(headline: str, partitions: int) -> int:
+    """The partition of the counting stage for an item: by story, so a re-published story meets
+    its first sighting (the dedupe key), whichever news partition each came on."""
+    return shard_of(dedupe_key(headline), partitions)
+
+
+def _by_partition(events: list[Any]) -> dict[int, list[Any]]:
+    """A batch's events per partition, each in the order delivered."""
+    groups: dict[int, list[Any]] = {}
+    for event in events:
+        groups.setdefault(event.message.partition, []).append(event)
+    return groups
 
 
 class Pipeline:
@@ -109,7 +145,8 @@ class Pipeline:
     def __init__(self, app: faust.App, settings: Settings) -> None:
         self.app, self.settings = app, settings
         self.topics = declare_topics(app, settings)
-        self.state_table = state_table(app)
+        self.partitions = settings.kafka_partitions  # of every topic: news, both internal ones, the outputs
+        self.count_table, self.judge_table = state_tables(app, settings)
         self.watchdog = StallWatchdog(stall_s=settings.stall_s)
         self.group_watch = GroupWatch(limit_s=3 * settings.stall_s)  # owners judge their own within stall_s
         # asked on a client of its own (the stall check uses it too: it must not lean on the consumer it judges)
@@ -133,11 +170,15 @@ class Pipeline:
         self._said_cancelled = False
         self._settling_since: float | None = None
         self._ends: dict[tuple[str, int], int] = {}  # end offsets at the last stall check (broker's answer)
+        self._counters: dict[int, Aggregator] = {}  # per partition of the counting stage this worker holds
+        self._judges: dict[int, WindowMerge] = {}  # per partition of the judging stage
+        self._through_sent: dict[int, float] = {}  # counting partition -> closed-through last told the judges
 
     def register(self) -> None:
         app, topics = self.app, self.topics
         app.agent(topics.news, name="riskpulse.stream.agents.score")(exit_on_crash(self.score))
         app.agent(topics.scored_internal, name="riskpulse.stream.agents.aggregate")(exit_on_crash(self.aggregate))
+        app.agent(topics.windows_internal, name="riskpulse.stream.agents.judge")(exit_on_crash(self.judge))
         # news.scored -> store (upserts by id); trends -> store (upserts by key and window);
         # alerts -> store (one row per alert id) + webhook outbox (one row per route and message)
         self._sink_agent(topics.scored, "sink_scored", lambda: self._get_store().upsert_scored, 500, 1.0)
@@ -232,7 +273,7 @@ class Pipeline:
         metrics.ITEMS_IN.labels(TOPIC_NEWS).inc(len(events))
         self.watchdog.note(events)
         if not good:
-            await self._report_silent_partitions(events, {})
+            await self._report_progress(events, {})
             return
         started = time.perf_counter()
         items = [item for _, item, _ in good]
@@ -240,7 +281,7 @@ class Pipeline:
                                             lambda batch: service.score_items(batch, now), items, CANARY)
         metrics.MODEL_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(good))
-        sent: dict[int, int] = {}  # partition -> offset of the last item sent on
+        sent_up_to: dict[int, float] = {}  # news partition -> latest event time of its items sent on
         for (event, _, verdict), record in zip(good, scored):
             if isinstance(record, Exception):
                 await self._dead_letter_event(event, f"scoring failed: {record!r}", "score")
@@ -252,9 +293,16 @@ class Pipeline:
             value = record.to_json()
             value["_src"] = [event.message.topic, event.message.partition, event.message.offset, self._behind(event)]
             value["_ingest_ts"] = event.message.timestamp  # broker time of the news record, for latency figures
-            await self.topics.scored_internal.send(key=record.id.encode(), value=_dumps(value))
-            sent[event.message.partition] = event.message.offset
-        await self._report_silent_partitions(events, sent)
+            await self.topics.scored_internal.send(key=record.id.encode(), value=_dumps(value),
+                                                   partition=story_partition(record.headline, self.partitions))
+            ts = record.published_at.timestamp()
+            sent_up_to[event.message.partition] = max(ts, sent_up_to.get(event.message.partition, ts))
+        await self._report_progress(events, sent_up_to)
+
+    def _event_time(self, when: datetime) -> float | None:
+        """The Kafka timestamp of a published record: its event time where configured, else
+        none (the producer's clock, the time it was published)."""
+        return when.timestamp() if self.settings.kafka_event_time_timestamps else None
 
     def _behind(self, event: Any) -> int:
         """Records of the event's partition not yet read (the fetcher's last highwater; no broker call)."""
@@ -264,83 +312,176 @@ class Pipeline:
             return 0
         return max(0, int(highwater) - event.message.offset - 1) if highwater is not None else 0
 
-    async def _report_silent_partitions(self, events: list[Any], sent: dict[int, int]) -> None:
-        """A partition whose last records in this batch were dead-lettered still tells the aggregator it
-        moved on, and how far behind it is: otherwise its last word ("more behind me") would hold the
-        watermark for ever (see stream/core/watermark.py)."""
+    async def _report_progress(self, events: list[Any], sent_up_to: dict[int, float]) -> None:
+        """After each batch, every partition of the counting stage hears how far each news partition
+        in it has come: its last offset, the records still behind it, and the event time its items
+        sent on reach (whichever counting partition they went to). A counting partition receives
+        only its own stories; with this its clock follows all of news, as one aggregator's would
+        (stream/core/watermark.py). A partition whose last records were dead-lettered still says it
+        moved on: otherwise its last word ("more behind me") would hold the watermark for ever."""
         last: dict[int, Any] = {}
         for event in events:
             last[event.message.partition] = event
         for partition, event in last.items():
-            if sent.get(partition) != event.message.offset:
-                marker = {"_progress": [event.message.topic, partition, event.message.offset, self._behind(event)]}
-                await self.topics.scored_internal.send(key=b"progress", value=_dumps(marker))
+            marker = _dumps({"_progress": [event.message.topic, partition, event.message.offset, self._behind(event),
+                                           sent_up_to.get(partition)]})
+            for target in range(self.partitions):
+                await self.topics.scored_internal.send(key=b"progress", value=marker, partition=target)
 
-    # -- aggregation: riskpulse-scored -> news.scored, trends, alerts ---------------------------
+    # -- counting: scored-by-story -> news.scored, windows --------------------------------------
 
     async def aggregate(self, stream: Any) -> None:
-        """Dedupe, publish news.scored, count into event-time windows, emit trends and alerts as windows close."""
-        agg: Aggregator | None = None
+        """Per partition (stories): dedupe, publish news.scored, count into event-time windows, and
+        send each closed window's counters to the judges, then how far the partition is closed through."""
         async for events in stream.take_events(500, within=0.02):
-            # take_events runs the iteration in another task: name the event whose offsets these writes follow
-            stream._set_current_event(events[-1])  # noqa: SLF001
             async with self._processing("aggregate", events) as filled:
-                state = Overlay(self.state_table)
-                if agg is None or not agg.is_current(state):  # first batch, or state written by another worker since
-                    agg = Aggregator(state, self.agg_config, self.detector, time.time(),
-                                     partitions=range(self.settings.kafka_partitions),
-                                     on_detector_error=lambda key, exc: metrics.DETECTOR_ERRORS.inc())
-                agg.state = state
-                async for chunk in self.passed_over.complete(events, 500, filled):  # what faust passed over, in place
-                    self.watchdog.note(chunk)
-                    await self._aggregate_batch(agg, chunk)
-                await self._publish_close(agg)
-                agg.end_batch()
-                state.flush()
-            metrics.WATERMARK.set(max(agg.closed, 0.0))
+                for partition, group in _by_partition(events).items():
+                    # faust's table and store follow the current event: make it one of this partition's
+                    stream._set_current_event(group[-1])  # noqa: SLF001
+                    state = Overlay(Prefixed(self.count_table, partition))
+                    agg = self._counters.get(partition)
+                    if agg is None or not agg.is_current(state):  # first batch, or written by another worker since
+                        agg = self._counters[partition] = Aggregator(state, self.agg_config, None, time.time(),
+                                                                     partitions=range(self.partitions))
+                    agg.state = state
+                    ticked = False
+                    async for chunk in self.passed_over.complete(group, 500, filled):  # what faust passed over, in place
+                        self.watchdog.note(chunk)
+                        ticked |= await self._aggregate_batch(agg, chunk)
+                    await self._send_closed_windows(agg, partition)
+                    through = agg.settle(time.time())
+                    agg.end_batch()
+                    state.flush()
+                    if ticked or through != self._through_sent.get(partition):
+                        await self._send_through(partition, through)
 
-    async def _aggregate_batch(self, agg: Aggregator, events: list[Any]) -> None:
+    async def _aggregate_batch(self, agg: Aggregator, events: list[Any]) -> bool:
+        """Count one chunk; True if it held a tick (the judges then hear from this partition even if nothing moved)."""
+        ticked = False
         for event in events:
             if event.value == TICK:
+                ticked = True
                 continue
             try:
                 with agg.state.savepoint():
-                    item, (partition, offset, behind), ingest_ts = _decode_internal(event.value)
+                    item, (partition, offset, behind), extra = _decode_internal(event.value)
                     if item is None:
-                        agg.heard(partition, time.time(), behind)
+                        agg.heard(partition, time.time(), behind, extra)
                         continue
                     added = agg.add(item, partition, offset, time.time(), behind)
             except Exception as exc:  # noqa: BLE001 - a record's fault: dead-letter it, keep counting
                 await self._dead_letter_event(event, f"{type(exc).__name__}: {exc}", "aggregate")
                 continue
             await self.topics.scored.send(key=added.item.id.encode(), value=_dumps(added.item.to_json()),
-                                          headers=record_headers(TOPIC_SCORED, added.item.model_version))
+                                          headers=record_headers(TOPIC_SCORED, added.item.model_version),
+                                          timestamp=self._event_time(added.item.published_at))
             metrics.ITEMS_OUT.labels("news.scored").inc()
             if added.status == "late":
                 metrics.LATE.inc()
                 log.warning("late item not counted in trends (published on news.scored)",
                             extra={"id": item.id, "published_at": str(item.published_at), "partition": partition,
                                    "offset": offset, "closed_through": agg.closed})
-            if ingest_ts:
-                metrics.E2E_SECONDS.observe(max(0.0, time.time() - ingest_ts))
+            if extra:
+                metrics.E2E_SECONDS.observe(max(0.0, time.time() - extra))
+        return ticked
 
-    async def _publish_close(self, agg: Aggregator) -> None:
-        """Close every window the watermark passed: publish, wait for the broker's ack, then commit."""
+    async def _send_closed_windows(self, agg: Aggregator, source: int) -> None:
+        """Each window the watermark passed: its counters, key shard by key shard, to the judging
+        partition that owns the shard, and to every judging partition a note that it closed; only
+        once the broker has acknowledged them all is the window closed here."""
         while (close := agg.next_close(time.time())) is not None:
             pending = []
-            for trend in close.trends:
-                key = f"{trend.key_type}|{trend.key}|{close.start}".encode()
-                pending.append(await self.topics.trends.send(key=key, value=_dumps(trend.to_json()),
-                                                             headers=record_headers(TOPIC_TRENDS)))
-            for alert in close.alerts:
-                pending.append(await self.topics.alerts.send(key=alert.id.encode(), value=_dumps(alert.to_json()),
-                                                             headers=record_headers(TOPIC_ALERTS)))
-                metrics.ALERTS.labels(alert.severity, alert.status).inc()
-                log.warning("alert", extra={"alert_id": alert.id, "status": alert.status, "severity": alert.severity,
-                                            "summary": alert.summary})
-            await asyncio.gather(*pending)  # acknowledged by the broker (acks=all): only now is the window closed
-            metrics.ITEMS_OUT.labels("trends").inc(len(close.trends))
+            windows = self.topics.windows_internal
+            for shard, counters in close.parts.items():
+                value = _dumps({"_part": [source, close.start, shard], **counters})
+                pending.append(await windows.send(key=f"{close.start}|{shard}".encode(), value=value,
+                                                  partition=shard % self.partitions))
+            note = _dumps({"_window": [source, close.start]})
+            for target in range(self.partitions):
+                pending.append(await windows.send(key=b"window", value=note, partition=target))
+            await asyncio.gather(*pending)
             agg.commit(close)
+
+    async def _send_through(self, source: int, through: float) -> None:
+        """Every judging partition hears how far counting partition ``source`` is closed through
+        (after its windows' counters: one producer keeps them in order per partition)."""
+        if not math.isfinite(through):
+            return
+        marker = _dumps({"_through": [source, through]})
+        for target in range(self.partitions):
+            await self.topics.windows_internal.send(key=b"through", value=marker, partition=target)
+        self._through_sent[source] = through
+
+    # -- judging: windows -> trends, alerts ----------------------------------------------------
+
+    async def judge(self, stream: Any) -> None:
+        """Per partition (keys): merge the counting partitions' counters of each closed window, and
+        once every counting partition is closed through it, publish its trends and the detector's alerts."""
+        async for events in stream.take_events(500, within=0.02):
+            async with self._processing("judge", events) as filled:
+                for partition, group in _by_partition(events).items():
+                    stream._set_current_event(group[-1])  # noqa: SLF001
+                    state = Overlay(Prefixed(self.judge_table, partition))
+                    merge = self._judges.get(partition)
+                    if merge is None or not merge.is_current(state):
+                        merge = self._judges[partition] = WindowMerge(
+                            state, self.settings.window_s, self.settings.lateness_s, self.partitions, self.detector,
+                            key_ttl_s=self.agg_config.key_ttl_s,
+                            on_detector_error=lambda key, exc: metrics.DETECTOR_ERRORS.inc())
+                    merge.state = state
+                    async for chunk in self.passed_over.complete(group, 500, filled):
+                        self.watchdog.note(chunk)
+                        await self._judge_batch(merge, chunk)
+                    await self._publish_verdicts(merge)
+                    merge.end_batch()
+                    state.flush()
+            if self._judges:
+                metrics.WATERMARK.set(max(0.0, min(m.closed for m in self._judges.values())))
+
+    async def _judge_batch(self, merge: WindowMerge, events: list[Any]) -> None:
+        for event in events:
+            try:
+                with merge.state.savepoint():
+                    raw = _json_object(event.value)
+                    if "_part" in raw:
+                        source, start, shard = _ints(raw["_part"], 3)
+                        if not isinstance(raw.get("keys"), dict) or not isinstance(raw.get("top", {}), dict):
+                            raise ValueError("window counters without keys")
+                        merge.part(source, start, shard, raw)
+                    elif "_window" in raw:
+                        merge.window(_ints(raw["_window"], 2)[1])
+                    elif "_through" in raw:
+                        marker = raw["_through"]
+                        if not (isinstance(marker, list) and len(marker) == 2 and isinstance(marker[1], (int, float))):
+                            raise ValueError("closed-through marker: expected [partition, time]")
+                        merge.closed_through(_ints(marker[:1], 1)[0], float(marker[1]))
+                    else:
+                        raise ValueError("not a window record (_part, _window or _through)")
+            except Exception as exc:  # noqa: BLE001 - a record's fault: dead-letter it, keep judging
+                await self._dead_letter_event(event, f"{type(exc).__name__}: {exc}", "judge")
+
+    async def _publish_verdicts(self, merge: WindowMerge) -> None:
+        """Judge every window all counting partitions have closed: publish, wait for the broker's ack, then commit."""
+        while (close := merge.next_close()) is not None:
+            await self._publish(close)
+            merge.commit(close)
+
+    async def _publish(self, close: WindowClose) -> None:
+        pending = []
+        for trend in close.trends:
+            key = f"{trend.key_type}|{trend.key}|{close.start}".encode()
+            pending.append(await self.topics.trends.send(key=key, value=_dumps(trend.to_json()),
+                                                         headers=record_headers(TOPIC_TRENDS),
+                                                         timestamp=self._event_time(trend.window_end)))
+        for alert in close.alerts:
+            pending.append(await self.topics.alerts.send(key=alert.id.encode(), value=_dumps(alert.to_json()),
+                                                         headers=record_headers(TOPIC_ALERTS),
+                                                         timestamp=self._event_time(alert.window_end)))
+            metrics.ALERTS.labels(alert.severity, alert.status).inc()
+            log.warning("alert", extra={"alert_id": alert.id, "status": alert.status, "severity": alert.severity,
+                                        "summary": alert.summary})
+        await asyncio.gather(*pending)  # acknowledged by the broker (acks=all): only now is the window closed
+        metrics.ITEMS_OUT.labels("trends").inc(len(close.trends))
 
     # -- sinks: news.scored, trends, alerts -> the store (and the webhook outbox) ----------------
 
@@ -453,9 +594,9 @@ class Pipeline:
                 os._exit(RESTART)
             return
         self._settling_since = None
-        news, internal = self.topics.news.get_topic_name(), self.topics.scored_internal.get_topic_name()
-        group_keys = [(news, p) for p in range(self.settings.kafka_partitions)] + [(internal, 0)]
-        tps = [tp for tp in app.assignor.assigned_actives() if tp.topic in (news, internal)]  # faust's own record
+        inputs = [t.get_topic_name() for t in (self.topics.news, self.topics.scored_internal, self.topics.windows_internal)]
+        group_keys = [(topic, p) for topic in inputs for p in range(self.partitions)]
+        tps = [tp for tp in app.assignor.assigned_actives() if tp.topic in inputs]  # faust's own record
         ends = await self.broker_offsets.end(group_keys)
         if ends is None:  # broker unreachable (or slow): nothing to judge until it answers
             watchdog.settle(now)
@@ -522,8 +663,9 @@ class Pipeline:
     async def tick(self) -> None:
         """Heartbeats: for each news partition this worker scores, how many records it has yet to read
         (the fetcher's last highwater against what it processed; no broker call). A partition is idle
-        for the watermark only once its scorer says it is caught up (stream/core/watermark.py). The
-        tick itself lets the aggregate agent close windows while no news arrives."""
+        for the watermark only once its scorer says it is caught up (stream/core/watermark.py). Every
+        partition of the counting stage hears them. The tick itself lets the counting partitions
+        close windows, and tell the judges so, while no news arrives."""
         app, scored_internal = self.app, self.topics.scored_internal
         consumer = app.consumer
         if consumer is not None and not app.rebalancing:
@@ -543,10 +685,12 @@ class Pipeline:
                 last = max(seen[0] if seen else -1, committed - 1 if committed is not None else -1)
                 if (seen is None and committed is None) or highwater is None:
                     continue  # nothing known yet: the partition keeps holding the watermark
-                marker = {"_progress": [tp.topic, tp.partition, last, max(0, int(highwater) - last - 1)]}
-                await scored_internal.send(key=b"progress", value=_dumps(marker))
+                marker = _dumps({"_progress": [tp.topic, tp.partition, last, max(0, int(highwater) - last - 1)]})
+                for target in range(self.partitions):
+                    await scored_internal.send(key=b"progress", value=marker, partition=target)
             await self.passed_over.catch_up(scorer_busy="score" in self.watchdog.busy)
-        await scored_internal.send(key=b"tick", value=TICK)
+        for target in range(self.partitions):
+            await scored_internal.send(key=b"tick", value=TICK, partition=target)
 
     async def healthz(self, web: Any, request: Any) -> Any:
         """Liveness: the event loop answers."""

@@ -1,16 +1,18 @@
-"""The Faust app, its topics and its table, built from settings (the agents live in
+"""The Faust app, its topics and its tables, built from settings (the agents live in
 stream/agents.py; ``build_app`` there puts them together).
 
-Flow inside the worker::
+Flow inside the worker (every topic has KAFKA_PARTITIONS partitions; a worker holds the same
+partitions of all of them)::
 
-    news (N partitions) --score agent--> riskpulse-scored (1 partition, internal)
-                          |                   |
-                          +--> news.dlq       +--aggregate agent--> news.scored, trends
-                                                 (dedupe + window tables, RocksDB + changelog)
+    news --score--> <app>-scored-by-story --count--> news.scored
+      |             (by story: each copy of a        <app>-windows --judge--> trends, alerts
+      +--> news.dlq  story meets its first sighting)  (closed windows' counters, by key)
 
-Scoring is the expensive, stateless part and scales with the partitions of ``news``.
-Aggregation is cheap and needs every item of a window in one place, so its input has one
-partition; windows stay exact and idempotent there (see stream/core/aggregator.py).
+Scoring is the expensive, stateless part and scales with the partitions of ``news``. Counting
+(dedupe, event-time windows) is partitioned by story, so duplicates meet; judging (trends, the
+detector) by key, so all of a key's counts meet. Both stages keep their state in a table
+partitioned like their input, so each scales with the workers too (stream/core/aggregator.py,
+stream/core/merge.py).
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from riskpulse.records import TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED,
 from riskpulse.settings import Settings
 
 from .kafka_clients import faust_broker, faust_credentials
+from .topic_plan import TABLES, internal_topic_names
 
-WINDOW_SHARDS = 32  # window state is split by id hash so each table write stays small
 
 
 def worker_datadir(settings: Settings) -> Path:
@@ -108,11 +110,12 @@ _holding: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 @dataclass(frozen=True)
 class Topics:
-    """The worker's topics: its two inputs (news, and the scorer-to-aggregator topic), what it
-    publishes, and what its sink agents read back."""
+    """The worker's topics: its three inputs (news, and the two internal topics between its
+    stages), what it publishes, and what its sink agents read back."""
 
     news: HeldTopic
-    scored_internal: HeldTopic
+    scored_internal: HeldTopic  # scorers -> counters, partitioned by story
+    windows_internal: HeldTopic  # counters -> judges, partitioned by key
     scored: HeldTopic
     trends: HeldTopic
     alerts: HeldTopic
@@ -127,10 +130,11 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
 
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     partitions = settings.kafka_partitions
+    by_story, windows = internal_topic_names(settings)
     return Topics(
         news=held(topic_name(settings, TOPIC_NEWS), key_type=bytes, value_type=bytes, partitions=partitions, **raw),
-        scored_internal=held(f"{settings.topic_prefix}{settings.app_id}-scored", key_type=bytes, value_type=bytes,
-                             partitions=1, internal=True, **raw),
+        scored_internal=held(by_story, key_type=bytes, value_type=bytes, partitions=partitions, internal=True, **raw),
+        windows_internal=held(windows, key_type=bytes, value_type=bytes, partitions=partitions, internal=True, **raw),
         scored=held(topic_name(settings, TOPIC_SCORED), partitions=partitions, **raw),
         trends=held(topic_name(settings, TOPIC_TRENDS), partitions=partitions, **raw),
         alerts=held(topic_name(settings, TOPIC_ALERTS), partitions=partitions, **raw),
@@ -138,23 +142,28 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
     )
 
 
-class SinglePartitionTable(faust.Table):
-    """A table whose changelog has one partition, written without asking the producer where.
+class PartitionedStateTable(faust.Table):
+    """A table partitioned like its agent's input, each key prefixed with its partition
+    (``"3|wm"``), which names its changelog partition.
 
-    faust picks a changelog partition from the current event, or, with ``use_partitioner``, from
-    the producer's topic metadata, which it does not fetch first: a write before that metadata
+    faust otherwise picks a changelog partition from the current event, checking the source
+    topic's partition count on the consumer first, or, with ``use_partitioner``, from the
+    producer's topic metadata, which it does not fetch first: a write before that metadata
     arrived crashed the aggregate agent ("'NoneType' object is not iterable" in
-    ``Producer.key_partition``). With one partition the answer is always 0, so no write depends
-    on metadata, a current event or timing.
+    ``Producer.key_partition``). Taken from the key, no write depends on metadata or timing.
+    The agent still makes an event of the partition current while it reads and writes it
+    (faust's RocksDB store keeps one database per partition and picks it from that event).
     """
 
     def partition_for_key(self, key: object) -> int:
-        return 0
+        return int(str(key).split("|", 1)[0])
 
 
-def state_table(app: faust.App) -> faust.Table:
-    """All state of the aggregate agent (windows, dedupe, watermark, detector baselines) in one
-    single-partition table, like its input: one changelog partition keeps the writes in order, so
-    what survives a crash is a prefix of them (see stream/core/state.py). str keys, JSON values."""
-    return app.tables.add(SinglePartitionTable(app, name="aggregate", default=None, partitions=1, key_type=str,
-                                               beacon=app.tables.beacon))
+def state_tables(app: faust.App, settings: Settings) -> tuple[faust.Table, faust.Table]:
+    """The state of the two aggregation stages: counting (windows, dedupe, watermark) and judging
+    (counters of closed windows, detector baselines). One changelog partition per input
+    partition keeps each partition's writes in order, so what survives a crash is a prefix of
+    them (see stream/core/state.py). str keys, JSON values."""
+    return tuple(app.tables.add(PartitionedStateTable(  # type: ignore[return-value]
+        app, name=name, default=None, partitions=settings.kafka_partitions, key_type=str, beacon=app.tables.beacon))
+        for name in TABLES)

@@ -63,18 +63,31 @@ class Step:
     configs: dict[str, str] = field(default_factory=dict)  # for "alter": every override the topic must end with
 
 
+def internal_topic_names(settings: Settings) -> tuple[str, str]:
+    """The two topics between the worker's stages: nothing outside the worker reads or writes them."""
+    base = f"{settings.topic_prefix}{settings.app_id}"
+    return f"{base}-scored-by-story", f"{base}-windows"
+
+
+TABLES = ("count", "judge")  # the aggregation stages' tables; changelog topics: <app id>-<table>-changelog
+STAGE_OF = {"count": "counting", "judge": "judging"}
+
+
 def desired(settings: Settings) -> list[TopicSpec]:
     """Every topic a worker uses, with the partitions, replication and configs it needs."""
     p, r, prefix = settings.kafka_partitions, settings.kafka_replication, settings.topic_prefix
     configs = {TOPIC_ALERTS: {"cleanup.policy": "compact"}, TOPIC_DLQ: {"retention.ms": str(30 * DAY_MS)}}
     specs = [TopicSpec(prefix + name, p, r, configs.get(name, {}), ROLES[name])
              for name in (TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS, TOPIC_ALERTS, TOPIC_DLQ)]
-    specs.append(TopicSpec(f"{prefix}{settings.app_id}-scored", 1, r, {},
-                           "internal: scored items from every scorer to the one aggregator (1 partition: "
-                           "every window in one place)", internal=True))
-    specs.append(TopicSpec(f"{settings.app_id}-aggregate-changelog", 1, r, {"cleanup.policy": "compact"},
-                           "internal: the aggregator's state (faust table changelog), restored at start",
-                           internal=True))
+    by_story, windows = internal_topic_names(settings)
+    specs.append(TopicSpec(by_story, p, r, {}, "internal: scored items from the scorers to the counting stage, "
+                                               "partitioned by story (dedupe key)", internal=True))
+    specs.append(TopicSpec(windows, p, r, {}, "internal: closed windows' counters from the counting stage to the "
+                                              "judging stage (trends, alerts), partitioned by key", internal=True))
+    for table in TABLES:
+        specs.append(TopicSpec(f"{settings.app_id}-{table}-changelog", p, r, {"cleanup.policy": "compact"},
+                               f"internal: the {STAGE_OF[table]} stage's state (faust table changelog), restored at start",
+                               internal=True))
     return specs
 
 

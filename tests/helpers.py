@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,19 +21,40 @@ from riskpulse.stream.reader import reader
 REPO = Path(__file__).resolve().parents[1]
 
 
-def produce(bootstrap: str, topic: str, values: list[bytes | dict[str, Any]], key: Callable[[Any], bytes] | None = None) -> None:
+def produce(bootstrap: str, topic: str, values: list[bytes | dict[str, Any]], key: Callable[[Any], bytes] | None = None,
+            partition: Callable[[Any], int] | None = None) -> None:
     """Send ``values`` and wait for the broker to take every one (a refused record fails the test)."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     try:
         sent = []
         for v in values:
             raw = v if isinstance(v, bytes) else json.dumps(v).encode()
-            sent.append(producer.send(topic, value=raw, key=key(v) if key else None))
+            sent.append(producer.send(topic, value=raw, key=key(v) if key else None,
+                                      partition=partition(v) if partition else None))
         producer.flush()
         for future in sent:
             future.get(timeout=30)
     finally:
         producer.close()
+
+
+def as_scorers_send(items: list[dict[str, Any]], partitions: int) -> list[tuple[int, dict[str, Any]]]:
+    """Scored items (with ``_src``) as the worker's scorers put them on its internal topic: each
+    on the counting partition of its story, then every partition told how far each news partition
+    came (stream/agents.py, ``_report_progress``). Returns (partition, record) pairs in send order."""
+    from riskpulse.stream.agents import story_partition
+
+    out: list[tuple[int, dict[str, Any]]] = []
+    reached: dict[tuple[str, int], tuple[int, float]] = {}
+    for item in items:
+        out.append((story_partition(item["headline"], partitions), item))
+        topic, news_partition, offset = item["_src"][:3]
+        ts = datetime.fromisoformat(item["published_at"].replace("Z", "+00:00")).timestamp()
+        last = reached.get((topic, news_partition), (offset, ts))
+        reached[(topic, news_partition)] = (max(offset, last[0]), max(ts, last[1]))
+    for (topic, news_partition), (offset, ts) in sorted(reached.items()):
+        out += [(p, {"_progress": [topic, news_partition, offset, 0, ts]}) for p in range(partitions)]
+    return out
 
 
 def consume(bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 120.0,
@@ -72,6 +94,7 @@ def consume(bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], 
                     rec["_key"] = msg.key.decode() if msg.key else None
                     rec["_partition"], rec["_offset"] = msg.partition, msg.offset
                     rec["_headers"] = {k: v.decode() for k, v in msg.headers or []}
+                    rec["_timestamp"] = msg.timestamp  # ms
                     records.append(rec)
             caught_up = all(consumer.position(tp) >= end for tp, end in ends.items())
             if caught_up and until(records):
@@ -95,6 +118,11 @@ class Worker:
         self.proc = subprocess.Popen([sys.executable, "-m", "riskpulse.cli", "worker", "--loglevel", "warn"],
                                      env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
                                      start_new_session=True)
+        return self.wait_ready(timeout_s)
+
+    def wait_ready(self, timeout_s: float = 120.0) -> "Worker":
+        """Until /readyz says ready: model loaded, partitions assigned, not rebalancing."""
+        assert self.proc is not None, "start the worker first"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

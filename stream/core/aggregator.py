@@ -1,8 +1,9 @@
-"""The aggregation core: dedupe, event-time windows, watermark, window closes and the detector.
+"""The aggregation core: dedupe, event-time windows, watermark, window closes (and the detector).
 
-Plain code over one key-value store (:class:`~stream.core.state.Overlay`): the worker runs it
-inside a Faust agent over a single-partition table, the backtest and the tests over a dict. No
-Kafka in here; the agent only moves records in and out.
+Plain code over one key-value store (:class:`~stream.core.state.Overlay`): the worker runs one
+per partition of its counting stage, over that partition's keys of a Faust table, and judges
+the closed windows in a second stage (stream/core/merge.py); the backtest and the tests run one
+over a dict, with the detector. No Kafka in here; the agent only moves records in and out.
 
 Exactly-once counting over at-least-once delivery. Every item carries its position in ``news``
 (partition, offset). Window counters are kept per (window, key shard), and each shard records
@@ -11,8 +12,8 @@ a redelivered item (a restart re-reads uncommitted input) is skipped by exactly 
 already hold it, whichever writes survived a crash. The same item re-sent at another offset is
 recognised by its id in the dedupe entry.
 
-Windows close in two steps. :meth:`Aggregator.next_close` computes a window's trends and alerts
-without changing state; the caller publishes them and waits for the broker's acknowledgement;
+Windows close in two steps. :meth:`Aggregator.next_close` computes a window's counters (and
+trends and alerts) without changing state; the caller publishes them and waits for the broker's acknowledgement;
 only then :meth:`Aggregator.commit` marks the window closed. A crash in between re-closes the
 window after restart: the same trends (upserts downstream) and, because the detector ignores a
 window it has already seen for a key, no alert twice.
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import math
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal
 
@@ -36,6 +36,7 @@ from riskpulse.stream.tickers import MAX_TICKERS
 
 from . import windows
 from .dedupe import dedupe_key
+from .detection import INDEX_SHARDS, Detection, Verdicts, shard_of
 from .state import Overlay
 from .watermark import PartitionClock
 
@@ -44,11 +45,10 @@ log = logging.getLogger(__name__)
 KEY_SHARDS = 64  # window counters split by key hash: each table value stays small
 MAX_KEYS_PER_SHARD = 256  # ~16k distinct keys per window; a value stays far below Kafka's 1 MB
 MAX_KEYS_PER_ITEM = 1 + MAX_TICKERS  # its topic and its tickers (capped at extraction too)
-INDEX_SHARDS = 16
 DEDUPE_BUCKET_S = 600
 PRUNE_EVERY_S = 3600.0
 
-WM, FIRING, PRUNED, BUCKETS = "wm", "firing", "pruned", "dedupe_buckets"
+WM, PRUNED, BUCKETS = "wm", "pruned", "dedupe_buckets"
 
 # "redelivered": the same record again after its window closed (a restart re-reads uncommitted
 # input); it was counted, or judged late, the first time: neither counted nor late now
@@ -79,26 +79,28 @@ class Added:
 
 @dataclass
 class WindowClose:
+    """A window the watermark has passed: its counters merged (``parts``: per key shard, without
+    bookkeeping) and, where the aggregator detects itself, its trends and alerts."""
+
     start: int
     watermark: float
-    trends: list[Trend]
-    alerts: list[Alert]
-    detector_states: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    firing: list[str] = field(default_factory=list)
+    parts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    verdicts: Verdicts | None = None
+
+    @property
+    def trends(self) -> list[Trend]:
+        return self.verdicts.trends if self.verdicts else []
+
+    @property
+    def alerts(self) -> list[Alert]:
+        return self.verdicts.alerts if self.verdicts else []
 
 
-def _shard(key: str, n: int) -> int:
-    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % n
+_shard = shard_of
 
 
 def _wkey(start: int, shard: int) -> str:
     return f"w|{start}|{shard}"
-
-
-def _copy_detector_state(state: dict[str, Any]) -> dict[str, Any]:
-    """A copy the detector may change without touching ``state``: it replaces or pops its lists and
-    edits the ``alert`` dict in place, never the rows inside ``pending`` (4x faster than deepcopy)."""
-    return {k: list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v for k, v in state.items()}
 
 
 def _copy_shard(value: dict[str, Any] | None) -> dict[str, Any]:
@@ -109,14 +111,19 @@ def _copy_shard(value: dict[str, Any] | None) -> dict[str, Any]:
 
 
 class Aggregator:
-    """One instance per running aggregate agent; all durable state lives in ``state``."""
+    """One instance per running aggregate agent (per partition of its input); all durable state
+    lives in ``state``.
+
+    With a ``detector``, closed windows come with their trends and alerts (the backtest, and a
+    single aggregation partition). Without one, with their counters only (``WindowClose.parts``):
+    the worker's first aggregation stage, whose windows are merged across partitions and judged
+    per key in the second (stream/core/merge.py)."""
 
     def __init__(self, state: Overlay, config: AggregatorConfig, detector: Any, now_wall: float,
                  partitions: Iterable[int] = (), on_detector_error: Callable[[str, Exception], None] | None = None) -> None:
         self.state = state
         self.config = config
-        self.detector = detector
-        self.on_detector_error = on_detector_error or (lambda key, exc: None)
+        self.detection = Detection(detector, config.window_s, on_detector_error) if detector is not None else None
         saved = state.get(WM) or {}
         self.clock = PartitionClock.restore(saved, config.idle_s, config.max_skew_s, now_wall, partitions,
                                             confirm=config.confirm_idle)
@@ -150,9 +157,14 @@ class Aggregator:
         self.clock.observe(partition, ts, now_wall, behind)
         return Added(item, status)
 
-    def heard(self, partition: int, now_wall: float, behind: int = 0) -> None:
-        """A partition's progress without an item (a heartbeat, or its records failed before scoring)."""
-        self.clock.heard(partition, now_wall, behind)
+    def heard(self, partition: int, now_wall: float, behind: int = 0, event_ts: float | None = None) -> None:
+        """A partition's progress without an item: a heartbeat, its records failed before scoring,
+        or (``event_ts``) its scorer sent items up to that event time, to this partition of the
+        aggregation input or to others (each partition's clock then follows every item of ``news``)."""
+        if event_ts is not None:
+            self.clock.observe(partition, event_ts, now_wall, behind)
+        else:
+            self.clock.heard(partition, now_wall, behind)
 
     def _dedupe(self, item: ScoredNews, ts: float, partition: int, offset: int) -> tuple[ScoredNews, Status]:
         dkey = "d|" + dedupe_key(item.headline)
@@ -230,7 +242,7 @@ class Aggregator:
     # -- window closes -----------------------------------------------------------------------
 
     def next_close(self, now_wall: float, until: float | None = None) -> WindowClose | None:
-        """The oldest window the watermark has passed, with its trends and alerts; state unchanged.
+        """The oldest window the watermark has passed, with its counters (and verdicts); state unchanged.
 
         ``until`` forces the watermark at least that far (the backtest closes everything at the end).
         """
@@ -240,62 +252,40 @@ class Aggregator:
         if not due:
             return None
         start = min(due)
-        merged = windows.empty_window()
+        close = WindowClose(start, wm)
         for shard in range(KEY_SHARDS):
             part = self.state.get(_wkey(start, shard))
-            if part:
+            if part and part["keys"]:
+                close.parts[shard] = {"keys": part["keys"], "top": part["top"]}
+        if self.detection is not None:
+            merged = windows.empty_window()
+            for part in close.parts.values():
                 windows.merge(merged, part)
-        trends = windows.trends(start, cfg.window_s, merged)
-        close = WindowClose(start, wm, trends, [])
-        self._detect(close)
+            close.verdicts = self.detection.judge(self.state, start, merged)
         return close
 
-    def _detect(self, close: WindowClose) -> None:
-        firing = set(self.state.get(FIRING) or [])
-        seen = set()
-        for trend in close.trends:
-            key = f"{trend.key_type}|{trend.key}"
-            seen.add(key)
-            self._observe(close, key, lambda st, t=trend: self.detector.observe(st, t), create=True)
-        for key in sorted(firing - seen):
-            key_type, name = key.split("|", 1)
-            self._observe(close, key, lambda st, kt=key_type, n=name: self.detector.quiet_window(st, kt, n, close.start),
-                          create=False)
-        after = {k: (close.detector_states[k] if k in close.detector_states else self.state.get("k|" + k))
-                 for k in firing | seen}
-        close.firing = sorted(k for k, st in after.items() if st is not None and st.get("alert") is not None)
-
-    def _observe(self, close: WindowClose, key: str, step: Callable[[dict[str, Any]], list[Alert]], create: bool) -> None:
-        saved = self.state.get("k|" + key)
-        if saved is None and not create:
-            return
-        state = _copy_detector_state(saved) if saved is not None else self.detector.new_state()
-        try:
-            close.alerts += step(state)
-        except Exception as exc:  # noqa: BLE001 - one key's arithmetic must not stop every key's windows
-            log.exception("detector failed on one key; its window is published without a verdict", extra={"key": key})
-            self.on_detector_error(key, exc)
-            return
-        close.detector_states[key] = state
-
     def commit(self, close: WindowClose) -> None:
-        """Mark ``close`` done: call only once its trends and alerts are acknowledged by the broker.
-
-        Takes effect in the store with the batch's marker (:meth:`end_batch`).
-        """
-        for key, st in close.detector_states.items():
-            self.state.set("k|" + key, st)
-            ikey = f"ki|{_shard(key, INDEX_SHARDS)}"
-            index = dict(self.state.get(ikey) or {})
-            index[key] = close.start
-            self.state.set(ikey, index)
-        self.state.set(FIRING, close.firing)
+        """Mark ``close`` done: call only once its trends and alerts (or counters) are acknowledged
+        by the broker. Takes effect in the store with the batch's marker (:meth:`end_batch`)."""
+        if self.detection is not None and close.verdicts is not None:
+            self.detection.commit(self.state, close.start, close.verdicts)
         self._garbage += [_wkey(close.start, shard) for shard in range(KEY_SHARDS)]
         self.closed = max(self.closed, close.watermark)
         self.open = [s for s in self.open if s != close.start]
         pruned = self.state.get(PRUNED)
         if pruned is None or close.watermark - float(pruned) >= PRUNE_EVERY_S:
             self.prune(close.watermark)
+
+    def settle(self, now_wall: float, until: float | None = None) -> float:
+        """Once every window the watermark passed is closed, everything up to the watermark is:
+        an item dated before it is late from now on, even in a window that never opened. Returns
+        that closed-through time, which the second aggregation stage waits for from every
+        partition before it judges a window (it must never learn of counts behind it)."""
+        wm = self.watermark(now_wall) if until is None else max(until, self.watermark(now_wall))
+        cfg = self.config
+        if not any(s + cfg.window_s + cfg.lateness_s <= wm for s in self.open) and wm > self.closed:
+            self.closed = wm
+        return self.closed
 
     # -- bounded state -------------------------------------------------------------------------
 
@@ -317,12 +307,6 @@ class Aggregator:
                     self.state.delete(f"db|{bucket}|{i}")
         if len(keep) != len(buckets):
             self.state.set(BUCKETS, keep)
-        firing = set(self.state.get(FIRING) or [])
-        for i in range(INDEX_SHARDS):
-            index = self.state.get(f"ki|{i}") or {}
-            stale = [k for k, last in index.items() if last + cfg.key_ttl_s < watermark and k not in firing]
-            if stale:
-                for key in stale:
-                    self.state.delete("k|" + key)
-                self.state.set(f"ki|{i}", {k: v for k, v in index.items() if k not in stale})
+        if self.detection is not None:
+            self.detection.prune(self.state, watermark, cfg.key_ttl_s)
         self.state.set(PRUNED, watermark)

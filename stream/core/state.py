@@ -1,8 +1,8 @@
 """A write-back view of one key-value store: reads cached, writes collected, flushed in order.
 
-The aggregator keeps all of its state in one store (a single-partition Faust table in the
-worker, a dict in tests and the backtest). One store with one changelog partition means the
-changelog holds the writes in the order they were flushed, so whatever survives a kill -9 is a
+Each aggregation partition keeps all of its state in one store (its keys of a Faust table in
+the worker, :class:`Prefixed`; a dict in tests and the backtest). One changelog partition per
+store means the changelog holds its writes in the order they were flushed, so whatever survives a kill -9 is a
 prefix of that order; :meth:`Overlay.flush` writes each key once, in the order of its last
 write, and the aggregator writes its commit markers last.
 
@@ -76,3 +76,33 @@ class Overlay:
                 self.base[key] = value
         self._dirty.clear()
         self._cache.clear()
+
+
+class Prefixed(MutableMapping):  # type: ignore[type-arg]
+    """One partition's keys of a store shared by several (a worker's table holds every partition
+    it owns): ``"3|"`` + key. Iteration and length are not needed by the aggregator, and a
+    table's iteration would cross partitions."""
+
+    def __init__(self, base: MutableMapping[str, Any], partition: int) -> None:
+        self.base, self.prefix = base, f"{partition}|"
+
+    def __getitem__(self, key: str) -> Any:
+        return self.base[self.prefix + key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.base.get(self.prefix + key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and (self.prefix + key) in self.base
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.base[self.prefix + key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.base[self.prefix + key]
+
+    def __iter__(self) -> Iterator[str]:
+        raise TypeError("a partition's keys are not iterated")
+
+    def __len__(self) -> int:
+        raise TypeError("a partition's keys are not counted")

@@ -1,8 +1,8 @@
 """Event-time progress per source partition of ``news``, and the watermark it allows.
 
-All partitions of ``news`` meet in the aggregator's single input, where they interleave in
-whatever order the scoring agents finish: one partition's items can arrive minutes of event time
-behind another's. A single "highest time seen" watermark then declares the slower partitions'
+All partitions of ``news`` meet in each counting partition's input (items of its stories, and
+every scorer's progress markers), where they interleave in whatever order the scoring agents
+finish: one partition's items can arrive minutes of event time behind another's. A single "highest time seen" watermark then declares the slower partitions'
 items late. As in Flink and Kafka Streams, the watermark is instead the minimum over partitions
 of how far each has come, so an item is late only if it is late on its own partition.
 

@@ -17,8 +17,9 @@ import pytest
 
 from riskpulse.alerts.outbox import Outbox
 from riskpulse.alerts.signing import new_secret, verify
-from riskpulse.records import TOPIC_ALERTS, TOPIC_NEWS, TOPIC_SCORED
-from tests.helpers import REPO, WebhookReceiver, consume, produce
+from riskpulse.records import TOPIC_ALERTS, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
+from riskpulse.settings import Settings
+from tests.helpers import REPO, WebhookReceiver, as_scorers_send, consume, produce
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +65,25 @@ def rules_file(tmp_path: Path, url: str, extra_route: str = "") -> Path:
 
 def internal_topic(pipeline: Any) -> str:
     prefix = pipeline.topic("")
-    return f"{prefix}rp-{prefix[:-1]}-scored"
+    return f"{prefix}rp-{prefix[:-1]}-scored-by-story"
+
+
+def produce_scored(kafka: Any, pipeline: Any, items: list[dict[str, Any]]) -> None:
+    """Scored items straight onto the worker's counting stage, as its scorers would send them."""
+    sends = as_scorers_send(items, Settings().kafka_partitions)
+    route = {id(r): p for p, r in sends}
+    produce(kafka.bootstrap, internal_topic(pipeline), [r for _, r in sends], partition=lambda r: route[id(r)])
+
+
+def all_alerts_of_the_history(kafka: Any, pipeline: Any) -> list[dict[str, Any]]:
+    """Every alert the history makes. Keys are judged in several partitions, each publishing as it
+    goes; a partition that has published a window's trends has published every alert up to it."""
+    last = datetime.fromtimestamp(BASE_TS + 60 * 29, timezone.utc).isoformat().replace("+00:00", "Z")
+    keys = {"AAPL", "MSFT", "TSLA", "Stock Movement"}
+    consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),
+            lambda r: {t["key"] for t in r if t["window_start"] == last} >= keys, timeout_s=180)
+    return consume(kafka.bootstrap, pipeline.topic(TOPIC_ALERTS),
+                   lambda r: any(a["key"] == "TSLA" and a["status"] == "resolved" for a in r), timeout_s=60)
 
 
 def test_spike_alert_is_published_stored_and_delivered_through_outage_and_kill(
@@ -75,9 +94,8 @@ def test_spike_alert_is_published_stored_and_delivered_through_outage_and_kill(
     rx = WebhookReceiver(answer=lambda req: 503 if outage["on"] else 200)
     try:
         worker = pipeline(ALERT_RULES=rules_file(tmp_path, rx.url), WEBHOOK_RETRY_BASE_S=0.5, WEBHOOK_RETRY_CAP_S=2)
-        produce(kafka.bootstrap, internal_topic(pipeline), history() + [flush(30)], key=lambda v: v["id"].encode())
-        alerts = consume(kafka.bootstrap, pipeline.topic(TOPIC_ALERTS),
-                         lambda r: any(a["key"] == "TSLA" and a["status"] == "resolved" for a in r), timeout_s=180)
+        produce_scored(kafka, pipeline, history() + [flush(30)])
+        alerts = all_alerts_of_the_history(kafka, pipeline)
         tsla = [a for a in alerts if a["key"] == "TSLA"]
         fired = tsla[0]
         assert fired["status"] == "firing" and fired["key_type"] == "ticker"

@@ -158,6 +158,7 @@ def test_overview_draws_charts_and_drills_down(populated: Dashboard, browser: An
     login(b, populated.base, "wrong")
     wait(lambda: b.find_element(By.ID, "login-error"), message="a refused login")
     login(b, populated.base)
+    open_tab(b, "Overview")
     wait(lambda: len(b.find_elements(By.CSS_SELECTOR, "#topic-lines .scatterlayer .trace")) >= 3, message="topic lines")
     wait(lambda: b.find_elements(By.CSS_SELECTOR, "#topic-heatmap .heatmaplayer image, #topic-heatmap .hm"),
          message="the heatmap")
@@ -210,6 +211,10 @@ def test_news_feed_filters_pages_and_exports(populated: Dashboard, browser: Any)
     assert wait(sentiments, message="filtered rows") == {"negative"}
     count = b.find_element(By.ID, "feed-count").text
     assert count.endswith("headlines") and int(count.split()[0].replace(",", "")) > 40  # the burst alone has 40
+    links = wait(lambda: b.find_elements(By.CSS_SELECTOR, "#feed-table td[data-dash-column='headline'] a"),
+                 message="headlines linked to their stories")
+    assert all(a.get_attribute("href").startswith("https://news.example/") and a.get_attribute("target") == "_blank"
+               for a in links)
     b.save_screenshot(str(SHOTS / "news-feed.png"))
     b.find_element(By.ID, "feed-export").click()
     exported = wait(lambda: list(b.downloads.glob("riskpulse-news*.csv")), message="the CSV download")[0]
@@ -229,6 +234,7 @@ def test_alert_evidence_and_acknowledge(populated: Dashboard, browser: Any) -> N
     summary = wait(lambda: b.find_element(By.ID, "alert-summary").text, message="the alert's detail")
     assert summary.startswith("CRITICAL: negative news on ticker TSLA")
     assert len(b.find_elements(By.CSS_SELECTOR, "#alert-evidence li")) == 5
+    wait(lambda: b.find_elements(By.CSS_SELECTOR, "#alert-chart .barlayer .point"), message="the alert's small chart")
     wait(lambda: b.find_elements(By.CSS_SELECTOR, "#drill-ticker-table td"), message="the window's headlines")
     b.save_screenshot(str(SHOTS / "alert-detail.png"))
     b.find_element(By.ID, "ack-button").click()
@@ -362,3 +368,127 @@ def test_silences_have_an_api_for_tools_signed_in_like_the_pages(populated: Dash
         assert client.delete(f"/api/silences/{silence['id']}").status_code == 204
         assert client.delete(f"/api/silences/{silence['id']}").status_code == 404
         assert silence["id"] not in {s["id"] for s in client.get("/api/silences").json()}
+
+
+def test_the_first_view_ranks_what_is_burning_and_a_key_has_a_page(populated: Dashboard, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    b = browser
+    b.get(populated.base + "/")
+    if "/login" in b.current_url:
+        login(b, populated.base)
+    assert [t.text for t in wait(lambda: b.find_elements(By.CSS_SELECTOR, ".tab--selected"), message="tabs")] == ["Now"]
+    def table() -> list[list[str]]:  # read whole between refreshes (every 2 s the rows are drawn anew)
+        return [[c.text for c in r.find_elements(By.CSS_SELECTOR, "td")]
+                for r in b.find_elements(By.CSS_SELECTOR, "#movers-table tbody tr")[1:]]
+
+    rows = wait(table, message="the movers")
+    firing = [r for r in rows if "critical" in r]
+    assert rows[0] in firing and ["TSLA" in r for r in rows].index(True) < len(firing), rows  # firing first, whatever their z
+    tsla = ["TSLA" in r for r in rows].index(True) + 2  # its row in the table (the header is row 1)
+    assert len(rows) >= 10 and all(re.fullmatch("[▁▂▃▄▅▆▇█]{30}", r[-1]) for r in rows)
+    b.save_screenshot(str(SHOTS / "now.png"))
+
+    def select_first() -> bool:
+        b.find_element(By.CSS_SELECTOR, f"#movers-table tbody tr:nth-child({tsla}) input[type='radio']").click()
+        return True
+
+    wait(select_first, message="a row selected")
+    wait(lambda: b.find_element(By.ID, "key-title").text == "ticker TSLA", message="the key's page")
+    b.find_element(By.CSS_SELECTOR, "#range input[value='24h']").click()
+    wait(lambda: b.find_elements(By.CSS_SELECTOR, "#key-chart .barlayer .point"), message="negatives per window")
+    wait(lambda: b.find_elements(By.CSS_SELECTOR, "#key-chart .shapelayer path"), message="the alert's window shaded")
+    evidence = b.find_elements(By.CSS_SELECTOR, "#key-evidence a")
+    assert evidence and all(a.get_attribute("href").startswith("https://news.example/") for a in evidence)
+    wait(lambda: b.find_element(By.ID, "share-link").get_attribute("href").endswith("/keys/ticker/TSLA?range=24h"),
+         message="the key page's own link")
+    b.execute_script("document.getElementById('key-page').scrollIntoView()")
+    b.save_screenshot(str(SHOTS / "key-page.png"))
+
+    b.get(populated.base + "/keys/topic/Legal%20%7C%20Regulation?range=24h")  # a shared key page
+    wait(lambda: b.find_element(By.ID, "key-title").text == "topic Legal | Regulation", message="a shared key page")
+    assert b.find_element(By.CSS_SELECTOR, "#range input[value='24h']").is_selected()
+
+
+def test_times_are_shown_in_the_zone_the_analyst_chooses(populated: Dashboard, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    b = browser
+    b.get(populated.base + "/?tab=alerts&range=24h")
+    if "/login" in b.current_url:
+        login(b, populated.base)
+        b.get(populated.base + "/?tab=alerts&range=24h")
+    utc = wait(lambda: b.find_element(By.ID, "as-of").text, message="the data's time")
+    assert utc.endswith(" UTC")
+    fired_utc = wait(lambda: [c.text for c in b.find_elements(By.CSS_SELECTOR, "#alerts-table td[data-dash-column='fired_at']")],
+                     message="the alerts")
+    wait(lambda: b.find_element(By.ID, "signed-in").text, message="the header drawn (it sets the picker's zone)")
+    try:
+        pick(b, "tz-pick", "Tokyo", "Asia/Tokyo")
+        wait(lambda: b.find_element(By.ID, "as-of").text.endswith(" JST"), message="times in Tokyo's zone")
+        fired_tokyo = wait(lambda: [c.text for c in b.find_elements(
+            By.CSS_SELECTOR, "#alerts-table td[data-dash-column='fired_at']")], message="the alerts again")
+        shift = [datetime.strptime(t, "%Y-%m-%d %H:%M") - datetime.strptime(u, "%Y-%m-%d %H:%M")
+                 for t, u in zip(fired_tokyo, fired_utc)]
+        assert shift and set(shift) == {timedelta(hours=9)}
+        b.save_screenshot(str(SHOTS / "time-zone.png"))
+    finally:
+        wait(lambda: b.find_element(By.ID, "signed-in").text, message="the header drawn again")
+        pick(b, "tz-pick", "UTC", "UTC")
+        wait(lambda: b.find_element(By.ID, "as-of").text.endswith(" UTC"), message="back to UTC")
+
+
+def test_the_first_view_works_from_the_keyboard(populated: Dashboard, browser: Any) -> None:
+    """Tab to a key's row, Space selects it, its page opens; every control is reachable without a mouse."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    b = browser
+    b.get(populated.base + "/")
+    if "/login" in b.current_url:
+        login(b, populated.base)
+    wait(lambda: b.find_elements(By.CSS_SELECTOR, "#movers-table tbody tr input[type='radio']"), message="the movers")
+    b.execute_script("document.activeElement && document.activeElement.blur()")  # start at the top of the page
+    reached = []
+    for _ in range(60):  # the header's controls, the tabs, then into the table (its cells take the keys)
+        ActionChains(b).send_keys(Keys.TAB).perform()
+        name, in_table = b.execute_script("const a = document.activeElement; "  # one call: the table redraws itself
+                                          "return [a.id || a.tagName.toLowerCase(), a.closest('#movers-table') !== null]")
+        reached.append(name)
+        if in_table:
+            break
+    else:
+        raise AssertionError(f"the movers not reached by Tab: {reached}")
+    assert "share-link" in reached, reached  # the header's link to this view is on the way
+    assert reached[-1] == "input", reached
+    ActionChains(b).send_keys(Keys.SPACE).perform()  # the first row selected: its key's page opens
+    wait(lambda: b.find_element(By.ID, "key-title").text.startswith(("ticker ", "topic ")), message="the key's page")
+
+
+def test_a_viewer_reads_but_cannot_acknowledge_or_silence(populated: Dashboard, browser: Any) -> None:
+    """Last in the module: once the store has users, the configured (break-glass) user no longer signs in."""
+    from selenium.webdriver.common.by import By
+
+    from riskpulse.dashboard.auth import hash_password
+    from riskpulse.store.users import Users
+
+    users = Users(populated.store_url)
+    users.add("vera", "viewer", hash_password("a viewer's password"), created_by="test")
+    b = browser
+    try:
+        b.get(populated.base + "/logout")
+        b.get(populated.base + "/alerts/sample-alert-1")
+        wait(lambda: b.find_element(By.ID, "username"), message="the login form")
+        b.find_element(By.ID, "username").send_keys("vera")
+        b.find_element(By.ID, "password").send_keys("a viewer's password")
+        b.find_element(By.ID, "login").click()
+        wait(lambda: b.find_element(By.ID, "alert-summary").text, message="the alert's page, after sign-in")
+        assert b.find_element(By.ID, "signed-in").text == "vera (viewer)"
+        assert not b.find_element(By.ID, "ack-button").is_enabled()
+        assert not b.find_element(By.ID, "silence-button").is_enabled()
+        assert "can read only" in b.find_element(By.ID, "ack-button").get_attribute("title")
+        b.save_screenshot(str(SHOTS / "viewer.png"))
+    finally:
+        users.remove("vera")
+        b.get(populated.base + "/logout")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from riskpulse.dashboard.app import figures_in_words, url_for_view, view_from_url
+from riskpulse.dashboard.app import figures_in_words, key_from_url, url_for_view, view_from_url
 
 
 def test_a_url_names_a_view_and_a_view_has_a_url() -> None:
@@ -15,6 +15,11 @@ def test_a_url_names_a_view_and_a_view_has_a_url() -> None:
         path, _, search = url.partition("?")
         assert view_from_url(path, "?" + search) == (tab, rng, None)
     assert url_for_view("alerts", "1h", "al/7") == "/alerts/al%2F7"
+    # a key's page: /keys/<type>/<key>, with the range
+    assert url_for_view("now", "24h", key=("topic", "Legal | Regulation")) == "/keys/topic/Legal%20%7C%20Regulation?range=24h"
+    assert key_from_url("/keys/topic/Legal%20%7C%20Regulation") == ("topic", "Legal | Regulation")
+    assert view_from_url("/keys/ticker/TSLA", "?range=24h") == ("now", "24h", None)
+    assert key_from_url("/keys/sector/X") is None and key_from_url("/keys/ticker/") is None and key_from_url("/") is None
 
 
 def test_alert_figures_read_as_words_whatever_the_detector_recorded() -> None:
@@ -24,3 +29,12 @@ def test_alert_figures_read_as_words_whatever_the_detector_recorded() -> None:
                     "1.3 \u00b1 1.1 negative; 9.8 standard deviations above the usual.")
     assert figures_in_words({"negative": 3}, {}) == "3 negative headlines in the window."
     assert figures_in_words({}, {}) == "No figures recorded for this alert."
+
+
+def test_feed_headlines_link_to_their_story_and_are_never_markup() -> None:
+    from riskpulse.dashboard.app import headline_link
+
+    assert headline_link("Apple beats", "https://news.example/1") == "[Apple beats](<https://news.example/1>)"
+    assert headline_link("[click](javascript:alert(1))", None) == "\\[click\\]\\(javascript:alert\\(1\\)\\)"
+    assert headline_link("Tesla *sued*", "javascript:alert(1)") == "Tesla \\*sued\\*"  # no link to a script
+    assert headline_link("x", "https://a.example/> [y](javascript:z)") == "x"  # an address that would break out

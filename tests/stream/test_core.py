@@ -88,7 +88,7 @@ def run(store: LoggedStore, arrivals: list[tuple[int, int, ScoredNews]], batch: 
 
     ``crash_at=(batch_index, writes_kept)`` stops inside that batch's flush, keeping that many of its writes.
     """
-    cfg = config or AggregatorConfig(window_s=60, lateness_s=10, idle_s=1e9)
+    cfg = config or AggregatorConfig(window_s=60, lateness_s=10, idle_s=1e9, max_skew_s=math.inf)  # wall clock 0
     agg = Aggregator(Overlay(store), cfg, DETECTOR, now_wall=0.0, partitions=range(4))
     trends: list[Any] = []
     alerts: list[Any] = []

@@ -9,13 +9,15 @@ from riskpulse.stream.topic_plan import Existing, compare, desired, render
 def test_the_plan_names_every_topic_a_worker_uses_with_prefix_and_app_id() -> None:
     specs = desired(Settings(topic_prefix="stg.", app_id="rp", kafka_partitions=6, kafka_replication=3))
     names = [s.name for s in specs]
-    assert names == ["stg.news", "stg.news.scored", "stg.trends", "stg.alerts", "stg.news.dlq", "stg.rp-scored",
-                     "rp-aggregate-changelog"]  # faust names changelogs after the app id alone
+    assert names == ["stg.news", "stg.news.scored", "stg.trends", "stg.alerts", "stg.news.dlq",
+                     "stg.rp-scored-by-story", "stg.rp-windows",
+                     "rp-count-changelog", "rp-judge-changelog"]  # faust names changelogs after the app id alone
     by_name = {s.name: s for s in specs}
     assert by_name["stg.alerts"].configs == {"cleanup.policy": "compact"}
-    assert by_name["stg.news"].partitions == 6 and by_name["stg.rp-scored"].partitions == 1
+    assert {s.partitions for s in specs} == {6}  # every stage scales with the partitions, internal ones too
+    assert by_name["rp-judge-changelog"].configs == {"cleanup.policy": "compact"}
     assert all(s.replication == 3 for s in specs)
-    assert [s.internal for s in specs] == [False] * 5 + [True] * 2
+    assert [s.internal for s in specs] == [False] * 5 + [True] * 4
 
 
 def test_existing_topics_are_ok_altered_or_in_conflict_and_operator_overrides_are_kept() -> None:
@@ -29,6 +31,6 @@ def test_existing_topics_are_ok_altered_or_in_conflict_and_operator_overrides_ar
     assert steps["alerts"].action == "alter"
     assert steps["alerts"].configs == {"cleanup.policy": "compact", "retention.ms": "5"}  # sent whole: kept
     assert steps["trends"].action == "ok" and "replication 3" in steps["trends"].detail
-    assert steps["news.dlq"].action == "create" and steps["riskpulse-scored"].detail.startswith("1 partition,")
+    assert steps["news.dlq"].action == "create" and steps["riskpulse-windows"].detail.startswith("4 partitions,")
     text = render(list(steps.values()))
     assert "conflict news.scored" in text and "keyed by alert id" in text

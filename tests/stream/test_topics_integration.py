@@ -34,9 +34,10 @@ def actions(steps: list[Any]) -> dict[str, str]:
 def test_plan_then_apply_creates_every_topic_with_its_configs_and_a_second_plan_is_clean(kafka: Any) -> None:
     s = settings_for(kafka)
     first = plan(s)
-    assert set(actions(first).values()) == {"create"} and len(first) == 7
-    assert {f"{s.app_id}-aggregate-changelog", f"{s.topic_prefix}{s.app_id}-scored"} <= set(actions(first))
-    assert len(apply(s, first)) == 7
+    assert set(actions(first).values()) == {"create"} and len(first) == 9
+    assert {f"{s.app_id}-count-changelog", f"{s.app_id}-judge-changelog", f"{s.topic_prefix}{s.app_id}-scored-by-story",
+            f"{s.topic_prefix}{s.app_id}-windows"} <= set(actions(first))
+    assert len(apply(s, first)) == 9
     assert set(actions(plan(s)).values()) == {"ok"}
     have = describe(s, [s.topic_prefix + TOPIC_ALERTS, s.topic_prefix + TOPIC_NEWS])
     assert have[s.topic_prefix + TOPIC_ALERTS].overrides["cleanup.policy"] == "compact"
@@ -44,7 +45,7 @@ def test_plan_then_apply_creates_every_topic_with_its_configs_and_a_second_plan_
     out = subprocess.run([sys.executable, "-m", "riskpulse.cli", "topics", "plan"], cwd=REPO, capture_output=True,
                          text=True, timeout=120, env={**os.environ, **env_of(s)})
     assert out.returncode == 0, out.stderr
-    assert "keyed by alert id" in out.stdout and out.stdout.count("ok ") == 7
+    assert "keyed by alert id" in out.stdout and out.stdout.count("ok ") == 9
 
 
 def env_of(s: Settings) -> dict[str, str]:

@@ -15,12 +15,15 @@ def test_the_app_is_built_from_settings_and_two_apps_share_nothing(tmp_path: Pat
     first = build_app(Settings(home=tmp_path / "a"))
     second = build_app(Settings(home=tmp_path / "b", topic_prefix="desk2.", app_id="desk2"))
     reads = {name.rsplit(".", 1)[-1]: agent.channel.get_topic_name() for name, agent in first.agents.items()}
-    assert reads == {"score": "news", "aggregate": "riskpulse-scored", "sink_scored": "news.scored",
-                     "sink_trends": "trends", "sink_alerts": "alerts"}
+    assert reads == {"score": "news", "aggregate": "riskpulse-scored-by-story", "judge": "riskpulse-windows",
+                     "sink_scored": "news.scored", "sink_trends": "trends", "sink_alerts": "alerts"}
     assert {agent.channel.get_topic_name() for agent in second.agents.values()} == {
-        "desk2.news", "desk2.desk2-scored", "desk2.news.scored", "desk2.trends", "desk2.alerts"}
-    assert list(first.tables.keys()) == list(second.tables.keys()) == ["aggregate"]
-    assert first.tables["aggregate"] is not second.tables["aggregate"]
+        "desk2.news", "desk2.desk2-scored-by-story", "desk2.desk2-windows", "desk2.news.scored", "desk2.trends",
+        "desk2.alerts"}
+    assert list(first.tables.keys()) == list(second.tables.keys()) == ["count", "judge"]
+    assert first.tables["count"] is not second.tables["count"]
+    # every stage's table is partitioned like its input, so each scales with the workers
+    assert {t.partitions for t in first.tables.values()} == {Settings().kafka_partitions}
     assert first.conf.id == "riskpulse" and second.conf.id == "desk2"
 
 

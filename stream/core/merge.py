@@ -1,0 +1,131 @@
+"""The second aggregation stage: window counters merged across partitions, judged per key.
+
+The first stage (stream/core/aggregator.py, one instance per partition of the scored topic,
+partitioned by story so every copy of a story meets its first sighting) dedupes and counts.
+Its windows hold only that partition's items, so a closed window is sent on as counters, each
+key shard to the partition of this stage that owns it, and judged here, where all of a key's
+counts meet: trends, the detector and its alerts (stream/core/detection.py).
+
+A window is judged once every first-stage partition has said it is closed through the window's
+end plus the lateness: each sends its counters of a closed window, then a note that the window
+exists (to every partition here, so a key that is firing hears of windows without news about
+it, as in one aggregator), and after every batch how far it is closed through. Records of one
+partition arrive in the order it sent them, so when its closed-through passes a window, its
+counters of that window are here. Nothing here adds: counters are stored per (window, source
+partition, shard) and a repeat overwrites them, so redelivery and re-sent windows (a first
+stage that crashed before its commit) change nothing; counters for a window already judged are
+repeats and are ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from . import windows
+from .aggregator import KEY_SHARDS, WindowClose
+from .detection import Detection
+from .state import Overlay
+
+MARK, PRUNED = "mark", "pruned"
+PRUNE_EVERY_S = 3600.0
+
+
+def _pkey(start: int, source: int, shard: int) -> str:
+    return f"p|{start}|{source}|{shard}"
+
+
+class WindowMerge:
+    """One instance per partition of the second stage; all durable state lives in ``state``."""
+
+    def __init__(self, state: Overlay, window_s: int, lateness_s: int, sources: int, detector: Any,
+                 key_ttl_s: float = 7 * 86_400.0,
+                 on_detector_error: Callable[[str, Exception], None] | None = None) -> None:
+        self.state = state
+        self.window_s, self.lateness_s, self.sources, self.key_ttl_s = window_s, lateness_s, sources, key_ttl_s
+        self.detection = Detection(detector, window_s, on_detector_error)
+        saved = state.get(MARK) or {}
+        self.through: dict[int, float] = {int(k): float(v) for k, v in (saved.get("through") or {}).items()}
+        self.closed = -math.inf if saved.get("closed") is None else float(saved["closed"])
+        self.open: list[int] = sorted(int(s) for s in saved.get("open") or [])
+        self.seq = int(saved.get("seq") or 0)
+        self._garbage: list[str] = []
+
+    def _judged(self, start: int) -> bool:
+        return start + self.window_s + self.lateness_s <= self.closed
+
+    def part(self, source: int, start: int, shard: int, counters: dict[str, Any]) -> bool:
+        """Counters of one key shard of a window closed in first-stage partition ``source``.
+        False: the window was judged already (a repeat), nothing changed."""
+        if not 0 <= shard < KEY_SHARDS or not 0 <= source < self.sources:
+            raise ValueError(f"shard {shard} of source {source}: out of range (sources: {self.sources})")
+        if self._judged(start):
+            return False
+        self.state.set(_pkey(start, source, shard), {"keys": counters["keys"], "top": counters.get("top") or {}})
+        self.window(start)
+        return True
+
+    def window(self, start: int) -> None:
+        """A first-stage partition closed window ``start``: it is judged here too, news of this
+        partition's keys in it or not."""
+        if not self._judged(start) and start not in self.open:
+            self.open = sorted(self.open + [start])
+
+    def closed_through(self, source: int, ts: float) -> None:
+        """First-stage partition ``source`` has closed, and sent on, every window up to ``ts``."""
+        if not 0 <= source < self.sources:
+            raise ValueError(f"source {source} out of range (sources: {self.sources})")
+        if ts > self.through.get(source, -math.inf):
+            self.through[source] = ts
+
+    def watermark(self) -> float:
+        """How far every first-stage partition is closed through (nothing before it can change)."""
+        if len(self.through) < self.sources:
+            return -math.inf
+        return min(self.through.values())
+
+    def next_close(self) -> WindowClose | None:
+        """The oldest window every source has closed, merged and judged; state unchanged."""
+        wm = self.watermark()
+        due = [s for s in self.open if s + self.window_s + self.lateness_s <= wm]
+        if not due:
+            return None
+        start = min(due)
+        close = WindowClose(start, wm)
+        merged = windows.empty_window()
+        for shard in range(KEY_SHARDS):
+            for source in range(self.sources):
+                part = self.state.get(_pkey(start, source, shard))
+                if part:
+                    windows.merge(merged, part)
+                    acc = close.parts.setdefault(shard, windows.empty_window())
+                    windows.merge(acc, part)
+        close.verdicts = self.detection.judge(self.state, start, merged)
+        return close
+
+    def commit(self, close: WindowClose) -> None:
+        """Mark ``close`` judged: call only once its trends and alerts are acknowledged."""
+        assert close.verdicts is not None
+        self.detection.commit(self.state, close.start, close.verdicts)
+        self._garbage += [_pkey(close.start, source, shard) for shard in close.parts for source in range(self.sources)]
+        self.open = [s for s in self.open if s != close.start]
+        self.closed = max(self.closed, close.start + self.window_s + self.lateness_s)
+        pruned = self.state.get(PRUNED)
+        if pruned is None or close.watermark - float(pruned) >= PRUNE_EVERY_S:
+            self.detection.prune(self.state, close.watermark, self.key_ttl_s)
+            self.state.set(PRUNED, close.watermark)
+
+    def end_batch(self) -> None:
+        """The marker after everything else of the batch, then the judged windows' counters go."""
+        self.seq += 1
+        self.state.set(MARK, {"through": {str(k): v for k, v in sorted(self.through.items())},
+                              "closed": self.closed if math.isfinite(self.closed) else None,
+                              "open": self.open, "seq": self.seq})
+        for key in self._garbage:
+            if self.state.get(key) is not None:
+                self.state.delete(key)
+        self._garbage = []
+
+    def is_current(self, state: Overlay) -> bool:
+        """False if another worker wrote the store since (see Aggregator.is_current)."""
+        return int((state.get(MARK) or {}).get("seq") or 0) == self.seq
