@@ -45,7 +45,7 @@ from .isolation import score_isolated, write_isolated
 from .passed_over import PassedOver
 from .scoring import ScoringService
 from .supervisor import RESTART, exit_on_crash
-from .watchdog import GroupWatch, StallWatchdog, task_stacks
+from .watchdog import CommitWatch, GroupWatch, StallWatchdog, task_stacks
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ class Pipeline:
         self.count_table, self.judge_table = state_tables(app, settings)
         self.watchdog = StallWatchdog(stall_s=settings.stall_s)
         self.group_watch = GroupWatch(limit_s=3 * settings.stall_s)  # owners judge their own within stall_s
+        self.commit_watch = CommitWatch(limit_s=settings.stall_s)
         # asked on a client of its own (the stall check uses it too: it must not lean on the consumer it judges)
         self.broker_offsets = BrokerOffsets(settings.kafka_bootstrap)
         self.passed_over = PassedOver(app, self.topics.news.get_topic_name(), self.broker_offsets)
@@ -587,6 +588,7 @@ class Pipeline:
         if app.rebalancing or app.consumer is None or app.tables.recovery.in_recovery:
             watchdog.settle(now)  # judge afresh once the group and the tables have settled
             self.group_watch.settle(now)
+            self.commit_watch.settle()
             if self._settling_since is None:
                 self._settling_since = now
             if now - self._settling_since > 4 * stall_s:  # a recovery that never ends (seen once)
@@ -610,6 +612,7 @@ class Pipeline:
         # where processing stands at least: the committed offset, or for a group that never committed
         # one, the log start (consumer_auto_offset_reset="earliest")
         starts = {(tp.topic, tp.partition): self.passed_over.committed(tp) for tp in tps}
+        self._check_commits(tps, dict(starts), now)
         unknown = [key for key, offset in starts.items() if offset is None and key not in watchdog.progress]
         if unknown:
             starts.update(await self.broker_offsets.start(unknown) or {})
@@ -626,6 +629,30 @@ class Pipeline:
             log.error("partitions stalled; exiting so the supervisor restarts the worker (state is idempotent)",
                       extra={"stalled": stuck, "tasks": task_stacks(), "consumer": self._consumer_state(tps)})
             os._exit(RESTART)
+
+    def _check_commits(self, tps: list[Any], committed: dict[tuple[str, int], int | None], now: float) -> None:
+        """Say so when faust's commit of a partition stays behind records processed past it (and
+        what its bookkeeping holds): processing goes on, but lag figures and a restart's re-read
+        follow the commit."""
+        processed = {key: self.watchdog.progress[key][0] for key in committed if key in self.watchdog.progress}
+        for key in self.commit_watch.stuck(committed, processed, now):
+            metrics.COMMIT_STUCK.labels(key[0], str(key[1])).inc()
+            tp = next((tp for tp in tps if (tp.topic, tp.partition) == key), None)
+            log.warning("the group's commit of a partition has not moved for STALL_S although its records are "
+                        "processed past it (faust's commit bookkeeping); processing goes on, a restart would "
+                        "re-read from the commit", extra={"partition": f"{key[0]}:{key[1]}", "committed": committed[key],
+                                                           "processed": processed[key], "faust": self._commit_state(tp)})
+
+    def _commit_state(self, tp: Any) -> dict[str, Any]:
+        """faust's commit bookkeeping of ``tp`` for the log line (private fields; faust is pinned)."""
+        consumer = self.app.consumer
+        try:
+            acked = sorted(consumer._acked.get(tp, []))  # noqa: SLF001
+            return {"acked_head": acked[:10], "acked": len(acked),
+                    "gaps": [(iv.begin, iv.end) for iv in sorted(consumer._gap.get(tp, []))][:10],  # noqa: SLF001
+                    "unacked": sorted(m.offset for m in consumer._unacked_messages if m.tp == tp)[:10]}  # noqa: SLF001
+        except Exception as exc:  # noqa: BLE001 - a diagnostic must not fail the check it explains
+            return {"error": repr(exc)}
 
     async def _check_group(self, ends: dict[tuple[str, int], int], mine: set[tuple[str, int]], now: float) -> None:
         """The group as a whole: a partition with records waiting that nobody commits past (its

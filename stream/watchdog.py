@@ -128,6 +128,44 @@ class GroupWatch:
         return sorted(out)
 
 
+class CommitWatch:
+    """This worker's partitions whose records are processed past the group's commit while the
+    commit does not move: faust's commit bookkeeping stuck on an offset it never saw acknowledged
+    (seen: a partition's commit held at 284 of 618 for a minute after every record was processed).
+    Processing goes on; the commit's position is what a restart would re-read from. Said once per
+    episode, with faust's bookkeeping, so its cause can be read from the log."""
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self.since: dict[tuple[str, int], tuple[int, float]] = {}  # key -> (commit, unmoved since)
+        self.said: set[tuple[str, int]] = set()
+
+    def settle(self) -> None:
+        """A rebalance: faust's bookkeeping starts again from the group's commit."""
+        self.since.clear()
+        self.said.clear()
+
+    def stuck(self, committed: dict[tuple[str, int], int | None], processed: dict[tuple[str, int], int],
+              now: float) -> list[tuple[str, int]]:
+        """Partitions newly found stuck: ``committed`` is the next offset to read, ``processed`` the
+        last offset processed (in order, holes filled)."""
+        out = []
+        for key, done in processed.items():
+            commit = committed.get(key)
+            if commit is None or done < commit:  # nothing processed past the commit: nothing to commit
+                self.since.pop(key, None)
+                self.said.discard(key)
+                continue
+            before = self.since.get(key)
+            if before is None or before[0] != commit:
+                self.since[key] = (commit, now)
+                self.said.discard(key)
+            elif now - before[1] >= self.limit_s and key not in self.said:
+                self.said.add(key)
+                out.append(key)
+        return sorted(out)
+
+
 def _awaited_frames(awaitable: Any) -> list[Any]:
     """Frames of a coroutine chain, outermost first, following what each one awaits."""
     frames = []

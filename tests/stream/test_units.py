@@ -186,3 +186,18 @@ def test_group_watch_sees_a_partition_nobody_commits_past_whoever_owns_it() -> N
     assert watch.stalled({news0: 499, news1: 100, idle: 80, fresh: -1}, ends, now=300) == []
     assert watch.stalled({news0: 500, news1: 100, idle: 80, fresh: 40}, {**ends, news0: 900}, now=336) == [news1]
     assert watch.stalled({news0: 500, news1: 500, idle: 80, fresh: 40}, {**ends, news0: 900}, now=700) == [news0]
+
+
+def test_commit_watch_says_once_when_a_commit_stays_behind_processed_records() -> None:
+    from riskpulse.stream.watchdog import CommitWatch
+
+    watch, key, other = CommitWatch(limit_s=45), ("news", 0), ("news", 1)
+    assert watch.stuck({key: 284, other: 10}, {key: 617, other: 9}, now=0) == []  # other: nothing past its commit
+    assert watch.stuck({key: 284, other: 10}, {key: 617, other: 9}, now=44) == []
+    assert watch.stuck({key: 284, other: 10}, {key: 617, other: 9}, now=45) == [key]  # unmoved for STALL_S
+    assert watch.stuck({key: 284}, {key: 617}, now=90) == []  # said once per episode
+    assert watch.stuck({key: 618}, {key: 617}, now=91) == []  # committed to the end: over
+    assert watch.stuck({key: 618}, {key: 700}, now=92) == []  # a new episode starts its own clock
+    watch.settle()  # a rebalance: judged afresh
+    assert watch.stuck({key: 618}, {key: 700}, now=130) == []
+    assert watch.stuck({key: 618}, {key: 700}, now=175) == [key]
