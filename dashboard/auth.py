@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from flask import Flask, Response, g, has_request_context, redirect, request, session
+from flask import Flask, Response, current_app, g, has_request_context, redirect, request, session
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -151,6 +151,7 @@ def install(server: Flask, user: str, password_hash: str, key: bytes, session_ho
     server.config.update(SESSION_COOKIE_NAME=cookie_name(key), SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                          SESSION_COOKIE_SECURE=secure_cookie, PERMANENT_SESSION_LIFETIME=int(session_hours * 3600))
     throttle = throttle or LoginThrottle()
+    server.extensions["riskpulse_users"] = users  # for set_time_zone
     revoked: dict[str, float] = {}  # session id -> when it would have expired anyway
     said_untrusted: set[str] = set()
 
@@ -243,8 +244,6 @@ def install(server: Flask, user: str, password_hash: str, key: bytes, session_ho
             return  # asked again at the next request
         session["tz_user"], session["tz"] = name, zone
 
-    g_users["users"] = users
-
     def _check(given_user: str, password: str) -> str | None:
         """The role of ``given_user`` if ``password`` is theirs."""
         known = _known()
@@ -294,9 +293,6 @@ def install(server: Flask, user: str, password_hash: str, key: bytes, session_ho
         return '{"status":"ok"}', 200
 
 
-g_users: dict[str, Users | None] = {}  # the store's users, for set_time_zone (one dashboard per process)
-
-
 def current_tz() -> ZoneInfo:
     """The zone the signed-in user reads times in (UTC outside a request, or if none was chosen)."""
     if not has_request_context() or session.get("tz_user") != current_user():
@@ -312,7 +308,7 @@ def set_time_zone(zone: str) -> None:
     if zone not in available_timezones() and zone != "UTC":
         raise ValueError(f"unknown time zone {zone!r}")
     session["tz_user"], session["tz"] = current_user(), zone
-    users = g_users.get("users")
+    users = current_app.extensions.get("riskpulse_users")
     if users is not None:
         try:
             users.set_time_zone(current_user(), zone)

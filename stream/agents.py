@@ -331,20 +331,29 @@ class Pipeline:
 
     # -- counting: scored-by-story -> news.scored, windows --------------------------------------
 
+    def _stage(self, stream: Any, group: list[Any], table: Any, instances: dict[int, Any],
+               make: Callable[[Overlay], Any]) -> Any:
+        """The stage instance of ``group``'s partition over a fresh view of that partition's keys:
+        kept across batches, built anew (from the table) when another worker wrote them since."""
+        partition = group[-1].message.partition
+        # faust's table and store follow the current event: make it one of this partition's
+        stream._set_current_event(group[-1])  # noqa: SLF001
+        state = Overlay(Prefixed(table, partition))
+        instance = instances.get(partition)
+        if instance is None or not instance.is_current(state):  # first batch, or written by another worker since
+            instance = instances[partition] = make(state)
+        instance.state = state
+        return instance
+
     async def aggregate(self, stream: Any) -> None:
         """Per partition (stories): dedupe, publish news.scored, count into event-time windows, and
         send each closed window's counters to the judges, then how far the partition is closed through."""
         async for events in stream.take_events(500, within=0.02):
             async with self._processing("aggregate", events) as filled:
                 for partition, group in _by_partition(events).items():
-                    # faust's table and store follow the current event: make it one of this partition's
-                    stream._set_current_event(group[-1])  # noqa: SLF001
-                    state = Overlay(Prefixed(self.count_table, partition))
-                    agg = self._counters.get(partition)
-                    if agg is None or not agg.is_current(state):  # first batch, or written by another worker since
-                        agg = self._counters[partition] = Aggregator(state, self.agg_config, None, time.time(),
-                                                                     partitions=range(self.partitions))
-                    agg.state = state
+                    agg = self._stage(stream, group, self.count_table, self._counters, lambda state: Aggregator(
+                        state, self.agg_config, None, time.time(), partitions=range(self.partitions)))
+                    state = agg.state
                     ticked = False
                     async for chunk in self.passed_over.complete(group, 500, filled):  # what faust passed over, in place
                         self.watchdog.note(chunk)
@@ -421,15 +430,11 @@ class Pipeline:
         async for events in stream.take_events(500, within=0.02):
             async with self._processing("judge", events) as filled:
                 for partition, group in _by_partition(events).items():
-                    stream._set_current_event(group[-1])  # noqa: SLF001
-                    state = Overlay(Prefixed(self.judge_table, partition))
-                    merge = self._judges.get(partition)
-                    if merge is None or not merge.is_current(state):
-                        merge = self._judges[partition] = WindowMerge(
-                            state, self.settings.window_s, self.settings.lateness_s, self.partitions, self.detector,
-                            key_ttl_s=self.agg_config.key_ttl_s,
-                            on_detector_error=lambda key, exc: metrics.DETECTOR_ERRORS.inc())
-                    merge.state = state
+                    merge = self._stage(stream, group, self.judge_table, self._judges, lambda state: WindowMerge(
+                        state, self.settings.window_s, self.settings.lateness_s, self.partitions, self.detector,
+                        key_ttl_s=self.agg_config.key_ttl_s,
+                        on_detector_error=lambda key, exc: metrics.DETECTOR_ERRORS.inc()))
+                    state = merge.state
                     async for chunk in self.passed_over.complete(group, 500, filled):
                         self.watchdog.note(chunk)
                         await self._judge_batch(merge, chunk)

@@ -98,8 +98,7 @@ class WindowMerge:
                 part = self.state.get(_pkey(start, source, shard))
                 if part:
                     windows.merge(merged, part)
-                    acc = close.parts.setdefault(shard, windows.empty_window())
-                    windows.merge(acc, part)
+                    close.parts.setdefault(shard, part)  # which shards held counters: what commit deletes
         close.verdicts = self.detection.judge(self.state, start, merged)
         return close
 

@@ -59,6 +59,21 @@ class LoggedStore(dict):
         return out
 
 
+def crash_in_flush(store: LoggedStore, state: Overlay, kept: int) -> None:
+    """kill -9 inside ``state``'s flush: ``store`` keeps that many of the batch's writes, in order."""
+    before = len(store.log)
+    state.flush()
+    survivor = store.prefix(before + min(kept, len(store.log) - before))
+    store.clear()
+    store.log[:] = []
+    for key, value in survivor.log:
+        if value is None:
+            store.pop(key, None)
+        else:
+            dict.__setitem__(store, key, value)
+        store.log.append((key, value))
+
+
 def trend_rows(trends: list[Any]) -> dict[tuple[str, str, str], tuple[int, int, int, int]]:
     """Upsert semantics: the last record per (key, window) wins, as in the store."""
     rows = {}
@@ -105,17 +120,7 @@ def run(store: LoggedStore, arrivals: list[tuple[int, int, ScoredNews]], batch: 
             agg.commit(close)
         agg.end_batch()
         if crash_at is not None and crash_at[0] == b:
-            before = len(store.log)
-            state.flush()
-            kept = store.prefix(before + min(crash_at[1], len(store.log) - before))
-            store.clear()
-            store.log[:] = []
-            for key, value in kept.log:
-                if value is None:
-                    store.pop(key, None)
-                else:
-                    dict.__setitem__(store, key, value)
-                store.log.append((key, value))
+            crash_in_flush(store, state, crash_at[1])
             return trends, alerts, pos
         state.flush()
         pos += batch

@@ -18,7 +18,7 @@ from riskpulse.stream.core.detection import shard_of
 from riskpulse.stream.core.merge import WindowMerge
 from riskpulse.stream.core.state import Overlay
 
-from .test_core import DETECTOR, T0, LoggedStore, alert_keys, feed, scored, trend_rows
+from .test_core import DETECTOR, T0, LoggedStore, alert_keys, crash_in_flush, feed, scored, trend_rows
 
 CFG = AggregatorConfig(window_s=60, lateness_s=10, idle_s=1e9, max_skew_s=math.inf)  # wall clock 0: no bound
 
@@ -82,7 +82,7 @@ class TwoStages:
         through = agg.settle(0.0, until)
         agg.end_batch()
         if crash_kept is not None:
-            _crash(stage.store, state, crash_kept)
+            crash_in_flush(stage.store, state, crash_kept)
             return
         state.flush()
         stage.queue.committed += len(batch)
@@ -108,7 +108,7 @@ class TwoStages:
             merge.commit(close)
         merge.end_batch()
         if crash_kept is not None:
-            _crash(stage.store, state, crash_kept)
+            crash_in_flush(stage.store, state, crash_kept)
             return
         state.flush()
         stage.queue.committed += len(batch)
@@ -130,21 +130,6 @@ class TwoStages:
         for d in range(self.n):
             self.run_first(d, 0, until=math.inf)
         self.drain(10_000)
-
-
-def _crash(store: LoggedStore, state: Overlay, kept: int) -> None:
-    """kill -9 inside the flush: the store keeps a prefix of this batch's writes."""
-    before = len(store.log)
-    state.flush()
-    survivor = store.prefix(before + min(kept, len(store.log) - before))
-    store.clear()
-    store.log[:] = []
-    for key, value in survivor.log:
-        if value is None:
-            store.pop(key, None)
-        else:
-            dict.__setitem__(store, key, value)
-        store.log.append((key, value))
 
 
 def run_two_stages(seed: int, n: int, m: int, batch: int, score_batch: int, crash_every: int = 0,
