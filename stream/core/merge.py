@@ -31,6 +31,26 @@ MARK, PRUNED = "mark", "pruned"
 PRUNE_EVERY_S = 3600.0
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_counters(counters: dict[str, Any]) -> None:
+    """Counters as the first stage writes them (stream/core/windows.py), or ValueError: per key
+    ``"type|name"`` five numbers, and evidence rows of seven fields."""
+    keys, top = counters.get("keys"), counters.get("top") or {}
+    if not isinstance(keys, dict) or not isinstance(top, dict):
+        raise ValueError("window counters: 'keys' and 'top' must be objects")
+    for key, counts in keys.items():
+        if "|" not in key or not (isinstance(counts, list) and len(counts) == 5 and all(map(_number, counts))):
+            raise ValueError(f"window counters of {key[:100]!r}: expected five numbers under 'type|name'")
+    for key, rows in top.items():
+        if not isinstance(rows, list) or not all(
+                isinstance(r, list) and len(r) == 7 and _number(r[0]) and isinstance(r[1], str) and isinstance(r[2], str)
+                and (r[3] is None or isinstance(r[3], str)) and all(map(_number, r[4:])) for r in rows):
+            raise ValueError(f"evidence of {key[:100]!r}: expected rows [score, id, headline, url, neg, neu, pos]")
+
+
 def _pkey(start: int, source: int, shard: int) -> str:
     return f"p|{start}|{source}|{shard}"
 
@@ -61,6 +81,7 @@ class WindowMerge:
             raise ValueError(f"shard {shard} of source {source}: out of range (sources: {self.sources})")
         if self._judged(start):
             return False
+        _check_counters(counters)  # a bad value stored would fail every later judging of the window
         self.state.set(_pkey(start, source, shard), {"keys": counters["keys"], "top": counters.get("top") or {}})
         self.window(start)
         return True

@@ -261,3 +261,19 @@ def test_internal_records_decode_or_raise_for_the_dead_letter_queue() -> None:
             _decode_internal(bad)
     # copies of a story meet on one counting partition, whatever their case, links or spacing
     assert story_partition("Apple beats!", 4) == story_partition("apple  beats https://t.co/x", 4)
+
+
+def test_malformed_window_counters_are_refused_before_they_are_stored() -> None:
+    """A value the judging stage stored could not be merged later, and would fail every judging of
+    its window: the worker dead-letters the record instead (stage `judge`)."""
+    merge = WindowMerge(Overlay({}), 60, 10, 1, DETECTOR)
+    good_row = [-0.8, "id", "headline", None, 0.8, 0.1, 0.1]
+    assert merge.part(0, T0, 1, {"keys": {"ticker|ACME": [1, 1, 0, 0, -0.8]}, "top": {"ticker|ACME": [good_row]}})
+    for bad in ({"keys": {"ticker|ACME": "7"}}, {"keys": {"ACME": [1, 1, 0, 0, 0.0]}},
+                {"keys": {"ticker|ACME": [1, 1, 0, 0, float("nan")]}}, {"keys": {"ticker|A": [1, 1, 0, 0, True]}},
+                {"keys": {}, "top": {"ticker|ACME": [["x"]]}}, {"keys": [], "top": {}}):
+        with pytest.raises(ValueError):
+            merge.part(0, T0 + 60, 1, bad)
+    merge.closed_through(0, T0 + 200)
+    close = merge.next_close()
+    assert close is not None and [t.count for t in close.trends] == [1]  # only the good counters were kept
