@@ -152,7 +152,7 @@ class PassedOver:
         worker scored everything after it)."""
         keys = {(e.message.topic, e.message.partition) for e in events
                 if (e.message.topic, e.message.partition) in self.continuity.fresh and self.committed(e.message.tp) is None}
-        keys -= set(self._asked) | set(self.continuity.expected)  # kept partitions go on from where they were
+        keys -= set(self._asked)
         if not keys:
             return
         found = await self.broker_offsets.committed(self.app.conf.id, keys, wait=True) or {}

@@ -71,9 +71,9 @@ class OffsetContinuity:
     fresh: set[Hashable] = field(default_factory=set)  # assigned, no record seen since
 
     def assigned(self, partitions: set[Hashable]) -> None:
-        """A new assignment (every rebalance sends the whole one): a partition that stayed keeps
-        its expectation, one that left forgets it (another worker moved it on meanwhile), and each
-        one's next record is judged against the committed offset if nothing else is known."""
+        """A new assignment (every rebalance sends the whole one): a partition that left forgets
+        its expectation (another worker moved it on meanwhile), and each one's next record is
+        judged against the group's committed offset (:meth:`check`)."""
         for partition in set(self.expected) - set(partitions):
             del self.expected[partition]
         self.fresh = set(partitions)
@@ -83,11 +83,17 @@ class OffsetContinuity:
         in first, see :meth:`plan`).
 
         ``committed``: the group's committed offset for the partition (the next record it must
-        read), used for the first record after an assignment of a partition this worker did not
-        hold; None where there is none."""
+        read), or None where there is none. The first record after an assignment is judged
+        against it even on a partition this worker kept: faust revokes every partition at a
+        rebalance and forgets which offsets were processed since the last commit, so those
+        records count for its commit only if they are handed over, or filled in, again. Judged
+        from where this worker left off instead, a stale read offset that made faust drop them
+        held the group's commit at that offset for good while everything after it was processed
+        (seen: a worker started after another stopped mid-backlog, its commit stuck at 242 of 618).
+        Without a committed offset, a kept partition goes on from where this worker left off."""
         if partition in self.fresh:
             self.fresh.discard(partition)
-            if partition not in self.expected and committed is not None and committed >= 0:
+            if committed is not None and committed >= 0:
                 self.expected[partition] = committed
         return self.seen(partition, offset)
 

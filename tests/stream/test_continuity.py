@@ -61,13 +61,27 @@ def test_the_first_record_after_an_assignment_is_judged_against_the_committed_of
     assert c.check(1, 8, committed=3) is None  # only the first record is judged so
 
 
-def test_a_kept_partition_is_judged_from_where_this_worker_left_off() -> None:
+def test_a_kept_partition_is_judged_again_from_the_committed_offset() -> None:
+    """faust forgets at every rebalance which records were processed since its last commit: they
+    count for the commit only if handed over or filled in again. Here 50-59 were processed, the
+    group committed 55, and after the rebalance faust's stale read offset makes it hand over 70:
+    55-69 are a gap (judged from 60, 55-59 were never processed again and held the commit at 55)."""
     c = OffsetContinuity()
     for o in range(50, 60):
         c.check(0, o, committed=None)
     c.assigned({0})
+    assert c.check(0, 70, committed=55) == Gap(0, 55, 70)
+    c.assigned({0})
     assert c.check(0, 55, committed=55) is None  # redelivered from the commit: not a gap
-    assert c.check(0, 70, committed=55) == Gap(0, 60, 70)
+    assert c.check(0, 72, committed=55) == Gap(0, 56, 72)
+
+
+def test_a_kept_partition_without_a_committed_offset_goes_on_from_where_this_worker_left_off() -> None:
+    c = OffsetContinuity()
+    for o in range(50, 60):
+        c.check(0, o, committed=None)
+    c.assigned({0})
+    assert c.check(0, 70, committed=None) == Gap(0, 60, 70)
 
 
 def test_no_committed_offset_means_nothing_to_judge() -> None:
