@@ -308,3 +308,91 @@ def test_a_partition_whose_first_record_came_after_a_skipped_one_is_filled_from_
     asked = len(broker.questions)
     assert asyncio.run(run([_Event(0, 203)])) == [(0, 203)]
     assert len(broker.questions) == asked  # asked once per assignment
+
+
+# -- with faust's own commit bookkeeping (faust-streaming's Consumer methods, pinned version) -----
+
+from collections import defaultdict  # noqa: E402
+
+from faust.transport.consumer import Consumer as FaustConsumer  # noqa: E402
+from faust.types import TP  # noqa: E402
+from intervaltree import IntervalTree  # noqa: E402
+
+
+class _FaustCommits:
+    """faust's commit bookkeeping of a consumer: its ``_new_offset`` and ``_add_gap`` run as they
+    are; ``ack``, ``revoke`` and ``assign`` do what faust's ``Consumer.ack``,
+    ``on_partitions_revoked`` and ``perform_seek`` do to the same fields."""
+
+    _new_offset = FaustConsumer._new_offset
+    _add_gap = FaustConsumer._add_gap
+
+    def __init__(self) -> None:
+        self._acked: dict[TP, list[int]] = defaultdict(list)
+        self._acked_index: dict[TP, set[int]] = defaultdict(set)
+        self._gap: dict[TP, IntervalTree] = defaultdict(IntervalTree)
+        self._committed_offset: dict[TP, int | None] = defaultdict(lambda: None)
+
+    def ack(self, tp: TP, offset: int) -> None:
+        committed = self._committed_offset[tp]
+        if (committed is None or offset >= committed) and offset not in self._acked_index[tp]:
+            self._acked_index[tp].add(offset)
+            self._acked[tp].append(offset)
+
+    def commit(self, tp: TP) -> int | None:
+        offset = self._new_offset(tp)
+        if offset is not None and (self._committed_offset[tp] is None or offset > self._committed_offset[tp]):
+            self._committed_offset[tp] = offset
+        return self._committed_offset[tp]
+
+    def revoke(self, tp: TP) -> None:  # eager rebalancing: every partition, kept or not
+        for field_ in (self._gap, self._acked, self._acked_index, self._committed_offset):
+            field_.pop(tp, None)
+
+    def assign(self, tp: TP, committed: int) -> None:
+        self._committed_offset[tp] = committed
+
+
+class _HoldingBroker:
+    async def start(self, keys: object) -> dict[tuple[str, int], int]:
+        return {key: 0 for key in keys}  # type: ignore[attr-defined]
+
+    async def read(self, key: tuple[str, int], start: int, stop: int, limit: int = 500) -> list[object]:
+        return [type("Record", (), {"topic": key[0], "partition": key[1], "offset": o, "key": None, "value": b"{}",
+                                    "timestamp": 0, "headers": []})() for o in range(start, min(stop, start + limit))]
+
+
+def test_records_faust_forgot_at_a_rebalance_and_then_dropped_are_filled_in_and_committed() -> None:
+    """The stopped-mid-backlog failure (CI: commit stuck at 242 of 618, every record processed):
+    the worker processed 242-300 of a partition, a rebalance came before faust committed them and
+    let the worker keep the partition; faust forgot them, sought back to 242, and its stale read
+    offset made it drop 242-309 and hand over 310 on. Judged from where the worker had left off
+    (301) only 301-309 were filled in, and 242-300, never acknowledged again, held the commit."""
+    app = _App()
+    app.consumer = faust = _FaustCommits()  # type: ignore[assignment]
+    bookkeeping = passed_over.PassedOver(app, "news", _HoldingBroker())  # type: ignore[arg-type]
+    tp = TP("news", 0)
+    faust.assign(tp, 242)
+    bookkeeping.continuity.assigned({("news", 0)})
+
+    def process(offsets: range) -> list[int]:
+        done: list[tuple[TP, int, int]] = []
+
+        async def run() -> list[int]:
+            out = []
+            async for chunk in bookkeeping.complete([_Event(0, o) for o in offsets], 100, done):
+                out += [e.message.offset for e in chunk]
+            await bookkeeping.mark_done(done)  # as the agent does once the batch is written
+            return out
+
+        seen = asyncio.run(run())
+        for o in offsets:
+            faust.ack(tp, o)  # the delivered records, released once processed
+        return seen
+
+    assert process(range(242, 301)) == list(range(242, 301))
+    faust.revoke(tp)  # the rebalance, before faust's commit interval came round
+    faust.assign(tp, 242)
+    bookkeeping.continuity.assigned({("news", 0)})
+    assert process(range(310, 618)) == list(range(242, 618))  # 242-309 filled in before 310
+    assert faust.commit(tp) == 618
