@@ -110,8 +110,33 @@ def main() -> None:
         p95 = sorted(times)[max(0, int(round(0.95 * len(times))) - 1)]
         worst = max(worst, max(times))
         print(f"{name:70s} {statistics.median(times):8.1f} {p95:8.1f} {max(times):8.1f} {max(times) / BUDGET_MS:10.2f}")
+    ratios = rollup_side_by_side(Store(url), args.repeat)
     print(json.dumps({"callbacks_timed": len(results), "worst_ms": round(worst, 1), "budget_ms": BUDGET_MS,
-                      "within_budget": sum(max(t) <= BUDGET_MS for t in results.values())}))
+                      "within_budget": sum(max(t) <= BUDGET_MS for t in results.values()),
+                      "trends_rows_over_half_hour_sums": ratios}))
+
+
+def rollup_side_by_side(store: Store, repeat: int) -> dict[str, float]:
+    """The long-range trend reads from the half-hour sums (what the dashboard does) and from the
+    trends rows alone, interleaved in one run: the ratio is the speed-up of trend_buckets."""
+    from riskpulse.dashboard.queries import latest_time, trend_series
+
+    end = latest_time(store.engine)
+    print(f"\n{'trend read (7d: 30-min points, 30d: 2-hour points)':52s} {'sums ms':>8s} {'rows ms':>8s} {'rows/sums':>9s}")
+    ratios = {}
+    for days in (7, 30):
+        for key_type, top_n in (("topic", None), ("ticker", 8)):
+            timed: dict[bool, list[float]] = {True: [], False: []}
+            for _ in range(repeat):
+                for rollup in (True, False):
+                    started = time.perf_counter()
+                    trend_series(store.engine, key_type, end - timedelta(days=days), end, top_n=top_n, rollup=rollup)
+                    timed[rollup].append((time.perf_counter() - started) * 1000)
+            fast, slow = statistics.median(timed[True]), statistics.median(timed[False])
+            name = f"{key_type} {days}d"
+            ratios[name] = round(slow / fast, 2)
+            print(f"{name:52s} {fast:8.1f} {slow:8.1f} {slow / fast:9.2f}")
+    return ratios
 
 
 if __name__ == "__main__":

@@ -603,10 +603,12 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
                   State("alert-shown", "data"), prevent_initial_call=True)
     def alert_detail(selected: list[int] | None, _: Any, __: Any, focus: str | None, ___: Any,
                      rows: list[dict[str, Any]] | None, shown: dict[str, str] | None) -> Any:
-        trigger = dash.ctx.triggered_id
-        if trigger == "alert-focus":
+        # every input that changed, not triggered_id (the first of them only): a shared link's
+        # page load changes the focus and the time zone at once, and the focus must win
+        triggered = {t["prop_id"].split(".")[0] for t in dash.ctx.triggered}
+        if "alert-focus" in triggered:
             alert_id = focus
-        elif trigger == "alerts-table":
+        elif "alerts-table" in triggered:
             alert_id = rows[selected[0]]["id"] if selected and rows and selected[0] < len(rows) else None
         else:  # acknowledged or silenced: the same page again
             alert_id = shown["id"] if shown else None

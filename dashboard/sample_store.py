@@ -84,6 +84,7 @@ def populate(store: Store, n_news: int, days: float, end: datetime, seed: int = 
         trend_rows["window_start"] = trend_rows["window_start"].dt.tz_localize(None)
         trend_rows["window_end"] = trend_rows["window_end"].dt.tz_localize(None)
     _insert(store, trends, trend_rows.to_dict("records"))
+    store.rebuild_trend_buckets()  # written around Store.upsert_trends, which keeps them
 
     fired = datetime.fromtimestamp(burst_start // window_s * window_s, timezone.utc)
     evidence = [{"id": frame.at[i, "id"], "headline": frame.at[i, "headline"], "url": frame.at[i, "url"],

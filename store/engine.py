@@ -117,7 +117,8 @@ def _adopt(conn: Connection, tables: set[str]) -> None:
 # adopted store is completed to the baseline only, and those migrations then add them as usual
 AFTER_BASELINE: dict[str, tuple[str, ...] | None] = {"silences": None,  # 0002
                                                      "webhook_outbox": ("key_type", "key", "severity"),
-                                                     "users": None}  # 0003
+                                                     "users": None,  # 0003
+                                                     "trend_buckets": None}  # 0004
 
 
 def _baseline_metadata() -> MetaData:

@@ -11,10 +11,10 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, Table, delete, func, select
+from sqlalchemy import Connection, Table, and_, delete, func, select
 
 from .engine import create_store_engine
-from .schema import alerts, news_tickers, scored_news, trends
+from .schema import BUCKET_S, alerts, news_tickers, scored_news, trend_buckets, trends
 
 
 def _ts(value: str) -> datetime:
@@ -60,6 +60,31 @@ def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: li
     conn.execute(stmt, rows)
 
 
+def refresh_buckets(conn: Connection, key_type: str, keys: set[str], first_ts: int, last_ts: int) -> None:
+    """Recompute the trend_buckets of ``keys`` from their trends rows, for every bucket from the
+    one holding ``first_ts`` to the one holding ``last_ts``.
+
+    Recomputed rather than incremented, so a window written twice (the sinks are at-least-once)
+    or rewritten with new figures counts once; a bucket left without rows is deleted."""
+    if not keys:
+        return
+    lo = first_ts // BUCKET_S * BUCKET_S
+    hi = last_ts // BUCKET_S * BUCKET_S + BUCKET_S
+    bucket = (trends.c.window_ts // BUCKET_S) * BUCKET_S
+    where = and_(trends.c.key_type == key_type, trends.c.key.in_(sorted(keys)), trends.c.window_ts >= lo,
+                 trends.c.window_ts < hi)
+    sums = conn.execute(select(bucket.label("bucket_ts"), trends.c.key, func.sum(trends.c.count),
+                               func.sum(trends.c.negative), func.sum(trends.c.mean_score * trends.c.count))
+                        .where(where).group_by(bucket, trends.c.key)).all()
+    conn.execute(delete(trend_buckets).where(and_(trend_buckets.c.key_type == key_type,
+                                                  trend_buckets.c.key.in_(sorted(keys)),
+                                                  trend_buckets.c.bucket_ts >= lo, trend_buckets.c.bucket_ts < hi)))
+    if sums:
+        conn.execute(trend_buckets.insert(), [
+            {"key_type": key_type, "key": key, "bucket_ts": int(ts), "count": int(count), "negative": int(negative),
+             "score_sum": float(score_sum)} for ts, key, count, negative, score_sum in sums])
+
+
 class Store:
     def __init__(self, url: str, migrate: bool = True) -> None:
         self.engine = create_store_engine(url, migrate)
@@ -92,6 +117,12 @@ class Store:
                 **{k: r[k] for k in ("count", "negative", "neutral", "positive", "mean_score", "negative_share")}}
         with self.engine.begin() as conn:
             _upsert(conn, trends, list(rows.values()), ["key_type", "key", "window_start"])
+            by_type: dict[str, list[dict[str, Any]]] = {}
+            for row in rows.values():
+                by_type.setdefault(row["key_type"], []).append(row)
+            for key_type, written in by_type.items():
+                refresh_buckets(conn, key_type, {r["key"] for r in written},
+                                min(r["window_ts"] for r in written), max(r["window_ts"] for r in written))
         return len(rows)
 
     def upsert_alerts(self, records: Iterable[dict[str, Any]]) -> int:
@@ -140,7 +171,25 @@ class Store:
             conn.execute(delete(news_tickers).where(news_tickers.c.published_at < before))
             conn.execute(delete(scored_news).where(scored_news.c.published_at < before))
             conn.execute(delete(trends).where(trends.c.window_start < before))
+            cut = int(before.timestamp())
+            conn.execute(delete(trend_buckets).where(trend_buckets.c.bucket_ts < cut // BUCKET_S * BUCKET_S))
+            for key_type in ("topic", "ticker"):  # the bucket the cut falls in keeps what is left of it
+                keys = {r[0] for r in conn.execute(select(trend_buckets.c.key).distinct().where(and_(
+                    trend_buckets.c.key_type == key_type, trend_buckets.c.bucket_ts == cut // BUCKET_S * BUCKET_S)))}
+                refresh_buckets(conn, key_type, keys, cut, cut)
             conn.execute(delete(alerts).where(alerts.c.fired_at < before))
+
+    def rebuild_trend_buckets(self) -> None:
+        """trend_buckets recomputed from every trends row (after writing trends around Store, as
+        the sample store and the migration that adds the table do)."""
+        bucket = (trends.c.window_ts // BUCKET_S) * BUCKET_S  # one expression: PostgreSQL matches GROUP BY by its parameters
+        with self.engine.begin() as conn:
+            conn.execute(delete(trend_buckets))
+            conn.execute(trend_buckets.insert().from_select(
+                ["key_type", "key", "bucket_ts", "count", "negative", "score_sum"],
+                select(trends.c.key_type, trends.c.key, bucket, func.sum(trends.c.count), func.sum(trends.c.negative),
+                       func.sum(trends.c.mean_score * trends.c.count))
+                .group_by(trends.c.key_type, trends.c.key, bucket)))
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:

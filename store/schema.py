@@ -61,6 +61,23 @@ trends = Table(
 )
 
 
+BUCKET_S = 1800  # trend_buckets' width: a 7-day chart (30-minute points) reads a 30th of the trends' rows
+
+# Sums of the trends of each key per half hour, kept by Store.upsert_trends from the trends rows
+# themselves (recomputed, never incremented: a redelivered window cannot count twice). The
+# dashboard's long ranges read whole buckets here and only their partial edges from trends.
+trend_buckets = Table(
+    "trend_buckets", metadata,
+    Column("key_type", String(8), primary_key=True),
+    Column("key", String(100), primary_key=True),
+    Column("bucket_ts", BigInteger, primary_key=True),  # Unix seconds, a multiple of BUCKET_S
+    Column("count", Integer, nullable=False),
+    Column("negative", Integer, nullable=False),
+    Column("score_sum", Float, nullable=False),  # sum of mean_score * count: the count-weighted mean's numerator
+    Index("ix_trend_buckets_type_ts", "key_type", "bucket_ts", "key", "count", "negative", "score_sum"),
+)
+
+
 alerts = Table(
     "alerts", metadata,
     Column("id", String(64), primary_key=True),

@@ -114,6 +114,16 @@ def login(b: Any, base: str, password: str = PASSWORD) -> None:
     b.find_element(By.ID, "login").click()
 
 
+def visit(b: Any, base: str, path: str = "/") -> None:
+    """Open ``path``, signing in first where the browser has no session yet: each test runs alone
+    (they once relied on the first test's sign-in)."""
+    b.get(base + path)
+    if "/login" in b.current_url:
+        login(b, base)
+        wait(lambda: "/login" not in b.current_url, message="the signed-in page")
+        b.get(base + path)
+
+
 def open_tab(b: Any, label: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -181,7 +191,7 @@ def test_tickers_search_and_chart(populated: Dashboard, browser: Any) -> None:
     from selenium.webdriver.common.by import By
 
     b = browser
-    b.get(populated.base + "/")
+    visit(b, populated.base, "/")
     open_tab(b, "Tickers")
     wait(lambda: len(b.find_elements(By.CSS_SELECTOR, "#ticker-lines .scatterlayer .trace")) >= 3, message="ticker lines")
     pick(b, "ticker-pick", "TSL", "TSLA")
@@ -195,7 +205,7 @@ def test_news_feed_filters_pages_and_exports(populated: Dashboard, browser: Any)
     from selenium.webdriver.common.keys import Keys
 
     b = browser
-    b.get(populated.base + "/")
+    visit(b, populated.base, "/")
     open_tab(b, "News feed")
     b.find_element(By.CSS_SELECTOR, "#range input[value='24h']").click()
     wait(lambda: len(b.find_elements(By.CSS_SELECTOR, "#feed-table tbody tr")) > 20, message="feed rows")
@@ -228,7 +238,7 @@ def test_alert_evidence_and_acknowledge(populated: Dashboard, browser: Any) -> N
     from selenium.webdriver.common.by import By
 
     b = browser
-    b.get(populated.base + "/")
+    visit(b, populated.base, "/")
     open_tab(b, "Alerts")
     wait(lambda: b.find_elements(By.CSS_SELECTOR, "#alerts-table td input[type='radio']"), message="alert rows")[0].click()
     summary = wait(lambda: b.find_element(By.ID, "alert-summary").text, message="the alert's detail")
@@ -249,7 +259,7 @@ def test_refresh_keeps_filters_and_selection(populated: Dashboard, browser: Any)
     from selenium.webdriver.common.by import By
 
     b = browser
-    b.get(populated.base + "/")
+    visit(b, populated.base, "/")
     open_tab(b, "News feed")
     b.find_element(By.CSS_SELECTOR, "#range input[value='24h']").click()
 
@@ -301,7 +311,7 @@ def test_an_alert_reads_in_words_and_its_key_is_silenced_from_its_page(populated
     from riskpulse.alerts.silences import Silences
 
     b = browser
-    b.get(populated.base + "/")
+    visit(b, populated.base, "/")
     open_tab(b, "Alerts")
     wait(lambda: b.find_elements(By.CSS_SELECTOR, "#alerts-table td input[type='radio']"), message="alert rows")[0].click()
     figures = wait(lambda: b.find_element(By.ID, "alert-figures").text, message="the alert's figures")
@@ -328,7 +338,7 @@ def test_an_alert_has_a_page_and_every_view_a_link(populated: Dashboard, browser
     from selenium.webdriver.common.by import By
 
     b = browser
-    b.get(populated.base + "/alerts/sample-alert-1")  # as a webhook or Slack message links it
+    visit(b, populated.base, "/alerts/sample-alert-1")  # as a webhook or Slack message links it
     summary = wait(lambda: b.find_element(By.ID, "alert-summary").text, message="the alert's page")
     assert summary.startswith("CRITICAL: negative news on ticker TSLA")
     assert [t.text for t in b.find_elements(By.CSS_SELECTOR, ".tab--selected")] == ["Alerts"]
@@ -337,11 +347,11 @@ def test_an_alert_has_a_page_and_every_view_a_link(populated: Dashboard, browser
     b.find_element(By.ID, "ack-button").click()  # the page acts on its alert, selected in no table
     wait(lambda: "Acknowledged by analyst" in b.find_element(By.ID, "ack-status").text, message="the acknowledgement")
 
-    b.get(populated.base + "/alerts/no-such-alert")
+    visit(b, populated.base, "/alerts/no-such-alert")
     wait(lambda: "no-such-alert is not in the store" in b.find_element(By.ID, "alert-detail").text,
          message="a missing alert said as such")
 
-    b.get(populated.base + "/?tab=news&range=24h")  # a shared view: its tab and range
+    visit(b, populated.base, "/?tab=news&range=24h")  # a shared view: its tab and range
     wait(lambda: [t.text for t in b.find_elements(By.CSS_SELECTOR, ".tab--selected")] == ["News feed"], message="tab")
     assert b.find_element(By.CSS_SELECTOR, "#range input[value='24h']").is_selected()
     wait(lambda: b.find_elements(By.CSS_SELECTOR, "#feed-table td"), message="the feed")
@@ -374,9 +384,7 @@ def test_the_first_view_ranks_what_is_burning_and_a_key_has_a_page(populated: Da
     from selenium.webdriver.common.by import By
 
     b = browser
-    b.get(populated.base + "/")
-    if "/login" in b.current_url:
-        login(b, populated.base)
+    visit(b, populated.base, "/")
     assert [t.text for t in wait(lambda: b.find_elements(By.CSS_SELECTOR, ".tab--selected"), message="tabs")] == ["Now"]
     def table() -> list[list[str]]:  # read whole between refreshes (every 2 s the rows are drawn anew)
         return [[c.text for c in r.find_elements(By.CSS_SELECTOR, "td")]
@@ -405,7 +413,7 @@ def test_the_first_view_ranks_what_is_burning_and_a_key_has_a_page(populated: Da
     b.execute_script("document.getElementById('key-page').scrollIntoView()")
     b.save_screenshot(str(SHOTS / "key-page.png"))
 
-    b.get(populated.base + "/keys/topic/Legal%20%7C%20Regulation?range=24h")  # a shared key page
+    visit(b, populated.base, "/keys/topic/Legal%20%7C%20Regulation?range=24h")  # a shared key page
     wait(lambda: b.find_element(By.ID, "key-title").text == "topic Legal | Regulation", message="a shared key page")
     assert b.find_element(By.CSS_SELECTOR, "#range input[value='24h']").is_selected()
 
@@ -414,10 +422,7 @@ def test_times_are_shown_in_the_zone_the_analyst_chooses(populated: Dashboard, b
     from selenium.webdriver.common.by import By
 
     b = browser
-    b.get(populated.base + "/?tab=alerts&range=24h")
-    if "/login" in b.current_url:
-        login(b, populated.base)
-        b.get(populated.base + "/?tab=alerts&range=24h")
+    visit(b, populated.base, "/?tab=alerts&range=24h")
     utc = wait(lambda: b.find_element(By.ID, "as-of").text, message="the data's time")
     assert utc.endswith(" UTC")
     fired_utc = wait(lambda: [c.text for c in b.find_elements(By.CSS_SELECTOR, "#alerts-table td[data-dash-column='fired_at']")],
@@ -445,9 +450,7 @@ def test_the_first_view_works_from_the_keyboard(populated: Dashboard, browser: A
     from selenium.webdriver.common.keys import Keys
 
     b = browser
-    b.get(populated.base + "/")
-    if "/login" in b.current_url:
-        login(b, populated.base)
+    visit(b, populated.base, "/")
     wait(lambda: b.find_elements(By.CSS_SELECTOR, "#movers-table tbody tr input[type='radio']"), message="the movers")
     b.execute_script("document.activeElement && document.activeElement.blur()")  # start at the top of the page
     reached = []

@@ -36,3 +36,22 @@ def test_busiest_keeps_the_keys_with_most_items(store_url: str) -> None:
     assert min(totals[k] for k in kept) >= max(totals[k] for k in totals.index if k not in kept)
     assert (top.groupby("key")["count"].sum() == totals[list(kept)].sort_index()).all()
     assert len(figures.trend_lines(top, queries.alert_rows(store.engine, end - timedelta(hours=12), end), "topic").data) >= 9
+
+
+def test_long_ranges_read_half_hour_sums_that_equal_the_trends(store_url: str) -> None:
+    """7 and 30 days (30-minute and 2-hour points) from trend_buckets, with ranges that start and
+    end inside a half hour: the same figures, key by key and point by point, as summing the trends."""
+    store = Store(store_url)
+    end = datetime(2026, 11, 30, 16, 47, tzinfo=timezone.utc)
+    populate(store, n_news=6000, days=8, end=end)
+    for days, shift in ((7, 0), (7, 13), (30, 29)):
+        start, stop = end - timedelta(days=days, minutes=shift), end - timedelta(minutes=shift)
+        assert queries.bucket_seconds(stop - start) % 1800 == 0
+        for key_type, keys, top_n in (("topic", None, None), ("ticker", None, 8), ("ticker", ["AAPL", "TSLA"], None)):
+            fast = queries.trend_series(store.engine, key_type, start, stop, keys=keys, top_n=top_n)
+            exact = queries.trend_series(store.engine, key_type, start, stop, keys=keys, top_n=top_n, rollup=False)
+            assert not exact.empty
+            assert fast[["bucket", "key", "count", "negative"]].equals(exact[["bucket", "key", "count", "negative"]])
+            assert (fast["net"] - exact["net"]).abs().max() < 1e-9
+        assert queries.ticker_keys(store.engine, start, stop) == queries.ticker_keys(store.engine, start, stop, search="")
+    store.engine.dispose()

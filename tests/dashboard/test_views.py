@@ -1,8 +1,15 @@
-"""Views named by URLs: an alert's page and shareable tab + range links (no browser needed)."""
+"""Views named by URLs: an alert's page and shareable tab + range links (no browser needed: the
+Flask test client calls the callbacks the way the browser does)."""
 
 from __future__ import annotations
 
-from riskpulse.dashboard.app import figures_in_words, key_from_url, url_for_view, view_from_url
+from datetime import datetime, timezone
+from pathlib import Path
+
+from riskpulse.dashboard.app import create_app, figures_in_words, key_from_url, url_for_view, view_from_url
+from riskpulse.dashboard.sample_store import populate
+from riskpulse.settings import Settings
+from riskpulse.store.news import Store
 
 
 def test_a_url_names_a_view_and_a_view_has_a_url() -> None:
@@ -38,3 +45,26 @@ def test_feed_headlines_link_to_their_story_and_are_never_markup() -> None:
     assert headline_link("[click](javascript:alert(1))", None) == "\\[click\\]\\(javascript:alert\\(1\\)\\)"
     assert headline_link("Tesla *sued*", "javascript:alert(1)") == "Tesla \\*sued\\*"  # no link to a script
     assert headline_link("x", "https://a.example/> [y](javascript:z)") == "x"  # an address that would break out
+
+
+def test_an_alert_named_by_a_link_is_shown_whatever_else_changes_with_it(tmp_path: Path) -> None:
+    """The page load of a shared alert link changes the alert focus and the time zone together;
+    the alert page must show the named alert, not "Select an alert" (dash.ctx.triggered_id names
+    only the first input that changed)."""
+    store_url = f"sqlite:///{tmp_path}/store.db"
+    populate(Store(store_url), n_news=300, days=0.2, end=datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc))
+    app = create_app(Settings(home=tmp_path, store_url=store_url, dashboard_password="pw"))
+    client = app.server.test_client()
+    assert client.post("/login", data={"username": "analyst", "password": "pw"}).status_code == 302
+    output = next(o for o in app.callback_map if o.startswith("..alert-detail.children"))
+    spec = app.callback_map[output]
+    values = {("alert-focus", "data"): "sample-alert-1", ("tz-done", "data"): 1}
+    for changed in (["tz-done.data", "alert-focus.data"], ["alert-focus.data", "tz-done.data"]):
+        body = {"output": output, "outputs": [{"id": o.split(".")[0], "property": o.split(".")[1]}
+                                              for o in output.strip(".").split("...")],
+                "inputs": [{**i, "value": values.get((i["id"], i["property"]))} for i in spec["inputs"]],
+                "state": [{**i, "value": None} for i in spec["state"]], "changedPropIds": changed}
+        response = client.post("/_dash-update-component", json=body)
+        assert response.status_code == 200, response.get_data(as_text=True)[:300]
+        shown = response.get_json()["response"]["alert-shown"]["data"]
+        assert shown["id"] == "sample-alert-1", changed

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -17,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from riskpulse.store.engine import alembic_config, create_store_engine, current_revision
 from riskpulse.store.news import Store
-from riskpulse.store.schema import metadata, trends
+from riskpulse.store.schema import BUCKET_S, metadata, trend_buckets, trends
 
 HEAD = ScriptDirectory.from_config(alembic_config(None)).get_current_head()  # type: ignore[arg-type]
 
@@ -65,6 +67,8 @@ def test_a_store_made_before_migrations_is_adopted_and_keeps_its_rows(store_url:
     assert current_revision(store.engine) == HEAD
     with store.engine.connect() as conn:
         assert conn.execute(select(trends.c.window_ts, trends.c.count)).all() == [(int(start.timestamp()), 3)]
+        # the half-hour sums are filled in from the trends already stored
+        assert conn.execute(select(trend_buckets.c.bucket_ts, trend_buckets.c.count)).all() == [(int(start.timestamp()), 3)]
     assert {"webhook_outbox", "webhook_deliveries", "webhook_endpoints"} <= set(inspect(store.engine).get_table_names())
     assert schema_drift(store_url) == []
     store.engine.dispose()
@@ -155,3 +159,54 @@ def test_with_migrations_off_the_services_refuse_another_revision_and_the_cli_up
     assert f'"revision": "{HEAD}"' in report and '"current": true' in report and "password" not in report
     create_store_engine(store_url, migrate=False).dispose()  # at the head now: opens
     assert main(["store", "current", "--url", store_url]) == 0
+
+
+def buckets_and_their_trends(store: Store) -> tuple[dict[tuple[str, str, int], tuple[int, int, float]], ...]:
+    """trend_buckets as stored, and as summed from the trends rows: they must be equal."""
+    with store.engine.connect() as conn:
+        kept = {(t, k, ts): (c, n, round(s, 9)) for t, k, ts, c, n, s in conn.execute(select(
+            trend_buckets.c.key_type, trend_buckets.c.key, trend_buckets.c.bucket_ts, trend_buckets.c.count,
+            trend_buckets.c.negative, trend_buckets.c.score_sum))}
+        summed: dict[tuple[str, str, int], tuple[int, int, float]] = {}
+        for t, k, ts, c, n, m in conn.execute(select(trends.c.key_type, trends.c.key, trends.c.window_ts, trends.c.count,
+                                                     trends.c.negative, trends.c.mean_score)):
+            key = (t, k, ts // BUCKET_S * BUCKET_S)
+            c0, n0, s0 = summed.get(key, (0, 0, 0.0))
+            summed[key] = (c0 + c, n0 + n, s0 + m * c)
+    return kept, {key: (c, n, round(s, 9)) for key, (c, n, s) in summed.items()}
+
+
+def _trend(key_type: str, key: str, minute: int, count: int, negative: int) -> dict[str, object]:
+    start = datetime(2026, 11, 2, 14, 0, tzinfo=timezone.utc) + timedelta(minutes=minute)
+    return {"key_type": key_type, "key": key, "window_start": start.isoformat(),
+            "window_end": (start + timedelta(minutes=1)).isoformat(), "count": count, "negative": negative,
+            "neutral": count - negative, "positive": 0, "mean_score": -negative / count, "negative_share": negative / count}
+
+
+def test_half_hour_sums_follow_every_trends_write_and_the_retention(store_url: str) -> None:
+    """Windows across bucket edges, redelivered, rewritten with new figures, then purged mid-bucket."""
+    store = Store(store_url)
+    store.upsert_trends([_trend("topic", "Macro", m, 3, 1) for m in range(25, 65)]
+                        + [_trend("ticker", "JPM", m, 2, 2) for m in (29, 30, 31)])
+    store.upsert_trends([_trend("topic", "Macro", 40, 3, 1)])  # redelivered: counted once
+    store.upsert_trends([_trend("topic", "Macro", 41, 9, 0), _trend("topic", "Earnings", 200, 1, 1)])  # rewritten
+    kept, summed = buckets_and_their_trends(store)
+    assert kept == summed and len(kept) == 6
+    store.purge(datetime(2026, 11, 2, 14, 45, tzinfo=timezone.utc))  # inside the bucket of 14:30
+    kept, summed = buckets_and_their_trends(store)
+    assert kept == summed and min(ts for _, _, ts in kept) == int(datetime(2026, 11, 2, 14, 30, tzinfo=timezone.utc).timestamp())
+    store.engine.dispose()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.tuples(st.sampled_from(["topic", "ticker"]), st.sampled_from(["A", "B", "C"]),
+                                   st.integers(0, 24 * 60), st.integers(1, 20)), min_size=1, max_size=12),
+                min_size=1, max_size=6))
+def test_any_sequence_of_trends_writes_keeps_the_sums_exact(tmp_path_factory: pytest.TempPathFactory,
+                                                            batches: list[list[tuple[str, str, int, int]]]) -> None:
+    store = Store(f"sqlite:///{tmp_path_factory.mktemp('buckets')}/store.db")
+    for batch in batches:
+        store.upsert_trends([_trend(t, k, m, c, c // 2) for t, k, m, c in batch])
+    kept, summed = buckets_and_their_trends(store)
+    assert kept == summed
+    store.engine.dispose()
