@@ -7,6 +7,7 @@ and time.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -60,6 +61,12 @@ def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: li
     conn.execute(stmt, rows)
 
 
+def _lock_id(key_type: str, key: str) -> int:
+    """A stable signed 64-bit id for PostgreSQL's advisory locks (Python's hash() changes per process)."""
+    return int.from_bytes(hashlib.blake2b(f"trend_buckets|{key_type}|{key}".encode(), digest_size=8).digest(),
+                          "big", signed=True)
+
+
 def refresh_buckets(conn: Connection, key_type: str, keys: set[str], first_ts: int, last_ts: int) -> None:
     """Recompute the trend_buckets of ``keys`` from their trends rows, for every bucket from the
     one holding ``first_ts`` to the one holding ``last_ts``.
@@ -68,6 +75,15 @@ def refresh_buckets(conn: Connection, key_type: str, keys: set[str], first_ts: i
     or rewritten with new figures counts once; a bucket left without rows is deleted."""
     if not keys:
         return
+    if conn.dialect.name == "postgresql":
+        # trends of one key arrive on several partitions (their Kafka key holds the window), so
+        # two sinks may recompute one bucket at once: each would miss the other's uncommitted
+        # window, and the second insert of the bucket's row would fail on its primary key. A lock
+        # per key until commit serialises them; the later one then reads both windows. Sorted:
+        # two batches never wait on each other in a circle. (SQLite: the write lock the trends
+        # upsert took already serialises the whole transaction.)
+        for key in sorted(keys):
+            conn.execute(select(func.pg_advisory_xact_lock(_lock_id(key_type, key))))
     lo = first_ts // BUCKET_S * BUCKET_S
     hi = last_ts // BUCKET_S * BUCKET_S + BUCKET_S
     bucket = (trends.c.window_ts // BUCKET_S) * BUCKET_S

@@ -210,3 +210,33 @@ def test_any_sequence_of_trends_writes_keeps_the_sums_exact(tmp_path_factory: py
     kept, summed = buckets_and_their_trends(store)
     assert kept == summed
     store.engine.dispose()
+
+
+def test_sinks_writing_one_key_at_once_keep_its_sums_exact(store_url: str) -> None:
+    """Trends of one key come on several partitions (the window is part of the Kafka key), so two
+    workers' sinks write windows of the same half hour at the same moment."""
+    import threading
+
+    stores = [Store(store_url), Store(store_url)]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def sink(n: int) -> None:
+        try:
+            for minute in range(n, 60, 2):  # the two sinks alternate the windows of two half hours
+                barrier.wait(timeout=30)
+                stores[n].upsert_trends([_trend("ticker", "JPM", minute, 2 + n, 1)])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=sink, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    kept, summed = buckets_and_their_trends(stores[0])
+    assert kept == summed and sum(c for c, _, _ in kept.values()) == 30 * 2 + 30 * 3
+    for s in stores:
+        s.engine.dispose()
