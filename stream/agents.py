@@ -648,6 +648,21 @@ class Pipeline:
                         "re-read from the commit", extra={"partition": f"{key[0]}:{key[1]}", "committed": committed[key],
                                                            "processed": processed[key], "faust": self._commit_state(tp)})
 
+    def _fetcher_state(self, tp: Any) -> dict[str, Any]:
+        """aiokafka's own state of ``tp`` (position, paused, status), read without calling into its
+        thread: where a stalled partition's fetcher stands (private fields; both libraries are pinned)."""
+        try:
+            client = self.app.consumer._thread._consumer  # noqa: SLF001
+            state = client._subscription.subscription.assignment.state_value(tp)  # noqa: SLF001
+            if state is None:
+                return {"assigned": False}
+            consumer = self.app.consumer
+            return {"position": state._position, "paused": state._paused, "status": str(state._status),  # noqa: SLF001
+                    "highwater": state.highwater, "active": tp in (consumer._active_partitions or ()),  # noqa: SLF001
+                    "buffer_full": tp in consumer._buffered_partitions}  # noqa: SLF001
+        except Exception as exc:  # noqa: BLE001 - a diagnostic must not fail the exit it explains
+            return {"error": repr(exc)}
+
     def _commit_state(self, tp: Any) -> dict[str, Any]:
         """faust's commit bookkeeping of ``tp`` for the log line (private fields; faust is pinned)."""
         consumer = self.app.consumer
@@ -687,7 +702,8 @@ class Pipeline:
                     "paused": sorted(str(tp.partition) + tp.topic[-6:] for tp in consumer._paused_partitions),  # noqa: SLF001
                     "partitions": {f"{tp.topic[-6:]}-{tp.partition}": {
                         "read": consumer._read_offset.get(tp), "committed": consumer._committed_offset.get(tp),  # noqa: SLF001
-                        "highwater": consumer.highwater(tp), "seen": watchdog.progress.get((tp.topic, tp.partition))}
+                        "highwater": consumer.highwater(tp), "seen": watchdog.progress.get((tp.topic, tp.partition)),
+                        "fetcher": self._fetcher_state(tp), **self._commit_state(tp)}
                         for tp in tps}}
         except Exception as exc:  # noqa: BLE001 - a diagnostic must not fail the exit it explains
             return {"error": repr(exc)}
