@@ -205,9 +205,16 @@ class PassedOver:
             start = self.dropped.dropped(key, read, self.committed(tp) if expected is None else expected, highwater, now)
             if start is None:
                 continue
-            metrics.REREAD.labels(tp.topic, str(tp.partition)).inc(max(1, int(read) - start + 1))
-            log.warning("the consumer dropped records of %s partition %d it had fetched, offsets %d to %d "
-                        "(faust-streaming after a rebalance), and nothing after them came: reading them again from %d",
-                        tp.topic, tp.partition, start, read, start,
-                        extra={"topic": tp.topic, "partition": tp.partition, "reread_from": start, "read_offset": read})
+            if int(read) >= start:
+                metrics.REREAD.labels(tp.topic, str(tp.partition)).inc(int(read) - start + 1)
+                log.warning("the consumer dropped records of %s partition %d it had fetched, offsets %d to %d "
+                            "(faust-streaming after a rebalance), and nothing after them came: reading them again "
+                            "from %d", tp.topic, tp.partition, start, read, start,
+                            extra={"topic": tp.topic, "partition": tp.partition, "reread_from": start,
+                                   "read_offset": read})
+            else:
+                log.warning("the consumer hands over nothing of %s partition %d past offset %d while records wait "
+                            "from %d (up to %s): seeking it there", tp.topic, tp.partition, read, start,
+                            highwater - 1, extra={"topic": tp.topic, "partition": tp.partition, "reread_from": start,
+                                                  "read_offset": read, "highwater": highwater})
             await consumer.seek(tp, start)

@@ -160,6 +160,13 @@ class DroppedAfterFetch:
     Judged from faust's read offset (the last offset it handed over) against the next offset the
     worker expects, while the scorer is idle: unchanged for :data:`CATCH_UP_AFTER_S`, the records
     in between are not in flight but dropped, and the caller seeks the consumer back to them.
+
+    The same holds with faust's read offset *behind* the next offset expected (the worker filled
+    records in on its own client, or the group committed past what this consumer handed over) and
+    records waiting: faust hands over nothing more while the scorer waits. Seen in CI's kill -9
+    test: a restarted worker's news partitions at read offsets 102, 130 and 148, expected 112, 141
+    and 159, highwaters near 290, and nothing delivered for 45 s until the stall check restarted
+    the worker. The caller seeks the consumer to the next offset expected.
     """
 
     since: dict[Hashable, tuple[int, int, float]] = field(default_factory=dict)  # partition -> (read, expected, since)
@@ -172,7 +179,7 @@ class DroppedAfterFetch:
         ``read``: faust's read offset, the last offset it handed over, or after a seek the offset
         sought (so equal to ``expected`` can mean either: the partition's ``highwater`` says whether
         a record is there at all)."""
-        if read is None or expected is None or highwater is None or read < expected or highwater <= expected:
+        if read is None or expected is None or highwater is None or highwater <= expected:
             self.since.pop(partition, None)
             return None
         first = self.since.get(partition)

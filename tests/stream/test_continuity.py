@@ -183,6 +183,16 @@ def test_records_handed_over_and_never_processed_are_read_again_once_quiet() -> 
     assert d.dropped(1, 40, 40, 41, CATCH_UP_AFTER_S) == 40
 
 
+def test_a_consumer_behind_the_expected_offset_that_hands_over_nothing_is_sought_there() -> None:
+    """CI's kill -9 run: faust's read offset 102, the worker expects 112, records up to 286 wait,
+    nothing handed over while the scorer waits: seek to 112 (not a restart 45 s later)."""
+    d = DroppedAfterFetch()
+    assert d.dropped(0, read=102, expected=112, highwater=287, now=0.0) is None  # may still be on its way
+    assert d.dropped(0, 103, 112, 287, now=1.0) is None  # handed over a redelivery: moving, wait again
+    assert d.dropped(0, 103, 112, 287, now=1.0 + CATCH_UP_AFTER_S) == 112
+    assert d.dropped(1, 102, 112, 112, now=0.0) is None and d.dropped(1, 102, 112, 112, now=100.0) is None  # nothing waits
+
+
 def test_progress_or_a_busy_scorer_restarts_the_wait_and_caught_up_partitions_are_left_alone() -> None:
     d = DroppedAfterFetch()
     d.dropped(0, 581, 211, 582, 0.0)
