@@ -77,26 +77,21 @@ def _sums(key_type: str, start: datetime, end: datetime, b: int, keys: list[str]
     lo = -(-lo_s // BUCKET_S) * BUCKET_S  # the first whole bucket
     hi = hi_s // BUCKET_S * BUCKET_S
 
-    def from_trends(a: int, z: int) -> Any:
-        where = [trends.c.key_type == key_type, trends.c.window_ts >= a, trends.c.window_ts < z]
+    def part(table: Any, ts: Any, score_sum: Any, a: int, z: int) -> Any:
+        where = [table.c.key_type == key_type, ts >= a, ts < z]
         if keys is not None:
-            where.append(trends.c.key.in_(keys))
+            where.append(table.c.key.in_(keys))
         if search:
-            where.append(trends.c.key.ilike(f"%{search.strip()}%"))
-        return select(trends.c.window_ts.label("ts"), trends.c.key.label("key"), trends.c.count.label("count"),
-                      trends.c.negative.label("negative"),
-                      (trends.c.mean_score * trends.c.count).label("score_sum")).where(and_(*where))
+            where.append(table.c.key.ilike(f"%{search.strip()}%"))
+        return select(ts.label("ts"), table.c.key.label("key"), table.c.count.label("count"),
+                      table.c.negative.label("negative"), score_sum.label("score_sum")).where(and_(*where))
+
+    def from_trends(a: int, z: int) -> Any:
+        return part(trends, trends.c.window_ts, trends.c.mean_score * trends.c.count, a, z)
 
     if not rollup or b % BUCKET_S or lo >= hi:
         return from_trends(lo_s, hi_s).subquery()
-    where = [trend_buckets.c.key_type == key_type, trend_buckets.c.bucket_ts >= lo, trend_buckets.c.bucket_ts < hi]
-    if keys is not None:
-        where.append(trend_buckets.c.key.in_(keys))
-    if search:
-        where.append(trend_buckets.c.key.ilike(f"%{search.strip()}%"))
-    whole = select(trend_buckets.c.bucket_ts.label("ts"), trend_buckets.c.key.label("key"),
-                   trend_buckets.c.count.label("count"), trend_buckets.c.negative.label("negative"),
-                   trend_buckets.c.score_sum.label("score_sum")).where(and_(*where))
+    whole = part(trend_buckets, trend_buckets.c.bucket_ts, trend_buckets.c.score_sum, lo, hi)
     return union_all(from_trends(lo_s, lo), whole, from_trends(hi, hi_s)).subquery()
 
 

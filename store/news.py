@@ -86,19 +86,24 @@ def refresh_buckets(conn: Connection, key_type: str, keys: set[str], first_ts: i
             conn.execute(select(func.pg_advisory_xact_lock(_lock_id(key_type, key))))
     lo = first_ts // BUCKET_S * BUCKET_S
     hi = last_ts // BUCKET_S * BUCKET_S + BUCKET_S
-    bucket = (trends.c.window_ts // BUCKET_S) * BUCKET_S
-    where = and_(trends.c.key_type == key_type, trends.c.key.in_(sorted(keys)), trends.c.window_ts >= lo,
-                 trends.c.window_ts < hi)
-    sums = conn.execute(select(bucket.label("bucket_ts"), trends.c.key, func.sum(trends.c.count),
-                               func.sum(trends.c.negative), func.sum(trends.c.mean_score * trends.c.count))
-                        .where(where).group_by(bucket, trends.c.key)).all()
     conn.execute(delete(trend_buckets).where(and_(trend_buckets.c.key_type == key_type,
                                                   trend_buckets.c.key.in_(sorted(keys)),
                                                   trend_buckets.c.bucket_ts >= lo, trend_buckets.c.bucket_ts < hi)))
-    if sums:
-        conn.execute(trend_buckets.insert(), [
-            {"key_type": key_type, "key": key, "bucket_ts": int(ts), "count": int(count), "negative": int(negative),
-             "score_sum": float(score_sum)} for ts, key, count, negative, score_sum in sums])
+    _insert_sums(conn, and_(trends.c.key_type == key_type, trends.c.key.in_(sorted(keys)), trends.c.window_ts >= lo,
+                            trends.c.window_ts < hi))
+
+
+def _insert_sums(conn: Connection, where: Any = None) -> None:
+    """trend_buckets rows summed from the trends rows ``where`` selects, in the database (one
+    INSERT ... SELECT: no rows through Python)."""
+    bucket = (trends.c.window_ts // BUCKET_S) * BUCKET_S  # one expression: PostgreSQL matches GROUP BY by its parameters
+    sums = select(trends.c.key_type, trends.c.key, bucket, func.sum(trends.c.count), func.sum(trends.c.negative),
+                  func.sum(trends.c.mean_score * trends.c.count))
+    if where is not None:
+        sums = sums.where(where)
+    conn.execute(trend_buckets.insert().from_select(
+        ["key_type", "key", "bucket_ts", "count", "negative", "score_sum"],
+        sums.group_by(trends.c.key_type, trends.c.key, bucket)))
 
 
 class Store:
@@ -198,14 +203,9 @@ class Store:
     def rebuild_trend_buckets(self) -> None:
         """trend_buckets recomputed from every trends row (after writing trends around Store, as
         the sample store and the migration that adds the table do)."""
-        bucket = (trends.c.window_ts // BUCKET_S) * BUCKET_S  # one expression: PostgreSQL matches GROUP BY by its parameters
         with self.engine.begin() as conn:
             conn.execute(delete(trend_buckets))
-            conn.execute(trend_buckets.insert().from_select(
-                ["key_type", "key", "bucket_ts", "count", "negative", "score_sum"],
-                select(trends.c.key_type, trends.c.key, bucket, func.sum(trends.c.count), func.sum(trends.c.negative),
-                       func.sum(trends.c.mean_score * trends.c.count))
-                .group_by(trends.c.key_type, trends.c.key, bucket)))
+            _insert_sums(conn)
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
