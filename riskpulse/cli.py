@@ -32,7 +32,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                             precision=args.precision, split_seed=args.split_seed)
     out = train(Path(args.data or s.data_dir), Path(args.out or s.train_out_dir), recipe, threads=args.threads,
                 init_from=Path(args.init_from) if args.init_from else None,
-                teachers=[Path(t) for t in args.teachers or []], base_model=args.base_model)
+                teachers=[Path(t) for t in args.teachers or []], base_model=args.base_model, resume=args.resume)
     card = json.loads((out / "card.json").read_text())
     print(json.dumps({"model_dir": str(out), "model_version": card["model_version"], "metrics": card["metrics"]}, indent=2))
     if not args.no_export:
@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="fine-tune the topic + sentiment model")
     t.add_argument("--data", help="labelled data folder (default RISKPULSE_DATA_DIR)")
     t.add_argument("--out", help="model folder to write (default RISKPULSE_MODEL_DIR, else RISKPULSE_HOME/model)")
-    t.add_argument("--recipe", default="default", choices=["default", "quick", "tiny"])
+    t.add_argument("--recipe", default="default", choices=["default", "quick", "tiny", "teacher"])
     t.add_argument("--epochs", type=float)
     t.add_argument("--seed", type=int, help="initialisation and batch order (default 13)")
     t.add_argument("--split-seed", type=int, help="the held-out cut (default 13); keep it when comparing models")
@@ -190,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", choices=PRECISIONS,
                    help="auto (default): bf16 autocast on CPUs with bf16 hardware, 1.7x faster per step")
     t.add_argument("--threads", type=int)
+    t.add_argument("--resume", action="store_true",
+                   help="go on from the checkpoint an interrupted run with the same settings left in OUT.partial")
     t.add_argument("--no-export", action="store_true", help="skip the ONNX export and parity gate")
     t.set_defaults(func=cmd_train)
 
