@@ -149,7 +149,7 @@ class Alert(_Record):
 class DeadLetter(_Record):
     schema_version: Literal[1] = 1
     error: str
-    # where it failed: parse, event_time, score, aggregate, sink_scored, sink_trends, sink_alerts
+    # where it failed: parse, event_time, score, aggregate, judge, sink_scored, sink_trends, sink_alerts
     stage: str = "parse"
     raw_value: str  # the value as received, decoded leniently and truncated
     raw_truncated: bool
