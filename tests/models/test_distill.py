@@ -70,3 +70,33 @@ def test_a_student_trains_from_teachers_and_records_them(tiny_model: Path, tmp_p
     assert card["training"]["teachers"] == [str(tiny_model)]
     assert card["recipe"]["seed"] == 14 and card["recipe"]["split_seed"] == 13
     assert card["metrics"]["phrasebank-test"]["n"] > 0
+
+
+def test_kept_predictions_teach_as_the_teacher_does_and_hold_no_text(tiny_model: Path, tmp_path: Path,
+                                                                     data_dir: Path) -> None:
+    from riskpulse.cli import main
+    from riskpulse.models.data import load_splits
+    from riskpulse.models.teacher_predictions import ARRAYS, TeacherPredictions
+
+    card = json.loads((tiny_model / "card.json").read_text())
+    cut, files = card["recipe"]["split_seed"], card["data"]["files"]
+    assert main(["teacher", "predict", "--teacher", str(tiny_model), "--data", str(data_dir),
+                 "--out", str(tmp_path / "kept")]) == 0
+    kept = TeacherPredictions.read(tmp_path / "kept")
+    train_texts = load_splits(data_dir, seed=cut).train.text.tolist()
+    assert kept.meta["rows"] == len(set(train_texts)) and kept.meta["teacher_version"] == card["model_version"]
+    # what a student learns from: the same from the kept predictions as from the teacher itself
+    # (up to float16 rounding and batch composition, which moves float sums in the last bits)
+    texts = train_texts[:40] + train_texts[:3]  # repeats too
+    from_folder = teacher_targets([tiny_model], texts, cut, files, temperature=2.0)
+    from_kept = teacher_targets([tmp_path / "kept"], texts, cut, files, temperature=2.0)
+    assert all(a.shape == b.shape and abs(a - b).max() < 1e-2 for a, b in zip(from_folder, from_kept))
+    # no training text is stored, only hashes of them
+    stored = (tmp_path / "kept" / ARRAYS).read_bytes() + (tmp_path / "kept" / "predictions.json").read_bytes()
+    assert not any(t.encode() in stored for t in train_texts[:200] if len(t) > 20)
+    with pytest.raises(ValueError, match="lack 1 of 2 training texts"):
+        teacher_targets([tmp_path / "kept"], [texts[0], "a text no teacher saw"], cut, files, temperature=2.0)
+    with pytest.raises(ValueError, match="trained on this model's held-out rows"):
+        teacher_targets([tmp_path / "kept"], texts, cut + 1, files, temperature=2.0)
+    with pytest.raises(ValueError, match="other versions of"):
+        teacher_targets([tmp_path / "kept"], texts, cut, {next(iter(files)): "0" * 64}, temperature=2.0)

@@ -1,0 +1,134 @@
+"""A teacher's predictions on the training texts, kept as a small versioned artifact.
+
+Why: a base-size teacher (all-mpnet-base-v2) costs hours to fine-tune and most of an hour to run
+over the training texts on 2 CPU cores, while a student retrains in minutes. Its logits on every
+training text (34,714 rows x 23 numbers, about 2 MB) are all a student needs from it, so they are
+kept: a student is retrained, with another seed or recipe, without the teacher. The artifact
+holds no text: rows are found by a hash of their text, and the data set's file digests and the
+held-out cut are recorded, so a student cut or trained on other data refuses it (its teacher
+saw that student's held-out rows).
+
+Layout of a predictions folder: ``predictions.json`` (the teacher, its cut, the data files, the
+label lists, the row count) and ``predictions.npz`` (``key``: the first 16 bytes of each text's
+sha256; ``topic`` and ``sentiment``: raw logits as float16, far finer than what a softened target
+needs). A teacher given as a model folder is rounded the same way, so a student learns the same
+from the folder as from its predictions, up to the last bits that batch composition moves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .card import read_card
+from .card import split_seed as card_split_seed
+from .labels import SENTIMENTS, TOPICS
+
+META, ARRAYS = "predictions.json", "predictions.npz"
+FORMAT = 1
+
+
+def text_keys(texts: Sequence[str]) -> np.ndarray:
+    """16 bytes of sha256 per text: collisions are out of reach at this size, and no text is stored."""
+    return np.array([hashlib.sha256(t.encode("utf-8")).digest()[:16] for t in texts], dtype="S16")
+
+
+@dataclass
+class TeacherPredictions:
+    meta: dict[str, Any]
+    keys: np.ndarray
+    topic: np.ndarray  # float16 logits, one row per key
+    sentiment: np.ndarray
+
+    @classmethod
+    def is_artifact(cls, path: Path) -> bool:
+        return (Path(path) / META).is_file()
+
+    @classmethod
+    def from_model(cls, teacher: Path, texts: Sequence[str], split_seed: int | None = None,
+                   files: dict[str, str] | None = None) -> "TeacherPredictions":
+        """Run a riskpulse model folder over ``texts``: PyTorch (bf16 where the CPU has it, eager),
+        not int8, so the serving format's rounding does not become the student's target. With
+        ``split_seed`` and ``files``, a teacher that may not teach them is refused before it runs."""
+        from .scorer import Scorer, cpu_has_bf16
+
+        meta = model_meta(teacher)
+        if split_seed is not None:
+            check_meta(meta, split_seed, files or {})
+        unique = list(dict.fromkeys(texts))
+        backend = "torch-bf16" if cpu_has_bf16() else "torch"
+        scorer = Scorer(Path(teacher), backend=backend, batch_size=128, compile=False)  # type: ignore[arg-type]
+        topic, sentiment = scorer.logits(unique)
+        meta.update(topics=list(scorer.meta.topics), sentiments=list(scorer.meta.sentiments), rows=len(unique),
+                    backend=scorer.engine.name, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        return cls(meta, text_keys(unique), topic.astype(np.float16), sentiment.astype(np.float16))
+
+    @classmethod
+    def read(cls, folder: Path) -> "TeacherPredictions":
+        folder = Path(folder)
+        meta = json.loads((folder / META).read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{folder}: predictions format {meta.get('format')!r}, this riskpulse reads {FORMAT}; "
+                             "recompute them with `riskpulse teacher predict`")
+        with np.load(folder / ARRAYS) as arrays:
+            return cls(meta, arrays["key"], arrays["topic"], arrays["sentiment"])
+
+    def write(self, folder: Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(folder / ARRAYS, key=self.keys, topic=self.topic, sentiment=self.sentiment)
+        (folder / META).write_text(json.dumps(self.meta, indent=2) + "\n")
+        return folder
+
+    def check(self, split_seed: int, files: dict[str, str]) -> None:
+        """ValueError unless these predictions may teach a student of this cut and data."""
+        check_meta(self.meta, split_seed, files)
+
+    def logits_for(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Float32 logits per head for ``texts`` in order; ValueError naming how many it lacks."""
+        index = {key: i for i, key in enumerate(self.keys.tolist())}
+        rows = [index.get(k) for k in text_keys(texts).tolist()]
+        missing = sum(r is None for r in rows)
+        if missing:
+            raise ValueError(f"teacher predictions {self.meta.get('teacher', '?')} lack {missing} of {len(texts)} "
+                             "training texts (other data or options); recompute them with `riskpulse teacher "
+                             "predict` on this data")
+        picked = np.array(rows, dtype=np.int64)
+        return self.topic[picked].astype(np.float32), self.sentiment[picked].astype(np.float32)
+
+
+def model_meta(teacher: Path) -> dict[str, Any]:
+    """What a riskpulse model folder's card says about it as a teacher; ValueError without a card."""
+    try:
+        card = read_card(teacher)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"teacher {teacher} has no readable card.json ({exc}); give a riskpulse model folder "
+                         "or a predictions folder (`riskpulse teacher predict`)") from exc
+    return {"format": FORMAT, "teacher": str(teacher), "teacher_version": card.get("model_version"),
+            "teacher_base_model": card.get("base_model", {}).get("name"), "teacher_metrics": card.get("metrics", {}),
+            "split_seed": card_split_seed(card), "files": card.get("data", {}).get("files", {}),
+            "topics": list(TOPICS), "sentiments": list(SENTIMENTS)}
+
+
+def check_meta(meta: dict[str, Any], split_seed: int, files: dict[str, str]) -> None:
+    """ValueError unless a teacher so described may teach a student of this cut and data: same
+    labels, same held-out cut (else it trained on the student's test rows), same data files."""
+    where = meta.get("teacher", "?")
+    if meta.get("topics") != list(TOPICS) or meta.get("sentiments") != list(SENTIMENTS):
+        raise ValueError(f"teacher {where} predicts other labels than this riskpulse (topics or sentiments "
+                         "differ); retrain it on this version's labels")
+    if meta.get("split_seed") != split_seed:
+        raise ValueError(f"teacher {where} was cut with split seed {meta.get('split_seed')}, this model with "
+                         f"{split_seed}: it has trained on this model's held-out rows. Retrain it with "
+                         f"--split-seed {split_seed} (vary --seed instead)")
+    theirs = meta.get("files", {})
+    changed = sorted(name for name, digest in files.items() if theirs.get(name) not in (None, digest))
+    if changed:
+        raise ValueError(f"teacher {where} was trained on other versions of {', '.join(changed)}; retrain it "
+                         "on this data")
