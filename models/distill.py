@@ -27,45 +27,68 @@ from .teacher_predictions import TeacherPredictions
 log = logging.getLogger(__name__)
 
 
-def teacher_predictions(teacher: Path, texts: list[str], split_seed: int,
+def is_outside_teacher(teacher: Path | str) -> bool:
+    """A Hugging Face classifier (a folder without a riskpulse card, or a hub id), not a riskpulse
+    model or its kept predictions: its training data, and so its overlap with the held-out rows, is unknown."""
+    path = Path(teacher)
+    if TeacherPredictions.is_artifact(path):
+        return bool(TeacherPredictions.read(path).meta.get("external"))
+    return not (path / "card.json").exists() and (not path.exists() or (path / "config.json").exists())
+
+
+def teacher_predictions(teacher: Path | str, texts: list[str], split_seed: int,
                         files: dict[str, str]) -> TeacherPredictions:
-    """A teacher's predictions: read from a predictions folder, or computed by running a model
-    folder; refused (ValueError) if the teacher may not teach this cut and data."""
-    teacher = Path(teacher)
-    if TeacherPredictions.is_artifact(teacher):
-        predictions = TeacherPredictions.read(teacher)
+    """A teacher's predictions: read from a predictions folder, computed by running a riskpulse
+    model folder, or by a Hugging Face sequence-classification model (a folder with no riskpulse
+    card, or a hub id); refused (ValueError) if the teacher may not teach this cut and data."""
+    path = Path(teacher)
+    if TeacherPredictions.is_artifact(path):
+        predictions = TeacherPredictions.read(path)
         predictions.check(split_seed, files)
         return predictions
     log.info("teacher logits", extra={"teacher": str(teacher), "rows": len(texts)})
-    return TeacherPredictions.from_model(teacher, texts, split_seed, files)
+    if not is_outside_teacher(teacher):
+        return TeacherPredictions.from_model(path, texts, split_seed, files)
+    log.warning("outside teacher: its training data is unknown here; if it saw Financial PhraseBank, the "
+                "student's held-out PhraseBank figures are optimistic", extra={"teacher": str(teacher)})
+    return TeacherPredictions.from_hf_classifier(str(teacher), texts)
 
 
-def teacher_targets(teachers: Sequence[Path], texts: list[str], split_seed: int, files: dict[str, str],
-                    temperature: float) -> tuple[np.ndarray, np.ndarray]:
-    """Log of the teachers' mean probabilities at ``temperature``, per head, for ``texts``.
+def teacher_targets(teachers: Sequence[Path | str], texts: list[str], split_seed: int, files: dict[str, str],
+                    temperature: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Log of the teachers' mean probabilities at ``temperature``, per head, for ``texts``; None
+    for a head no teacher has (an outside classifier teaches one head).
 
-    A teacher is a riskpulse model folder (run here) or its kept predictions (models/teacher_predictions.py).
+    A teacher is a riskpulse model folder (run here), its kept predictions
+    (models/teacher_predictions.py), or a Hugging Face sequence-classification model.
     """
     heads: list[list[np.ndarray]] = [[], []]
     for teacher in teachers:
         predictions = teacher_predictions(teacher, texts, split_seed, files)
         for head, logits in zip(heads, predictions.logits_for(texts)):
-            head.append(softmax(logits, temperature))
-    topic, sentiment = (np.log(np.clip(np.mean(h, axis=0), 1e-8, None)).astype(np.float32) for h in heads)
+            if logits is not None:
+                head.append(softmax(logits, temperature))
+    topic, sentiment = (np.log(np.clip(np.mean(h, axis=0), 1e-8, None)).astype(np.float32) if h else None
+                        for h in heads)
     return topic, sentiment
 
 
-def distill_ensemble_loss(student: tuple[torch.Tensor, torch.Tensor], soft: tuple[torch.Tensor, torch.Tensor],
+def distill_ensemble_loss(student: tuple[torch.Tensor, torch.Tensor],
+                          soft: tuple[torch.Tensor | None, torch.Tensor | None],
                           labels: tuple[torch.Tensor, torch.Tensor], weight: float,
                           temperature: float) -> torch.Tensor:
     """(1 - weight) x cross-entropy on the labels a row has + weight x T^2 x KL to the teachers, both heads.
 
-    T^2 keeps the soft term's gradients on the scale of the hard one (Hinton et al., 2015).
+    T^2 keeps the soft term's gradients on the scale of the hard one (Hinton et al., 2015). A
+    head without teachers (``None``) learns from its labels alone, at full weight.
     """
     loss = torch.zeros(())
     for logits, soft_logp, y in zip(student, soft, labels):
-        kl = F.kl_div(F.log_softmax(logits / temperature, -1), soft_logp, log_target=True, reduction="batchmean")
-        loss = loss + weight * temperature ** 2 * kl
+        hard = 1.0
+        if soft_logp is not None:
+            kl = F.kl_div(F.log_softmax(logits / temperature, -1), soft_logp, log_target=True, reduction="batchmean")
+            loss = loss + weight * temperature ** 2 * kl
+            hard = 1 - weight
         if (y >= 0).any():
-            loss = loss + (1 - weight) * F.cross_entropy(logits, y, ignore_index=-1)
+            loss = loss + hard * F.cross_entropy(logits, y, ignore_index=-1)
     return loss

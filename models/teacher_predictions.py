@@ -43,8 +43,8 @@ def text_keys(texts: Sequence[str]) -> np.ndarray:
 class TeacherPredictions:
     meta: dict[str, Any]
     keys: np.ndarray
-    topic: np.ndarray  # float16 logits, one row per key
-    sentiment: np.ndarray
+    topic: np.ndarray | None  # float16 logits, one row per key; None: the teacher has no such head
+    sentiment: np.ndarray | None
 
     @classmethod
     def is_artifact(cls, path: Path) -> bool:
@@ -70,6 +70,35 @@ class TeacherPredictions:
         return cls(meta, text_keys(unique), topic.astype(np.float16), sentiment.astype(np.float16))
 
     @classmethod
+    def from_hf_classifier(cls, name: str, texts: Sequence[str], max_length: int = 128,
+                           batch_size: int = 64) -> "TeacherPredictions":
+        """A Hugging Face sequence-classification model (a hub id where there is internet, or a
+        folder) as a teacher of the one head its labels map onto, e.g. a financial BERT's
+        positive/negative/neutral onto sentiment. Its training data is not known here: a model
+        trained on Financial PhraseBank has seen the held-out PhraseBank rows, so the card says so."""
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        model = AutoModelForSequenceClassification.from_pretrained(name).eval()
+        head, order = label_map(model.config.id2label)
+        unique = list(dict.fromkeys(texts))
+        out = np.zeros((len(unique), len(order)), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(unique), batch_size):
+                batch = tokenizer(unique[start:start + batch_size], padding=True, truncation=True,
+                                  max_length=max_length, return_tensors="pt")
+                out[start:start + batch_size] = model(**batch).logits.float().numpy()[:, order]
+        meta = {"format": FORMAT, "teacher": str(name), "teacher_version": getattr(model.config, "_name_or_path", name),
+                "teacher_base_model": model.config.model_type, "split_seed": None, "files": {},
+                "external": True, "heads": [head], "id2label": {str(k): v for k, v in model.config.id2label.items()},
+                "topics": list(TOPICS), "sentiments": list(SENTIMENTS), "rows": len(unique), "backend": "torch",
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        logits = out.astype(np.float16)
+        return cls(meta, text_keys(unique), logits if head == "topic" else None,
+                   logits if head == "sentiment" else None)
+
+    @classmethod
     def read(cls, folder: Path) -> "TeacherPredictions":
         folder = Path(folder)
         meta = json.loads((folder / META).read_text())
@@ -77,12 +106,14 @@ class TeacherPredictions:
             raise ValueError(f"{folder}: predictions format {meta.get('format')!r}, this riskpulse reads {FORMAT}; "
                              "recompute them with `riskpulse teacher predict`")
         with np.load(folder / ARRAYS) as arrays:
-            return cls(meta, arrays["key"], arrays["topic"], arrays["sentiment"])
+            return cls(meta, arrays["key"], arrays["topic"] if "topic" in arrays else None,
+                       arrays["sentiment"] if "sentiment" in arrays else None)
 
     def write(self, folder: Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(folder / ARRAYS, key=self.keys, topic=self.topic, sentiment=self.sentiment)
+        heads = {k: v for k, v in (("topic", self.topic), ("sentiment", self.sentiment)) if v is not None}
+        np.savez_compressed(folder / ARRAYS, key=self.keys, **heads)
         (folder / META).write_text(json.dumps(self.meta, indent=2) + "\n")
         return folder
 
@@ -90,8 +121,9 @@ class TeacherPredictions:
         """ValueError unless these predictions may teach a student of this cut and data."""
         check_meta(self.meta, split_seed, files)
 
-    def logits_for(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Float32 logits per head for ``texts`` in order; ValueError naming how many it lacks."""
+    def logits_for(self, texts: Sequence[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Float32 logits per head for ``texts`` in order (None for a head the teacher has not);
+        ValueError naming how many texts it lacks."""
         index = {key: i for i, key in enumerate(self.keys.tolist())}
         rows = [index.get(k) for k in text_keys(texts).tolist()]
         missing = sum(r is None for r in rows)
@@ -100,7 +132,8 @@ class TeacherPredictions:
                              "training texts (other data or options); recompute them with `riskpulse teacher "
                              "predict` on this data")
         picked = np.array(rows, dtype=np.int64)
-        return self.topic[picked].astype(np.float32), self.sentiment[picked].astype(np.float32)
+        return tuple(None if head is None else head[picked].astype(np.float32)  # type: ignore[return-value]
+                     for head in (self.topic, self.sentiment))
 
 
 def model_meta(teacher: Path) -> dict[str, Any]:
@@ -116,10 +149,25 @@ def model_meta(teacher: Path) -> dict[str, Any]:
             "topics": list(TOPICS), "sentiments": list(SENTIMENTS)}
 
 
+def label_map(id2label: dict[int, str]) -> tuple[str, list[int]]:
+    """The head an outside classifier's labels are, and its output columns in riskpulse's label
+    order; ValueError listing its labels when they are neither riskpulse's sentiments nor its topics."""
+    names = {str(label).strip().lower(): int(i) for i, label in id2label.items()}
+    for head, labels in (("sentiment", SENTIMENTS), ("topic", TOPICS)):
+        wanted = [label.lower() for label in labels]
+        if sorted(names) == sorted(wanted):
+            return head, [names[label] for label in wanted]
+    raise ValueError(f"the teacher's labels {sorted(names)} are neither riskpulse's sentiments {list(SENTIMENTS)} "
+                     f"nor its topics; only a classifier with exactly one of these label sets can teach")
+
+
 def check_meta(meta: dict[str, Any], split_seed: int, files: dict[str, str]) -> None:
     """ValueError unless a teacher so described may teach a student of this cut and data: same
-    labels, same held-out cut (else it trained on the student's test rows), same data files."""
+    labels, same held-out cut (else it trained on the student's test rows), same data files.
+    An outside classifier's training data is unknown: it passes, and the student's card says so."""
     where = meta.get("teacher", "?")
+    if meta.get("external"):
+        return
     if meta.get("topics") != list(TOPICS) or meta.get("sentiments") != list(SENTIMENTS):
         raise ValueError(f"teacher {where} predicts other labels than this riskpulse (topics or sentiments "
                          "differ); retrain it on this version's labels")

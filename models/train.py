@@ -33,7 +33,7 @@ from .checkpoint import FILE as CHECKPOINT_FILE
 from .checkpoint import Checkpoint
 from .choices import PRECISIONS, Precision
 from .data import Splits, load_splits
-from .distill import distill_ensemble_loss, teacher_targets
+from .distill import distill_ensemble_loss, is_outside_teacher, teacher_targets
 from .base_model import BaseModel, resolve, write_tokenizer
 from .encoder import encode, load_tokenizer, pad_batch
 from .evaluate import evaluate_frame
@@ -185,9 +185,9 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
     else:
         model = TwoHeadClassifier.from_base(base.path, recipe.num_layers)
     ids = encode(tok, splits.train.text.tolist())
-    soft: tuple[torch.Tensor, torch.Tensor] | None = None
+    soft: tuple[torch.Tensor | None, torch.Tensor | None] | None = None
     if teachers:
-        soft = tuple(torch.from_numpy(t) for t in teacher_targets(  # type: ignore[assignment]
+        soft = tuple(None if t is None else torch.from_numpy(t) for t in teacher_targets(  # type: ignore[assignment]
             teachers, splits.train.text.tolist(), recipe.split_seed, splits.files, recipe.distill_temperature))
     topic_y = torch.tensor(splits.train.topic.to_numpy(), dtype=torch.long)
     sent_y = torch.tensor(splits.train.sentiment.to_numpy(), dtype=torch.long)
@@ -230,7 +230,9 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
             ty, sy = topic_y[batch], sent_y[batch]
             loss = torch.zeros(())
             if soft is not None:
-                loss = distill_ensemble_loss((topic_logits, sent_logits), (soft[0][batch], soft[1][batch]), (ty, sy),
+                loss = distill_ensemble_loss((topic_logits, sent_logits),
+                                             tuple(None if h is None else h[batch] for h in soft),  # type: ignore[arg-type]
+                                             (ty, sy),
                                              recipe.distill_weight, recipe.distill_temperature)
             else:
                 if (ty >= 0).any():
@@ -300,7 +302,10 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
                  "eval_rows": {k: len(v) for k, v in splits.evals.items()}},
         "recipe": asdict(recipe),
         "training": {"init_from": str(init_from) if init_from else None,
-                     "teachers": [str(t) for t in teachers], "steps": step, "best_step": best["step"],
+                     "teachers": [str(t) for t in teachers],
+                     "outside_teachers": [str(t) for t in teachers if is_outside_teacher(t)],  # data unknown:
+                     # if they saw Financial PhraseBank, the held-out PhraseBank figures are optimistic
+                     "steps": step, "best_step": best["step"],
                      "best_dev": best["score"], "history": history, "precision": precision, "train_seconds": round(train_seconds, 1), "threads": torch.get_num_threads()},
         "int8_stage": int8_stage,
         "calibration": calibration,

@@ -193,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="initialisation and batch order (default 13)")
     t.add_argument("--split-seed", type=int, help="the held-out cut (default 13); keep it when comparing models")
     t.add_argument("--teachers", nargs="+", metavar="MODEL_DIR|PREDICTIONS_DIR",
-                   help="also learn from these models' averaged predictions (same --split-seed; see docs/model.md)")
+                   help="also learn from these teachers' averaged predictions: riskpulse models of the same "
+                        "--split-seed, their kept predictions (riskpulse teacher predict), or a Hugging Face "
+                        "sentiment or topic classifier (folder or hub id; see docs/model.md)")
     t.add_argument("--phrasebank-repeat", type=int, help="show the small PhraseBank train split N times per epoch")
     t.add_argument("--no-sentfin", action="store_true", help="leave SEntFiN out of the training data")
     t.add_argument("--int8-epochs", type=float,

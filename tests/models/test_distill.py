@@ -100,3 +100,37 @@ def test_kept_predictions_teach_as_the_teacher_does_and_hold_no_text(tiny_model:
         teacher_targets([tmp_path / "kept"], texts, cut + 1, files, temperature=2.0)
     with pytest.raises(ValueError, match="other versions of"):
         teacher_targets([tmp_path / "kept"], texts, cut, {next(iter(files)): "0" * 64}, temperature=2.0)
+
+
+def test_an_outside_classifier_teaches_the_head_its_labels_map_onto(tiny_model: Path, tmp_path: Path,
+                                                                    data_dir: Path) -> None:
+    """A Hugging Face sequence classifier (a financial BERT's positive/negative/neutral, in its own
+    order) teaches sentiment only; the topic head learns from its labels; the card names it."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from riskpulse.models.base_model import base_model_dir
+    from riskpulse.models.teacher_predictions import label_map
+
+    def classifier(labels: list[str]) -> Path:
+        out = tmp_path / "-".join(labels)[:40]
+        config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=64, max_position_embeddings=128,
+                            id2label=dict(enumerate(labels)), label2id={v: k for k, v in enumerate(labels)})
+        BertForSequenceClassification(config).save_pretrained(str(out))
+        for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+            (out / name).write_bytes((base_model_dir() / name).read_bytes())
+        return out
+
+    finbert_like = classifier(["positive", "negative", "neutral"])
+    assert label_map({0: "positive", 1: "negative", 2: "neutral"}) == ("sentiment", [1, 2, 0])
+    card = json.loads((tiny_model / "card.json").read_text())
+    texts = ["Shares of Acme plunge after profit warning", "Central bank holds rates"]
+    topic, sentiment = teacher_targets([finbert_like], texts, card["recipe"]["split_seed"], card["data"]["files"], 2.0)
+    assert topic is None and sentiment is not None and sentiment.shape == (2, 3)
+    with pytest.raises(ValueError, match="neither riskpulse's sentiments"):
+        teacher_targets([classifier(["bullish", "bearish"])], texts, 13, {}, 2.0)
+
+    out = train(data_dir, tmp_path / "student", recipe_by_name("tiny", int8_epochs=0.0), progress=False,
+                teachers=[finbert_like])
+    training = json.loads((out / "card.json").read_text())["training"]
+    assert training["outside_teachers"] == [str(finbert_like)]
