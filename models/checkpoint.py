@@ -36,6 +36,7 @@ class Checkpoint:
     history: list[dict[str, float]]
     bad_evals: int
     torch_rng: torch.Tensor
+    ema: dict[str, Any] | None = None  # the weights' moving average, where the recipe keeps one
 
     def save(self, folder: Path) -> Path:
         """Atomically: a run killed while writing keeps its previous checkpoint."""

@@ -28,7 +28,7 @@ TW_TOPIC_TRAIN = "twitter-financial-news-topic/train.csv"
 TW_TOPIC_VALID = "twitter-financial-news-topic/valid.csv"
 SENTFIN = "sentfin/all.csv"
 
-COLUMNS = ["text", "topic", "sentiment", "source"]
+COLUMNS = ["text", "topic", "sentiment", "source", "agreement"]  # agreement: PhraseBank's annotators (%), else 0
 
 
 def read_labelled_csv(path: Path) -> pd.DataFrame:
@@ -59,11 +59,13 @@ def _stratified_cut(df: pd.DataFrame, key: str, fractions: list[float], seed: in
 
 
 def _frame(texts: pd.Series, source: str, topic: pd.Series | None = None,
-           sentiment: pd.Series | None = None) -> pd.DataFrame:
+           sentiment: pd.Series | None = None, agreement: pd.Series | None = None) -> pd.DataFrame:
     n = len(texts)
     out = pd.DataFrame({"text": texts.to_numpy(), "source": source})
     out["topic"] = topic.map(TOPICS.index).to_numpy() if topic is not None else [-1] * n
     out["sentiment"] = sentiment.map(SENTIMENTS.index).to_numpy() if sentiment is not None else [-1] * n
+    out["agreement"] = pd.to_numeric(agreement, errors="coerce").fillna(0).astype(int).to_numpy() \
+        if agreement is not None else [0] * n
     return out[COLUMNS]
 
 
@@ -103,12 +105,12 @@ def load_splits(data_dir: Path, seed: int = 13, limit_per_source: int | None = N
     ts_train, ts_dev = _stratified_cut(read(TW_SENT_TRAIN), "label", [0.95, 0.05], seed)
     tt_train, tt_dev = _stratified_cut(read(TW_TOPIC_TRAIN), "label", [0.95, 0.05], seed)
     trains = [
-        _frame(pb_train.text, "phrasebank", sentiment=pb_train.label),
+        _frame(pb_train.text, "phrasebank", sentiment=pb_train.label, agreement=pb_train.agreement),
         _frame(ts_train.text, "tw-sentiment", sentiment=ts_train.label),
         _frame(tt_train.text, "tw-topic", topic=tt_train.label),
     ]
     devs = [
-        _frame(pb_dev.text, "phrasebank", sentiment=pb_dev.label),
+        _frame(pb_dev.text, "phrasebank", sentiment=pb_dev.label, agreement=pb_dev.agreement),
         _frame(ts_dev.text, "tw-sentiment", sentiment=ts_dev.label),
         _frame(tt_dev.text, "tw-topic", topic=tt_dev.label),
     ]

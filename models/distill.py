@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .logits import softmax
+from .targets import label_loss
 from .teacher_predictions import TeacherPredictions
 
 log = logging.getLogger(__name__)
@@ -76,19 +77,20 @@ def teacher_targets(teachers: Sequence[Path | str], texts: list[str], split_seed
 def distill_ensemble_loss(student: tuple[torch.Tensor, torch.Tensor],
                           soft: tuple[torch.Tensor | None, torch.Tensor | None],
                           labels: tuple[torch.Tensor, torch.Tensor], weight: float,
-                          temperature: float) -> torch.Tensor:
+                          temperature: float,
+                          label_q: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)) -> torch.Tensor:
     """(1 - weight) x cross-entropy on the labels a row has + weight x T^2 x KL to the teachers, both heads.
 
     T^2 keeps the soft term's gradients on the scale of the hard one (Hinton et al., 2015). A
-    head without teachers (``None``) learns from its labels alone, at full weight.
+    head without teachers (``None``) learns from its labels alone, at full weight. ``label_q``:
+    per head, distributions to use for the labelled rows instead of one-hot labels (models/targets.py).
     """
     loss = torch.zeros(())
-    for logits, soft_logp, y in zip(student, soft, labels):
+    for logits, soft_logp, y, q in zip(student, soft, labels, label_q):
         hard = 1.0
         if soft_logp is not None:
             kl = F.kl_div(F.log_softmax(logits / temperature, -1), soft_logp, log_target=True, reduction="batchmean")
             loss = loss + weight * temperature ** 2 * kl
             hard = 1 - weight
-        if (y >= 0).any():
-            loss = loss + hard * F.cross_entropy(logits, y, ignore_index=-1)
+        loss = loss + hard * label_loss(logits, y, q)
     return loss

@@ -34,6 +34,7 @@ from .checkpoint import Checkpoint
 from .choices import PRECISIONS, Precision
 from .data import Splits, load_splits
 from .distill import distill_ensemble_loss, is_outside_teacher, teacher_targets
+from .targets import DevScore, dev_score, label_loss, sentiment_targets
 from .base_model import BaseModel, resolve, write_tokenizer
 from .encoder import encode, load_tokenizer, pad_batch
 from .evaluate import evaluate_frame
@@ -71,6 +72,9 @@ class Recipe:
     #                       distilled from one another must share it; vary ``seed`` instead
     distill_weight: float = 0.5  # with teachers: share of the loss on their soft targets
     distill_temperature: float = 2.0
+    soft_agreement: bool = False  # PhraseBank rows' sentiment targets soft by their annotators' agreement
+    dev_score: DevScore = "pooled"  # checkpoints picked on pooled dev accuracy, or by target (models/targets.py)
+    ema_decay: float = 0.0  # >0: evaluate and keep an exponential moving average of the weights
 
 
 RECIPES: dict[str, Recipe] = {
@@ -134,12 +138,8 @@ def _dev_logits(scorer: Scorer, texts: list[str]) -> tuple[np.ndarray, np.ndarra
     return out
 
 
-def _dev_score(splits: Splits, topic: np.ndarray, sentiment: np.ndarray) -> dict[str, float]:
-    dev = splits.dev
-    t_mask, s_mask = dev.topic.to_numpy() >= 0, dev.sentiment.to_numpy() >= 0
-    t_acc = float((topic[t_mask].argmax(1) == dev.topic.to_numpy()[t_mask]).mean()) if t_mask.any() else 0.0
-    s_acc = float((sentiment[s_mask].argmax(1) == dev.sentiment.to_numpy()[s_mask]).mean()) if s_mask.any() else 0.0
-    return {"topic_acc": t_acc, "sentiment_acc": s_acc, "mean": (t_acc + s_acc) / 2}
+def _dev_score(splits: Splits, recipe: Recipe, topic: np.ndarray, sentiment: np.ndarray) -> dict[str, float]:
+    return dev_score(splits.dev, topic, sentiment, recipe.dev_score)
 
 
 def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = None,
@@ -191,6 +191,7 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
             teachers, splits.train.text.tolist(), recipe.split_seed, splits.files, recipe.distill_temperature))
     topic_y = torch.tensor(splits.train.topic.to_numpy(), dtype=torch.long)
     sent_y = torch.tensor(splits.train.sentiment.to_numpy(), dtype=torch.long)
+    sent_q = sentiment_targets(splits.train, len(SENTIMENTS), True) if recipe.soft_agreement else None
 
     head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     optimizer = torch.optim.AdamW([
@@ -200,11 +201,15 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
     steps_per_epoch = math.ceil(len(ids) / recipe.batch_size)
     total_steps = int(steps_per_epoch * recipe.epochs) if recipe.epochs > 0 else 0
     schedule = _warmup_then_linear_decay(optimizer, total_steps, recipe.warmup_frac)
-    loss_fn = nn.CrossEntropyLoss(ignore_index=-1)
 
     ModelMeta("training", TOPICS, SENTIMENTS, recipe.max_length, 1.0, 1.0).write(work)
     scorer = Scorer(work, engine=TorchEngine(model), batch_size=64)
     dev_texts = splits.dev.text.tolist()
+    ema = ema_scorer = None
+    if recipe.ema_decay > 0:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+        ema_scorer = Scorer(work, engine=TorchEngine(ema.module), batch_size=64)
 
     best: dict[str, Any] = {"score": -1.0, "state": copy.deepcopy(model.state_dict()), "step": 0}
     history: list[dict[str, float]] = []
@@ -213,6 +218,8 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
         model.load_state_dict(saved.model)
         optimizer.load_state_dict(saved.optimizer)
         schedule.load_state_dict(saved.schedule)
+        if ema is not None:
+            ema.load_state_dict(saved.ema)
         best, history, bad_evals, step, position = saved.best, saved.history, saved.bad_evals, saved.step, saved.position
         rng.bit_generator.state = saved.epoch_rng
         torch.set_rng_state(saved.torch_rng)
@@ -228,27 +235,27 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
                 topic_logits, sent_logits = model(torch.from_numpy(input_ids), torch.from_numpy(mask))
             topic_logits, sent_logits = topic_logits.float(), sent_logits.float()  # the loss in fp32
             ty, sy = topic_y[batch], sent_y[batch]
-            loss = torch.zeros(())
+            sq = None if sent_q is None else sent_q[batch]
             if soft is not None:
                 loss = distill_ensemble_loss((topic_logits, sent_logits),
                                              tuple(None if h is None else h[batch] for h in soft),  # type: ignore[arg-type]
                                              (ty, sy),
-                                             recipe.distill_weight, recipe.distill_temperature)
+                                             recipe.distill_weight, recipe.distill_temperature, label_q=(None, sq))
             else:
-                if (ty >= 0).any():
-                    loss = loss + loss_fn(topic_logits, ty)
-                if (sy >= 0).any():
-                    loss = loss + loss_fn(sent_logits, sy)
+                loss = label_loss(topic_logits, ty) + label_loss(sent_logits, sy, sq)
             _update(model, optimizer, schedule, loss)
+            if ema is not None:
+                ema.update_parameters(model)
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", best=f"{max(best['score'], 0):.3f}")
             if step % recipe.eval_every == 0 or step == total_steps:
-                dev = _dev_score(splits, *_dev_logits(scorer, dev_texts))
+                judged = model if ema is None else ema.module  # with an EMA, its weights are the candidates
+                dev = _dev_score(splits, recipe, *_dev_logits(scorer if ema_scorer is None else ema_scorer, dev_texts))
                 history.append({"step": step, **dev})
                 log.info("dev evaluation", extra={"step": step, **dev})
                 if dev["mean"] > best["score"]:
-                    best = {"score": dev["mean"], "state": copy.deepcopy(model.state_dict()), "step": step}
+                    best = {"score": dev["mean"], "state": copy.deepcopy(judged.state_dict()), "step": step}
                     bad_evals = 0
                 else:
                     bad_evals += 1
@@ -256,7 +263,8 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
                         stop = True
                         break
                 Checkpoint(fingerprint, step, epoch_rng, position, model.state_dict(), optimizer.state_dict(),
-                           schedule.state_dict(), best, history, bad_evals, torch.get_rng_state()).save(work)
+                           schedule.state_dict(), best, history, bad_evals, torch.get_rng_state(),
+                           None if ema is None else ema.state_dict()).save(work)
             if step >= total_steps:
                 break
         position = 0
@@ -346,7 +354,7 @@ def _int8_stage(model: TwoHeadClassifier, ids: list[list[int]], topic_y: torch.T
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.int8_lr, weight_decay=recipe.weight_decay)
     schedule = _warmup_then_linear_decay(optimizer, steps, recipe.warmup_frac)
     with fake_quant_ready(model) as layers:
-        before = {"dev": _dev_score(splits, *_dev_logits(scorer, dev_texts)),
+        before = {"dev": _dev_score(splits, recipe, *_dev_logits(scorer, dev_texts)),
                   "simulated_int8_agreement": _int8_agreement(scorer, layers, dev_texts)}
         model.train()
         bar = tqdm(total=steps, desc=f"int8-aware[{recipe.name}]", disable=not progress, unit="step")
@@ -367,7 +375,7 @@ def _int8_stage(model: TwoHeadClassifier, ids: list[list[int]], topic_y: torch.T
                 if step >= steps:
                     break
         bar.close()
-        after = {"dev": _dev_score(splits, *_dev_logits(scorer, dev_texts)),
+        after = {"dev": _dev_score(splits, recipe, *_dev_logits(scorer, dev_texts)),
                  "simulated_int8_agreement": _int8_agreement(scorer, layers, dev_texts)}
     log.info("int8 stage", extra={"before": before, "after": after})
     return {"steps": steps, "seconds": round(time.monotonic() - started, 1), "before": before, "after": after}

@@ -29,7 +29,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     s = get_settings()
     recipe = recipe_by_name(args.recipe, epochs=args.epochs, seed=args.seed, phrasebank_repeat=args.phrasebank_repeat,
                             int8_epochs=args.int8_epochs, use_sentfin=False if args.no_sentfin else None,
-                            precision=args.precision, split_seed=args.split_seed)
+                            precision=args.precision, split_seed=args.split_seed,
+                            soft_agreement=True if args.soft_agreement else None, dev_score=args.dev_score,
+                            ema_decay=args.ema_decay)
     out = train(Path(args.data or s.data_dir), Path(args.out or s.train_out_dir), recipe, threads=args.threads,
                 init_from=Path(args.init_from) if args.init_from else None,
                 teachers=[Path(t) for t in args.teachers or []], base_model=args.base_model, resume=args.resume)
@@ -207,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
                                        "(with --epochs 0, only the int8 stage runs)")
     t.add_argument("--precision", choices=PRECISIONS,
                    help="auto (default): bf16 autocast on CPUs with bf16 hardware, 1.7x faster per step")
+    t.add_argument("--soft-agreement", action="store_true",
+                   help="PhraseBank rows' sentiment targets soft by how many annotators agreed (docs/model.md)")
+    t.add_argument("--dev-score", choices=["pooled", "by_target"],
+                   help="pick checkpoints on pooled dev accuracy (default) or the mean of the four target sets'")
+    t.add_argument("--ema-decay", type=float, help="keep and judge a moving average of the weights (e.g. 0.999)")
     t.add_argument("--threads", type=int)
     t.add_argument("--resume", action="store_true",
                    help="go on from the checkpoint an interrupted run with the same settings left in OUT.partial")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,10 @@ from riskpulse.models.train import recipe_by_name, train  # noqa: E402
 
 pytestmark = pytest.mark.training
 
-# two epochs of about 30 steps, a dev evaluation (and checkpoint) every 7 steps
-RECIPE = recipe_by_name("tiny", epochs=2.0, eval_every=7, patience=100, int8_epochs=0.0)
+# two epochs of about 30 steps, a dev evaluation (and checkpoint) every 7 steps; with lever 3's
+# options on, so the moving average of the weights is resumed too
+RECIPE = recipe_by_name("tiny", epochs=2.0, eval_every=7, patience=100, int8_epochs=0.0, soft_agreement=True,
+                        dev_score="by_target", ema_decay=0.9)
 
 
 class Killed(Exception):
@@ -67,7 +70,7 @@ def test_a_checkpoint_of_another_recipe_is_refused(data_dir: Path, tmp_path: Pat
         _kill_at(m, 8)
         with pytest.raises(Killed):
             train(data_dir, tmp_path / "model", RECIPE, progress=False, threads=1)
-    other = recipe_by_name("tiny", epochs=2.0, eval_every=7, patience=100, int8_epochs=0.0, lr=1e-4)
+    other = replace(RECIPE, lr=1e-4)
     with pytest.raises(ValueError, match="checkpoint of another run .*recipe"):
         train(data_dir, tmp_path / "model", other, progress=False, threads=1, resume=True)
     assert (tmp_path / "model.partial" / FILE).exists()  # refused, not overwritten
