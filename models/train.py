@@ -173,7 +173,10 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
         splits = replace(splits, train=train_rows.sample(frac=1.0, random_state=recipe.seed).reset_index(drop=True))
     # a scratch folder lets the in-training model be evaluated through the real Scorer path
     work = out_dir.with_name(out_dir.name + ".partial")
-    fingerprint = {"recipe": asdict(recipe), "files": splits.files, "base_model": base.name,
+    # the recipe by what it changes from the defaults: a field added to Recipe later does not orphan a checkpoint
+    defaults = Recipe(recipe.name)
+    fingerprint = {"recipe": {k: v for k, v in asdict(recipe).items() if getattr(defaults, k) != v or k == "name"},
+                   "files": splits.files, "base_model": base.name,
                    "init_from": str(init_from) if init_from else None, "teachers": [str(t) for t in teachers]}
     saved = Checkpoint.load(work, fingerprint) if resume else None
     if saved is None:
