@@ -31,6 +31,7 @@ from .artifact import ModelMeta
 from .card import write_card
 from .checkpoint import FILE as CHECKPOINT_FILE
 from .checkpoint import Checkpoint
+from .pretrain import check_pretrained
 from .choices import PRECISIONS, Precision
 from .data import Splits, load_splits
 from .distill import distill_ensemble_loss, is_outside_teacher, teacher_targets
@@ -167,6 +168,7 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
     out_dir = Path(out_dir)
     splits = load_splits(data_dir, seed=recipe.split_seed, limit_per_source=recipe.limit_per_source,
                          use_sentfin=recipe.use_sentfin)
+    pretrained = check_pretrained(base.path, recipe.split_seed, splits.files)  # refused if it read held-out rows
     if recipe.phrasebank_repeat > 1:
         pb = splits.train[splits.train.source == "phrasebank"]
         train_rows = pd.concat([splits.train] + [pb] * (recipe.phrasebank_repeat - 1), ignore_index=True)
@@ -306,6 +308,8 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
         "model_version": version,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "base_model": {"name": base.name, "package": base.package, "layers_kept": recipe.num_layers,
+                       "pretrained": None if pretrained is None else {k: pretrained[k] for k in (
+                           "base_model", "texts", "steps", "epochs", "dev_masked_lm_loss")},
                        "architecture": model.encoder.config.model_type},
         "parameters": model.num_parameters(),
         "data": {"files": splits.files, "train_rows": len(splits.train), "dev_rows": len(splits.dev),

@@ -42,6 +42,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from riskpulse.models.pretrain import pretrain
+
+    out = pretrain(Path(args.data or get_settings().data_dir), Path(args.out), base_model=args.base_model,
+                   epochs=args.epochs, split_seed=args.split_seed, seed=args.seed, threads=args.threads)
+    info = json.loads((out / "PRETRAIN.json").read_text())
+    print(json.dumps({"encoder_dir": str(out), **{k: info[k] for k in ("texts", "steps", "dev_masked_lm_loss")}},
+                     indent=2))
+    print(f"fine-tune it with: riskpulse train --base-model {out} --split-seed {args.split_seed}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from riskpulse.models.evaluate import evaluate_csv, format_report
     from riskpulse.models.scorer import Scorer
@@ -219,6 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="go on from the checkpoint an interrupted run with the same settings left in OUT.partial")
     t.add_argument("--no-export", action="store_true", help="skip the ONNX export and parity gate")
     t.set_defaults(func=cmd_train)
+
+    pt = sub.add_parser("pretrain", help="continue the encoder's masked-LM training on the training texts "
+                                         "(in-domain pretraining; then train --base-model OUT)")
+    pt.add_argument("--data", help="labelled data folder (default RISKPULSE_DATA_DIR); only its training texts are read")
+    pt.add_argument("--out", required=True, help="encoder folder to write")
+    pt.add_argument("--base-model", metavar="DIR|HUB_ID", help="the encoder to start from (default all-MiniLM-L6-v2)")
+    pt.add_argument("--epochs", type=float, default=1.0)
+    pt.add_argument("--split-seed", type=int, default=13, help="the held-out cut whose training texts are read; "
+                                                               "the models trained on it must use the same")
+    pt.add_argument("--seed", type=int, default=13)
+    pt.add_argument("--threads", type=int)
+    pt.set_defaults(func=cmd_pretrain)
 
     e = sub.add_parser("evaluate", help="accuracy, F1, per-class report and confusion matrix on a CSV")
     e.add_argument("--model")
