@@ -42,6 +42,24 @@ def test_repeated_records_are_rate_limited_and_the_count_is_reported() -> None:
     assert limit.filter(other)
 
 
+def test_records_about_partitions_are_limited_per_partition() -> None:
+    """A restart that finds holes on many partitions logs every one of them, each still bounded."""
+    import logging
+
+    from riskpulse.logs import RateLimit
+
+    limit = RateLimit(burst=2, period_s=60, clock=lambda: 0.0)
+
+    def hole(partition: int) -> logging.LogRecord:
+        r = logging.LogRecord("riskpulse.stream.passed_over", logging.WARNING, "", 0,
+                              "the consumer passed over records of %s, offsets %d to %d", ("news", 1, 2), None)
+        r.topic, r.partition = "news", partition
+        return r
+
+    assert [limit.filter(hole(p)) for p in range(8)] == [True] * 8
+    assert [limit.filter(hole(3)) for _ in range(3)] == [True, False, False]
+
+
 def test_handlers_installed_by_others_get_our_fields_redaction_and_json() -> None:
     from riskpulse.logs import RateLimit, take_over_handlers
 
