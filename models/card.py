@@ -24,6 +24,12 @@ def split_seed(card: dict[str, Any]) -> int | None:
     return None if cut is None else int(cut)
 
 
+def changed_files(files: dict[str, str], theirs: dict[str, str]) -> list[str]:
+    """The data files ``theirs`` (another model's, a teacher's, an encoder's record) knew in another
+    version than ``files``; a file they do not name is not held against them."""
+    return sorted(name for name, digest in files.items() if theirs.get(name) not in (None, digest))
+
+
 def format_by_agreement(levels: dict[str, dict[str, float]]) -> str:
     """``evaluate``'s accuracy_by_agreement as one line, for the card and the evaluate report."""
     return ", ".join(f"{level}%: {r['accuracy']:.3f} (n={r['n']})" for level, r in levels.items())

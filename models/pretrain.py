@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .base_model import BaseModel, resolve, write_tokenizer
+from .card import changed_files
 from .data import load_splits
 
 INFO = "PRETRAIN.json"
@@ -115,8 +116,7 @@ def check_pretrained(base_path: Path, split_seed: int, files: dict[str, str]) ->
         raise ValueError(f"{base_path} was pretrained on the training texts of cut {info.get('split_seed')}, which "
                          f"include this model's held-out rows (cut {split_seed}); pretrain again with "
                          f"--split-seed {split_seed}")
-    theirs = info.get("files", {})
-    changed = sorted(name for name, digest in files.items() if theirs.get(name) not in (None, digest))
+    changed = changed_files(files, info.get("files", {}))
     if changed:
         raise ValueError(f"{base_path} was pretrained on other versions of {', '.join(changed)}; pretrain again")
     return info

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .card import read_card
+from .card import changed_files, read_card
 from .card import split_seed as card_split_seed
 from .labels import SENTIMENTS, TOPICS
 
@@ -175,8 +175,7 @@ def check_meta(meta: dict[str, Any], split_seed: int, files: dict[str, str]) -> 
         raise ValueError(f"teacher {where} was cut with split seed {meta.get('split_seed')}, this model with "
                          f"{split_seed}: it has trained on this model's held-out rows. Retrain it with "
                          f"--split-seed {split_seed} (vary --seed instead)")
-    theirs = meta.get("files", {})
-    changed = sorted(name for name, digest in files.items() if theirs.get(name) not in (None, digest))
+    changed = changed_files(files, meta.get("files", {}))
     if changed:
         raise ValueError(f"teacher {where} was trained on other versions of {', '.join(changed)}; retrain it "
                          "on this data")
