@@ -308,9 +308,10 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
         "model_version": version,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "base_model": {"name": base.name, "package": base.package, "layers_kept": recipe.num_layers,
-                       "pretrained": None if pretrained is None else {k: pretrained[k] for k in (
-                           "base_model", "texts", "steps", "epochs", "dev_masked_lm_loss")},
-                       "architecture": model.encoder.config.model_type},
+                       "architecture": model.encoder.config.model_type,
+                       # an encoder from `riskpulse pretrain`: what it read (only such cards carry it)
+                       **({"pretrained": {k: pretrained[k] for k in (
+                           "base_model", "texts", "steps", "epochs", "dev_masked_lm_loss")}} if pretrained else {})},
         "parameters": model.num_parameters(),
         "data": {"files": splits.files, "train_rows": len(splits.train), "dev_rows": len(splits.dev),
                  "train_rows_by_source": splits.train.source.value_counts().to_dict(),
