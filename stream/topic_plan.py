@@ -15,6 +15,7 @@ the cluster.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -189,6 +190,37 @@ def apply(settings: Settings, steps: list[Step]) -> list[Step]:
         altered = [s.spec.name for s in done if s.action == "alter"]
         if altered:
             log.info("topic configs set", extra={"topics": altered})
+        _wait_until_served(admin, [s.spec.name for s in done if s.action == "create"])
         return done
     finally:
         admin.close()
+
+
+VISIBLE_WITHIN_S = 30.0
+
+
+def _wait_until_served(admin: Any, names: list[str], timeout_s: float = VISIBLE_WITHIN_S) -> None:
+    """Until the broker's metadata lists ``names`` with a leader for every partition.
+
+    CreateTopics returns once the controller has the topics; the brokers learn of them a moment
+    later. A plan made in that moment (the worker starting right after `riskpulse topics apply`,
+    or CI's creation-off test) saw them missing and refused to start. So apply returns only once
+    they are served."""
+    deadline = time.monotonic() + timeout_s
+    waiting = set(names)
+    while waiting:
+        listed = set(admin.list_topics())
+        ready = {t["topic"] for t in admin.describe_topics(sorted(waiting & listed))
+                 if not t.get("error_code") and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])}
+        waiting -= ready
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise TopicsNotServed(f"created {', '.join(sorted(waiting))}, but the brokers do not serve them after "
+                                  f"{timeout_s:.0f} s: check the cluster's controller and brokers, then run "
+                                  "`riskpulse topics plan`")
+        time.sleep(0.2)
+
+
+class TopicsNotServed(RuntimeError):
+    """Topics were created but the brokers' metadata does not show them in time."""

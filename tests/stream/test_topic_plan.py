@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from riskpulse.settings import Settings
 from riskpulse.stream.topic_plan import Existing, compare, desired, render
 
@@ -34,3 +36,29 @@ def test_existing_topics_are_ok_altered_or_in_conflict_and_operator_overrides_ar
     assert steps["news.dlq"].action == "create" and steps["riskpulse-windows"].detail.startswith("4 partitions,")
     text = render(list(steps.values()))
     assert "conflict news.scored" in text and "keyed by alert id" in text
+
+
+class _LaggingAdmin:
+    """A broker whose metadata shows new topics a few requests late, the last one leaderless first."""
+
+    def __init__(self, names: list[str], lag: int) -> None:
+        self.names, self.calls, self.lag = names, 0, lag
+
+    def list_topics(self) -> list[str]:
+        self.calls += 1
+        return self.names[: max(0, self.calls - self.lag)]
+
+    def describe_topics(self, names: list[str]) -> list[dict]:
+        leader = 0 if self.calls > self.lag + len(self.names) else -1
+        return [{"topic": n, "error_code": 0, "partitions": [{"partition": 0, "leader": 0 if n != self.names[-1] else leader}]}
+                for n in names]
+
+
+def test_apply_returns_only_once_the_brokers_serve_what_it_created() -> None:
+    from riskpulse.stream.topic_plan import TopicsNotServed, _wait_until_served
+
+    admin = _LaggingAdmin(["a", "b", "c"], lag=3)
+    _wait_until_served(admin, ["a", "b", "c"], timeout_s=30)
+    assert admin.calls > 3 + 3  # listed late, then the last one waited for its leader
+    with pytest.raises(TopicsNotServed, match="do not serve them after 0 s"):
+        _wait_until_served(_LaggingAdmin(["a"], lag=10**6), ["a"], timeout_s=0)
