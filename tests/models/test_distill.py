@@ -134,3 +134,15 @@ def test_an_outside_classifier_teaches_the_head_its_labels_map_onto(tiny_model: 
                 teachers=[finbert_like])
     training = json.loads((out / "card.json").read_text())["training"]
     assert training["outside_teachers"] == [str(finbert_like)]
+
+
+def test_the_kept_mpnet_teacher_predictions_cover_the_current_training_texts(data_dir: Path) -> None:
+    """The committed artifact (teachers/mpnet-s13) still teaches a student of today's data and cut."""
+    from riskpulse.models.data import load_splits
+    from riskpulse.models.teacher_predictions import TeacherPredictions
+
+    kept = TeacherPredictions.read(Path(__file__).resolve().parents[2] / "teachers" / "mpnet-s13")
+    splits = load_splits(data_dir, seed=13)
+    kept.check(13, splits.files)
+    topic, sentiment = kept.logits_for(splits.train.text.tolist())
+    assert topic is not None and sentiment is not None and topic.shape == (len(splits.train), 20)
