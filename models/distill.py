@@ -33,7 +33,7 @@ def is_outside_teacher(teacher: Path | str) -> bool:
     model or its kept predictions: its training data, and so its overlap with the held-out rows, is unknown."""
     path = Path(teacher)
     if TeacherPredictions.is_artifact(path):
-        return bool(TeacherPredictions.read(path).meta.get("external"))
+        return bool(TeacherPredictions.read_meta(path).get("external"))  # its description, not its arrays
     return not (path / "card.json").exists() and (not path.exists() or (path / "config.json").exists())
 
 

@@ -98,13 +98,19 @@ class TeacherPredictions:
         return cls(meta, text_keys(unique), logits if head == "topic" else None,
                    logits if head == "sentiment" else None)
 
-    @classmethod
-    def read(cls, folder: Path) -> "TeacherPredictions":
-        folder = Path(folder)
-        meta = json.loads((folder / META).read_text())
+    @staticmethod
+    def read_meta(folder: Path) -> dict[str, Any]:
+        """The artifact's description alone (not its arrays); ValueError for another format."""
+        meta = json.loads((Path(folder) / META).read_text())
         if meta.get("format") != FORMAT:
             raise ValueError(f"{folder}: predictions format {meta.get('format')!r}, this riskpulse reads {FORMAT}; "
                              "recompute them with `riskpulse teacher predict`")
+        return meta
+
+    @classmethod
+    def read(cls, folder: Path) -> "TeacherPredictions":
+        folder = Path(folder)
+        meta = cls.read_meta(folder)
         with np.load(folder / ARRAYS) as arrays:
             return cls(meta, arrays["key"], arrays["topic"] if "topic" in arrays else None,
                        arrays["sentiment"] if "sentiment" in arrays else None)
