@@ -357,6 +357,57 @@ def test_records_the_consumer_passes_over_are_counted_and_logged(pipeline: Any, 
     assert "first_missing=5 next_seen=25" in log  # the worker's records keep their fields (faust's formatter dropped them)
 
 
+# Loaded by the worker's interpreter (PYTHONPATH) in the test below: faust's consumer hands over
+# nothing of the records FAUST_TEST_DROP_FETCHED names the first time they are fetched, while
+# aiokafka's position has moved past them, as faust does with the rest of a fetch when its getmany
+# breaks off (a consumer generation change, a paused flow) or its stream skips records of an old
+# generation. A record fetched again (after a seek) passes.
+DROP_FETCHED_ONCE = """
+import os
+
+spec = os.environ.get("FAUST_TEST_DROP_FETCHED")
+if spec:
+    from faust.transport import consumer as _consumer
+
+    _topic, _partition, _first, _last = spec.rsplit(":", 3)
+    _dropped = set()
+    _getmany = _consumer.Consumer.getmany
+
+    async def getmany(self, timeout):
+        async for tp, message in _getmany(self, timeout):
+            if (tp.topic == _topic and tp.partition == int(_partition) and int(_first) <= message.offset <= int(_last)
+                    and message.offset not in _dropped):
+                _dropped.add(message.offset)
+                continue
+            yield tp, message
+
+    _consumer.Consumer.getmany = getmany
+"""
+
+
+def test_records_faust_fetched_and_dropped_with_nothing_after_them_are_read_again(
+        pipeline: Any, kafka: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kill -9 stall: faust fetched a partition's last records and handed none of them over, so
+    no later record revealed a hole and the partition sat with data until the stall check
+    restarted the worker. The worker notices it on its own (faust's read offset behind the next
+    offset expected, records waiting, the scorer idle) and seeks back: no restart, nothing lost."""
+    hook = tmp_path / "faust_fault"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(DROP_FETCHED_ONCE)
+    topic = pipeline.topic(TOPIC_NEWS)
+    monkeypatch.setenv("PYTHONPATH", str(hook))
+    monkeypatch.setenv("FAUST_TEST_DROP_FETCHED", f"{topic}:0:10:39")
+    worker = pipeline(KAFKA_PARTITIONS=1)
+    items = news_items(40, seed=5)
+    produce(kafka.bootstrap, topic, items[:10])  # offsets 0-9 handed over and scored
+    consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= 10)
+    produce(kafka.bootstrap, topic, items[10:])  # offsets 10-39 fetched and dropped; nothing after them
+    assert_counted_once(pipeline, kafka, items, worker, scored_timeout_s=120)
+    log = worker.log_path.read_text()
+    assert f"the consumer hands over nothing of {topic} partition 0 past offset 9 while records wait from 10" in log
+    assert worker.restarts() == 0
+
+
 def scored_history(records: list[dict[str, Any]]) -> list[Any]:
     """news.scored records as the backtest reads them (a file exported from the topic)."""
     from riskpulse.records import ScoredNews
