@@ -5,7 +5,8 @@ held-out sets with each, and prints per variant the mean, spread and range of th
 accuracies over the seeds, and an exact McNemar test against the default recipe on the same
 items: per seed, and pooled (the discordant items of every seed pair summed). No timing: it can
 run while the machine is busy. Resumable: a finished model folder is reused, an interrupted one
-goes on from its checkpoint, so the study can be run again after a stop until it is complete.
+goes on from its checkpoint, so the study can be run again after a stop until it is complete;
+``--finished-only`` summarises what is finished so far, beside a study still running.
 
     python bench/model_study.py --runs ~/study --seeds 13 14 15 \\
         --variants default soft pretrain teacher combo \\
@@ -78,6 +79,45 @@ def correct_on(model: Path, evals: dict[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
+def summarize(results: dict[str, dict[int, dict[str, np.ndarray]]], n: dict[str, int]) -> dict[str, Any]:
+    """Per variant and held-out set: the accuracy of each seed, their mean and spread, and exact
+    McNemar tests against the default recipe on the seeds both have (per seed, and pooled over
+    them). Seeds a variant lacks (a study still running) are left out of its figures, never filled."""
+    summary: dict[str, Any] = {"bench": "model_study", "n": n, "variants": {}}
+    baseline = results.get("default", {})
+    for variant, by_seed in results.items():
+        seeds = sorted(by_seed)
+        summary["variants"][variant] = {}
+        for name in n:
+            accs = [float(by_seed[s][name].mean()) for s in seeds]
+            row: dict[str, Any] = {"seeds": seeds, "accuracy": accs, "mean": float(np.mean(accs)),
+                                   "sd": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0}
+            paired = [s for s in seeds if s in baseline]
+            if variant != "default" and paired:
+                row["mcnemar_per_seed"] = {s: mcnemar(baseline[s][name], by_seed[s][name]) for s in paired}
+                row["mcnemar_pooled"] = mcnemar(np.concatenate([baseline[s][name] for s in paired]),
+                                                np.concatenate([by_seed[s][name] for s in paired]))
+            summary["variants"][variant][name] = row
+    return summary
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The summary as a table: one line per variant and held-out set."""
+    lines = [f"{'variant':10s} {'held-out set':26s} {'seeds':>8s} {'mean':>7s} {'sd':>7s} {'min':>7s} {'max':>7s}   "
+             "McNemar vs default (pooled b/c, p; per seed p)"]
+    for variant, rows in summary["variants"].items():
+        for name, row in rows.items():
+            test = ""
+            if "mcnemar_pooled" in row:
+                pooled = row["mcnemar_pooled"]
+                test = (f"{pooled['b']}/{pooled['c']}, p={pooled['p']:.3f}; "
+                        + ", ".join(f"s{s} {t['p']:.3f}" for s, t in row["mcnemar_per_seed"].items()))
+            seeds = ",".join(str(s) for s in row["seeds"])
+            lines.append(f"{variant:10s} {name:26s} {seeds:>8s} {row['mean']:7.4f} {row['sd']:7.4f} "
+                         f"{min(row['accuracy']):7.4f} {max(row['accuracy']):7.4f}   {test}")
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=Path, required=True, help="folder of the study's models (reused when rerun)")
@@ -89,6 +129,8 @@ def main() -> int:
     ap.add_argument("--split-seed", type=int, default=13)
     ap.add_argument("--recipe", default="default", help="the recipe every variant starts from (tiny: smoke runs)")
     ap.add_argument("--data", type=Path, default=Settings().data_dir)
+    ap.add_argument("--finished-only", action="store_true",
+                    help="train nothing: summarise the models already finished (a study still running, say)")
     args = ap.parse_args()
     if "default" not in args.variants:
         raise SystemExit("the default recipe is the baseline every variant is tested against: include it")
@@ -102,35 +144,25 @@ def main() -> int:
     results: dict[str, dict[int, dict[str, np.ndarray]]] = {}
     for variant in args.variants:
         for seed in args.seeds:
-            model = adopted.get((variant, seed)) or train_variant(variant, seed, args.runs, args.data, args.teacher,
-                                                                  args.split_seed, args.recipe)
+            model = adopted.get((variant, seed))
+            if model is None and args.finished_only:
+                model = args.runs / f"{variant}-s{seed}"
+                if not (model / "card.json").exists():
+                    continue
+            model = model or train_variant(variant, seed, args.runs, args.data, args.teacher, args.split_seed,
+                                           args.recipe)
             card = read_card(model)
             if card["recipe"].get("split_seed", card["recipe"]["seed"]) != args.split_seed:
                 raise SystemExit(f"{model} is of another held-out cut")
             results.setdefault(variant, {})[seed] = correct_on(model, evals)
             print(f"scored {variant} seed {seed}: {model}", file=sys.stderr)
 
-    summary: dict[str, Any] = {"bench": "model_study", "seeds": args.seeds, "recipe": args.recipe,
-                               "n": {k: len(v) for k, v in evals.items()}, "variants": {}}
-    print(f"{'variant':10s} {'held-out set':26s} {'mean':>7s} {'sd':>7s} {'min':>7s} {'max':>7s}   McNemar vs default "
-          "(pooled b/c, p; per seed p)")
-    for variant, by_seed in results.items():
-        summary["variants"][variant] = {}
-        for name in evals:
-            accs = [float(by_seed[s][name].mean()) for s in args.seeds]
-            row: dict[str, Any] = {"accuracy": accs, "mean": float(np.mean(accs)), "sd": float(np.std(accs, ddof=1))
-                                   if len(accs) > 1 else 0.0}
-            test = ""
-            if variant != "default":
-                per_seed = [mcnemar(results["default"][s][name], by_seed[s][name]) for s in args.seeds]
-                pooled = mcnemar(np.concatenate([results["default"][s][name] for s in args.seeds]),
-                                 np.concatenate([by_seed[s][name] for s in args.seeds]))
-                row.update(mcnemar_pooled=pooled, mcnemar_per_seed=per_seed)
-                test = (f"{pooled['b']}/{pooled['c']}, p={pooled['p']:.3f}; "
-                        + ", ".join(f"{t['p']:.3f}" for t in per_seed))
-            summary["variants"][variant][name] = row
-            print(f"{variant:10s} {name:26s} {row['mean']:7.4f} {row['sd']:7.4f} {min(accs):7.4f} {max(accs):7.4f}   {test}")
-    (args.runs / "study.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = summarize(results, {k: len(v) for k, v in evals.items()})
+    summary["recipe"] = args.recipe
+    for line in summary_lines(summary):
+        print(line)
+    out = args.runs / ("study-finished.json" if args.finished_only else "study.json")
+    out.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary))
     return 0
 
