@@ -42,12 +42,17 @@ LEVERS = {"default": set(), "soft": {"soft"}, "pretrain": {"pretrain"}, "teacher
           "combo": {"soft", "pretrain", "teacher"}}
 
 
+def run_folder(runs: Path, variant: str, seed: int) -> Path:
+    """Where the study keeps (and finds again) the model of one variant and seed."""
+    return runs / f"{variant}-s{seed}"
+
+
 def train_variant(variant: str, seed: int, runs: Path, data: Path, teacher: Path | None, split_seed: int,
                   recipe_name: str) -> Path:
     from riskpulse.models.pretrain import pretrain
     from riskpulse.models.train import recipe_by_name, train
 
-    out = runs / f"{variant}-s{seed}"
+    out = run_folder(runs, variant, seed)
     if (out / "card.json").exists():
         return out
     levers = LEVERS[variant]
@@ -144,13 +149,11 @@ def main() -> int:
     results: dict[str, dict[int, dict[str, np.ndarray]]] = {}
     for variant in args.variants:
         for seed in args.seeds:
-            model = adopted.get((variant, seed))
-            if model is None and args.finished_only:
-                model = args.runs / f"{variant}-s{seed}"
-                if not (model / "card.json").exists():
+            model = adopted.get((variant, seed)) or run_folder(args.runs, variant, seed)
+            if not (model / "card.json").exists():
+                if args.finished_only:
                     continue
-            model = model or train_variant(variant, seed, args.runs, args.data, args.teacher, args.split_seed,
-                                           args.recipe)
+                model = train_variant(variant, seed, args.runs, args.data, args.teacher, args.split_seed, args.recipe)
             card = read_card(model)
             if card["recipe"].get("split_seed", card["recipe"]["seed"]) != args.split_seed:
                 raise SystemExit(f"{model} is of another held-out cut")

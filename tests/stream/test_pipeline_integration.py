@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections import Counter
@@ -395,7 +396,7 @@ def test_records_faust_fetched_and_dropped_with_nothing_after_them_are_read_agai
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(DROP_FETCHED_ONCE)
     topic = pipeline.topic(TOPIC_NEWS)
-    monkeypatch.setenv("PYTHONPATH", str(hook))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("FAUST_TEST_DROP_FETCHED", f"{topic}:0:10:39")
     worker = pipeline(KAFKA_PARTITIONS=1)
     items = news_items(40, seed=5)
