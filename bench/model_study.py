@@ -2,25 +2,31 @@
 
 Trains (or reuses) one model per variant and seed, all of one held-out cut, scores the four
 held-out sets with each, and prints per variant the mean, spread and range of the four
-accuracies over the seeds, and an exact McNemar test against the default recipe on the same
+accuracies over the seeds, and an exact McNemar test against the plain recipe on the same
 items: per seed, and pooled (the discordant items of every seed pair summed). No timing: it can
 run while the machine is busy. Resumable: a finished model folder is reused, an interrupted one
 goes on from its checkpoint, so the study can be run again after a stop until it is complete;
 ``--finished-only`` summarises what is finished so far, beside a study still running.
 
-    python bench/model_study.py --runs ~/study --seeds 13 14 15 \\
-        --variants default soft pretrain teacher combo \\
-        --teacher TEACHER_PREDICTIONS_OR_MODEL --adopt default:13=riskpulse-model-folder
+Each scored model also leaves a record of which held-out items it got right (bits, no text) in
+``--results`` (bench/results/model-study, committed): the study's figures survive the machine
+that trained its models, and a later session summarises, or goes on with, what earlier ones ran.
 
-Variants: ``default`` (today's recipe); ``soft`` (lever 3: agreement-soft PhraseBank targets,
+    python bench/model_study.py --runs ~/study --seeds 13 14 15 \\
+        --variants plain soft pretrain teacher combo --adopt plain:13=riskpulse-model-folder
+
+Variants: ``plain`` (the recipe before issue 15: hard labels, no teacher, pooled dev score: the
+baseline every variant is tested against); ``soft`` (lever 3: agreement-soft PhraseBank targets,
 checkpoints by target, an EMA of the weights); ``pretrain`` (lever 2: the encoder after one epoch
 of masked-LM training on the cut's training texts, made once under RUNS/encoder); ``teacher``
-(lever 1: distilled from --teacher); ``combo`` (all three).
+(lever 1: distilled from --teacher, by default the kept mpnet-s13: today's default recipe);
+``combo`` (all three).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 from pathlib import Path
@@ -38,7 +44,9 @@ from riskpulse.models.metrics import mcnemar  # noqa: E402
 from riskpulse.models.scorer import Scorer  # noqa: E402
 from riskpulse.settings import Settings  # noqa: E402
 
-LEVERS = {"default": set(), "soft": {"soft"}, "pretrain": {"pretrain"}, "teacher": {"teacher"},
+BASELINE = "plain"
+RESULTS = Path(__file__).resolve().parent / "results" / "model-study"
+LEVERS = {"plain": set(), "soft": {"soft"}, "pretrain": {"pretrain"}, "teacher": {"teacher"},
           "combo": {"soft", "pretrain", "teacher"}}
 
 
@@ -47,7 +55,7 @@ def run_folder(runs: Path, variant: str, seed: int) -> Path:
     return runs / f"{variant}-s{seed}"
 
 
-def train_variant(variant: str, seed: int, runs: Path, data: Path, teacher: Path | None, split_seed: int,
+def train_variant(variant: str, seed: int, runs: Path, data: Path, teacher: str, split_seed: int,
                   recipe_name: str) -> Path:
     from riskpulse.models.pretrain import pretrain
     from riskpulse.models.train import recipe_by_name, train
@@ -57,7 +65,9 @@ def train_variant(variant: str, seed: int, runs: Path, data: Path, teacher: Path
         return out
     levers = LEVERS[variant]
     limit = recipe_by_name(recipe_name).limit_per_source
-    overrides: dict[str, Any] = {"seed": seed, "split_seed": split_seed}
+    # every lever set explicitly: a variant is the same model whatever the named recipe's defaults become
+    overrides: dict[str, Any] = {"seed": seed, "split_seed": split_seed,
+                                 "teachers": (str(teacher),) if "teacher" in levers else ()}
     if "soft" in levers:
         overrides.update(soft_agreement=True, dev_score="by_target", ema_decay=0.999)
     base = None
@@ -65,13 +75,7 @@ def train_variant(variant: str, seed: int, runs: Path, data: Path, teacher: Path
         base = runs / "encoder"
         if not (base / "PRETRAIN.json").exists():
             pretrain(data, base, split_seed=split_seed, limit_per_source=limit)
-    teachers = []
-    if "teacher" in levers:
-        if teacher is None:
-            raise SystemExit(f"variant {variant} needs --teacher")
-        teachers = [teacher]
-    return train(data, out, recipe_by_name(recipe_name, **overrides), progress=False, teachers=teachers,
-                 base_model=base, resume=True)
+    return train(data, out, recipe_by_name(recipe_name, **overrides), progress=False, base_model=base, resume=True)
 
 
 def correct_on(model: Path, evals: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -86,10 +90,10 @@ def correct_on(model: Path, evals: dict[str, Any]) -> dict[str, np.ndarray]:
 
 def summarize(results: dict[str, dict[int, dict[str, np.ndarray]]], n: dict[str, int]) -> dict[str, Any]:
     """Per variant and held-out set: the accuracy of each seed, their mean and spread, and exact
-    McNemar tests against the default recipe on the seeds both have (per seed, and pooled over
+    McNemar tests against the baseline (``plain``) on the seeds both have (per seed, and pooled over
     them). Seeds a variant lacks (a study still running) are left out of its figures, never filled."""
     summary: dict[str, Any] = {"bench": "model_study", "n": n, "variants": {}}
-    baseline = results.get("default", {})
+    baseline = results.get(BASELINE, {})
     for variant, by_seed in results.items():
         seeds = sorted(by_seed)
         summary["variants"][variant] = {}
@@ -98,7 +102,7 @@ def summarize(results: dict[str, dict[int, dict[str, np.ndarray]]], n: dict[str,
             row: dict[str, Any] = {"seeds": seeds, "accuracy": accs, "mean": float(np.mean(accs)),
                                    "sd": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0}
             paired = [s for s in seeds if s in baseline]
-            if variant != "default" and paired:
+            if variant != BASELINE and paired:
                 row["mcnemar_per_seed"] = {s: mcnemar(baseline[s][name], by_seed[s][name]) for s in paired}
                 row["mcnemar_pooled"] = mcnemar(np.concatenate([baseline[s][name] for s in paired]),
                                                 np.concatenate([by_seed[s][name] for s in paired]))
@@ -109,7 +113,7 @@ def summarize(results: dict[str, dict[int, dict[str, np.ndarray]]], n: dict[str,
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     """The summary as a table: one line per variant and held-out set."""
     lines = [f"{'variant':10s} {'held-out set':26s} {'seeds':>8s} {'mean':>7s} {'sd':>7s} {'min':>7s} {'max':>7s}   "
-             "McNemar vs default (pooled b/c, p; per seed p)"]
+             f"McNemar vs {BASELINE} (pooled b/c, p; per seed p)"]
     for variant, rows in summary["variants"].items():
         for name, row in rows.items():
             test = ""
@@ -123,12 +127,37 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def record(model: Path, correct: dict[str, np.ndarray]) -> dict[str, Any]:
+    """What the study keeps of a scored model: its identity, cut, data and recipe, and per held-out
+    set which items it got right (packed bits in the order load_splits gives; no text)."""
+    card = read_card(model)
+    return {"model_version": card["model_version"], "split_seed": card["recipe"].get("split_seed"),
+            "files": card["data"]["files"], "recipe": card["recipe"],
+            "correct": {name: {"n": int(len(bits)), "bits": base64.b64encode(np.packbits(bits)).decode()}
+                        for name, bits in correct.items()}}
+
+
+def correct_from(rec: dict[str, Any], split_seed: int, files: dict[str, str],
+                 n: dict[str, int]) -> dict[str, np.ndarray]:
+    """The bits of a kept record; ValueError if it is of another cut, data or held-out set."""
+    if rec["split_seed"] != split_seed or rec["files"] != files:
+        raise ValueError(f"record of {rec['model_version']} is of another held-out cut or data files: remove it "
+                         "or rerun its model")
+    if {k: v["n"] for k, v in rec["correct"].items()} != n:
+        raise ValueError(f"record of {rec['model_version']} scored other held-out sets: remove it or rerun its model")
+    return {name: np.unpackbits(np.frombuffer(base64.b64decode(v["bits"]), np.uint8), count=v["n"]).astype(bool)
+            for name, v in rec["correct"].items()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=Path, required=True, help="folder of the study's models (reused when rerun)")
+    ap.add_argument("--results", type=Path, default=RESULTS,
+                    help="folder of the scored models' records (committed; a record stands in for a model not here)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15])
-    ap.add_argument("--variants", nargs="+", default=["default", "soft"], choices=sorted(LEVERS))
-    ap.add_argument("--teacher", type=Path, help="teacher model or kept predictions (variants teacher, combo)")
+    ap.add_argument("--variants", nargs="+", default=[BASELINE, "teacher"], choices=sorted(LEVERS))
+    ap.add_argument("--teacher", default="mpnet-s13",
+                    help="teacher of the variants teacher and combo: kept predictions (by name or folder) or a model")
     ap.add_argument("--adopt", nargs="*", default=[], metavar="VARIANT:SEED=MODEL_DIR",
                     help="use an existing model for a variant and seed (e.g. the shipped model's training folder)")
     ap.add_argument("--split-seed", type=int, default=13)
@@ -137,19 +166,29 @@ def main() -> int:
     ap.add_argument("--finished-only", action="store_true",
                     help="train nothing: summarise the models already finished (a study still running, say)")
     args = ap.parse_args()
-    if "default" not in args.variants:
-        raise SystemExit("the default recipe is the baseline every variant is tested against: include it")
+    if BASELINE not in args.variants:
+        raise SystemExit(f"{BASELINE} (the recipe without the levers) is the baseline every variant is tested "
+                         "against: include it")
     adopted = {}
     for spec in args.adopt:
         key, path = spec.split("=", 1)
         variant, seed = key.split(":")
         adopted[(variant, int(seed))] = Path(path)
     args.runs.mkdir(parents=True, exist_ok=True)
-    evals = load_splits(args.data, seed=args.split_seed).evals
+    args.results.mkdir(parents=True, exist_ok=True)
+    splits = load_splits(args.data, seed=args.split_seed)
+    evals = splits.evals
+    n = {k: len(v) for k, v in evals.items()}
     results: dict[str, dict[int, dict[str, np.ndarray]]] = {}
     for variant in args.variants:
         for seed in args.seeds:
+            kept = args.results / f"{run_folder(Path(), variant, seed).name}.json"
             model = adopted.get((variant, seed)) or run_folder(args.runs, variant, seed)
+            if not (model / "card.json").exists() and kept.exists():
+                results.setdefault(variant, {})[seed] = correct_from(json.loads(kept.read_text()), args.split_seed,
+                                                                     splits.files, n)
+                print(f"kept record {variant} seed {seed}: {kept}", file=sys.stderr)
+                continue
             if not (model / "card.json").exists():
                 if args.finished_only:
                     continue
@@ -158,9 +197,10 @@ def main() -> int:
             if card["recipe"].get("split_seed", card["recipe"]["seed"]) != args.split_seed:
                 raise SystemExit(f"{model} is of another held-out cut")
             results.setdefault(variant, {})[seed] = correct_on(model, evals)
-            print(f"scored {variant} seed {seed}: {model}", file=sys.stderr)
+            kept.write_text(json.dumps(record(model, results[variant][seed])) + "\n")
+            print(f"scored {variant} seed {seed}: {model} (record: {kept})", file=sys.stderr)
 
-    summary = summarize(results, {k: len(v) for k, v in evals.items()})
+    summary = summarize(results, n)
     summary["recipe"] = args.recipe
     for line in summary_lines(summary):
         print(line)

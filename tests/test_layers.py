@@ -50,6 +50,9 @@ def test_nothing_but_riskpulse_lands_in_site_packages(installed: Path) -> None:
     shipped = installed / "riskpulse" / "shipped_model"  # the default model, served with nothing configured
     for name in ("riskpulse.json", "tokenizer.json", "card.md", "onnx/model.onnx", "onnx/manifest.json"):
         assert (shipped / name).read_bytes() == (REPO / "riskpulse" / "shipped_model" / name).read_bytes(), name
+    kept = installed / "riskpulse" / "models" / "teachers" / "mpnet-s13"  # the default recipe's teacher
+    for name in ("predictions.json", "predictions.npz"):
+        assert (kept / name).read_bytes() == (REPO / "models" / "teachers" / "mpnet-s13" / name).read_bytes(), name
 
 
 def test_layers_point_down_only(installed: Path) -> None:

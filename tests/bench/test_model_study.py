@@ -1,21 +1,27 @@
-"""The levers' study summarises by seeds and pairs each variant with the default recipe per seed."""
+"""The levers' study summarises by seeds, pairs each variant with the plain recipe per seed, and keeps
+what each model got right so its figures outlive the machine that trained it."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from bench.model_study import summarize, summary_lines
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.model_study import correct_from, record, summarize, summary_lines
 
 
-def test_a_variant_is_compared_with_the_default_on_the_seeds_both_have() -> None:
+def test_a_variant_is_compared_with_the_plain_recipe_on_the_seeds_both_have() -> None:
     ones, zeros = np.ones(10, dtype=bool), np.zeros(10, dtype=bool)
     half = np.array([True] * 5 + [False] * 5)
     results = {
-        "default": {13: {"pb": half}, 14: {"pb": half}, 15: {"pb": half}},
+        "plain": {13: {"pb": half}, 14: {"pb": half}, 15: {"pb": half}},
         "teacher": {13: {"pb": ones}, 14: {"pb": half}},  # seed 15 not finished yet
     }
     summary = summarize(results, {"pb": 10})
-    default, teacher = summary["variants"]["default"]["pb"], summary["variants"]["teacher"]["pb"]
+    default, teacher = summary["variants"]["plain"]["pb"], summary["variants"]["teacher"]["pb"]
     assert default["seeds"] == [13, 14, 15] and default["mean"] == 0.5 and default["sd"] == 0.0
     assert "mcnemar_pooled" not in default
     assert teacher["seeds"] == [13, 14] and teacher["accuracy"] == [1.0, 0.5] and teacher["mean"] == 0.75
@@ -26,5 +32,25 @@ def test_a_variant_is_compared_with_the_default_on_the_seeds_both_have() -> None
     assert teacher["mcnemar_pooled"] == {"b": 5, "c": 0, "p": 2 / 2 ** 5}
     lines = summary_lines(summary)
     assert lines[2].split()[:3] == ["teacher", "pb", "13,14"] and "5/0, p=0.062; s13 0.062, s14 1.000" in lines[2]
-    worse = summarize({"default": {13: {"pb": ones}}, "soft": {13: {"pb": zeros}}}, {"pb": 10})
+    worse = summarize({"plain": {13: {"pb": ones}}, "soft": {13: {"pb": zeros}}}, {"pb": 10})
     assert worse["variants"]["soft"]["pb"]["mcnemar_pooled"] == {"b": 0, "c": 10, "p": 2 / 2 ** 10}
+
+
+def test_a_kept_record_gives_back_the_bits_of_its_model_and_only_for_its_cut(tmp_path: Path) -> None:
+    model = tmp_path / "teacher-s13"
+    model.mkdir()
+    files = {"financial-phrasebank/all.csv": "ab" * 32}
+    card = {"model_version": "v1", "recipe": {"seed": 13, "split_seed": 13}, "data": {"files": files}}
+    (model / "card.json").write_text(json.dumps(card))
+    rng = np.random.default_rng(0)
+    correct = {"pb": rng.random(971) < 0.8, "tw": rng.random(8) < 0.5}  # lengths not multiples of 8
+    kept = json.loads(json.dumps(record(model, correct)))  # as written to and read from the results folder
+    back = correct_from(kept, 13, files, {"pb": 971, "tw": 8})
+    assert all(np.array_equal(back[k], correct[k]) and back[k].dtype == bool for k in correct)
+    assert "text" not in json.dumps(kept)
+    with pytest.raises(ValueError, match="another held-out cut"):
+        correct_from(kept, 14, files, {"pb": 971, "tw": 8})
+    with pytest.raises(ValueError, match="another held-out cut or data"):
+        correct_from(kept, 13, {**files, "financial-phrasebank/all.csv": "cd" * 32}, {"pb": 971, "tw": 8})
+    with pytest.raises(ValueError, match="other held-out sets"):
+        correct_from(kept, 13, files, {"pb": 970, "tw": 8})

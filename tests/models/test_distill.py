@@ -48,8 +48,8 @@ def test_a_teacher_from_another_cut_or_data_is_refused(tiny_model: Path, tmp_pat
     card["recipe"].pop("split_seed", None)  # an older card: the seed was the cut
     (other_cut / "card.json").write_text(json.dumps(card))
     with pytest.raises(ValueError, match="trained on this model's held-out rows"):
-        train(data_dir, tmp_path / "student", recipe_by_name("tiny", int8_epochs=0.0), progress=False,
-              teachers=[other_cut])
+        train(data_dir, tmp_path / "student", recipe_by_name("tiny", int8_epochs=0.0, teachers=(str(other_cut),)),
+              progress=False)
     assert not (tmp_path / "student").exists()
 
     other_data = tmp_path / "other-data"
@@ -64,8 +64,8 @@ def test_a_teacher_from_another_cut_or_data_is_refused(tiny_model: Path, tmp_pat
 
 
 def test_a_student_trains_from_teachers_and_records_them(tiny_model: Path, tmp_path: Path, data_dir: Path) -> None:
-    out = train(data_dir, tmp_path / "student", recipe_by_name("tiny", int8_epochs=0.0, seed=14), progress=False,
-                teachers=[tiny_model])
+    out = train(data_dir, tmp_path / "student", recipe_by_name("tiny", int8_epochs=0.0, seed=14, teachers=(str(tiny_model),)),
+                progress=False)
     card = json.loads((out / "card.json").read_text())
     assert card["training"]["teachers"] == [str(tiny_model)]
     assert card["recipe"]["seed"] == 14 and card["recipe"]["split_seed"] == 13
@@ -130,19 +130,38 @@ def test_an_outside_classifier_teaches_the_head_its_labels_map_onto(tiny_model: 
     with pytest.raises(ValueError, match="neither riskpulse's sentiments"):
         teacher_targets([classifier(["bullish", "bearish"])], texts, 13, {}, 2.0)
 
-    out = train(data_dir, tmp_path / "student", recipe_by_name("tiny", int8_epochs=0.0), progress=False,
-                teachers=[finbert_like])
+    out = train(data_dir, tmp_path / "student", recipe_by_name("tiny", int8_epochs=0.0, teachers=(str(finbert_like),)),
+                progress=False)
     training = json.loads((out / "card.json").read_text())["training"]
     assert training["outside_teachers"] == [str(finbert_like)]
 
 
 def test_the_kept_mpnet_teacher_predictions_cover_the_current_training_texts(data_dir: Path) -> None:
-    """The committed artifact (teachers/mpnet-s13) still teaches a student of today's data and cut."""
+    """The default recipe's teacher, kept in the package (models/teachers/mpnet-s13), still teaches a
+    student of today's data and cut, and refuses another cut with what to do."""
     from riskpulse.models.data import load_splits
-    from riskpulse.models.teacher_predictions import TeacherPredictions
+    from riskpulse.models.teacher_predictions import KEPT, TeacherPredictions, resolve_teacher
 
-    kept = TeacherPredictions.read(Path(__file__).resolve().parents[2] / "teachers" / "mpnet-s13")
-    splits = load_splits(data_dir, seed=13)
-    kept.check(13, splits.files)
+    default = recipe_by_name("default")
+    assert default.teachers == ("mpnet-s13",) and resolve_teacher("mpnet-s13") == KEPT / "mpnet-s13"
+    assert resolve_teacher("some-org/finbert") == "some-org/finbert"  # not kept: a folder or hub id, unchanged
+    kept = TeacherPredictions.read(resolve_teacher(default.teachers[0]))  # type: ignore[arg-type]
+    splits = load_splits(data_dir, seed=default.split_seed)
+    kept.check(default.split_seed, splits.files)
+    with pytest.raises(ValueError, match="--no-teachers"):
+        kept.check(default.split_seed + 1, splits.files)
     topic, sentiment = kept.logits_for(splits.train.text.tolist())
     assert topic is not None and sentiment is not None and topic.shape == (len(splits.train), 20)
+
+
+def test_the_command_line_keeps_replaces_or_drops_the_recipes_teachers() -> None:
+    from riskpulse.cli import build_parser, train_recipe
+
+    def teachers(*argv: str) -> tuple[str, ...]:
+        return train_recipe(build_parser().parse_args(["train", *argv])).teachers
+
+    assert teachers() == ("mpnet-s13",)  # the default recipe distils from the kept teacher
+    assert teachers("--teachers", "models/a", "models/b") == ("models/a", "models/b")
+    assert teachers("--no-teachers") == () and teachers("--recipe", "quick") == ()
+    with pytest.raises(SystemExit):  # both at once is a contradiction argparse refuses
+        teachers("--no-teachers", "--teachers", "models/a")
