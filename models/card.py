@@ -74,7 +74,10 @@ def render_card(card: dict[str, Any]) -> str:
               *_licence_lines(card["data"]["files"], card["base_model"]),
               "", "## Recipe", "", "```json", json.dumps(card["recipe"], indent=2), "```", "",
               f"Trained {card['training']['steps']} steps in {card['training']['train_seconds']:.0f}s on "
-              f"{card['training']['threads']} threads; best dev step {card['training']['best_step']}.", "",
+              f"{card['training']['threads']} threads; best dev step {card['training']['best_step']}."
+              + (f" Distilled from the teachers {', '.join(card['training']['teachers'])} (their averaged predictions; "
+                 "a name is kept predictions shipped in models/teachers/)." if card["training"].get("teachers") else ""),
+              "",
               "## Versions", "", ", ".join(f"{k} {v}" for k, v in card["versions"].items()), "",
               f"Host: {card['host']}", ""]
     if "export" in card:

@@ -13,6 +13,7 @@ from riskpulse.models import manifest
 from riskpulse.models.artifact import META_FILE, ModelMeta, onnx_path
 from riskpulse.models.card import read_card
 from riskpulse.models.scorer import Scorer
+from riskpulse.models.train import recipe_by_name
 from riskpulse.settings import SHIPPED_MODEL, Settings
 from riskpulse.stream.sample_news import BURST, COMPANIES, TEMPLATES
 
@@ -35,6 +36,9 @@ def test_the_shipped_model_is_complete_small_and_the_file_its_gate_passed() -> N
     assert card["recipe"]["name"] == "default" and card["packed"]["parity"]["n"] >= 4000
     assert set(card["metrics"]) == {"phrasebank-test", "phrasebank-test-allagree", "tw-sentiment-valid", "tw-topic-valid"}
     assert "non-commercial" in (SHIPPED_MODEL / "card.md").read_text()  # PhraseBank's licence carries over
+    # the default recipe as it is today: distilled from the kept teacher, which its card names
+    assert card["recipe"]["teachers"] == list(recipe_by_name("default").teachers) == card["training"]["teachers"]
+    assert "Distilled from the teachers mpnet-s13" in (SHIPPED_MODEL / "card.md").read_text()
 
 
 def test_with_nothing_configured_a_service_serves_the_shipped_model(tmp_path: Path, shipped: Scorer,
