@@ -186,14 +186,14 @@ def main() -> int:
     results: dict[str, dict[int, dict[str, np.ndarray]]] = {}
     for variant in args.variants:
         for seed in args.seeds:
-            kept = args.results / f"{run_folder(Path(), variant, seed).name}.json"
+            kept = run_folder(args.results, variant, seed).with_suffix(".json")
             model = adopted.get((variant, seed)) or run_folder(args.runs, variant, seed)
-            if not (model / "card.json").exists() and kept.exists():
-                results.setdefault(variant, {})[seed] = correct_from(json.loads(kept.read_text()), args.split_seed,
-                                                                     splits.files, n)
-                print(f"kept record {variant} seed {seed}: {kept}", file=sys.stderr)
-                continue
             if not (model / "card.json").exists():
+                if kept.exists():  # a model scored before, maybe on another machine
+                    results.setdefault(variant, {})[seed] = correct_from(json.loads(kept.read_text()),
+                                                                         args.split_seed, splits.files, n)
+                    print(f"kept record {variant} seed {seed}: {kept}", file=sys.stderr)
+                    continue
                 if args.finished_only:
                     continue
                 model = train_variant(variant, seed, args.runs, args.data, args.teacher, args.split_seed, args.recipe)
