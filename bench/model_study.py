@@ -153,6 +153,17 @@ def correct_from(rec: dict[str, Any], split_seed: int, files: dict[str, str],
             for name, v in rec["correct"].items()}
 
 
+def record_stands_for(kept: Path, model: Path) -> bool:
+    """Whether the kept record can stand in for scoring ``model``: there is no such model here (it was
+    scored on another machine), or the record is of this very model (scoring is deterministic, and
+    it takes minutes per model on 2 cores)."""
+    if not kept.exists():
+        return False
+    if not (model / "card.json").exists():
+        return True
+    return bool(json.loads(kept.read_text())["model_version"] == read_card(model)["model_version"])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=Path, required=True, help="folder of the study's models (reused when rerun)")
@@ -188,12 +199,12 @@ def main() -> int:
         for seed in args.seeds:
             kept = run_folder(args.results, variant, seed).with_suffix(".json")
             model = adopted.get((variant, seed)) or run_folder(args.runs, variant, seed)
+            if record_stands_for(kept, model):  # scored before, here or on another machine
+                results.setdefault(variant, {})[seed] = correct_from(json.loads(kept.read_text()),
+                                                                     args.split_seed, splits.files, n)
+                print(f"kept record {variant} seed {seed}: {kept}", file=sys.stderr)
+                continue
             if not (model / "card.json").exists():
-                if kept.exists():  # a model scored before, maybe on another machine
-                    results.setdefault(variant, {})[seed] = correct_from(json.loads(kept.read_text()),
-                                                                         args.split_seed, splits.files, n)
-                    print(f"kept record {variant} seed {seed}: {kept}", file=sys.stderr)
-                    continue
                 if args.finished_only:
                     continue
                 model = train_variant(variant, seed, args.runs, args.data, args.teacher, args.split_seed, args.recipe)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.model_study import correct_from, record, summarize, summary_lines
+from bench.model_study import correct_from, record, record_stands_for, summarize, summary_lines
 
 
 def test_a_variant_is_compared_with_the_plain_recipe_on_the_seeds_both_have() -> None:
@@ -54,3 +54,15 @@ def test_a_kept_record_gives_back_the_bits_of_its_model_and_only_for_its_cut(tmp
         correct_from(kept, 13, {**files, "financial-phrasebank/all.csv": "cd" * 32}, {"pb": 971, "tw": 8})
     with pytest.raises(ValueError, match="other held-out sets"):
         correct_from(kept, 13, files, {"pb": 970, "tw": 8})
+
+
+def test_a_record_stands_in_for_its_own_model_or_a_missing_one_but_not_for_a_retrained_one(tmp_path: Path) -> None:
+    model, kept = tmp_path / "runs" / "soft-s13", tmp_path / "soft-s13.json"
+    assert not record_stands_for(kept, model)  # nothing scored yet
+    kept.write_text(json.dumps({"model_version": "v1"}))
+    assert record_stands_for(kept, model)  # the model was scored on another machine
+    model.mkdir(parents=True)
+    (model / "card.json").write_text(json.dumps({"model_version": "v1"}))
+    assert record_stands_for(kept, model)  # the same model: scoring it again gives the same bits
+    (model / "card.json").write_text(json.dumps({"model_version": "v2"}))
+    assert not record_stands_for(kept, model)  # retrained since: score it again
