@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Callable
 
 import faust
+from aiokafka.partitioner import murmur2
 
 from riskpulse.alerts.delivery import Deliverer, RetryPolicy, enqueue_alert
 from riskpulse.alerts.detector import Detector
@@ -127,6 +128,13 @@ def story_partition(headline: str, partitions: int) -> int:
     """The partition of the counting stage for an item: by story, so a re-published story meets
     its first sighting (the dedupe key), whichever news partition each came on."""
     return shard_of(dedupe_key(headline), partitions)
+
+
+def trend_partition(key_type: str, key: str, partitions: int) -> int:
+    """The partition of ``trends`` for every window of one key: the one Kafka's default partitioner
+    gives the key ``key_type|key`` (murmur2), so a subscriber reads one key's windows in order on
+    one partition, while the record key (with the window) keeps a compacted topic a table of windows."""
+    return (murmur2(f"{key_type}|{key}".encode("utf-8", "surrogatepass")) & 0x7FFFFFFF) % partitions
 
 
 def _by_partition(events: list[Any]) -> dict[int, list[Any]]:
@@ -477,6 +485,8 @@ class Pipeline:
         for trend in close.trends:
             key = f"{trend.key_type}|{trend.key}|{close.start}".encode()
             pending.append(await self.topics.trends.send(key=key, value=_dumps(trend.to_json()),
+                                                         partition=trend_partition(trend.key_type, trend.key,
+                                                                                   self.partitions),
                                                          headers=record_headers(TOPIC_TRENDS),
                                                          timestamp=self._event_time(trend.window_end)))
         for alert in close.alerts:

@@ -263,6 +263,21 @@ def test_internal_records_decode_or_raise_for_the_dead_letter_queue() -> None:
     assert story_partition("Apple beats!", 4) == story_partition("apple  beats https://t.co/x", 4)
 
 
+def test_every_window_of_one_trend_key_goes_to_the_partition_kafka_gives_that_key() -> None:
+    """Subscribers read one key's windows in order on one partition; the partition is the one
+    Kafka's default partitioner (murmur2, checked against kafka-python's own port) gives ``key_type|key``."""
+    from kafka.partitioner.default import murmur2 as kafka_python_murmur2
+
+    from riskpulse.stream.agents import trend_partition
+
+    keys = [("topic", "earnings"), ("ticker", "ACME"), ("ticker", "BRK.B"), ("topic", "m&a"), ("ticker", "Ünï\udcff")]
+    for partitions in (1, 3, 4, 12):
+        for key_type, key in keys:
+            raw = f"{key_type}|{key}".encode("utf-8", "surrogatepass")
+            assert trend_partition(key_type, key, partitions) == (kafka_python_murmur2(raw) & 0x7FFFFFFF) % partitions
+    assert len({trend_partition("ticker", f"T{i}", 4) for i in range(40)}) == 4  # keys spread over the partitions
+
+
 def test_malformed_window_counters_are_refused_before_they_are_stored() -> None:
     """A value the judging stage stored could not be merged later, and would fail every judging of
     its window: the worker dead-letters the record instead (stage `judge`)."""

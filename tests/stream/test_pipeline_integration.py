@@ -212,6 +212,7 @@ def assert_counted_once(pipeline: Any, kafka: Any, items: list[dict[str, Any]], 
         (a["id"], a["status"], a["severity"], a["window_start"]) for a in r} >= expected_alerts, timeout_s=30)
     assert trend_totals(trends, "topic", BASE_TS + 10_000) == len(items)
     assert trend_table(trends) == trend_table(clean.trends)
+    assert_one_partition_per_key_in_window_order(trends)
     assert ({(a["id"], a["status"], a["severity"], a["window_start"]) for a in alerts}
             == {(a.id, a.status, a.severity, rfc3339(a.window_start.timestamp())) for a in clean.alerts})
     assert_committed_to_the_end(kafka, pipeline.topic(TOPIC_NEWS), workers[0].env["RISKPULSE_APP_ID"])
@@ -220,6 +221,18 @@ def assert_counted_once(pipeline: Any, kafka: Any, items: list[dict[str, Any]], 
         assert worker.counter("riskpulse_late_items_total") == 0
         assert worker.counter("riskpulse_input_offsets_skipped_total") == 0
     return scored
+
+
+def assert_one_partition_per_key_in_window_order(trends: list[dict[str, Any]]) -> None:
+    """A subscriber reads each key's windows on one partition, first sightings in window order
+    (a window published again after a crash repeats one already seen)."""
+    by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for t in trends:
+        by_key.setdefault((t["key_type"], t["key"]), []).append(t)
+    for key, recs in by_key.items():
+        assert len({t["_partition"] for t in recs}) == 1, (key, sorted({t["_partition"] for t in recs}))
+        first = list(dict.fromkeys(t["window_start"] for t in sorted(recs, key=lambda t: t["_offset"])))
+        assert first == sorted(first), (key, first)
 
 
 def assert_committed_to_the_end(kafka: Any, topic: str, group: str, timeout_s: float = 60) -> None:
