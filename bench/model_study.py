@@ -131,6 +131,24 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def markdown_table(summary: dict[str, Any]) -> list[str]:
+    """The summary as the Markdown table docs/model.md quotes: per variant the mean +- sd of each
+    held-out set's accuracy over its seeds, and under it the pooled McNemar test against the
+    baseline (b: items only the variant gets right, c: only the baseline)."""
+    names = list(summary["n"])
+    lines = ["| variant (seeds) | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    for variant, rows in summary["variants"].items():
+        seeds = ", ".join(str(s) for s in rows[names[0]]["seeds"])
+        lines.append(f"| {variant} ({seeds}) | "
+                     + " | ".join(f"{rows[k]['mean']:.4f} +- {rows[k]['sd']:.4f}" for k in names) + " |")
+        if "mcnemar_pooled" in rows[names[0]]:
+            paired = ", ".join(str(s) for s in rows[names[0]]["mcnemar_per_seed"])
+            tests = [rows[k]["mcnemar_pooled"] for k in names]
+            lines.append(f"| McNemar {variant} vs {BASELINE} ({paired}), b/c | "
+                         + " | ".join(f"{t['b']}/{t['c']}, p={t['p']:.3f}" for t in tests) + " |")
+    return lines
+
+
 def record(model: Path, correct: dict[str, np.ndarray]) -> dict[str, Any]:
     """What the study keeps of a scored model: its identity, cut, data and recipe, and per held-out
     set which items it got right (packed bits in the order load_splits gives; no text)."""
@@ -180,6 +198,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=Settings().data_dir)
     ap.add_argument("--finished-only", action="store_true",
                     help="train nothing: summarise the models already finished (a study still running, say)")
+    ap.add_argument("--markdown", action="store_true", help="print the table as docs/model.md quotes it")
     args = ap.parse_args()
     if BASELINE not in args.variants:
         raise SystemExit(f"{BASELINE} (the recipe without the levers) is the baseline every variant is tested "
@@ -217,7 +236,7 @@ def main() -> int:
 
     summary = summarize(results, n)
     summary["recipe"] = args.recipe
-    for line in summary_lines(summary):
+    for line in markdown_table(summary) if args.markdown else summary_lines(summary):
         print(line)
     out = args.runs / ("study-finished.json" if args.finished_only else "study.json")
     out.write_text(json.dumps(summary, indent=2) + "\n")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.model_study import correct_from, record, record_stands_for, summarize, summary_lines
+from bench.model_study import (correct_from, markdown_table, record, record_stands_for, summarize,
+                               summary_lines)
 
 
 def test_a_variant_is_compared_with_the_plain_recipe_on_the_seeds_both_have() -> None:
@@ -32,6 +33,11 @@ def test_a_variant_is_compared_with_the_plain_recipe_on_the_seeds_both_have() ->
     assert teacher["mcnemar_pooled"] == {"b": 5, "c": 0, "p": 2 / 2 ** 5}
     lines = summary_lines(summary)
     assert lines[2].split()[:3] == ["teacher", "pb", "13,14"] and "5/0, p=0.062; s13 0.062, s14 1.000" in lines[2]
+    table = markdown_table(summary)
+    assert table[:2] == ["| variant (seeds) | pb |", "| --- | --- |"]
+    assert table[2] == "| plain (13, 14, 15) | 0.5000 +- 0.0000 |"
+    assert table[3].startswith("| teacher (13, 14) | 0.7500 +- 0.3536 |")
+    assert table[4] == "| McNemar teacher vs plain (13, 14), b/c | 5/0, p=0.062 |" and len(table) == 5
     worse = summarize({"plain": {13: {"pb": ones}}, "soft": {13: {"pb": zeros}}}, {"pb": 10})
     assert worse["variants"]["soft"]["pb"]["mcnemar_pooled"] == {"b": 0, "c": 10, "p": 2 / 2 ** 10}
 
