@@ -131,6 +131,10 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _p(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
 def markdown_table(summary: dict[str, Any]) -> list[str]:
     """The summary as the Markdown table docs/model.md quotes: per variant the mean +- sd of each
     held-out set's accuracy over its seeds, and under it the pooled McNemar test against the
@@ -145,7 +149,7 @@ def markdown_table(summary: dict[str, Any]) -> list[str]:
             paired = ", ".join(str(s) for s in rows[names[0]]["mcnemar_per_seed"])
             tests = [rows[k]["mcnemar_pooled"] for k in names]
             lines.append(f"| McNemar {variant} vs {BASELINE} ({paired}), b/c | "
-                         + " | ".join(f"{t['b']}/{t['c']}, p={t['p']:.3f}" for t in tests) + " |")
+                         + " | ".join(f"{t['b']}/{t['c']}, {_p(t['p'])}" for t in tests) + " |")
     return lines
 
 

@@ -38,6 +38,10 @@ def test_a_variant_is_compared_with_the_plain_recipe_on_the_seeds_both_have() ->
     assert table[2] == "| plain (13, 14, 15) | 0.5000 +- 0.0000 |"
     assert table[3].startswith("| teacher (13, 14) | 0.7500 +- 0.3536 |")
     assert table[4] == "| McNemar teacher vs plain (13, 14), b/c | 5/0, p=0.062 |" and len(table) == 5
+    assert markdown_table(summarize({"plain": {13: {"pb": zeros}}, "teacher": {13: {"pb": ones}}},
+                                    {"pb": 10}))[-1].endswith("| 10/0, p=0.002 |")
+    twenty = summarize({"plain": {13: {"pb": np.zeros(20, bool)}}, "teacher": {13: {"pb": np.ones(20, bool)}}}, {"pb": 20})
+    assert markdown_table(twenty)[-1].endswith("| 20/0, p<0.001 |")
     worse = summarize({"plain": {13: {"pb": ones}}, "soft": {13: {"pb": zeros}}}, {"pb": 10})
     assert worse["variants"]["soft"]["pb"]["mcnemar_pooled"] == {"b": 0, "c": 10, "p": 2 / 2 ** 10}
 
