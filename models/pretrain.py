@@ -45,8 +45,8 @@ def _mlm_head(model: Any) -> Any:
 def mlm_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The masked-LM loss, with the vocabulary head run on the masked positions only.
 
-    Why: the head projects every position onto the whole vocabulary (30k words), so on CPU it
-    costs several times the encoder; only the ~15% masked positions enter the loss, and the head
+    Why: the head projects every position onto the whole vocabulary (30k words), a large matrix
+    product per position; only the ~15% masked positions enter the loss, and the head
     works position by position, so the loss and its gradients are the same as the full forward's
     (to float rounding). Models whose head is not one such module take the full forward."""
     head = _mlm_head(model)
