@@ -92,12 +92,18 @@ def correct_on(model: Path, evals: dict[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
-def summarize(results: dict[str, dict[int, dict[str, np.ndarray]]], n: dict[str, int]) -> dict[str, Any]:
+def summarize(results: dict[str, dict[int, dict[str, np.ndarray]]], n: dict[str, int],
+              also_against: str | None = None) -> dict[str, Any]:
     """Per variant and held-out set: the accuracy of each seed, their mean and spread, and exact
     McNemar tests against the baseline (``plain``) on the seeds both have (per seed, and pooled over
-    them). Seeds a variant lacks (a study still running) are left out of its figures, never filled."""
+    them). Seeds a variant lacks (a study still running) are left out of its figures, never filled.
+
+    ``also_against`` names a second reference (the default recipe once a lever has won): each other
+    variant is also tested against it, pooled, under ``mcnemar_pooled_vs``; a lever that beats plain
+    but not the default adds nothing to it."""
     summary: dict[str, Any] = {"bench": "model_study", "n": n, "variants": {}}
     baseline = results.get(BASELINE, {})
+    second = results.get(also_against, {}) if also_against else {}
     for variant, by_seed in results.items():
         seeds = sorted(by_seed)
         summary["variants"][variant] = {}
@@ -110,6 +116,12 @@ def summarize(results: dict[str, dict[int, dict[str, np.ndarray]]], n: dict[str,
                 row["mcnemar_per_seed"] = {s: mcnemar(baseline[s][name], by_seed[s][name]) for s in paired}
                 row["mcnemar_pooled"] = mcnemar(np.concatenate([baseline[s][name] for s in paired]),
                                                 np.concatenate([by_seed[s][name] for s in paired]))
+            paired_second = [s for s in seeds if s in second]
+            if variant not in (BASELINE, also_against) and paired_second:
+                row["mcnemar_pooled_vs"] = {also_against: dict(
+                    mcnemar(np.concatenate([second[s][name] for s in paired_second]),
+                            np.concatenate([by_seed[s][name] for s in paired_second])),
+                    seeds=paired_second)}
             summary["variants"][variant][name] = row
     return summary
 
@@ -137,8 +149,9 @@ def _p(p: float) -> str:
 
 def markdown_table(summary: dict[str, Any]) -> list[str]:
     """The summary as the Markdown table docs/model.md quotes: per variant the mean +- sd of each
-    held-out set's accuracy over its seeds, and under it the pooled McNemar test against the
-    baseline (b: items only the variant gets right, c: only the baseline)."""
+    held-out set's accuracy over its seeds, and under it the pooled McNemar tests against the
+    baseline and the second reference, if any (b: items only the variant gets right, c: only the
+    reference)."""
     names = list(summary["n"])
     lines = ["| variant (seeds) | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
     for variant, rows in summary["variants"].items():
@@ -149,6 +162,11 @@ def markdown_table(summary: dict[str, Any]) -> list[str]:
             paired = ", ".join(str(s) for s in rows[names[0]]["mcnemar_per_seed"])
             tests = [rows[k]["mcnemar_pooled"] for k in names]
             lines.append(f"| McNemar {variant} vs {BASELINE} ({paired}), b/c | "
+                         + " | ".join(f"{t['b']}/{t['c']}, {_p(t['p'])}" for t in tests) + " |")
+        for other, test in rows[names[0]].get("mcnemar_pooled_vs", {}).items():
+            paired = ", ".join(str(s) for s in test["seeds"])
+            tests = [rows[k]["mcnemar_pooled_vs"][other] for k in names]
+            lines.append(f"| McNemar {variant} vs {other} ({paired}), b/c | "
                          + " | ".join(f"{t['b']}/{t['c']}, {_p(t['p'])}" for t in tests) + " |")
     return lines
 
@@ -203,6 +221,8 @@ def main() -> int:
     ap.add_argument("--finished-only", action="store_true",
                     help="train nothing: summarise the models already finished (a study still running, say)")
     ap.add_argument("--markdown", action="store_true", help="print the table as docs/model.md quotes it")
+    ap.add_argument("--also-against", choices=sorted(LEVERS), default=None,
+                    help="test every other variant against this one too (the default recipe, say: teacher)")
     args = ap.parse_args()
     if BASELINE not in args.variants:
         raise SystemExit(f"{BASELINE} (the recipe without the levers) is the baseline every variant is tested "
@@ -238,7 +258,9 @@ def main() -> int:
             kept.write_text(json.dumps(record(model, results[variant][seed])) + "\n")
             print(f"scored {variant} seed {seed}: {model} (record: {kept})", file=sys.stderr)
 
-    summary = summarize(results, n)
+    if args.also_against and args.also_against not in args.variants:
+        raise SystemExit(f"--also-against {args.also_against}: include it in --variants")
+    summary = summarize(results, n, args.also_against)
     summary["recipe"] = args.recipe
     for line in markdown_table(summary) if args.markdown else summary_lines(summary):
         print(line)

@@ -46,6 +46,23 @@ def test_a_variant_is_compared_with_the_plain_recipe_on_the_seeds_both_have() ->
     assert worse["variants"]["soft"]["pb"]["mcnemar_pooled"] == {"b": 0, "c": 10, "p": 2 / 2 ** 10}
 
 
+def test_a_lever_is_also_tested_against_the_default_recipe_when_asked() -> None:
+    ones, half = np.ones(10, dtype=bool), np.array([True] * 5 + [False] * 5)
+    zeros = np.zeros(10, dtype=bool)
+    results = {"plain": {13: {"pb": zeros}, 14: {"pb": zeros}}, "teacher": {13: {"pb": half}, 14: {"pb": half}},
+               "combo": {13: {"pb": ones}}}
+    summary = summarize(results, {"pb": 10}, also_against="teacher")
+    combo = summary["variants"]["combo"]["pb"]
+    assert combo["mcnemar_pooled"] == {"b": 10, "c": 0, "p": 2 / 2 ** 10}
+    assert combo["mcnemar_pooled_vs"] == {"teacher": {"b": 5, "c": 0, "p": 2 / 2 ** 5, "seeds": [13]}}
+    assert "mcnemar_pooled_vs" not in summary["variants"]["teacher"]["pb"]  # not tested against itself
+    assert "mcnemar_pooled_vs" not in summary["variants"]["plain"]["pb"]
+    table = markdown_table(summary)
+    assert table[-2:] == ["| McNemar combo vs plain (13), b/c | 10/0, p=0.002 |",
+                          "| McNemar combo vs teacher (13), b/c | 5/0, p=0.062 |"]
+    assert "mcnemar_pooled_vs" not in summarize(results, {"pb": 10})["variants"]["combo"]["pb"]
+
+
 def test_a_kept_record_gives_back_the_bits_of_its_model_and_only_for_its_cut(tmp_path: Path) -> None:
     model = tmp_path / "teacher-s13"
     model.mkdir()
