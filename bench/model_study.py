@@ -92,6 +92,12 @@ def correct_on(model: Path, evals: dict[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
+def _pooled(reference: dict[int, dict[str, np.ndarray]], by_seed: dict[int, dict[str, np.ndarray]], name: str,
+            seeds: list[int]) -> dict[str, Any]:
+    """McNemar of a variant against a reference, pooled over ``seeds``."""
+    return mcnemar(np.concatenate([reference[s][name] for s in seeds]), np.concatenate([by_seed[s][name] for s in seeds]))
+
+
 def summarize(results: dict[str, dict[int, dict[str, np.ndarray]]], n: dict[str, int],
               also_against: str | None = None) -> dict[str, Any]:
     """Per variant and held-out set: the accuracy of each seed, their mean and spread, and exact
@@ -114,14 +120,11 @@ def summarize(results: dict[str, dict[int, dict[str, np.ndarray]]], n: dict[str,
             paired = [s for s in seeds if s in baseline]
             if variant != BASELINE and paired:
                 row["mcnemar_per_seed"] = {s: mcnemar(baseline[s][name], by_seed[s][name]) for s in paired}
-                row["mcnemar_pooled"] = mcnemar(np.concatenate([baseline[s][name] for s in paired]),
-                                                np.concatenate([by_seed[s][name] for s in paired]))
+                row["mcnemar_pooled"] = _pooled(baseline, by_seed, name, paired)
             paired_second = [s for s in seeds if s in second]
             if variant not in (BASELINE, also_against) and paired_second:
-                row["mcnemar_pooled_vs"] = {also_against: dict(
-                    mcnemar(np.concatenate([second[s][name] for s in paired_second]),
-                            np.concatenate([by_seed[s][name] for s in paired_second])),
-                    seeds=paired_second)}
+                row["mcnemar_pooled_vs"] = {also_against: dict(_pooled(second, by_seed, name, paired_second),
+                                                                seeds=paired_second)}
             summary["variants"][variant][name] = row
     return summary
 
@@ -158,15 +161,14 @@ def markdown_table(summary: dict[str, Any]) -> list[str]:
         seeds = ", ".join(str(s) for s in rows[names[0]]["seeds"])
         lines.append(f"| {variant} ({seeds}) | "
                      + " | ".join(f"{rows[k]['mean']:.4f} +- {rows[k]['sd']:.4f}" for k in names) + " |")
+        references = []
         if "mcnemar_pooled" in rows[names[0]]:
-            paired = ", ".join(str(s) for s in rows[names[0]]["mcnemar_per_seed"])
-            tests = [rows[k]["mcnemar_pooled"] for k in names]
-            lines.append(f"| McNemar {variant} vs {BASELINE} ({paired}), b/c | "
-                         + " | ".join(f"{t['b']}/{t['c']}, {_p(t['p'])}" for t in tests) + " |")
+            references.append((BASELINE, list(rows[names[0]]["mcnemar_per_seed"]),
+                               [rows[k]["mcnemar_pooled"] for k in names]))
         for other, test in rows[names[0]].get("mcnemar_pooled_vs", {}).items():
-            paired = ", ".join(str(s) for s in test["seeds"])
-            tests = [rows[k]["mcnemar_pooled_vs"][other] for k in names]
-            lines.append(f"| McNemar {variant} vs {other} ({paired}), b/c | "
+            references.append((other, test["seeds"], [rows[k]["mcnemar_pooled_vs"][other] for k in names]))
+        for other, paired, tests in references:
+            lines.append(f"| McNemar {variant} vs {other} ({', '.join(str(s) for s in paired)}), b/c | "
                          + " | ".join(f"{t['b']}/{t['c']}, {_p(t['p'])}" for t in tests) + " |")
     return lines
 
@@ -227,6 +229,8 @@ def main() -> int:
     if BASELINE not in args.variants:
         raise SystemExit(f"{BASELINE} (the recipe without the levers) is the baseline every variant is tested "
                          "against: include it")
+    if args.also_against and args.also_against not in args.variants:
+        raise SystemExit(f"--also-against {args.also_against}: include it in --variants")
     adopted = {}
     for spec in args.adopt:
         key, path = spec.split("=", 1)
@@ -258,8 +262,6 @@ def main() -> int:
             kept.write_text(json.dumps(record(model, results[variant][seed])) + "\n")
             print(f"scored {variant} seed {seed}: {model} (record: {kept})", file=sys.stderr)
 
-    if args.also_against and args.also_against not in args.variants:
-        raise SystemExit(f"--also-against {args.also_against}: include it in --variants")
     summary = summarize(results, n, args.also_against)
     summary["recipe"] = args.recipe
     for line in markdown_table(summary) if args.markdown else summary_lines(summary):
