@@ -32,7 +32,7 @@ from riskpulse.records import (SCHEMA_VERSION, TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NE
 from riskpulse.settings import Settings
 from riskpulse.store.news import Store
 
-from . import metrics
+from . import faust_commits, metrics
 from .app import create_app, declare_topics, state_tables
 from .broker_offsets import BrokerOffsets
 from .core.aggregator import Aggregator, AggregatorConfig, WindowClose
@@ -161,6 +161,9 @@ class Pipeline:
         # asked on a client of its own (the stall check uses it too: it must not lean on the consumer it judges)
         self.broker_offsets = BrokerOffsets(settings.kafka_bootstrap)
         self.passed_over = PassedOver(app, self.topics.news.get_topic_name(), self.broker_offsets)
+        # the inputs whose every offset the agents account for (PassedOver.complete): their commits follow that
+        faust_commits.install(app, {t.get_topic_name() for t in (self.topics.news, self.topics.scored_internal,
+                                                                  self.topics.windows_internal)})
         self.policy = EventTimePolicy(settings.max_clock_skew_s, settings.max_event_age_days * 86400.0,
                                       settings.clock_policy)
         self.rules = Rules.load(settings.alert_rules)  # validated by `riskpulse worker` before this process starts
@@ -620,14 +623,15 @@ class Pipeline:
             self.group_watch.settle(now)
             return
         mine = {(tp.topic, tp.partition) for tp in tps}
-        await self._check_group(ends, mine, now)
+        group_committed = await self._check_group(ends, mine, now)
         if not tps:
             return
         ends = {key: end for key, end in ends.items() if key in mine}  # below: this worker's own partitions
         # where processing stands at least: the committed offset, or for a group that never committed
         # one, the log start (consumer_auto_offset_reset="earliest")
         starts = {(tp.topic, tp.partition): self.passed_over.committed(tp) for tp in tps}
-        self._check_commits(tps, dict(starts), now)
+        if group_committed is not None:  # judged from what the broker holds: faust counts a failed commit as made
+            self._check_commits(tps, {key: group_committed.get(key) for key in starts}, now)
         unknown = [key for key, offset in starts.items() if offset is None and key not in watchdog.progress]
         if unknown:
             starts.update(await self.broker_offsets.start(unknown) or {})
@@ -646,17 +650,17 @@ class Pipeline:
             os._exit(RESTART)
 
     def _check_commits(self, tps: list[Any], committed: dict[tuple[str, int], int | None], now: float) -> None:
-        """Say so when faust's commit of a partition stays behind records processed past it (and
+        """Say so when faust's commit of a partition does not catch up with records processed (and
         what its bookkeeping holds): processing goes on, but lag figures and a restart's re-read
         follow the commit."""
         processed = {key: self.watchdog.progress[key][0] for key in committed if key in self.watchdog.progress}
         for key in self.commit_watch.stuck(committed, processed, now):
             metrics.COMMIT_STUCK.labels(key[0], str(key[1])).inc()
             tp = next((tp for tp in tps if (tp.topic, tp.partition) == key), None)
-            log.warning("the group's commit of a partition has not moved for STALL_S although its records are "
-                        "processed past it (faust's commit bookkeeping); processing goes on, a restart would "
-                        "re-read from the commit", extra={"partition": f"{key[0]}:{key[1]}", "committed": committed[key],
-                                                           "processed": processed[key], "faust": self._commit_state(tp)})
+            log.warning("the group's commit of a partition has not caught up in STALL_S with records processed "
+                        "before (faust's commit bookkeeping); processing goes on, a restart would re-read from "
+                        "the commit", extra={"partition": f"{key[0]}:{key[1]}", "committed": committed[key],
+                                             "processed": processed[key], "faust": self._commit_state(tp)})
 
     def _fetcher_state(self, tp: Any) -> dict[str, Any]:
         """aiokafka's own state of ``tp`` (position, paused, status), read without calling into its
@@ -684,14 +688,17 @@ class Pipeline:
         except Exception as exc:  # noqa: BLE001 - a diagnostic must not fail the check it explains
             return {"error": repr(exc)}
 
-    async def _check_group(self, ends: dict[tuple[str, int], int], mine: set[tuple[str, int]], now: float) -> None:
+    async def _check_group(self, ends: dict[tuple[str, int], int], mine: set[tuple[str, int]],
+                           now: float) -> dict[tuple[str, int], int | None] | None:
         """The group as a whole: a partition with records waiting that nobody commits past (its
         owner, if it has one, would have restarted itself within STALL_S). Leaving the group by
-        restarting makes it rebalance, which hands every partition out again."""
+        restarting makes it rebalance, which hands every partition out again. Returns the group's
+        committed offsets as the broker holds them (None where it never committed; None for all
+        while the broker does not answer)."""
         committed = await self.broker_offsets.committed(self.app.conf.id, ends)
         if committed is None:
             self.group_watch.settle(now)
-            return
+            return None
         orphaned = [key for key in self.group_watch.stalled(committed, ends, now) if key not in mine]
         if orphaned:
             log.error("partitions of the group make no progress and are not this worker's; exiting so the group "
@@ -700,6 +707,7 @@ class Pipeline:
                           f"{t}:{p}": committed.get((t, p)) for t, p in orphaned}, "ends": {
                           f"{t}:{p}": ends.get((t, p)) for t, p in orphaned}, "limit_s": self.group_watch.limit_s})
             os._exit(RESTART)
+        return {key: offset if offset >= 0 else None for key, offset in committed.items()}
 
     def _consumer_state(self, tps: list[Any]) -> dict[str, Any]:
         """faust's own view of the stalled partitions, for the log line (private fields; faust is pinned)."""

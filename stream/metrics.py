@@ -25,8 +25,8 @@ E2E_SECONDS = Histogram("riskpulse_e2e_seconds", "Broker time of a news record t
                         buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
 COMMIT_STUCK = Counter("riskpulse_commit_stuck_total", "Times a partition's records were processed past the group's "
-                       "commit and the commit did not move for STALL_S (faust's commit bookkeeping; a restart re-reads "
-                       "from the commit)", ["topic", "partition"])
+                       "commit and the commit did not catch up with them in STALL_S (faust's commit bookkeeping; a restart "
+                       "re-reads from the commit)", ["topic", "partition"])
 LAG = Gauge("riskpulse_consumer_lag", "Records not yet processed, per input partition", ["topic", "partition"])
 ALERTS = Counter("riskpulse_alerts_total", "Alert records published", ["severity", "status"])
 WEBHOOKS = Counter("riskpulse_webhook_attempts_total", "Webhook delivery attempts by outcome", ["route", "outcome"])

@@ -20,6 +20,7 @@ from faust.types import TP
 from . import metrics
 from .broker_offsets import BrokerOffsets
 from .core.continuity import DroppedAfterFetch, Gap, OffsetContinuity, in_offset_order
+from .faust_commits import mark_processed
 
 log = logging.getLogger(__name__)
 
@@ -170,15 +171,13 @@ class PassedOver:
             yield out
 
     async def mark_done(self, done: list[tuple[TP, int, int]]) -> None:
-        """Tell faust's commit bookkeeping that filled-in offsets are processed. faust never
-        acknowledged the records it passed over and would otherwise never commit past them; a batch
-        left unfinished (the worker stopping) leaves them unmarked, so whoever holds the partition
-        next reads them again."""
+        """Tell faust's commit bookkeeping that filled-in offsets are processed (stream/faust_commits.py).
+        faust never acknowledged the records it passed over and would otherwise never commit past
+        them; a batch left unfinished (the worker stopping) leaves them unmarked, so whoever holds
+        the partition next reads them again."""
+        consumer = self.app.consumer
         for tp, first, last in done:
-            try:
-                await self.app.consumer._add_gap(tp, first, last)  # noqa: SLF001 - faust-streaming is pinned
-            except Exception:  # noqa: BLE001 - revoked meanwhile: the next owner starts from the last commit
-                log.debug("could not mark filled-in offsets done", extra={"partition": str(tp), "first": first})
+            mark_processed(consumer, tp, first, last)
 
     async def catch_up(self, scorer_busy: bool) -> None:
         """Seek faust's consumer back to news records it handed over and then dropped, with nothing

@@ -129,15 +129,17 @@ class GroupWatch:
 
 
 class CommitWatch:
-    """This worker's partitions whose records are processed past the group's commit while the
-    commit does not move: faust's commit bookkeeping stuck on an offset it never saw acknowledged
-    (seen: a partition's commit held at 284 of 618 for a minute after every record was processed).
-    Processing goes on; the commit's position is what a restart would re-read from. Said once per
-    episode, with faust's bookkeeping, so its cause can be read from the log."""
+    """This worker's partitions whose commit does not catch up with what was processed: faust's
+    commit bookkeeping stuck on an offset it never saw acknowledged (seen: a partition's commit
+    held at 284 of 618 for a minute after every record was processed), or crawling (seen: a
+    commit moving one offset a second, 400 behind, stream/core/commits.py). Processing goes on;
+    the commit's position is what a restart would re-read from. Said once per episode, with
+    faust's bookkeeping, so its cause can be read from the log."""
 
     def __init__(self, limit_s: float) -> None:
         self.limit_s = limit_s
-        self.since: dict[tuple[str, int], tuple[int, float]] = {}  # key -> (commit, unmoved since)
+        # key -> (last offset processed when the episode's clock started, when): the commit must pass it
+        self.since: dict[tuple[str, int], tuple[int, float]] = {}
         self.said: set[tuple[str, int]] = set()
 
     def settle(self) -> None:
@@ -147,8 +149,9 @@ class CommitWatch:
 
     def stuck(self, committed: dict[tuple[str, int], int | None], processed: dict[tuple[str, int], int],
               now: float) -> list[tuple[str, int]]:
-        """Partitions newly found stuck: ``committed`` is the next offset to read, ``processed`` the
-        last offset processed (in order, holes filled)."""
+        """Partitions newly found behind: whose commit has not, within ``limit_s``, passed the
+        records processed when that time began. ``committed`` is the next offset to read,
+        ``processed`` the last offset processed (in order, holes filled)."""
         out = []
         for key, done in processed.items():
             commit = committed.get(key)
@@ -157,8 +160,8 @@ class CommitWatch:
                 self.said.discard(key)
                 continue
             before = self.since.get(key)
-            if before is None or before[0] != commit:
-                self.since[key] = (commit, now)
+            if before is None or commit > before[0]:  # caught up with what was processed then: a new clock
+                self.since[key] = (done, now)
                 self.said.discard(key)
             elif now - before[1] >= self.limit_s and key not in self.said:
                 self.said.add(key)

@@ -406,3 +406,65 @@ def test_records_faust_forgot_at_a_rebalance_and_then_dropped_are_filled_in_and_
     bookkeeping.continuity.assigned({("news", 0)})
     assert process(range(310, 618)) == list(range(242, 618))  # 242-309 filled in before 310
     assert faust.commit(tp) == 618
+
+
+class _CorrectedCommits(_FaustCommits):
+    """The same fields, with riskpulse's corrections (stream/faust_commits.py) installed for ``news``."""
+
+    def __init__(self, app: object) -> None:
+        super().__init__()
+        self.app = app
+
+    def _new_offset(self, tp: TP) -> int | None:  # type: ignore[override]
+        return FaustConsumer._new_offset(self, tp)  # type: ignore[arg-type]  # as installed
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:  # type: ignore[override]
+        await FaustConsumer._add_gap(self, tp, offset_from, offset_to)  # type: ignore[arg-type]
+
+
+def test_the_commit_follows_what_was_processed_when_faust_jumps_ahead_after_a_seek() -> None:
+    """CI's stopped-mid-backlog failure (commit 304 of 618 a minute after every record was
+    processed): the new worker's consumer, sought to the commit (196), first handed over 585. faust
+    marked 197-584 done at once, unread; then it handed over 196-227, and the worker filled in
+    228-584 and went on. faust's walk over its acknowledged offsets, which now held 197-227 twice,
+    stopped at each repeat: the commit moved one offset a second. Corrected, faust's own mark is
+    ignored, the commit waits for the records, and then moves to the end in one step."""
+    from riskpulse.stream import faust_commits
+
+    app = _App()
+    app.consumer = faust = _CorrectedCommits(app)  # type: ignore[assignment]
+    faust_commits.install(app, {"news"})
+    bookkeeping = passed_over.PassedOver(app, "news", _HoldingBroker())  # type: ignore[arg-type]
+    tp = TP("news", 0)
+    faust.assign(tp, 196)
+    bookkeeping.continuity.assigned({("news", 0)})
+
+    def process(offsets: range) -> list[int]:
+        done: list[tuple[TP, int, int]] = []
+
+        async def run() -> list[int]:
+            out = []
+            async for chunk in bookkeeping.complete([_Event(0, o) for o in offsets], 100, done):
+                out += [e.message.offset for e in chunk]
+            await bookkeeping.mark_done(done)
+            return out
+
+        seen = asyncio.run(run())
+        for o in offsets:
+            faust.ack(tp, o)
+        return seen
+
+    asyncio.run(faust._add_gap(tp, 197, 585))  # faust's consumer: read offset 196, first record 585
+    assert faust.commit(tp) == 196  # nothing processed yet: nothing committed
+    assert process(range(196, 228)) == list(range(196, 228))
+    assert faust.commit(tp) == 228  # not past 228-584, which nobody has read
+    assert process(range(585, 600)) == list(range(228, 600))  # 228-584 filled in before 585
+    assert process(range(300, 311)) == list(range(300, 311))  # redelivered after a seek back: acknowledged twice over
+    assert process(range(600, 618)) == list(range(600, 618))
+    assert faust.commit(tp) == 618  # in one step
+
+    other = TP("news.scored", 0)  # a topic riskpulse does not fill: faust's bookkeeping as it is
+    faust.assign(other, 10)
+    asyncio.run(faust._add_gap(other, 11, 20))
+    faust.ack(other, 21)
+    assert faust.commit(other) == 22  # faust's: its own gap, and one missing offset at the head (10) passed

@@ -201,3 +201,14 @@ def test_commit_watch_says_once_when_a_commit_stays_behind_processed_records() -
     watch.settle()  # a rebalance: judged afresh
     assert watch.stuck({key: 618}, {key: 700}, now=130) == []
     assert watch.stuck({key: 618}, {key: 700}, now=175) == [key]
+
+
+def test_commit_watch_says_so_when_a_commit_crawls_behind_processed_records() -> None:
+    """A commit that moves, one offset a second, but does not catch up (CI: 400 behind for seven
+    minutes) is behind as much as one that stands still; one that keeps up with a moving stream is not."""
+    from riskpulse.stream.watchdog import CommitWatch
+
+    watch, key = CommitWatch(limit_s=45), ("news", 0)
+    assert [t for t in range(0, 60) if watch.stuck({key: 198 + t}, {key: 617}, now=t)] == [45]
+    healthy = CommitWatch(limit_s=45)
+    assert not any(healthy.stuck({key: 100 + 10 * t}, {key: 110 + 10 * t}, now=t) for t in range(0, 300))
