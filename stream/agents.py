@@ -160,10 +160,13 @@ class Pipeline:
         self.commit_watch = CommitWatch(limit_s=settings.stall_s)
         # asked on a client of its own (the stall check uses it too: it must not lean on the consumer it judges)
         self.broker_offsets = BrokerOffsets(settings.kafka_bootstrap)
-        self.passed_over = PassedOver(app, self.topics.news.get_topic_name(), self.broker_offsets)
-        # the inputs whose every offset the agents account for (PassedOver.complete): their commits follow that
-        faust_commits.install(app, {t.get_topic_name() for t in (self.topics.news, self.topics.scored_internal,
-                                                                  self.topics.windows_internal)})
+        # the agent reading each topic where a dropped record may wait long for a later one to reveal it
+        self._readers = {self.topics.news.get_topic_name(): "score", self.topics.scored.get_topic_name(): "sink_scored",
+                         self.topics.trends.get_topic_name(): "sink_trends",
+                         self.topics.alerts.get_topic_name(): "sink_alerts"}
+        self.passed_over = PassedOver(app, set(self._readers), self.broker_offsets)
+        # every agent accounts for each offset of what it reads (PassedOver.complete): the commits follow that
+        faust_commits.install(app, {t.get_topic_name() for t in self.topics.read()})
         self.policy = EventTimePolicy(settings.max_clock_skew_s, settings.max_event_age_days * 86400.0,
                                       settings.clock_policy)
         self.rules = Rules.load(settings.alert_rules)  # validated by `riskpulse worker` before this process starts
@@ -538,8 +541,11 @@ class Pipeline:
                     batch: int, within_s: float) -> None:
         async def sink(stream: Any) -> None:
             async for events in stream.take_events(batch, within=within_s):
-                async with self._processing(stage, events):
-                    await self._sink(stage, events, write())
+                async with self._processing(stage, events) as filled:
+                    # what faust passed over, in place: a record it dropped would be missing from the
+                    # store, and on the alerts topic a webhook would never be sent
+                    async for chunk in self.passed_over.complete(events, batch, filled):
+                        await self._sink(stage, chunk, write())
         sink.__name__ = sink.__qualname__ = stage
         self.app.agent(topic, name=f"riskpulse.stream.agents.{stage}")(exit_on_crash(sink))
 
@@ -754,7 +760,7 @@ class Pipeline:
                 marker = _dumps({"_progress": [tp.topic, tp.partition, last, max(0, int(highwater) - last - 1)]})
                 for target in range(self.partitions):
                     await scored_internal.send(key=b"progress", value=marker, partition=target)
-            await self.passed_over.catch_up(scorer_busy="score" in self.watchdog.busy)
+            await self.passed_over.catch_up({topic for topic, agent in self._readers.items() if agent in self.watchdog.busy})
         for target in range(self.partitions):
             await scored_internal.send(key=b"tick", value=TICK, partition=target)
 

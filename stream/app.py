@@ -121,6 +121,11 @@ class Topics:
     alerts: HeldTopic
     dlq: Any
 
+    def read(self) -> tuple[HeldTopic, ...]:
+        """The topics agents read: each is held, filled in where faust passes over records, and
+        committed as processed (stream/faust_commits.py)."""
+        return (self.news, self.scored_internal, self.windows_internal, self.scored, self.trends, self.alerts)
+
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
     """Every topic an agent reads is held (see :class:`HeldTopic`); the dead-letter topic is only written."""

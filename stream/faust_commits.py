@@ -1,9 +1,10 @@
 """faust's commit bookkeeping, corrected for the topics riskpulse reads in full.
 
-For the worker's three inputs (news and the two topics between its stages) riskpulse accounts for
-every offset itself: each record is processed in offset order, and what faust passes over is read
-on the worker's own client and processed in place (stream/passed_over.py). faust's bookkeeping
-then needs two corrections, both seen in CI's stopped-mid-backlog test:
+For every topic its agents read (news, the two topics between its stages, and the outputs the
+sinks read back into the store) riskpulse accounts for every offset itself: each record is
+processed in offset order, and what faust passes over is read on the worker's own client and
+processed in place (stream/passed_over.py). faust's bookkeeping then needs two corrections, both
+seen in CI's stopped-mid-backlog test:
 
 - faust marks a jump in the offsets it hands over as done at once (``Consumer._add_gap``, meant
   for compacted topics): after a seek back its first record can lie far ahead of the commit
@@ -15,9 +16,9 @@ then needs two corrections, both seen in CI's stopped-mid-backlog test:
   ``_new_offset``, which stopped at repeated offsets (one offset per commit interval) and commits
   past one unprocessed offset at the head.
 
-Other topics (the sinks reading riskpulse's own outputs back) keep faust's bookkeeping as it is.
-The fields touched are faust-streaming's (pinned in pyproject.toml); tests/stream/test_continuity.py
-runs the corrected methods on the same fields.
+Topics not named to :func:`install` keep faust's bookkeeping as it is. The fields touched are
+faust-streaming's (pinned in pyproject.toml); tests/stream/test_continuity.py runs the corrected
+methods on the same fields.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ _ORIGINAL: dict[str, Callable[..., Any]] = {}
 
 
 def _filled(consumer: Any, tp: Any) -> bool:
-    return tp.topic in _FILLED.get(consumer.app, frozenset())
+    app = getattr(consumer, "app", None)
+    return app is not None and tp.topic in _FILLED.get(app, frozenset())
 
 
 async def _add_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:

@@ -1,6 +1,7 @@
 """Glue between the agents and stream/core/continuity.py: records faust passes over, on any
-input partition, are noticed, read on a client of the worker's own and processed in place, and
-counted where the broker no longer holds them.
+partition an agent reads (the inputs, and the outputs the sinks read back), are noticed, read on
+a client of the worker's own and processed in place, and counted where the broker no longer
+holds them.
 
 The decisions are plain code in core/continuity.py; this module asks the broker (on a client of
 its own, stream/broker_offsets.py), tells faust's commit bookkeeping that a filled-in hole is
@@ -13,7 +14,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, AsyncIterator, Collection, Iterable
 
 from faust.types import TP
 
@@ -81,15 +82,17 @@ async def _answer(ask: Any, what: str, gap: Gap) -> Any:
 
 
 class PassedOver:
-    """One worker's bookkeeping of its input partitions: which offsets it expects next, which
-    holes it filled in, and the news partitions whose last records faust dropped."""
+    """One worker's bookkeeping of the partitions its agents read: which offsets it expects next,
+    which holes it filled in, and the partitions whose last records faust dropped."""
 
-    def __init__(self, app: Any, news: str, broker_offsets: BrokerOffsets) -> None:
+    def __init__(self, app: Any, caught_up: Collection[str], broker_offsets: BrokerOffsets) -> None:
         self.app = app
-        self.news = news  # the news topic's name (catch_up seeks only there)
+        # the topics catch_up watches: those where no later record may come for a long while (news, the
+        # sinks' topics; the internal topics carry a tick every second, which reveals any hole)
+        self.caught_up = frozenset(caught_up)
         # asked on a client of its own (the stall check uses it too: it must not lean on the consumer it judges)
         self.broker_offsets = broker_offsets
-        self.continuity = OffsetContinuity()  # keyed by (topic, partition): news and the scorer-to-aggregator topic
+        self.continuity = OffsetContinuity()  # keyed by (topic, partition): every topic an agent reads
         self.dropped = DroppedAfterFetch()
         self._asked: dict[tuple[str, int], int] = {}  # committed offsets asked of the broker since the assignment
         app.on_partitions_assigned.connect(self._on_assigned)
@@ -179,22 +182,27 @@ class PassedOver:
         for tp, first, last in done:
             mark_processed(consumer, tp, first, last)
 
-    async def catch_up(self, scorer_busy: bool) -> None:
-        """Seek faust's consumer back to news records it handed over and then dropped, with nothing
-        after them to reveal the hole (core/continuity.py, :class:`DroppedAfterFetch`). Called every
-        second; acts only while the scorer is idle and the group settled, so no record fetched before
-        the seek is still on its way to undo it."""
+    async def catch_up(self, busy: Collection[str]) -> None:
+        """Seek faust's consumer back to records it handed over and then dropped, with nothing after
+        them to reveal the hole (core/continuity.py, :class:`DroppedAfterFetch`), on the topics named
+        at construction. Called every second; acts on a topic only while the agent reading it is
+        idle (``busy``: the topics whose agent is inside a batch) and the group settled, so no record
+        fetched before the seek is still on its way to undo it. On the alerts topic such a record
+        would otherwise wait for the next alert to be stored and its webhooks sent."""
         consumer = self.app.consumer
-        if consumer is None or scorer_busy or self.app.rebalancing or not self.app.flow_control.is_active():
+        if consumer is None or self.app.rebalancing or not self.app.flow_control.is_active():
             self.dropped.busy()
             return
         now = time.monotonic()
         try:
-            tps = [tp for tp in consumer.assignment() if tp.topic == self.news]
+            tps = [tp for tp in consumer.assignment() if tp.topic in self.caught_up]
         except Exception:  # noqa: BLE001 - no assignment yet
             return
         for tp in tps:
             key = (tp.topic, tp.partition)
+            if tp.topic in busy:
+                self.dropped.forget(key)  # anything handed over may still be on its way to the agent
+                continue
             expected = self.continuity.expected.get(key)
             try:
                 read = consumer._read_offset.get(tp)  # noqa: SLF001 - faust-streaming is pinned

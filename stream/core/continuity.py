@@ -192,5 +192,9 @@ class DroppedAfterFetch:
         return expected
 
     def busy(self) -> None:
-        """The scorer is working: anything handed over may still be on its way to it."""
+        """The group is not settled: anything handed over may still be on its way to an agent."""
         self.since.clear()
+
+    def forget(self, partition: Hashable) -> None:
+        """The agent reading ``partition`` is working: what it was handed may still be on its way."""
+        self.since.pop(partition, None)

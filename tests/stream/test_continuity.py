@@ -252,7 +252,7 @@ def test_a_hole_that_cannot_be_read_while_the_broker_is_down_is_an_infrastructur
     real_sleep = asyncio.sleep
     monkeypatch.setattr(passed_over.asyncio, "sleep", no_sleep)
     broker = _SilentBroker()
-    bookkeeping = passed_over.PassedOver(_App(), "news", broker)  # type: ignore[arg-type]
+    bookkeeping = passed_over.PassedOver(_App(), {"news"}, broker)  # type: ignore[arg-type]
     done: list[object] = []
 
     async def drain() -> None:
@@ -301,7 +301,7 @@ def test_a_partition_whose_first_record_came_after_a_skipped_one_is_filled_from_
     app = _App()
     app.conf = type("Conf", (), {"id": "riskpulse"})()  # type: ignore[attr-defined]
     broker = _CommittingBroker()
-    bookkeeping = passed_over.PassedOver(app, "news", broker)  # type: ignore[arg-type]
+    bookkeeping = passed_over.PassedOver(app, {"news"}, broker)  # type: ignore[arg-type]
     bookkeeping.continuity.assigned({("news", 0), ("news", 1)})
     done: list[object] = []
 
@@ -380,7 +380,7 @@ def test_records_faust_forgot_at_a_rebalance_and_then_dropped_are_filled_in_and_
     (301) only 301-309 were filled in, and 242-300, never acknowledged again, held the commit."""
     app = _App()
     app.consumer = faust = _FaustCommits()  # type: ignore[assignment]
-    bookkeeping = passed_over.PassedOver(app, "news", _HoldingBroker())  # type: ignore[arg-type]
+    bookkeeping = passed_over.PassedOver(app, {"news"}, _HoldingBroker())  # type: ignore[arg-type]
     tp = TP("news", 0)
     faust.assign(tp, 242)
     bookkeeping.continuity.assigned({("news", 0)})
@@ -434,7 +434,7 @@ def test_the_commit_follows_what_was_processed_when_faust_jumps_ahead_after_a_se
     app = _App()
     app.consumer = faust = _CorrectedCommits(app)  # type: ignore[assignment]
     faust_commits.install(app, {"news"})
-    bookkeeping = passed_over.PassedOver(app, "news", _HoldingBroker())  # type: ignore[arg-type]
+    bookkeeping = passed_over.PassedOver(app, {"news"}, _HoldingBroker())  # type: ignore[arg-type]
     tp = TP("news", 0)
     faust.assign(tp, 196)
     bookkeeping.continuity.assigned({("news", 0)})

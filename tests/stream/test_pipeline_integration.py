@@ -399,18 +399,24 @@ if spec:
 """
 
 
+def drop_fetched_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: str) -> None:
+    """Workers started after this hand over none of the records ``spec`` (topic:partition:first:last)
+    names the first time faust fetches them (:data:`DROP_FETCHED_ONCE`)."""
+    hook = tmp_path / "faust_fault"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(DROP_FETCHED_ONCE)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("FAUST_TEST_DROP_FETCHED", spec)
+
+
 def test_records_faust_fetched_and_dropped_with_nothing_after_them_are_read_again(
         pipeline: Any, kafka: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The kill -9 stall: faust fetched a partition's last records and handed none of them over, so
     no later record revealed a hole and the partition sat with data until the stall check
     restarted the worker. The worker notices it on its own (faust's read offset behind the next
     offset expected, records waiting, the scorer idle) and seeks back: no restart, nothing lost."""
-    hook = tmp_path / "faust_fault"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(DROP_FETCHED_ONCE)
     topic = pipeline.topic(TOPIC_NEWS)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")])))
-    monkeypatch.setenv("FAUST_TEST_DROP_FETCHED", f"{topic}:0:10:39")
+    drop_fetched_once(tmp_path, monkeypatch, f"{topic}:0:10:39")
     worker = pipeline(KAFKA_PARTITIONS=1)
     items = news_items(40, seed=5)
     produce(kafka.bootstrap, topic, items[:10])  # offsets 0-9 handed over and scored
@@ -419,6 +425,60 @@ def test_records_faust_fetched_and_dropped_with_nothing_after_them_are_read_agai
     assert_counted_once(pipeline, kafka, items, worker, scored_timeout_s=120)
     log = worker.log_path.read_text()
     assert f"the consumer hands over nothing of {topic} partition 0 past offset 9 while records wait from 10" in log
+    assert worker.restarts() == 0
+
+
+def test_records_faust_passes_over_on_a_topic_a_sink_reads_still_reach_the_store(
+        pipeline: Any, kafka: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """faust passes over records of the topics the sinks read back as it does on the inputs: the
+    store the dashboard reads missed them (and on the alerts topic, their webhooks), while faust
+    committed past them. They are filled in like the inputs' and the sink's commit follows."""
+    from riskpulse.store.news import Store
+
+    scored_topic = pipeline.topic(TOPIC_SCORED)
+    drop_fetched_once(tmp_path, monkeypatch, f"{scored_topic}:0:5:14")
+    worker = pipeline(KAFKA_PARTITIONS=1)
+    items = news_items(40, seed=7)
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items)
+    scored = consume(kafka.bootstrap, scored_topic, lambda r: {x["id"] for x in r} >= {i["id"] for i in items})
+    assert max(x["_offset"] for x in scored) > 14  # the records passed over lie before others: a hole
+    store, want = Store(worker.env["RISKPULSE_STORE_URL"]), len({x["id"] for x in scored})
+    deadline = time.monotonic() + 60
+    while store.counts()["scored_news"] < want and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert store.counts()["scored_news"] == want
+    assert f"the consumer passed over records of {scored_topic} partition 0, offsets 5 to 14" in worker.log_path.read_text()
+    assert_committed_to_the_end(kafka, scored_topic, worker.env["RISKPULSE_APP_ID"])
+    assert worker.restarts() == 0
+
+
+def test_records_faust_drops_at_the_end_of_a_topic_a_sink_reads_are_read_again(
+        pipeline: Any, kafka: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kill -9 stall's case on a sink's topic: faust fetched its last records and handed none of
+    them over, and no later record came to reveal the hole (on the alerts topic the next one may be
+    hours away, and the dropped alert's webhooks wait for it). The worker seeks back on its own."""
+    from riskpulse.store.news import Store
+
+    scored_topic = pipeline.topic(TOPIC_SCORED)
+    drop_fetched_once(tmp_path, monkeypatch, f"{scored_topic}:0:10:10000")
+    worker = pipeline(KAFKA_PARTITIONS=1)
+    store = Store(worker.env["RISKPULSE_STORE_URL"])
+
+    def stored(n: int) -> int:
+        deadline = time.monotonic() + 60
+        while store.counts()["scored_news"] < n and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return store.counts()["scored_news"]
+
+    items = news_items(40, seed=9)
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items[:10])  # news.scored 0-9: handed over, stored
+    assert stored(10) == 10
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items[10:])  # news.scored 10-39: fetched and dropped
+    scored = consume(kafka.bootstrap, scored_topic, lambda r: {x["id"] for x in r} >= {i["id"] for i in items})
+    assert stored(len({x["id"] for x in scored})) == len({x["id"] for x in scored})
+    assert f"the consumer hands over nothing of {scored_topic} partition 0 past offset 9 while records wait from 10" \
+        in worker.log_path.read_text()
+    assert_committed_to_the_end(kafka, scored_topic, worker.env["RISKPULSE_APP_ID"])
     assert worker.restarts() == 0
 
 
