@@ -656,9 +656,9 @@ class Pipeline:
             os._exit(RESTART)
 
     def _check_commits(self, tps: list[Any], committed: dict[tuple[str, int], int | None], now: float) -> None:
-        """Say so when faust's commit of a partition does not catch up with records processed (and
-        what its bookkeeping holds): processing goes on, but lag figures and a restart's re-read
-        follow the commit."""
+        """Say so when the group's commit of a partition (as the broker holds it) does not catch up
+        with records processed, with what faust's bookkeeping holds: processing goes on, but lag
+        figures and a restart's re-read follow the commit."""
         processed = {key: self.watchdog.progress[key][0] for key in committed if key in self.watchdog.progress}
         for key in self.commit_watch.stuck(committed, processed, now):
             metrics.COMMIT_STUCK.labels(key[0], str(key[1])).inc()

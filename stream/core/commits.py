@@ -37,26 +37,17 @@ def next_commit(committed: int | None, acked: Iterable[int], processed: Iterable
     ``acked``: offsets acknowledged, in any order, repeats allowed. ``processed``: ranges marked
     done, half-open ``(begin, end)``, in any order, overlaps allowed."""
     done = set(acked)
-    ranges = sorted(processed)
-    if committed is None:
-        firsts = [b for b, e in ranges if e > b] + sorted(done)[:1]
-        if not firsts:
-            return None
-        start = min(firsts)
-    else:
-        start = committed
+    ranges = sorted((b, e) for b, e in processed if e > b)
+    start = committed if committed is not None else min([b for b, _ in ranges] + list(done), default=None)
+    if start is None:
+        return None
     at = start
-    ranges_i = 0
-    while True:
-        while ranges_i < len(ranges) and ranges[ranges_i][1] <= at:
-            ranges_i += 1  # wholly behind
-        if ranges_i < len(ranges) and ranges[ranges_i][0] <= at:
-            at = ranges[ranges_i][1]  # inside a marked range: jump to its end
-            continue
-        if at in done:
+    for begin, end in ranges:
+        while at in done:  # acknowledged offsets up to this range
             at += 1
-            continue
-        break
-    if committed is None:
-        return at if at > start else None
-    return at if at > committed else None
+        if begin > at:
+            break  # the range starts past a missing offset
+        at = max(at, end)  # inside or just before a marked range: on to its end
+    while at in done:  # acknowledged offsets after the last range reached
+        at += 1
+    return at if at > start else None

@@ -372,6 +372,25 @@ class _HoldingBroker:
                                     "timestamp": 0, "headers": []})() for o in range(start, min(stop, start + limit))]
 
 
+def _process(bookkeeping: passed_over.PassedOver, faust: _FaustCommits, tp: TP, offsets: range) -> list[int]:
+    """One batch as the agent runs it: the delivered records with holes filled in, the filled
+    holes marked once the batch is written, then the delivered records released (acknowledged).
+    Returns the offsets processed, in order."""
+    done: list[tuple[TP, int, int]] = []
+
+    async def run() -> list[int]:
+        out = []
+        async for chunk in bookkeeping.complete([_Event(tp.partition, o) for o in offsets], 100, done):
+            out += [e.message.offset for e in chunk]
+        await bookkeeping.mark_done(done)
+        return out
+
+    seen = asyncio.run(run())
+    for o in offsets:
+        faust.ack(tp, o)
+    return seen
+
+
 def test_records_faust_forgot_at_a_rebalance_and_then_dropped_are_filled_in_and_committed() -> None:
     """The stopped-mid-backlog failure (CI: commit stuck at 242 of 618, every record processed):
     the worker processed 242-300 of a partition, a rebalance came before faust committed them and
@@ -385,26 +404,11 @@ def test_records_faust_forgot_at_a_rebalance_and_then_dropped_are_filled_in_and_
     faust.assign(tp, 242)
     bookkeeping.continuity.assigned({("news", 0)})
 
-    def process(offsets: range) -> list[int]:
-        done: list[tuple[TP, int, int]] = []
-
-        async def run() -> list[int]:
-            out = []
-            async for chunk in bookkeeping.complete([_Event(0, o) for o in offsets], 100, done):
-                out += [e.message.offset for e in chunk]
-            await bookkeeping.mark_done(done)  # as the agent does once the batch is written
-            return out
-
-        seen = asyncio.run(run())
-        for o in offsets:
-            faust.ack(tp, o)  # the delivered records, released once processed
-        return seen
-
-    assert process(range(242, 301)) == list(range(242, 301))
+    assert _process(bookkeeping, faust, tp, range(242, 301)) == list(range(242, 301))
     faust.revoke(tp)  # the rebalance, before faust's commit interval came round
     faust.assign(tp, 242)
     bookkeeping.continuity.assigned({("news", 0)})
-    assert process(range(310, 618)) == list(range(242, 618))  # 242-309 filled in before 310
+    assert _process(bookkeeping, faust, tp, range(310, 618)) == list(range(242, 618))  # 242-309 filled in before 310
     assert faust.commit(tp) == 618
 
 
@@ -439,28 +443,14 @@ def test_the_commit_follows_what_was_processed_when_faust_jumps_ahead_after_a_se
     faust.assign(tp, 196)
     bookkeeping.continuity.assigned({("news", 0)})
 
-    def process(offsets: range) -> list[int]:
-        done: list[tuple[TP, int, int]] = []
-
-        async def run() -> list[int]:
-            out = []
-            async for chunk in bookkeeping.complete([_Event(0, o) for o in offsets], 100, done):
-                out += [e.message.offset for e in chunk]
-            await bookkeeping.mark_done(done)
-            return out
-
-        seen = asyncio.run(run())
-        for o in offsets:
-            faust.ack(tp, o)
-        return seen
-
     asyncio.run(faust._add_gap(tp, 197, 585))  # faust's consumer: read offset 196, first record 585
     assert faust.commit(tp) == 196  # nothing processed yet: nothing committed
-    assert process(range(196, 228)) == list(range(196, 228))
+    assert _process(bookkeeping, faust, tp, range(196, 228)) == list(range(196, 228))
     assert faust.commit(tp) == 228  # not past 228-584, which nobody has read
-    assert process(range(585, 600)) == list(range(228, 600))  # 228-584 filled in before 585
-    assert process(range(300, 311)) == list(range(300, 311))  # redelivered after a seek back: acknowledged twice over
-    assert process(range(600, 618)) == list(range(600, 618))
+    assert _process(bookkeeping, faust, tp, range(585, 600)) == list(range(228, 600))  # 228-584 filled in before 585
+    # redelivered after a seek back: acknowledged over a range already marked
+    assert _process(bookkeeping, faust, tp, range(300, 311)) == list(range(300, 311))
+    assert _process(bookkeeping, faust, tp, range(600, 618)) == list(range(600, 618))
     assert faust.commit(tp) == 618  # in one step
 
     other = TP("news.scored", 0)  # a topic riskpulse does not fill: faust's bookkeeping as it is

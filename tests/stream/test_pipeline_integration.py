@@ -428,13 +428,22 @@ def test_records_faust_fetched_and_dropped_with_nothing_after_them_are_read_agai
     assert worker.restarts() == 0
 
 
+def stored_scored(worker: Any, n: int, timeout_s: float = 60) -> int:
+    """Scored items in ``worker``'s store once it holds ``n`` (or the timeout passes): the sink writes as it goes."""
+    from riskpulse.store.news import Store
+
+    store = Store(worker.env["RISKPULSE_STORE_URL"])
+    deadline = time.monotonic() + timeout_s
+    while store.counts()["scored_news"] < n and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return store.counts()["scored_news"]
+
+
 def test_records_faust_passes_over_on_a_topic_a_sink_reads_still_reach_the_store(
         pipeline: Any, kafka: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """faust passes over records of the topics the sinks read back as it does on the inputs: the
     store the dashboard reads missed them (and on the alerts topic, their webhooks), while faust
     committed past them. They are filled in like the inputs' and the sink's commit follows."""
-    from riskpulse.store.news import Store
-
     scored_topic = pipeline.topic(TOPIC_SCORED)
     drop_fetched_once(tmp_path, monkeypatch, f"{scored_topic}:0:5:14")
     worker = pipeline(KAFKA_PARTITIONS=1)
@@ -442,11 +451,8 @@ def test_records_faust_passes_over_on_a_topic_a_sink_reads_still_reach_the_store
     produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items)
     scored = consume(kafka.bootstrap, scored_topic, lambda r: {x["id"] for x in r} >= {i["id"] for i in items})
     assert max(x["_offset"] for x in scored) > 14  # the records passed over lie before others: a hole
-    store, want = Store(worker.env["RISKPULSE_STORE_URL"]), len({x["id"] for x in scored})
-    deadline = time.monotonic() + 60
-    while store.counts()["scored_news"] < want and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert store.counts()["scored_news"] == want
+    want = len({x["id"] for x in scored})
+    assert stored_scored(worker, want) == want
     assert f"the consumer passed over records of {scored_topic} partition 0, offsets 5 to 14" in worker.log_path.read_text()
     assert_committed_to_the_end(kafka, scored_topic, worker.env["RISKPULSE_APP_ID"])
     assert worker.restarts() == 0
@@ -457,25 +463,15 @@ def test_records_faust_drops_at_the_end_of_a_topic_a_sink_reads_are_read_again(
     """The kill -9 stall's case on a sink's topic: faust fetched its last records and handed none of
     them over, and no later record came to reveal the hole (on the alerts topic the next one may be
     hours away, and the dropped alert's webhooks wait for it). The worker seeks back on its own."""
-    from riskpulse.store.news import Store
-
     scored_topic = pipeline.topic(TOPIC_SCORED)
     drop_fetched_once(tmp_path, monkeypatch, f"{scored_topic}:0:10:10000")
     worker = pipeline(KAFKA_PARTITIONS=1)
-    store = Store(worker.env["RISKPULSE_STORE_URL"])
-
-    def stored(n: int) -> int:
-        deadline = time.monotonic() + 60
-        while store.counts()["scored_news"] < n and time.monotonic() < deadline:
-            time.sleep(0.5)
-        return store.counts()["scored_news"]
-
     items = news_items(40, seed=9)
     produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items[:10])  # news.scored 0-9: handed over, stored
-    assert stored(10) == 10
+    assert stored_scored(worker, 10) == 10
     produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), items[10:])  # news.scored 10-39: fetched and dropped
     scored = consume(kafka.bootstrap, scored_topic, lambda r: {x["id"] for x in r} >= {i["id"] for i in items})
-    assert stored(len({x["id"] for x in scored})) == len({x["id"] for x in scored})
+    assert stored_scored(worker, len({x["id"] for x in scored})) == len({x["id"] for x in scored})
     assert f"the consumer hands over nothing of {scored_topic} partition 0 past offset 9 while records wait from 10" \
         in worker.log_path.read_text()
     assert_committed_to_the_end(kafka, scored_topic, worker.env["RISKPULSE_APP_ID"])
