@@ -22,6 +22,7 @@ import httpx
 
 from riskpulse.httputil import retry_after_s
 from riskpulse.records import Alert
+from riskpulse.settings import Settings
 
 from .outbox import Outbox
 from .rules import Route, Rules
@@ -222,3 +223,18 @@ class Deliverer:
     async def close(self) -> None:
         await self.client.aclose()
 
+
+
+async def deliver_forever(rules: Rules, settings: Settings, open_outbox: Callable[[], Outbox],
+                          run_blocking: Callable[..., Any],
+                          on_result: Callable[[str, str], None] = lambda route, outcome: None) -> None:
+    """The worker's webhook loop: drains the outbox beside the stream, never inside it, so a dead
+    receiver costs this task timeouts and nothing else. ``run_blocking`` runs store calls off the
+    event loop (the worker gives the outbox a thread of its own); nothing to do without routes."""
+    if not rules.routes:
+        return
+    outbox = await run_blocking(open_outbox)
+    policy = RetryPolicy(settings.webhook_retry_base_s, settings.webhook_retry_cap_s, settings.webhook_max_attempts)
+    deliverer = Deliverer(outbox, rules, policy, run_blocking=run_blocking)
+    deliverer.on_result = on_result
+    await deliverer.run_forever()

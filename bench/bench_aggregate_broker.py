@@ -1,6 +1,6 @@
 """The aggregate stage through a real broker and real workers, beside the core alone, in one run.
 
-Aggregation is partitioned (by story to count, by key to judge: stream/app.py), so its rate
+Aggregation is partitioned (by story to count, by key to judge: stream/agents.py), so its rate
 should grow with the workers in the group. Scored items, routed as the scorers route them, are
 produced straight onto the workers' internal topic (no model in the way: the score agents have
 no input), and the rate at which the counting stage publishes them on news.scored (dedupe,

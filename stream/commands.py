@@ -22,7 +22,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         from .topics import ensure_topics
 
         ensure_topics(get_settings())  # wrong credentials or bootstrap stop start-up here, not in a restart loop
-        from .supervisor import child_argv, supervise
+        from .runtime.supervisor import child_argv, supervise
 
         return supervise(child_argv(args.loglevel))
     from .agents import build_app

@@ -41,8 +41,8 @@ def produce(bootstrap: str, topic: str, values: list[bytes | dict[str, Any]], ke
 def as_scorers_send(items: list[dict[str, Any]], partitions: int) -> list[tuple[int, dict[str, Any]]]:
     """Scored items (with ``_src``) as the worker's scorers put them on its internal topic: each
     on the counting partition of its story, then every partition told how far each news partition
-    came (stream/agents.py, ``_report_progress``). Returns (partition, record) pairs in send order."""
-    from riskpulse.stream.agents import story_partition
+    came (stream/stages/score.py, ``_report_progress``). Returns (partition, record) pairs in send order."""
+    from riskpulse.stream.stages.partitioning import story_partition
 
     out: list[tuple[int, dict[str, Any]]] = []
     reached: dict[tuple[str, int], tuple[int, float]] = {}

@@ -12,7 +12,7 @@ import pytest
 from kafka import KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from riskpulse.stream.broker_offsets import BrokerOffsets
+from riskpulse.stream.runtime.broker_offsets import BrokerOffsets
 from riskpulse.stream.local_broker import free_port
 
 pytestmark = pytest.mark.integration

@@ -46,7 +46,7 @@ def test_sigterm_stops_a_worker_whose_broker_is_gone_within_the_bound(tmp_path: 
     import signal
     import subprocess
 
-    from riskpulse.stream.supervisor import STOP_TIMEOUT_S
+    from riskpulse.stream.runtime.supervisor import STOP_TIMEOUT_S
 
     broker = LocalBroker(state_dir=tmp_path / "kafka", cache_dir=Path.home() / ".cache" / "riskpulse" / "kafka")
     broker.start()

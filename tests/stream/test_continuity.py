@@ -207,9 +207,9 @@ def test_progress_or_a_busy_scorer_restarts_the_wait_and_caught_up_partitions_ar
     assert d.dropped(3, 5, 5, None, 100.0) is None
 
 
-# -- the glue (stream/passed_over.py) with a broker that does not answer ------------------------
+# -- the glue (stream/runtime/passed_over.py) with a broker that does not answer ------------------------
 
-from riskpulse.stream import passed_over  # noqa: E402
+from riskpulse.stream.runtime import passed_over  # noqa: E402
 
 
 class _Signal:
@@ -413,7 +413,7 @@ def test_records_faust_forgot_at_a_rebalance_and_then_dropped_are_filled_in_and_
 
 
 class _CorrectedCommits(_FaustCommits):
-    """The same fields, with riskpulse's corrections (stream/faust_commits.py) installed for ``news``."""
+    """The same fields, with riskpulse's corrections (stream/runtime/commits.py) installed for ``news``."""
 
     def __init__(self, app: object) -> None:
         super().__init__()
@@ -433,7 +433,7 @@ def test_the_commit_follows_what_was_processed_when_faust_jumps_ahead_after_a_se
     228-584 and went on. faust's walk over its acknowledged offsets, which now held 197-227 twice,
     stopped at each repeat: the commit moved one offset a second. Corrected, faust's own mark is
     ignored, the commit waits for the records, and then moves to the end in one step."""
-    from riskpulse.stream import faust_commits
+    from riskpulse.stream.runtime import commits as faust_commits
 
     app = _App()
     app.consumer = faust = _CorrectedCommits(app)  # type: ignore[assignment]

@@ -251,14 +251,17 @@ def test_each_partition_keeps_its_keys_under_its_prefix_in_a_shared_table() -> N
 
 
 def test_internal_records_decode_or_raise_for_the_dead_letter_queue() -> None:
-    from riskpulse.stream.agents import _decode_internal, story_partition
+    from riskpulse.stream.core.messages import Progress, Source, decode_counting
+    from riskpulse.stream.stages.partitioning import story_partition
 
-    assert _decode_internal(b'{"_progress": ["news", 2, 41, 3, 1780000000.5]}') == (None, (2, 41, 3), 1780000000.5)
-    assert _decode_internal(b'{"_progress": ["news", 2, 41, 0]}') == (None, (2, 41, 0), None)  # a heartbeat
+    assert decode_counting(b'{"_progress": ["news", 2, 41, 3, 1780000000.5]}') == Progress(Source("news", 2, 41, 3),
+                                                                                           1780000000.5)
+    assert decode_counting(b'{"_progress": ["news", 2, 41, 0]}') == Progress(Source("news", 2, 41, 0), None,
+                                                                             heartbeat=True)
     for bad in (b'{"_progress": ["news", 2, 41, 0, "soon"]}', b'{"_progress": ["news", 2, 41, 0, NaN]}',
                 b'{"_progress": ["news", "2", 41]}', b"[]"):
         with pytest.raises(ValueError):
-            _decode_internal(bad)
+            decode_counting(bad)
     # copies of a story meet on one counting partition, whatever their case, links or spacing
     assert story_partition("Apple beats!", 4) == story_partition("apple  beats https://t.co/x", 4)
 
@@ -268,7 +271,7 @@ def test_every_window_of_one_trend_key_goes_to_the_partition_kafka_gives_that_ke
     Kafka's default partitioner (murmur2, checked against kafka-python's own port) gives ``key_type|key``."""
     from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 
-    from riskpulse.stream.agents import trend_partition
+    from riskpulse.stream.stages.partitioning import trend_partition
 
     keys = [("topic", "earnings"), ("ticker", "ACME"), ("ticker", "BRK.B"), ("topic", "m&a"), ("ticker", "Ünï\udcff")]
     for partitions in (1, 3, 4, 12):

@@ -100,7 +100,7 @@ def test_shipped_json_schemas_match_the_record_models() -> None:
 def test_stall_watchdog_flags_only_partitions_with_data_and_no_progress() -> None:
     from types import SimpleNamespace
 
-    from riskpulse.stream.watchdog import StallWatchdog
+    from riskpulse.stream.runtime.watchdog import StallWatchdog
 
     dog = StallWatchdog(stall_s=30)
     ev = lambda p, o: SimpleNamespace(message=SimpleNamespace(topic="news", partition=p, offset=o))  # noqa: E731
@@ -130,7 +130,7 @@ def test_a_crashed_agent_ends_the_worker_for_its_supervisor(monkeypatch: pytest.
     # faust-streaming would leave the agent stopped in a worker that still looks healthy
     import asyncio
 
-    from riskpulse.stream import supervisor
+    from riskpulse.stream.runtime import supervisor
 
     def exit_(code: int) -> None:
         raise SystemExit(code)
@@ -154,7 +154,7 @@ def test_a_crashed_agent_ends_the_worker_for_its_supervisor(monkeypatch: pytest.
 
 
 def test_stall_watchdog_sees_an_agent_blocked_inside_a_batch() -> None:
-    from riskpulse.stream.watchdog import StallWatchdog
+    from riskpulse.stream.runtime.watchdog import StallWatchdog
 
     dog = StallWatchdog(stall_s=30)
     dog.begin("aggregate", now=100)
@@ -173,7 +173,7 @@ def test_stall_watchdog_sees_an_agent_blocked_inside_a_batch() -> None:
 def test_group_watch_sees_a_partition_nobody_commits_past_whoever_owns_it() -> None:
     """A partition the group's assignment left to nobody is judged by no worker's own watchdog:
     the group's committed offsets show it from any member."""
-    from riskpulse.stream.watchdog import GroupWatch
+    from riskpulse.stream.runtime.watchdog import GroupWatch
 
     watch = GroupWatch(limit_s=135)
     news0, news1, idle, fresh = ("news", 0), ("news", 1), ("news", 2), ("news", 3)
@@ -189,7 +189,7 @@ def test_group_watch_sees_a_partition_nobody_commits_past_whoever_owns_it() -> N
 
 
 def test_commit_watch_says_once_when_a_commit_stays_behind_processed_records() -> None:
-    from riskpulse.stream.watchdog import CommitWatch
+    from riskpulse.stream.runtime.watchdog import CommitWatch
 
     watch, key, other = CommitWatch(limit_s=45), ("news", 0), ("news", 1)
     assert watch.stuck({key: 284, other: 10}, {key: 617, other: 9}, now=0) == []  # other: nothing past its commit
@@ -206,7 +206,7 @@ def test_commit_watch_says_once_when_a_commit_stays_behind_processed_records() -
 def test_commit_watch_says_so_when_a_commit_crawls_behind_processed_records() -> None:
     """A commit that moves, one offset a second, but does not catch up (CI: 400 behind for seven
     minutes) is behind as much as one that stands still; one that keeps up with a moving stream is not."""
-    from riskpulse.stream.watchdog import CommitWatch
+    from riskpulse.stream.runtime.watchdog import CommitWatch
 
     watch, key = CommitWatch(limit_s=45), ("news", 0)
     assert [t for t in range(0, 60) if watch.stuck({key: 198 + t}, {key: 617}, now=t)] == [45]

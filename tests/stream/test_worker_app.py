@@ -8,7 +8,7 @@ from pathlib import Path
 
 from riskpulse.settings import Settings
 from riskpulse.stream.agents import Pipeline, build_app
-from riskpulse.stream.app import create_app
+from riskpulse.stream.runtime.app import create_app
 
 
 def test_the_app_is_built_from_settings_and_two_apps_share_nothing(tmp_path: Path) -> None:
@@ -46,9 +46,9 @@ def test_the_web_port_serves_health_readiness_and_metrics_only(tmp_path: Path) -
 def test_readiness_reports_the_lag_and_a_partition_stalling_before_the_watchdog_acts(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path)
     pipeline = Pipeline(create_app(settings), settings)
-    pipeline._ends = {("news", 0): 100, ("news", 1): 50}  # as the last stall check found them
-    pipeline.watchdog.advance(("news", 0), 89, now=1000.0)  # 10 records behind, progress just now
-    pipeline.watchdog.advance(("news", 1), 49, now=1000.0)  # caught up
+    pipeline.runtime.watches.ends = {("news", 0): 100, ("news", 1): 50}  # as the last stall check found them
+    pipeline.runtime.watchdog.advance(("news", 0), 89, now=1000.0)  # 10 records behind, progress just now
+    pipeline.runtime.watchdog.advance(("news", 1), 49, now=1000.0)  # caught up
     assert pipeline.health(1001.0) | {"ready": None} == {"ready": None, "model_loaded": False, "assigned": False,
                                                          "lag": 10, "stalling": []}
     later = 1000.0 + settings.stall_s / 2 + 1  # no progress for half of STALL_S with records waiting

@@ -1,5 +1,5 @@
-"""The Faust app, its topics and its tables, built from settings (the agents live in
-stream/agents.py; ``build_app`` there puts them together).
+"""The Faust app, its topics and its tables, built from settings (the stages live in
+stream/stages/; ``build_app`` in stream/agents.py puts them on the app).
 
 Flow inside the worker (every topic has KAFKA_PARTITIONS partitions; a worker holds the same
 partitions of all of them)::
@@ -28,8 +28,8 @@ import faust
 from riskpulse.records import TOPIC_ALERTS, TOPIC_DLQ, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
 from riskpulse.settings import Settings
 
-from .kafka_clients import faust_broker, faust_credentials
-from .topic_plan import TABLES, internal_topic_names
+from ..kafka_clients import faust_broker, faust_credentials
+from ..topic_plan import TABLES, internal_topic_names
 
 
 
@@ -40,6 +40,9 @@ def worker_datadir(settings: Settings) -> Path:
     path = settings.home / "worker" / f"{socket.gethostname()}-port-{settings.worker_web_port}"
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+App = faust.App  # the worker's app, as the pipeline names it without importing faust
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -84,7 +87,7 @@ def topic_name(settings: Settings, topic: str) -> str:
 
 class HeldTopic(faust.Topic):
     """A topic whose messages stay unacknowledged from delivery until the agent reading it has
-    processed them (it releases them: stream/agents.py, ``_processing``).
+    processed them (it releases them: stream/runtime/driver.py, ``_processing``).
 
     faust's streams acknowledge, and so commit, every record they skip: those queued under the
     previous consumer generation when a rebalance ends. Read again nowhere, those records were
@@ -123,7 +126,7 @@ class Topics:
 
     def read(self) -> tuple[HeldTopic, ...]:
         """The topics agents read: each is held, filled in where faust passes over records, and
-        committed as processed (stream/faust_commits.py)."""
+        committed as processed (stream/runtime/commits.py)."""
         return (self.news, self.scored_internal, self.windows_internal, self.scored, self.trends, self.alerts)
 
 

@@ -3,7 +3,7 @@
 For every topic its agents read (news, the two topics between its stages, and the outputs the
 sinks read back into the store) riskpulse accounts for every offset itself: each record is
 processed in offset order, and what faust passes over is read on the worker's own client and
-processed in place (stream/passed_over.py). faust's bookkeeping then needs two corrections, both
+processed in place (stream/runtime/passed_over.py). faust's bookkeeping then needs two corrections, both
 seen in CI's stopped-mid-backlog test:
 
 - faust marks a jump in the offsets it hands over as done at once (``Consumer._add_gap``, meant
@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from faust.transport.consumer import Consumer
 
-from .core.commits import next_commit
+from ..core.commits import next_commit
 
 # app -> names of the topics whose offsets riskpulse accounts for itself
 _FILLED: "weakref.WeakKeyDictionary[Any, frozenset[str]]" = weakref.WeakKeyDictionary()

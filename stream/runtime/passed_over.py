@@ -4,7 +4,7 @@ a client of the worker's own and processed in place, and counted where the broke
 holds them.
 
 The decisions are plain code in core/continuity.py; this module asks the broker (on a client of
-its own, stream/broker_offsets.py), tells faust's commit bookkeeping that a filled-in hole is
+its own, stream/runtime/broker_offsets.py), tells faust's commit bookkeeping that a filled-in hole is
 done, and reports (metrics, logs).
 """
 
@@ -18,10 +18,10 @@ from typing import Any, AsyncIterator, Collection, Iterable
 
 from faust.types import TP
 
-from . import metrics
+from .. import metrics
 from .broker_offsets import BrokerOffsets
-from .core.continuity import DroppedAfterFetch, Gap, OffsetContinuity, in_offset_order
-from .faust_commits import mark_processed
+from ..core.continuity import DroppedAfterFetch, Gap, OffsetContinuity, in_offset_order
+from .commits import mark_processed
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class PassedOver:
             yield out
 
     async def mark_done(self, done: list[tuple[TP, int, int]]) -> None:
-        """Tell faust's commit bookkeeping that filled-in offsets are processed (stream/faust_commits.py).
+        """Tell faust's commit bookkeeping that filled-in offsets are processed (stream/runtime/commits.py).
         faust never acknowledged the records it passed over and would otherwise never commit past
         them; a batch left unfinished (the worker stopping) leaves them unmarked, so whoever holds
         the partition next reads them again."""

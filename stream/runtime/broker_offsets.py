@@ -1,6 +1,6 @@
 """First and latest offsets of partitions, and records passed over, read on a client of their own.
 
-The stall watchdog (stream/watchdog.py) judges whether faust's consumer makes progress; asking
+The stall watchdog (stream/runtime/watchdog.py) judges whether faust's consumer makes progress; asking
 that same consumer (its thread, its fetcher) how far the partitions reach would make the judge
 depend on the thing it judges: a wedged consumer thread answered nothing, and the watchdog had
 to guess from a timeout. This client shares nothing with faust: one kafka-python consumer
@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from kafka import KafkaConsumer, TopicPartition
 
-from . import kafka_clients
+from .. import kafka_clients
 
 log = logging.getLogger(__name__)
 

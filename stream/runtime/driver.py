@@ -1,0 +1,93 @@
+"""How a stage runs as a faust agent: the one place that turns faust's event stream into the
+batches stages are promised (stream/stages/ports.py), so no stage repeats, or can forget, it.
+
+For each batch faust hands over:
+
+- the batch is watched for stalls (``StallWatchdog``) and kept unacknowledged until processed:
+  faust's ``take_events`` acknowledges a batch when the agent leaves it, however it leaves, and a
+  worker stopping mid-batch then committed the unprocessed batch (seen: a worker that left its
+  group mid-stream lost the item it was scoring). Every message holds one more reference from
+  delivery (``HeldTopic`` in app.py), released here only when the batch is done, so a cancelled
+  batch is read again by whoever holds the partition next (redelivery, which the stages absorb);
+- what faust passed over is read on the worker's own client and put in place, so the stage sees
+  each partition in offset order with no holes (passed_over.py), and the holes filled in are
+  marked done for the commit only once the batch's effects are written (commits.py);
+- a keyed stage is handed each partition's state: faust's table and its RocksDB store follow the
+  stream's current event, so one of that partition's events is made current first.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from ..core.state import Overlay, Prefixed
+from ..stages.ports import Record, Stage
+from .passed_over import PassedOver
+from .supervisor import exit_on_crash
+from .watchdog import StallWatchdog
+
+
+def as_records(events: list[Any]) -> list[Record]:
+    """faust's events (or those read on the worker's own client) as the records a stage reads."""
+    return [Record(e.message.topic, e.message.partition, e.message.offset, e.message.timestamp, e.value)
+            for e in events]
+
+
+def by_partition(events: list[Any]) -> dict[int, list[Any]]:
+    """A batch's events per partition, each in the order delivered."""
+    groups: dict[int, list[Any]] = {}
+    for event in events:
+        groups.setdefault(event.message.partition, []).append(event)
+    return groups
+
+
+class StageDriver:
+    def __init__(self, stage: Stage, passed_over: PassedOver, watchdog: StallWatchdog, table: Any = None) -> None:
+        if stage.keyed and table is None:
+            raise ValueError(f"stage {stage.name} keeps state: it needs its table")
+        self.stage, self.passed_over, self.watchdog, self.table = stage, passed_over, watchdog, table
+
+    @asynccontextmanager
+    async def _processing(self, events: list[Any]) -> AsyncIterator[list[Any]]:
+        """One batch: watched, held until processed; yields the list that collects the filled-in holes."""
+        with self.watchdog.batch(self.stage.name):
+            done: list[Any] = []
+            yield done  # no finally: a batch that did not finish keeps its references and its holes unmarked
+            await self.passed_over.mark_done(done)
+            for event in events:
+                event.message.decref()
+
+    async def _chunks(self, events: list[Any], filled: list[Any]) -> AsyncIterator[list[Record]]:
+        stage = self.stage
+        async for chunk in self.passed_over.complete(events, stage.batch, filled):
+            self.watchdog.begin(stage.name)  # each chunk is progress: a large filled-in gap is not a blocked agent
+            if stage.watched:
+                self.watchdog.note(chunk)
+            yield as_records(chunk)
+
+    async def run(self, stream: Any) -> None:
+        """The agent's body."""
+        stage = self.stage
+        await stage.start()
+        async for events in stream.take_events(stage.batch, within=stage.within_s):
+            async with self._processing(events) as filled:
+                if not stage.keyed:
+                    async for records in self._chunks(events, filled):
+                        await stage.process(records)
+                else:
+                    for partition, group in by_partition(events).items():
+                        stream._set_current_event(group[-1])  # noqa: SLF001 - the table follows the current event
+                        await stage.open(partition, Overlay(Prefixed(self.table, partition)))
+                        async for records in self._chunks(group, filled):
+                            await stage.process(records)
+                        await stage.close(partition)
+            stage.end_batch()
+
+    def agent(self) -> Any:
+        """The body as faust wants an agent: a function of the stream, named after the stage, that
+        ends the worker (for its supervisor to restart) if the stage raises."""
+        async def body(stream: Any) -> None:
+            await self.run(stream)
+        body.__name__ = body.__qualname__ = self.stage.name
+        return exit_on_crash(body)
