@@ -22,7 +22,7 @@ def exported() -> set[str]:
     import riskpulse.stream.rss  # noqa: F401
     from flask import Flask
 
-    from riskpulse.dashboard.app import install_metrics
+    from riskpulse.dashboard.routes import install_metrics
 
     install_metrics(Flask("probe"))  # the dashboard registers its own once per process
     names: set[str] = set()

@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from riskpulse.dashboard.app import create_app, figures_in_words, key_from_url, url_for_view, view_from_url
+from riskpulse.dashboard.app import create_app
+from riskpulse.dashboard.pages.alerts import figures_in_words
+from riskpulse.dashboard.urls import key_from_url, url_for_view, view_from_url
 from riskpulse.dashboard.sample_store import populate
 from riskpulse.settings import Settings
 from riskpulse.store.news import Store
@@ -39,7 +41,7 @@ def test_alert_figures_read_as_words_whatever_the_detector_recorded() -> None:
 
 
 def test_feed_headlines_link_to_their_story_and_are_never_markup() -> None:
-    from riskpulse.dashboard.app import headline_link
+    from riskpulse.dashboard.display import headline_link
 
     assert headline_link("Apple beats", "https://news.example/1") == "[Apple beats](<https://news.example/1>)"
     assert headline_link("[click](javascript:alert(1))", None) == "\\[click\\]\\(javascript:alert\\(1\\)\\)"

@@ -1,0 +1,122 @@
+"""The worker's stages driven as plain code, without Kafka or faust: the real Count and Judge
+classes, their real message encodings, through an in-memory output port, routed as the runtime
+routes them (each record to the partition the stage chose)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from riskpulse.records import TOPIC_DLQ, TOPIC_SCORED, TOPIC_TRENDS
+from riskpulse.settings import Settings
+from riskpulse.stream.core.backtest import run_backtest
+from riskpulse.stream.core.messages import Progress, Scored, Source
+from riskpulse.stream.core.state import Overlay, Prefixed
+from riskpulse.stream.runtime.versions import PINNED, UPGRADE_TESTS, UnsupportedRelease, check_pinned
+from riskpulse.stream.stages.count import Count
+from riskpulse.stream.stages.judge import Judge
+from riskpulse.stream.stages.partitioning import story_partition
+from riskpulse.stream.stages.ports import SCORED_BY_STORY, WINDOWS, Record
+
+from .test_core import DETECTOR, T0, scored
+
+
+class Memory:
+    """An output port that keeps what was sent, each send acknowledged at once."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def send(self, topic: str, value: bytes, *, key: bytes | None = None, partition: int | None = None,
+                   headers: list[tuple[str, bytes]] | None = None, timestamp: float | None = None) -> Any:
+        self.sent.append({"topic": topic, "value": value, "key": key, "partition": partition, "headers": headers})
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    def take(self, topic: str) -> list[dict[str, Any]]:
+        out = [s for s in self.sent if s["topic"] == topic]
+        self.sent = [s for s in self.sent if s["topic"] != topic]
+        return out
+
+
+def as_input(sent: list[dict[str, Any]], topic: str, partitions: int) -> dict[int, list[Record]]:
+    """Sent records as the next stage reads them: per partition, with offsets in send order."""
+    by_partition: dict[int, list[Record]] = defaultdict(list)
+    for s in sent:
+        p = s["partition"]
+        assert p is not None and 0 <= p < partitions, "every internal record names its partition"
+        by_partition[p].append(Record(topic, p, len(by_partition[p]), None, s["value"]))
+    return by_partition
+
+
+async def run(stage: Any, inputs: dict[int, list[Record]], table: dict[str, Any]) -> None:
+    """One batch per partition, as the runtime's driver runs a keyed stage."""
+    for partition, records in sorted(inputs.items()):
+        await stage.open(partition, Overlay(Prefixed(table, partition)))
+        await stage.process(records)
+        await stage.close(partition)
+    stage.end_batch()
+
+
+def test_count_and_judge_run_without_kafka_and_agree_with_the_backtest(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, kafka_partitions=3)
+    items = [scored(f"i{k}", T0 + 7 * k, ["negative", "neutral", "positive"][k % 3], ["Macro", "M&A"][k % 2],
+                    tickers=[["AAPL"], ["TSLA", "XOM"], []][k % 3]) for k in range(90)]
+    # what the scorers send: each item on its story's partition, then every partition hears
+    # how far every news partition came (far past the last window: everything closes)
+    sent = [{"partition": story_partition(item.headline, 3),
+             "value": Scored(item, Source("news", k % 2, k // 2)).encode()} for k, item in enumerate(items)]
+    sent += [{"partition": p, "value": Progress(Source("news", n, 45), T0 + 10_000).encode()}
+             for n in range(3) for p in range(3)]
+
+    async def pipeline() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        out = Memory()
+        await run(Count(settings, out), as_input(sent, SCORED_BY_STORY, 3), {})
+        published = out.take(TOPIC_SCORED)
+        await run(Judge(settings, out, DETECTOR), as_input(out.take(WINDOWS), WINDOWS, 3), {})
+        assert not out.take(TOPIC_DLQ)
+        return published, out.take(TOPIC_TRENDS)
+
+    published, trends = asyncio.run(pipeline())
+    assert sorted(json.loads(p["value"])["id"] for p in published) == sorted(i.id for i in items)
+    assert all(("riskpulse-schema", b"news.scored/v1") in p["headers"] for p in published)
+    got = {(t["key_type"], t["key"], t["window_start"]): t["count"] for t in map(lambda r: json.loads(r["value"]), trends)}
+    want = {(t.key_type, t.key, t.to_json()["window_start"]): t.count
+            for t in run_backtest(items, DETECTOR, settings.window_s).trends}
+    assert got == want and len(got) > 20
+
+
+@pytest.mark.parametrize("stage_name", ["aggregate", "judge"])
+def test_a_record_a_stage_cannot_read_is_dead_lettered_with_its_stage_and_the_batch_goes_on(
+        tmp_path: Path, stage_name: str) -> None:
+    settings = Settings(home=tmp_path, kafka_partitions=1)
+    good = Scored(scored("ok", T0), Source("news", 0, 0)).encode()
+    poison = [b"not json", b"[]", b'{"_progress": ["news", "0", 1]}', b'{"_part": [0, 1]}']
+
+    async def batch() -> Memory:
+        out = Memory()
+        stage = Count(settings, out) if stage_name == "aggregate" else Judge(settings, out, DETECTOR)
+        values = poison + ([good] if stage_name == "aggregate" else [])
+        await run(stage, {0: [Record("in", 0, k, None, v) for k, v in enumerate(values)]}, {})
+        return out
+
+    out = asyncio.run(batch())
+    letters = [json.loads(s["value"]) for s in out.take(TOPIC_DLQ)]
+    assert [(d["stage"], d["source_offset"]) for d in letters] == [(stage_name, k) for k in range(len(poison))]
+    if stage_name == "aggregate":
+        assert [json.loads(s["value"])["id"] for s in out.take(TOPIC_SCORED)] == ["ok"]  # the good one went on
+
+
+def test_the_runtime_refuses_faust_releases_its_repairs_were_not_tested_on() -> None:
+    check_pinned(dict(PINNED))  # the pinned releases: nothing to say
+    check_pinned()  # and they are what is installed
+    with pytest.raises(UnsupportedRelease) as refused:
+        check_pinned({**PINNED, "faust-streaming": "0.16.0"})
+    message = str(refused.value)
+    assert "faust-streaming 0.16.0 (want 0.15.3)" in message and all(test in message for test in UPGRADE_TESTS)
