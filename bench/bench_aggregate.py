@@ -1,7 +1,7 @@
 """The aggregate stage alone: items per second through the aggregation core, one internal partition.
 
 The worker runs :class:`stream.core.aggregator.Aggregator` in one agent over a single-partition
-table, so this one stage bounds the pipeline's scale-up (DESIGN.md: >= 5,000 items/s, else
+table, so this one stage bounds the pipeline's scale-up (docs/benchmarks.md: >= 5,000 items/s, else
 partition it). Measured over a JSON-serialising store (each flushed value is encoded, as the
 Faust table does for its changelog and RocksDB), batches of 500 as the agent takes them, window
 closes and the detector included. Prints a table and, last, one JSON line.

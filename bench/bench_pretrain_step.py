@@ -31,7 +31,7 @@ def _texts(data: Path, n: int) -> list[str]:
     try:
         texts = list(dict.fromkeys(load_splits(data).train.text.tolist()))
     except FileNotFoundError as exc:
-        raise SystemExit(f"{exc}: pass --data with the labelled data sets (see ../shared/data/README)") from exc
+        raise SystemExit(f"{exc}: pass --data with the labelled data sets (docs/model.md says where they live)") from exc
     return texts[:n]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 def write_card(model_dir: Path, card: dict[str, Any]) -> None:
@@ -28,6 +28,18 @@ def changed_files(files: dict[str, str], theirs: dict[str, str]) -> list[str]:
     """The data files ``theirs`` (another model's, a teacher's, an encoder's record) knew in another
     version than ``files``; a file they do not name is not held against them."""
     return sorted(name for name, digest in files.items() if theirs.get(name) not in (None, digest))
+
+
+def check_same_cut(record: dict[str, Any], split_seed: int, files: dict[str, str],
+                   wrong_cut: Callable[[Any], str], wrong_files: Callable[[list[str]], str]) -> None:
+    """ValueError unless what ``record`` describes (a teacher's predictions, a pretrained encoder)
+    read the same held-out cut and the same data files as the model about to use it: another cut's
+    training texts hold this model's held-out rows. The messages say what to redo."""
+    if record.get("split_seed") != split_seed:
+        raise ValueError(wrong_cut(record.get("split_seed")))
+    changed = changed_files(files, record.get("files", {}))
+    if changed:
+        raise ValueError(wrong_files(changed))
 
 
 def format_by_agreement(levels: dict[str, dict[str, float]]) -> str:

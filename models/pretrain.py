@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .base_model import BaseModel, resolve, write_tokenizer
-from .card import changed_files
+from .card import check_same_cut
 from .data import load_splits
 
 INFO = "PRETRAIN.json"
@@ -141,11 +141,8 @@ def check_pretrained(base_path: Path, split_seed: int, files: dict[str, str]) ->
     if not path.exists():
         return None
     info = json.loads(path.read_text())
-    if info.get("split_seed") != split_seed:
-        raise ValueError(f"{base_path} was pretrained on the training texts of cut {info.get('split_seed')}, which "
-                         f"include this model's held-out rows (cut {split_seed}); pretrain again with "
-                         f"--split-seed {split_seed}")
-    changed = changed_files(files, info.get("files", {}))
-    if changed:
-        raise ValueError(f"{base_path} was pretrained on other versions of {', '.join(changed)}; pretrain again")
+    check_same_cut(info, split_seed, files,
+                   lambda cut: (f"{base_path} was pretrained on the training texts of cut {cut}, which include this "
+                                f"model's held-out rows (cut {split_seed}); pretrain again with --split-seed {split_seed}"),
+                   lambda changed: f"{base_path} was pretrained on other versions of {', '.join(changed)}; pretrain again")
     return info

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import manifest
 from .artifact import ModelMeta, onnx_path
-from .choices import Backend
+from riskpulse.choices import Backend
 from .encoder import encode, length_sorted_batches, load_tokenizer, pad_batch
 from .errors import BackendUnavailableError, InvalidTextError
 from .logits import softmax

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .card import changed_files, read_card
+from .card import check_same_cut, read_card
 from .card import split_seed as card_split_seed
 from .labels import SENTIMENTS, TOPICS
 
@@ -188,11 +188,9 @@ def check_meta(meta: dict[str, Any], split_seed: int, files: dict[str, str]) -> 
     if meta.get("topics") != list(TOPICS) or meta.get("sentiments") != list(SENTIMENTS):
         raise ValueError(f"teacher {where} predicts other labels than this riskpulse (topics or sentiments "
                          "differ); retrain it on this version's labels")
-    if meta.get("split_seed") != split_seed:
-        raise ValueError(f"teacher {where} was cut with split seed {meta.get('split_seed')}, this model with "
-                         f"{split_seed}: it has trained on this model's held-out rows. Retrain it with "
-                         f"--split-seed {split_seed} (vary --seed instead), or train without it (--no-teachers)")
-    changed = changed_files(files, meta.get("files", {}))
-    if changed:
-        raise ValueError(f"teacher {where} was trained on other versions of {', '.join(changed)}; retrain it "
-                         "on this data (docs/model.md, 'A bigger teacher'), or train without it (--no-teachers)")
+    check_same_cut(meta, split_seed, files,
+                   lambda cut: (f"teacher {where} was cut with split seed {cut}, this model with {split_seed}: it has "
+                                f"trained on this model's held-out rows. Retrain it with --split-seed {split_seed} (vary "
+                                "--seed instead), or train without it (--no-teachers)"),
+                   lambda changed: (f"teacher {where} was trained on other versions of {', '.join(changed)}; retrain it "
+                                    "on this data (docs/model.md, 'A bigger teacher'), or train without it (--no-teachers)"))

@@ -32,7 +32,7 @@ from .card import write_card
 from .checkpoint import FILE as CHECKPOINT_FILE
 from .checkpoint import Checkpoint
 from .pretrain import check_pretrained
-from .choices import PRECISIONS, Precision
+from riskpulse.choices import PRECISIONS, Precision
 from .data import Splits, load_splits
 from .distill import distill_ensemble_loss, is_outside_teacher, teacher_targets
 from .teacher_predictions import resolve_teacher

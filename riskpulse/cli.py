@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from riskpulse.models.choices import BACKENDS, PRECISIONS
+from riskpulse.choices import BACKENDS, PRECISIONS
 
 if TYPE_CHECKING:  # the train extra (torch) is imported only by the commands that train
     from riskpulse.models.train import Recipe

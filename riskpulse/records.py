@@ -1,4 +1,4 @@
-"""The Kafka record contracts of DESIGN.md, as frozen typed models.
+"""The Kafka record contracts (docs/kafka.md, "Kafka topics"), as frozen typed models.
 
 The contract every package shares, so it sits at the bottom of the layers with the settings
 (docs/architecture.md): the stream, the alerts, the store and the dashboard import it, it

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from riskpulse.models.choices import Backend
+from riskpulse.choices import Backend
 
 HOME = Path(os.environ.get("RISKPULSE_HOME", Path.home() / ".riskpulse"))
 # the default model, packed (models/pack.py) and installed with the package: scripts/ship-model.sh

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-MAX_TICKERS = 20  # per item: a headline with hundreds of cashtags is capped, not a key flood
+from .core.limits import MAX_TICKERS
+
 CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,6}(?:\.[A-Za-z]{1,2})?)(?![\w])")
 
 

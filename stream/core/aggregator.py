@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal
 
 from riskpulse.records import Alert, ScoredNews, Trend
-from riskpulse.stream.tickers import MAX_TICKERS
 
 from . import windows
 from .dedupe import dedupe_key
+from .limits import MAX_TICKERS
 from .detection import INDEX_SHARDS, Detection, Verdicts, shard_of
 from .state import Overlay
 from .watermark import PartitionClock
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 KEY_SHARDS = 64  # window counters split by key hash: each table value stays small
 MAX_KEYS_PER_SHARD = 256  # ~16k distinct keys per window; a value stays far below Kafka's 1 MB
-MAX_KEYS_PER_ITEM = 1 + MAX_TICKERS  # its topic and its tickers (capped at extraction too)
+MAX_KEYS_PER_ITEM = 1 + MAX_TICKERS  # its topic and its tickers
 DEDUPE_BUCKET_S = 600
 PRUNE_EVERY_S = 3600.0
 
