@@ -6,12 +6,20 @@ run measures model-only and end-to-end throughput side by side, so the figure co
 run's ratio end-to-end / model-only. Prints a table and, last, one JSON line.
 
     python bench/bench_stream_revisions.py 6a2fd74 HEAD --model ~/.riskpulse/model --rounds 2
+
+Each worktree runs its own code: the repository's folders install as ``riskpulse.<folder>``
+through setuptools' package-dir, which an editable install maps to the main checkout, so a
+worktree's ``riskpulse/`` alone would pull every subpackage from the checkout the bench is
+started in (until 2026-12-05 both revisions measured that checkout's stream). Each worktree's
+``riskpulse/`` gets links to its own folders (:func:`link_packages`), and every run checks
+where its stream came from.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -21,7 +29,29 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def link_packages(tree: Path) -> None:
+    """Make ``tree/riskpulse`` a complete package: a link per package-dir entry of its pyproject.toml
+    (``"riskpulse.stream" = "stream"`` -> ``riskpulse/stream`` -> ``../stream``), so both the bench
+    and the worker it starts (``python -m riskpulse.cli`` with the tree as working folder) import
+    the tree's code before any editable install's mapping."""
+    text = (tree / "pyproject.toml").read_text()
+    for name, folder in re.findall(r'^"riskpulse\.(\w+)" = "(\w+)"$', text, re.M):
+        link = tree / "riskpulse" / name
+        if not link.exists():
+            link.symlink_to(Path("..") / folder, target_is_directory=True)
+
+
+def stream_origin(tree: Path) -> Path:
+    """Where ``riskpulse.stream`` is imported from when run in ``tree``, as the worker imports it."""
+    out = subprocess.run([sys.executable, "-c", "import riskpulse.stream as s; print(s.__file__)"], cwd=tree,
+                         capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip())
+
+
 def run(tree: Path, model: Path, data: Path, n: int) -> dict:
+    origin = stream_origin(tree)
+    if not origin.is_relative_to(tree):
+        raise SystemExit(f"the bench in {tree} would import the stream from {origin}: not the revision's own code")
     out = subprocess.run([sys.executable, "bench/bench_stream.py", "--model", str(model), "--data", str(data),
                           "--n", str(n)],
                          cwd=tree, capture_output=True, text=True, check=False)
@@ -46,6 +76,7 @@ def main() -> None:
         tree = base / rev.replace("/", "_")
         subprocess.run(["git", "worktree", "add", "--detach", "-f", str(tree), rev], cwd=REPO, check=True,
                        capture_output=True)
+        link_packages(tree)
         trees[rev] = tree
     results: dict[str, list[dict]] = {args.a: [], args.b: []}
     try:
