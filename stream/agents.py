@@ -46,17 +46,17 @@ class Pipeline:
 
     def __init__(self, app: App, settings: Settings) -> None:
         self.runtime = runtime = Runtime(app, settings)
-        topics, out = runtime.topics, runtime.outputs
+        topics = runtime.topics
         rules = Rules.load(settings.alert_rules)  # validated by `riskpulse worker` before this process starts
-        self.score = Score(settings, out, runtime.behind)
+        self.score = Score(settings, runtime.port(), runtime.behind)
         runtime.run(self.score, topics.news)
-        runtime.run(Count(settings, out), topics.scored_internal, runtime.count_table)
-        runtime.run(Judge(settings, out, Detector(rules, settings.window_s)), topics.windows_internal,
+        runtime.run(Count(settings, runtime.port()), topics.scored_internal, runtime.count_table)
+        runtime.run(Judge(settings, runtime.port(), Detector(rules, settings.window_s)), topics.windows_internal,
                     runtime.judge_table)
         # news.scored -> store (upserts by id); trends -> store (upserts by key and window);
         # alerts -> store (one row per alert id) + webhook outbox (one row per route and message)
         self.store = store = StoreAccess(settings)
-        by_topic = sinks(settings, out, store, rules)
+        by_topic = sinks(settings, runtime.port, store, rules)
         for name, topic in ((TOPIC_SCORED, topics.scored), (TOPIC_TRENDS, topics.trends), (TOPIC_ALERTS, topics.alerts)):
             runtime.run(by_topic[name], topic)
 

@@ -12,6 +12,7 @@ For each batch faust hands over:
 - what faust passed over is read on the worker's own client and put in place, so the stage sees
   each partition in offset order with no holes (passed_over.py), and the holes filled in are
   marked done for the commit only once the batch's effects are written (commits.py);
+- the batch is released only once everything it caused is acknowledged (outputs.py, ``StagePort``);
 - a keyed stage is handed each partition's state: faust's table and its RocksDB store follow the
   stream's current event, so one of that partition's events is made current first.
 """
@@ -54,6 +55,7 @@ class StageDriver:
         with self.watchdog.batch(self.stage.name):
             done: list[Any] = []
             yield done  # no finally: a batch that did not finish keeps its references and its holes unmarked
+            await self.stage.out.settle()  # everything the batch caused is acknowledged by the broker
             await self.passed_over.mark_done(done)
             for event in events:
                 event.message.decref()

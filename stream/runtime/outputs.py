@@ -1,11 +1,17 @@
-"""The stages' output port (stream/stages/ports.py ``Outputs``) over the worker's faust topics.
+"""The stages' output ports (stream/stages/ports.py ``Outputs``) over the worker's faust topics.
 
-faust's producer sends with acks=all; faust flushes it before it commits the input's offsets, so
-an input is committed only once the outputs it caused are acknowledged (at-least-once end to end).
+Each stage has a port of its own, which remembers what the stage sent in the current batch; the
+driver settles it (every send acknowledged by the broker, acks=all) before it releases the
+batch's input for commit. faust also flushes its producer before it commits, but a send that
+failed for good (a broker away past the producer's delivery timeout) only fails its own future:
+the commit would go ahead past the input that caused it. Settled per batch, such a failure
+raises in the stage's agent, the worker restarts (stream/runtime/supervisor.py), and the batch,
+never committed, is read again.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Awaitable
 
 from riskpulse.records import TOPIC_ALERTS, TOPIC_DLQ, TOPIC_SCORED, TOPIC_TRENDS
@@ -24,3 +30,26 @@ class TopicOutputs:
                    headers: list[tuple[str, bytes]] | None = None, timestamp: float | None = None) -> Awaitable[Any]:
         return await self._topics[topic].send(key=key, value=value, partition=partition, headers=headers,
                                               timestamp=timestamp)
+
+    async def settle(self) -> None:
+        """Nothing to wait for: the heartbeat's records answer to no input."""
+
+
+class StagePort:
+    """One stage's port: its sends since the last settle, awaited together at the end of a batch."""
+
+    def __init__(self, topics: TopicOutputs) -> None:
+        self._topics = topics
+        self._pending: list[Awaitable[Any]] = []
+
+    async def send(self, topic: str, value: bytes, *, key: bytes | None = None, partition: int | None = None,
+                   headers: list[tuple[str, bytes]] | None = None, timestamp: float | None = None) -> Awaitable[Any]:
+        sent = await self._topics.send(topic, value, key=key, partition=partition, headers=headers,
+                                       timestamp=timestamp)
+        self._pending.append(sent)
+        return sent
+
+    async def settle(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)  # a send that failed for good raises here: the batch is not released

@@ -23,12 +23,12 @@ from riskpulse.settings import Settings
 
 from .. import metrics
 from ..core.messages import TICK, Progress, Source
-from ..stages.ports import SCORED_BY_STORY, Outputs, Record, Stage
+from ..stages.ports import SCORED_BY_STORY, Record, Stage
 from . import commits
 from .app import declare_topics, state_tables
 from .broker_offsets import BrokerOffsets
 from .driver import StageDriver
-from .outputs import TopicOutputs
+from .outputs import StagePort, TopicOutputs
 from .passed_over import PassedOver
 from .versions import check_pinned
 from .watchdog import StallWatchdog
@@ -54,7 +54,7 @@ class Runtime:
         self.passed_over = PassedOver(app, caught_up, self.broker_offsets)
         # every stage accounts for each offset of what it reads (driver.py): the commits follow that
         commits.install(app, {t.get_topic_name() for t in topics.read()})
-        self.outputs: Outputs = TopicOutputs(topics)
+        self.outputs = TopicOutputs(topics)  # the heartbeat sends through it; each stage has a port of its own
         inputs = [t.get_topic_name() for t in (topics.news, topics.scored_internal, topics.windows_internal)]
         self.watches = Watches(app, inputs, self.partitions, settings.stall_s, self.watchdog, self.passed_over,
                                self.broker_offsets)
@@ -63,6 +63,10 @@ class Runtime:
         self._said_cancelled = False
 
     # -- what the pipeline puts on the worker ------------------------------------------------
+
+    def port(self) -> StagePort:
+        """A stage's own output port (one per stage: the driver settles it at the end of each batch)."""
+        return StagePort(self.outputs)
 
     def run(self, stage: Stage, topic: Any, table: Any = None) -> None:
         """``stage`` reads ``topic`` (a keyed stage keeps its state in ``table``)."""

@@ -42,15 +42,19 @@ class Record:
 
 
 class Outputs(Protocol):
-    """Where a stage's records go. ``send`` returns once the record is queued for the broker; the
-    awaitable it returns completes when the broker has acknowledged it (acks=all). A stage that
-    must know its outputs are durable before it moves its own state on (a window is closed only
-    once its counters are acknowledged) awaits those; every other output is flushed by the
-    runtime before the input's offsets are committed."""
+    """Where one stage's records go (each stage has a port of its own). ``send`` returns once the
+    record is queued for the broker; the awaitable it returns completes when the broker has
+    acknowledged it (acks=all). A stage that must know its outputs are durable before it moves
+    its own state on (a window is closed only once its counters are acknowledged) awaits those.
+    ``settle`` waits for every record sent since the last settle: the runtime calls it at the end
+    of each batch and releases the batch's input for commit only then, so an input is committed
+    only once everything it caused, dead letters included, is acknowledged."""
 
     async def send(self, topic: str, value: bytes, *, key: bytes | None = None, partition: int | None = None,
                    headers: list[tuple[str, bytes]] | None = None,
                    timestamp: float | None = None) -> Awaitable[Any]: ...
+
+    async def settle(self) -> None: ...
 
 
 def record_headers(topic: str, model_version: str | None = None) -> list[tuple[str, bytes]]:
@@ -82,6 +86,7 @@ class Stage:
     ``open`` with a partition's state before that partition's chunks and ``close`` after them."""
 
     name: str = "stage"
+    out: Outputs  # the stage's own port
     batch: int = 500  # records per batch at most
     within_s: float = 0.02  # how long a batch waits to fill
     keyed: bool = False

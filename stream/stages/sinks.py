@@ -89,8 +89,8 @@ class Sink(Stage):
             await send_dead_letter(self.out, decoded[index][0], f"{type(exc).__name__}: {str(exc)[:500]}", self.name)
 
 
-def sinks(settings: Settings, out: Outputs, access: StoreAccess, rules: Rules) -> dict[str, Sink]:
-    """The sink of each output topic (by its riskpulse.records name)."""
+def sinks(settings: Settings, port: Callable[[], Outputs], access: StoreAccess, rules: Rules) -> dict[str, Sink]:
+    """The sink of each output topic (by its riskpulse.records name), each with its own port."""
 
     def store_alerts(records: list[dict[str, Any]]) -> None:
         """Store first, then the outbox: a delivery row exists only for a stored alert."""
@@ -100,7 +100,7 @@ def sinks(settings: Settings, out: Outputs, access: StoreAccess, rules: Rules) -
             enqueue_alert(access.outbox(), rules, alert, settings.dashboard_url)
 
     return {
-        TOPIC_SCORED: Sink("sink_scored", out, access, lambda: access.store().upsert_scored, 500, 1.0),
-        TOPIC_TRENDS: Sink("sink_trends", out, access, lambda: access.store().upsert_trends, 500, 1.0),
-        TOPIC_ALERTS: Sink("sink_alerts", out, access, lambda: store_alerts, 100, 0.5),
+        TOPIC_SCORED: Sink("sink_scored", port(), access, lambda: access.store().upsert_scored, 500, 1.0),
+        TOPIC_TRENDS: Sink("sink_trends", port(), access, lambda: access.store().upsert_trends, 500, 1.0),
+        TOPIC_ALERTS: Sink("sink_alerts", port(), access, lambda: store_alerts, 100, 0.5),
     }

@@ -21,7 +21,7 @@ from riskpulse.stream.runtime.versions import PINNED, UPGRADE_TESTS, Unsupported
 from riskpulse.stream.stages.count import Count
 from riskpulse.stream.stages.judge import Judge
 from riskpulse.stream.stages.partitioning import story_partition
-from riskpulse.stream.stages.ports import SCORED_BY_STORY, WINDOWS, Record
+from riskpulse.stream.stages.ports import SCORED_BY_STORY, WINDOWS, Record, Stage
 
 from .test_core import DETECTOR, T0, scored
 
@@ -38,6 +38,9 @@ class Memory:
         done = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
+
+    async def settle(self) -> None:
+        """Every send was acknowledged when it was made."""
 
     def take(self, topic: str) -> list[dict[str, Any]]:
         out = [s for s in self.sent if s["topic"] == topic]
@@ -120,3 +123,85 @@ def test_the_runtime_refuses_faust_releases_its_repairs_were_not_tested_on() -> 
         check_pinned({**PINNED, "faust-streaming": "0.16.0"})
     message = str(refused.value)
     assert "faust-streaming 0.16.0 (want 0.15.3)" in message and all(test in message for test in UPGRADE_TESTS)
+
+
+# -- the runtime's driver: a batch is released only once its outputs are acknowledged ---------
+
+class _Message:
+    def __init__(self, offset: int) -> None:
+        self.topic, self.partition, self.offset, self.timestamp = "news", 0, offset, None
+        self.refs = 1
+
+    def decref(self) -> None:
+        self.refs -= 1
+
+
+class _Event:
+    def __init__(self, offset: int) -> None:
+        self.message, self.value = _Message(offset), b"{}"
+
+
+class _Stream:
+    def __init__(self, batch: list[_Event]) -> None:
+        self.batch = batch
+
+    async def take_events(self, n: int, within: float) -> Any:
+        yield self.batch
+
+
+class _PassedOver:
+    """Hands the batch over as delivered (no holes) and records what was marked done."""
+
+    def __init__(self) -> None:
+        self.marked: list[Any] = []
+
+    async def complete(self, events: list[Any], chunk: int, done: list[Any]) -> Any:
+        done.append(("news", 0, events[-1].message.offset))
+        yield events
+
+    async def mark_done(self, done: list[Any]) -> None:
+        self.marked += done
+
+
+class _Broker:
+    """The app's topics as the port sees them: every send acknowledged, or refused for good."""
+
+    def __init__(self, refuse: bool) -> None:
+        self.refuse = refuse
+
+    async def send(self, topic: str, value: bytes, **_: Any) -> Any:
+        sent = asyncio.get_running_loop().create_future()
+        if self.refuse:
+            sent.set_exception(TimeoutError("delivery timed out: the broker was away too long"))
+        else:
+            sent.set_result(None)
+        return sent
+
+
+class _Echo(Stage):
+    name = "echo"
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+
+    async def process(self, records: list[Record]) -> None:
+        for record in records:
+            await self.out.send(TOPIC_SCORED, b"{}")  # not awaited here: the driver settles the batch
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_a_batch_is_released_for_commit_only_once_the_broker_acknowledged_its_outputs(refused: bool) -> None:
+    from riskpulse.stream.runtime.driver import StageDriver
+    from riskpulse.stream.runtime.outputs import StagePort
+    from riskpulse.stream.runtime.watchdog import StallWatchdog
+
+    batch = [_Event(offset) for offset in range(3)]
+    passed_over = _PassedOver()
+    driver = StageDriver(_Echo(StagePort(_Broker(refuse=refused))), passed_over, StallWatchdog(60.0))  # type: ignore[arg-type]
+    if refused:  # the agent raises (the worker restarts), the batch is held and its holes unmarked: read again
+        with pytest.raises(TimeoutError):
+            asyncio.run(driver.run(_Stream(batch)))
+        assert [e.message.refs for e in batch] == [1, 1, 1] and passed_over.marked == []
+    else:
+        asyncio.run(driver.run(_Stream(batch)))
+        assert [e.message.refs for e in batch] == [0, 0, 0] and passed_over.marked == [("news", 0, 2)]
