@@ -11,7 +11,12 @@ does one never seen once ``idle_s`` has passed since start, but never while its 
 said more records were behind it in ``news``: a partition whose scorer is busy elsewhere, or
 being rebalanced, is slow, not idle (silence alone misjudged that: with two workers, a scorer
 working through one partition's 500-record fetch left another partition quiet for seconds and
-its items were counted late); when every partition is idle, event
+its items were counted late), and never once its scorer has gone quiet: idleness is the scorer's
+word, "I have read everything", and it holds only while the scorer keeps saying it (heartbeats
+every second). A scorer that dies says nothing more, while records keep arriving on its
+partition for the next owner; had its last "caught up" stood, the watermark would have run past
+them and they would have been counted late (seen: a worker killed under load, its partitions'
+next records late at the worker that took them over); when every partition is idle, event
 time moves on with the wall clock, so windows close while the news is quiet. The watermark
 never passes the wall clock plus the allowed skew, and never goes back.
 """
@@ -24,6 +29,8 @@ from typing import Any, Iterable
 
 NEVER = -math.inf
 NEVER_HEARD_GRACE = 6  # x idle_s: how long a partition nobody reports on holds the watermark after start
+HEARTBEAT_S = 1.0  # how often each scorer says how far it has read (stream/runtime/worker.py, the tick)
+STALE_HEARTBEATS = 5  # heartbeats missed in a row: the scorer is gone (or rebalancing), its word no longer stands
 
 
 @dataclass
@@ -41,6 +48,7 @@ class PartitionClock:
     confirm: bool = False
     confirmed: set[int] = field(default_factory=set)
     heard_from: set[int] = field(default_factory=set)  # since this start: an item or a heartbeat
+    last_heard_wall: dict[int, float] = field(default_factory=dict)  # partition -> wall time of its scorer's last word
 
     @classmethod
     def restore(cls, saved: dict[str, Any] | None, idle_s: float, max_skew_s: float, now_wall: float,
@@ -63,6 +71,7 @@ class PartitionClock:
         self.behind[partition] = max(0, int(behind))
         self.expected.add(partition)
         self.heard_from.add(partition)
+        self.last_heard_wall[partition] = now_wall
         self.confirmed.discard(partition)
 
     def heard(self, partition: int, now_wall: float, behind: int = 0) -> None:
@@ -71,6 +80,7 @@ class PartitionClock:
         self.behind[partition] = max(0, int(behind))
         self.expected.add(partition)
         self.heard_from.add(partition)
+        self.last_heard_wall[partition] = now_wall
         if self.behind[partition] == 0:
             self.confirmed.add(partition)
         else:
@@ -93,6 +103,8 @@ class PartitionClock:
                 return now_wall - self.started_wall >= NEVER_HEARD_GRACE * self.idle_s
             if partition not in self.confirmed:
                 return False
+            if now_wall - self.last_heard_wall[partition] > max(self.idle_s, STALE_HEARTBEATS * HEARTBEAT_S):
+                return False  # its scorer has gone quiet: its "caught up" no longer stands
         return now_wall - self.last_seen_wall.get(partition, self.started_wall) >= self.idle_s
 
     def watermark(self, now_wall: float) -> float:

@@ -23,6 +23,7 @@ from riskpulse.settings import Settings
 
 from .. import metrics
 from ..core.messages import TICK, Progress, Source
+from ..core.watermark import HEARTBEAT_S
 from ..stages.ports import SCORED_BY_STORY, Record, Stage
 from . import commits
 from .app import declare_topics, state_tables
@@ -86,7 +87,7 @@ class Runtime:
         self._model_loaded = model_loaded
         self.app.task(self.own_the_log_handlers)
         self.every(5.0, "stall_check", self.watches.check)
-        self.every(1.0, "tick", self.tick)
+        self.every(HEARTBEAT_S, "tick", self.tick)
         self._page("/healthz", self.healthz)
         self._page("/readyz", self.readyz)
         self._page("/metrics", self.metrics_page)

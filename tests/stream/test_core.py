@@ -344,4 +344,24 @@ def test_a_configured_partition_nobody_reports_on_holds_only_for_a_grace() -> No
     clock.observe(0, T0 + 600, now_wall=w + 1)
     clock.heard(0, w + 2)
     assert clock.watermark(w + 20) == -math.inf  # 1-3 not heard of yet: held
+    clock.heard(0, w + 30)  # partition 0's scorer heartbeats every second
     assert clock.watermark(w + 31) == T0 + 600 + (w + 31 - (w + 1))  # after 6 x IDLE_S they no longer hold
+
+
+def test_a_scorer_that_goes_quiet_no_longer_vouches_for_its_partition() -> None:
+    """A worker killed under load: its last heartbeat said "caught up", then nothing more, while
+    its partition's records wait for the next owner. They must not be late when they come."""
+    w = T0 + 1000.0
+    clock = PartitionClock.restore(None, idle_s=5, max_skew_s=300, now_wall=w, expected=[0, 1], confirm=True)
+    clock.observe(0, T0 + 10, now_wall=w)
+    clock.observe(1, T0 + 10, now_wall=w)
+    clock.heard(1, w + 1, behind=0)  # the last word of partition 1's scorer: caught up; then it dies
+    for second in range(1, 7):  # partition 0 keeps flowing
+        clock.observe(0, T0 + 10 + second, now_wall=w + second)
+    assert clock.watermark(w + 6) == T0 + 16  # caught up, quiet 6 s, its word 5 s old: idle, as before
+    for second in range(7, 60):
+        clock.observe(0, T0 + 10 + second, now_wall=w + second)
+    assert clock.watermark(w + 59) == T0 + 10  # nearly a minute without a word: its partition holds again
+    clock.heard(1, w + 60, behind=40)  # the next owner: a backlog of 40
+    clock.observe(1, T0 + 12, now_wall=w + 61)  # ... not late
+    assert clock.watermark(w + 61) == T0 + 12
