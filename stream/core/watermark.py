@@ -47,8 +47,8 @@ class PartitionClock:
     # cannot tell "nothing more" from "its scorer is busy elsewhere or not fetching yet"
     confirm: bool = False
     confirmed: set[int] = field(default_factory=set)
-    heard_from: set[int] = field(default_factory=set)  # since this start: an item or a heartbeat
-    last_heard_wall: dict[int, float] = field(default_factory=dict)  # partition -> wall time of its scorer's last word
+    # partition -> wall time of its scorer's last word (an item or a heartbeat) since this start
+    last_heard_wall: dict[int, float] = field(default_factory=dict)
 
     @classmethod
     def restore(cls, saved: dict[str, Any] | None, idle_s: float, max_skew_s: float, now_wall: float,
@@ -70,7 +70,6 @@ class PartitionClock:
         self.last_seen_wall[partition] = now_wall
         self.behind[partition] = max(0, int(behind))
         self.expected.add(partition)
-        self.heard_from.add(partition)
         self.last_heard_wall[partition] = now_wall
         self.confirmed.discard(partition)
 
@@ -79,7 +78,6 @@ class PartitionClock:
         dead-lettered): how many records it still has to read. Does not reset its silence."""
         self.behind[partition] = max(0, int(behind))
         self.expected.add(partition)
-        self.heard_from.add(partition)
         self.last_heard_wall[partition] = now_wall
         if self.behind[partition] == 0:
             self.confirmed.add(partition)
@@ -97,7 +95,7 @@ class PartitionClock:
         if self.behind.get(partition, 0) > 0:
             return False  # more records are on their way: slow, not idle
         if self.confirm:
-            if partition not in self.heard_from:
+            if partition not in self.last_heard_wall:
                 # a partition that exists is heard from within seconds (heartbeats); one that is
                 # not (configured but absent, or nobody scores it) stops holding after a grace
                 return now_wall - self.started_wall >= NEVER_HEARD_GRACE * self.idle_s

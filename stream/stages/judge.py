@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-
 from riskpulse.alerts.detector import Detector
 from riskpulse.records import TOPIC_ALERTS, TOPIC_TRENDS
 from riskpulse.settings import Settings
