@@ -88,6 +88,16 @@ def deviation(state: dict[str, Any], recent: list[int]) -> tuple[float, int]:
     return best, span
 
 
+def judged(trend: Trend, rule: Rule) -> tuple[int, int, float]:
+    """The window's count, negatives and negative share as the rule judges them: distinct
+    stories by default, every copy with ``judge: copies`` (and for trends from a release before
+    stories, which did not count them)."""
+    if rule.judge == "stories" and trend.stories is not None and trend.negative_stories is not None:
+        stories, negative = trend.stories, trend.negative_stories
+        return stories, negative, round(negative / stories, 6) if stories else 0.0
+    return trend.count, trend.negative, trend.negative_share
+
+
 def _utc(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, timezone.utc)
 
@@ -109,8 +119,9 @@ class Detector:
         Windows at or before the last one seen are ignored: redelivery changes nothing.
         """
         start = int(trend.window_start.timestamp())
-        return self._advance_to(state, trend.key_type, trend.key, start, trend.count, trend.negative,
-                                trend.negative_share, trend.top_negative)
+        count, negative, share = judged(trend, self.rules.rule_for(trend.key_type, trend.key)[1])
+        return self._advance_to(state, trend.key_type, trend.key, start, count, negative, share, trend.top_negative,
+                                copies=(trend.count, trend.negative))
 
     def close_window(self, start: int, closed: list[Trend], firing: set[str],
                      load: Callable[[str], dict[str, Any] | None], save: Callable[[str, dict[str, Any]], None]) -> list[Alert]:
@@ -145,7 +156,7 @@ class Detector:
         return self._advance_to(state, key_type, key, start, 0, 0, 0.0, [])
 
     def _advance_to(self, state: dict[str, Any], key_type: str, key: str, start: int, count: int, negative: int,
-                    share: float, evidence: list[EvidenceHeadline]) -> list[Alert]:
+                    share: float, evidence: list[EvidenceHeadline], copies: tuple[int, int] | None = None) -> list[Alert]:
         last = state["last"]
         if last is not None and start <= last:
             return []
@@ -165,11 +176,12 @@ class Detector:
                     self._silent_step(state, rule, window)  # nothing can fire on zero negatives
                 else:
                     out += self._step(state, key_type, key, name, rule, window, 0, 0, 0.0, [])
-        out += self._step(state, key_type, key, name, rule, start, count, negative, share, evidence)
+        out += self._step(state, key_type, key, name, rule, start, count, negative, share, evidence, copies)
         return out
 
     def _step(self, state: dict[str, Any], key_type: str, key: str, name: str, rule: Rule, start: int,
-              count: int, negative: int, share: float, evidence: list[EvidenceHeadline]) -> list[Alert]:
+              count: int, negative: int, share: float, evidence: list[EvidenceHeadline],
+              copies: tuple[int, int] | None = None) -> list[Alert]:
         state["last"] = start
         recent = (state["recent"] + [negative])[-max(SCAN):]
         state["recent"] = recent
@@ -182,7 +194,9 @@ class Detector:
         severity = "critical" if z >= rule.critical_z else "warning"
         sd = math.sqrt(max(state["var"], state["mean"], 0.25))
         figures = {"observed": {"negative": float(negative), "count": float(count), "negative_share": round(share, 4),
-                                "z": round(z, 3), "span_windows": float(span), "span_negative": float(span_negative)},
+                                "z": round(z, 3), "span_windows": float(span), "span_negative": float(span_negative)}
+                   | ({"copies": float(copies[0]), "negative_copies": float(copies[1])}
+                      if copies is not None and rule.judge == "stories" else {}),
                    "baseline": {"negative_mean": round(state["mean"], 4), "negative_sd": round(sd, 4),
                                 "negative_share": round(baseline_share, 4), "windows": float(state["n"])}}
         out: list[Alert] = []
@@ -242,9 +256,11 @@ class Detector:
                figures: dict[str, dict[str, float]], evidence: list[EvidenceHeadline]) -> Alert:
         obs, base = figures["observed"], figures["baseline"]
         minutes = self.window_s / 60
+        unit = " stories" if "copies" in obs else ""
+        copies = f" ({int(obs['negative_copies'])} negative copies)" if "copies" in obs else ""
         if status == "firing":
             summary = (f"{alert['severity'].upper()}: negative news on {key_type} {key}: {int(obs['negative'])} of "
-                       f"{int(obs['count'])} in the {minutes:g}-min window ({obs['negative_share']:.0%} negative, usually "
+                       f"{int(obs['count'])}{unit} in the {minutes:g}-min window{copies} ({obs['negative_share']:.0%} negative, usually "
                        f"{base['negative_share']:.0%}); baseline {base['negative_mean']:.1f} ± {base['negative_sd']:.1f} "
                        f"per window, z = {obs['z']:.1f}")
         else:

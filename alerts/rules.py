@@ -43,6 +43,9 @@ class Rule(BaseModel):
     min_share_lift: float = Field(0.05, ge=0, le=1)  # ...and how far above the key's usual share
     resolve_after_windows: int = Field(3, ge=1)  # quiet windows before a firing alert resolves
     cooldown_windows: int = Field(10, ge=0)  # after resolving, no new alert for the key for this long
+    # what a window's negatives are: distinct stories (ten copies of one lawsuit are one negative
+    # story) or every counted copy, as before stories were found (stream/core/stories.py)
+    judge: Literal["stories", "copies"] = "stories"
 
     @model_validator(mode="after")
     def _ordered(self) -> "Rule":

@@ -99,6 +99,11 @@ class ScoredNews(_Record):
     sentiment_probs: SentimentProbs
     sentiment_score: float = Field(ge=-1, le=1)
     duplicate_of: str | None = None
+    # the story the item is a copy of (the id of its first copy; stream/core/stories.py), and the
+    # copy's place in it: copies and distinct sources so far, this one included
+    story_id: str | None = None
+    story_copies: int | None = Field(None, ge=1)
+    story_sources: int | None = Field(None, ge=0)
     model_version: str
     scored_at: UtcDatetime
     # set when the item's own published_at broke the event-time policy (far future or far past):
@@ -112,6 +117,11 @@ class EvidenceHeadline(_Record):
     sentiment_score: float
     sentiment_probs: SentimentProbs | None = None
     url: str | None = None
+    # the story this headline stands for in the evidence (its most negative copy in the window)
+    # and how far it had spread when the window closed: copies and distinct sources
+    story_id: str | None = None
+    copies: int | None = Field(None, ge=1)
+    sources: int | None = Field(None, ge=0)
 
 
 class Trend(_Record):
@@ -126,7 +136,11 @@ class Trend(_Record):
     positive: int = Field(ge=0)
     mean_score: float = Field(ge=-1, le=1)
     negative_share: float = Field(ge=0, le=1)
-    top_negative: list[EvidenceHeadline] = Field(default_factory=list)  # most negative first, at most 5
+    # distinct stories among the counted items (copies of one story count once per window and key),
+    # and those whose copy that brought them into the window was negative; None from older releases
+    stories: int | None = Field(None, ge=0)
+    negative_stories: int | None = Field(None, ge=0)
+    top_negative: list[EvidenceHeadline] = Field(default_factory=list)  # most negative first, one per story, at most 5
 
 
 class Alert(_Record):

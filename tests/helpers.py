@@ -21,6 +21,19 @@ from riskpulse.stream.reader import reader
 REPO = Path(__file__).resolve().parents[1]
 
 
+def story_tag(i: int) -> str:
+    """Two made-up words unique to ``i``: test headlines built from one template stay distinct
+    stories (a number alone would not: a changed figure is a copy of the same story)."""
+    def word(n: int) -> str:
+        out = ""
+        while True:
+            n, r = divmod(n, 26)
+            out += "abcdefghijklmnopqrstuvwxyz"[r]
+            if n == 0:
+                return "zq" + out
+    return f"{word(i)} {word(i + 7919)}"
+
+
 def produce(bootstrap: str, topic: str, values: list[bytes | dict[str, Any]], key: Callable[[Any], bytes] | None = None,
             partition: Callable[[Any], int] | None = None) -> None:
     """Send ``values`` and wait for the broker to take every one (a refused record fails the test)."""

@@ -38,6 +38,8 @@ from .dedupe import dedupe_key
 from .limits import MAX_TICKERS
 from .detection import INDEX_SHARDS, Detection, Verdicts, shard_of
 from .state import Overlay
+from .story_state import Stories
+from .stories import THRESHOLD
 from .watermark import PartitionClock
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,8 @@ class AggregatorConfig:
     max_skew_s: float = 300.0
     dedupe_horizon_s: int = 86_400
     key_ttl_s: float = 7 * 86_400.0  # detector state of keys silent this long is dropped
-    dedupe: bool = True  # off in the backtest, whose input was deduplicated by the worker already
+    dedupe: bool = True  # off in the backtest, whose input was deduplicated (and its stories found) by the worker
+    story_threshold: float = THRESHOLD  # similarity that makes a headline a copy of a story (stream/core/stories.py)
     confirm_idle: bool = False  # the worker's scorers send heartbeats: idleness needs one (watermark.py)
 
 
@@ -121,6 +124,7 @@ class Aggregator:
 
     def __init__(self, state: Overlay, config: AggregatorConfig, detector: Any, now_wall: float,
                  partitions: Iterable[int] = (), on_detector_error: Callable[[str, Exception], None] | None = None) -> None:
+        self.stories = Stories(state, config.dedupe_horizon_s, config.story_threshold)
         self.state = state
         self.config = config
         self.detection = Detection(detector, config.window_s, on_detector_error) if detector is not None else None
@@ -139,6 +143,15 @@ class Aggregator:
             self.closed = min(self.closed, limit)
             self._save_marker()
 
+    @property
+    def state(self) -> Overlay:
+        return self._state
+
+    @state.setter
+    def state(self, state: Overlay) -> None:
+        """The caller hands each batch its own overlay (stream/stages/count.py)."""
+        self._state = self.stories.state = state
+
     # -- items -----------------------------------------------------------------------------
 
     def add(self, item: ScoredNews, partition: int, offset: int, now_wall: float, behind: int = 0) -> Added:
@@ -147,7 +160,11 @@ class Aggregator:
         ``behind``: records of that partition still unread when it was scored (see watermark.py).
         """
         ts = item.published_at.timestamp()
-        item, status = self._dedupe(item, ts, partition, offset) if self.config.dedupe else (item, "counted")
+        if self.config.dedupe:
+            item, status, story = self._dedupe(item, ts, partition, offset)
+        else:  # the backtest: the worker found the stories (news.scored carries them)
+            item, status, story = item, "counted", item.story_id or item.id
+        item = self.stories.register(story, item, ts, partition, offset)
         if status in ("counted", "redelivered"):
             if self._is_late(ts):
                 status = "late" if status == "counted" else "redelivered"
@@ -166,18 +183,22 @@ class Aggregator:
         else:
             self.clock.heard(partition, now_wall, behind)
 
-    def _dedupe(self, item: ScoredNews, ts: float, partition: int, offset: int) -> tuple[ScoredNews, Status]:
+    def _dedupe(self, item: ScoredNews, ts: float, partition: int, offset: int) -> tuple[ScoredNews, Status, str]:
+        """Exact re-publication first (the same normalised headline), then the story: a first
+        sighting joins the story it is a near-copy of, or starts one (stream/core/story_state.py)."""
         dkey = "d|" + dedupe_key(item.headline)
         first = self.state.get(dkey)
         if first is not None and first["id"] == item.id:
+            story = first.get("story") or item.id
             if list(first.get("pos") or []) != [partition, offset]:
-                return item, "resent"  # the same item sent again: counted once, at its first position
-            return item, "redelivered"  # the window shards know whether they hold it, while it is open
+                return item, "resent", story  # the same item sent again: counted once, at its first position
+            return item, "redelivered", story  # the window shards know whether they hold it, while it is open
         if first is not None and abs(ts - float(first["ts"])) <= self.config.dedupe_horizon_s:
-            return item.model_copy(update={"duplicate_of": first["id"]}), "duplicate"
-        self.state.set(dkey, {"id": item.id, "ts": ts, "pos": [partition, offset]})
+            return item.model_copy(update={"duplicate_of": first["id"]}), "duplicate", first.get("story") or first["id"]
+        story = self.stories.assign(item, ts)
+        self.state.set(dkey, {"id": item.id, "ts": ts, "pos": [partition, offset], "story": story})
         self._index_dedupe(dkey, ts)
-        return item, "counted"
+        return item, "counted", story
 
     def _is_late(self, ts: float) -> bool:
         return windows.window_start(ts, self.config.window_s) + self.config.window_s + self.config.lateness_s <= self.closed
@@ -188,6 +209,9 @@ class Aggregator:
         by_shard: dict[int, list[str]] = {}
         for key in keys:
             by_shard.setdefault(_shard(key, KEY_SHARDS), []).append(key)
+        cfg = self.config
+        new_story = set(self.stories.brings_in(item.story_id or item.id, start, keys, partition, offset,
+                                               self.closed - cfg.window_s - cfg.lateness_s))
         p = str(partition)
         updates = []
         for shard, shard_keys in by_shard.items():
@@ -200,7 +224,7 @@ class Aggregator:
                 raise StateFull(f"window {start} holds {len(value['keys'])} keys in shard {shard}; "
                                 f"at most {MAX_KEYS_PER_SHARD} (a flood of distinct tickers?)")
             value["applied"][p] = offset
-            windows.count_keys(value, item, shard_keys)
+            windows.count_keys(value, item, shard_keys, new_story)
             updates.append((_wkey(start, shard), value))
         for key, value in updates:
             self.state.set(key, value)
@@ -256,13 +280,24 @@ class Aggregator:
         for shard in range(KEY_SHARDS):
             part = self.state.get(_wkey(start, shard))
             if part and part["keys"]:
-                close.parts[shard] = {"keys": part["keys"], "top": part["top"]}
+                close.parts[shard] = {"keys": part["keys"], "top": self._spread_of(part["top"])}
         if self.detection is not None:
             merged = windows.empty_window()
             for part in close.parts.values():
                 windows.merge(merged, part)
             close.verdicts = self.detection.judge(self.state, start, merged)
         return close
+
+    def _spread_of(self, top: dict[str, list[list[Any]]]) -> dict[str, list[list[Any]]]:
+        """Evidence rows with each story's copies and sources as they stand at the close."""
+        out = {}
+        for key, rows in top.items():
+            out[key] = []
+            for r in rows:
+                r = windows.row(r)
+                spread = self.stories.spread(r[7])
+                out[key].append(r[:8] + list(spread) if spread is not None else r)
+        return out
 
     def commit(self, close: WindowClose) -> None:
         """Mark ``close`` done: call only once its trends and alerts (or counters) are acknowledged
@@ -307,6 +342,7 @@ class Aggregator:
                     self.state.delete(f"db|{bucket}|{i}")
         if len(keep) != len(buckets):
             self.state.set(BUCKETS, keep)
+        self.stories.prune(watermark)
         if self.detection is not None:
             self.detection.prune(self.state, watermark, cfg.key_ttl_s)
         self.state.set(PRUNED, watermark)

@@ -37,18 +37,23 @@ def _number(value: Any) -> bool:
 
 def _check_counters(counters: dict[str, Any]) -> None:
     """Counters as the first stage writes them (stream/core/windows.py), or ValueError: per key
-    ``"type|name"`` five numbers, and evidence rows of seven fields."""
+    ``"type|name"`` seven numbers (five from a release before stories), and evidence rows of ten
+    fields (seven before stories)."""
     keys, top = counters.get("keys"), counters.get("top") or {}
     if not isinstance(keys, dict) or not isinstance(top, dict):
         raise ValueError("window counters: 'keys' and 'top' must be objects")
     for key, counts in keys.items():
-        if "|" not in key or not (isinstance(counts, list) and len(counts) == 5 and all(map(_number, counts))):
-            raise ValueError(f"window counters of {key[:100]!r}: expected five numbers under 'type|name'")
+        if "|" not in key or not (isinstance(counts, list) and len(counts) in (5, windows.COUNTERS)
+                                   and all(map(_number, counts))):
+            raise ValueError(f"window counters of {key[:100]!r}: expected {windows.COUNTERS} numbers under 'type|name'")
     for key, rows in top.items():
         if not isinstance(rows, list) or not all(
-                isinstance(r, list) and len(r) == 7 and _number(r[0]) and isinstance(r[1], str) and isinstance(r[2], str)
-                and (r[3] is None or isinstance(r[3], str)) and all(map(_number, r[4:])) for r in rows):
-            raise ValueError(f"evidence of {key[:100]!r}: expected rows [score, id, headline, url, neg, neu, pos]")
+                isinstance(r, list) and len(r) in (7, windows.ROW) and _number(r[0]) and isinstance(r[1], str)
+                and isinstance(r[2], str) and (r[3] is None or isinstance(r[3], str)) and all(map(_number, r[4:7]))
+                and (len(r) == 7 or (isinstance(r[7], str) and _number(r[8]) and r[8] >= 1
+                                     and (r[9] is None or (_number(r[9]) and r[9] >= 0)))) for r in rows):
+            raise ValueError(f"evidence of {key[:100]!r}: expected rows [score, id, headline, url, neg, neu, pos, "
+                             "story, copies, sources]")
 
 
 def _pkey(start: int, source: int, shard: int) -> str:

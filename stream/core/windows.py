@@ -1,7 +1,8 @@
 """Tumbling event-time windows per topic and per ticker: pure arithmetic, no Kafka.
 
 A window's counters are JSON-able dicts (per key: count, negative, neutral, positive, sum of
-scores, plus the most negative headlines as evidence), so they can live in a Faust table, be
+scores, distinct stories and negative stories, plus the most negative headlines as evidence, one
+per story), so they can live in a Faust table, be
 merged across shards and turned into ``trends`` records. When a window closes and which items
 count is the aggregator's business (stream/core/aggregator.py).
 """
@@ -15,6 +16,8 @@ from riskpulse.records import EvidenceHeadline, ScoredNews, SentimentProbs, Tren
 
 SENTIMENT_SLOT = {"negative": 1, "neutral": 2, "positive": 3}
 EVIDENCE_PER_KEY = 5  # most negative headlines kept per key and window: an alert's evidence
+COUNTERS = 7  # count, negative, neutral, positive, sum(score), stories, negative stories
+ROW = 10  # evidence: score, id, headline, url, p(neg), p(neu), p(pos), story id, copies, sources
 
 
 def window_start(ts: float, window_s: int) -> int:
@@ -25,37 +28,62 @@ def empty_window() -> dict[str, Any]:
     return {"keys": {}, "top": {}}
 
 
+def counters(counts: list[Any]) -> list[Any]:
+    """A key's counters in today's layout; a release before stories kept five (every item its own story)."""
+    if len(counts) == 5:
+        return list(counts) + [counts[0], counts[1]]
+    return list(counts)
+
+
+def row(r: list[Any]) -> list[Any]:
+    """An evidence row in today's layout; a release before stories kept seven fields."""
+    if len(r) == 7:
+        return list(r) + [r[1], 1, None]
+    return list(r)
+
+
 def _keep_most_negative(rows: list[list[Any]]) -> list[list[Any]]:
-    """Lowest score first, ties by id: the same set whatever the arrival order or sharding."""
-    return sorted(rows, key=lambda r: (r[0], r[1]))[:EVIDENCE_PER_KEY]
+    """One row per story (its most negative copy), lowest score first, ties by id: the same set
+    whatever the arrival order or sharding."""
+    best: dict[str, list[Any]] = {}
+    for r in sorted((row(r) for r in rows), key=lambda r: (r[0], r[1])):
+        best.setdefault(r[7], r)
+    return list(best.values())[:EVIDENCE_PER_KEY]
 
 
 def keys_of(item: ScoredNews) -> list[str]:
     return [f"topic|{item.topic}"] + [f"ticker|{t}" for t in item.tickers]
 
 
-def count_keys(state: dict[str, Any], item: ScoredNews, keys: Iterable[str]) -> None:
-    """Count ``item`` into ``state`` (mutated) under ``keys`` (some or all of :func:`keys_of`).
+def count_keys(state: dict[str, Any], item: ScoredNews, keys: Iterable[str], new_story: Iterable[str] = ()) -> None:
+    """Count ``item`` into ``state`` (mutated) under ``keys`` (some or all of :func:`keys_of`);
+    under the keys in ``new_story`` it is also the first copy of its story in this window.
 
     Exactly-once is the caller's job (stream/core/aggregator.py tracks applied offsets).
     """
+    new_story = set(new_story)
     for key in keys:
-        c = state["keys"].setdefault(key, [0, 0, 0, 0, 0.0])  # count, neg, neu, pos, sum(score)
+        c = state["keys"].get(key)
+        c = state["keys"][key] = [0, 0, 0, 0, 0.0, 0, 0] if c is None else counters(c)
         c[0] += 1
         c[SENTIMENT_SLOT[item.sentiment]] += 1
         c[4] += item.sentiment_score
+        if key in new_story:
+            c[5] += 1
+            c[6] += item.sentiment == "negative"
         if item.sentiment == "negative":
             p = item.sentiment_probs
-            row = [item.sentiment_score, item.id, item.headline[:300], item.url, p.negative, p.neutral, p.positive]
+            evidence = [item.sentiment_score, item.id, item.headline[:300], item.url, p.negative, p.neutral, p.positive,
+                        item.story_id or item.id, item.story_copies or 1, item.story_sources]
             top = state.setdefault("top", {})
-            top[key] = _keep_most_negative(top.get(key, []) + [row])
+            top[key] = _keep_most_negative(top.get(key, []) + [evidence])
 
 
 def merge(into: dict[str, Any], part: dict[str, Any]) -> None:
     """Add one shard's counters into ``into`` (mutated)."""
     for key, counts in part["keys"].items():
-        acc = into["keys"].setdefault(key, [0, 0, 0, 0, 0.0])
-        for i, v in enumerate(counts):
+        acc = into["keys"].setdefault(key, [0, 0, 0, 0, 0.0, 0, 0])
+        for i, v in enumerate(counters(counts)):
             acc[i] += v
     for key, rows in part.get("top", {}).items():
         top = into.setdefault("top", {})
@@ -64,19 +92,21 @@ def merge(into: dict[str, Any], part: dict[str, Any]) -> None:
 
 def trends(start: int, window_s: int, state: dict[str, Any]) -> list[Trend]:
     out = []
-    for key, (count, neg, neu, pos, total) in sorted(state["keys"].items()):
+    for key, counts in sorted(state["keys"].items()):
+        count, neg, neu, pos, total, stories, neg_stories = counters(counts)
         key_type, name = key.split("|", 1)
         out.append(Trend(key_type=key_type, key=name,  # type: ignore[arg-type]
                          window_start=datetime.fromtimestamp(start, timezone.utc),
                          window_end=datetime.fromtimestamp(start + window_s, timezone.utc),
                          count=count, negative=neg, neutral=neu, positive=pos,
                          mean_score=max(-1.0, min(1.0, round(total / count, 6))),
-                         negative_share=round(neg / count, 6),
+                         negative_share=round(neg / count, 6), stories=int(stories), negative_stories=int(neg_stories),
                          top_negative=[_evidence(r) for r in state.get("top", {}).get(key, [])]))
     return out
 
 
-def _evidence(row: list[Any]) -> EvidenceHeadline:
-    score, id_, headline, url, neg, neu, pos = row
+def _evidence(r: list[Any]) -> EvidenceHeadline:
+    score, id_, headline, url, neg, neu, pos, story, copies, sources = row(r)
     return EvidenceHeadline(id=id_, headline=headline, sentiment_score=score, url=url,
-                            sentiment_probs=SentimentProbs(negative=neg, neutral=neu, positive=pos))
+                            sentiment_probs=SentimentProbs(negative=neg, neutral=neu, positive=pos),
+                            story_id=story, copies=copies, sources=sources)

@@ -1,8 +1,11 @@
 """Where the stages send their records: two partitioners, each chosen for its reader.
 
-- By story (crc32 of the dedupe key, stream/core/detection.py ``shard_of``): the counting stage
-  must see every copy of a story on one partition, whichever news partition each came on; the
-  topic is internal, so riskpulse's own stable hash serves.
+- By story block (crc32 of the headline's block, stream/core/stories.py ``block_of``): the
+  counting stage must see every copy of a story on one partition, whichever news partition each
+  came on. Exact re-publications always share a block; near-copies share it with probability
+  equal to the Jaccard similarity of their words (docs/stories.md gives the measured share).
+  Stories are only ever matched within a block, so partitioning splits no story the single
+  aggregator would find. The topic is internal, so riskpulse's own stable hash serves.
 - By trend key (murmur2, Kafka's default partitioner): a subscriber of ``trends`` reads one key's
   windows in order on one partition, the one any Kafka client's default partitioner gives the
   key ``key_type|key``, so a subscriber can find it without riskpulse's code.
@@ -12,14 +15,14 @@ from __future__ import annotations
 
 from aiokafka.partitioner import murmur2
 
-from ..core.dedupe import dedupe_key
 from ..core.detection import shard_of
+from ..core.stories import block_of
 
 
 def story_partition(headline: str, partitions: int) -> int:
-    """The partition of the counting stage for an item: by story, so a re-published story meets
-    its first sighting (the dedupe key), whichever news partition each came on."""
-    return shard_of(dedupe_key(headline), partitions)
+    """The partition of the counting stage for an item: by story block, so a copy of a story
+    meets the story's first sighting, whichever news partition each came on."""
+    return shard_of(block_of(headline), partitions)
 
 
 def trend_partition(key_type: str, key: str, partitions: int) -> int:

@@ -1,0 +1,133 @@
+"""Story identity: which headlines are copies of one story (syndication, wire prefixes, changed
+figures, reordered words, light rewrites), as plain functions over a headline's words.
+
+A risk analyst counts stories, not records: ten outlets carrying one lawsuit are one negative
+story with ten sources. The method is near-duplicate detection as news pipelines do it (MinHash
+blocking, Jaccard similarity of word sets), tuned on labelled headline pairs
+(bench/bench_stories.py, docs/stories.md: precision first, since a false merge hides a story):
+
+- :func:`story_tokens`: the headline normalised like exact dedupe (stream/core/dedupe.py), then
+  wire and source tags dropped ("UPDATE 2-", "BRIEF-", "Reuters:"), figures dropped ("$260
+  million" and "$250 million" tell the same story), stop words dropped, plurals folded.
+- :func:`block_of`: the smallest hash of those words (a one-permutation MinHash). Two headlines
+  share it with probability equal to the Jaccard similarity of their words, and identical word
+  sets always do. The counting stage is partitioned by it, so copies meet on one partition
+  without any cross-partition lookup, and a story is only ever compared within its block: a
+  partitioned run and a single aggregator cluster alike (stream/stages/partitioning.py).
+- :func:`same_story`: Jaccard at least :data:`THRESHOLD`, enough words to judge, and no clash of
+  direction ("rises" against "falls": the same words with opposite news are two stories).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Iterable
+
+from .dedupe import dedupe_key, normalise_headline
+
+THRESHOLD = 0.8  # chosen on the labelled pairs (bench/bench_stories.py; docs/stories.md)
+MIN_TOKENS = 3  # fewer content words than this: only exact re-publication makes a copy
+MAX_TOKENS = 40  # words kept per story (headlines are short; a body pasted as headline is capped)
+
+# wire-service and syndication tags at the start of a normalised headline (punctuation already gone)
+_WIRE = (r"update(?: \d+)?|corrected(?: \d+)?|correction|refile|rpt|repeat|brief|exclusive|breaking|"
+         r"breaking news|urgent|flash|alert|instant view|wrapup(?: \d+)?|factbox|analysis|timeline|"
+         r"press release|market wrap|live|watch|video|opinion|explainer|(?:\d+ )?(?:dj|djn)")
+_SOURCES = (r"reuters|bloomberg|dow jones|afp|cnbc|marketwatch|mt newswires|benzinga|seeking alpha|zacks|"
+            r"the fly|theflyonthewall|wsj|ft|financial times|business wire|businesswire|pr newswire|"
+            r"prnewswire|globenewswire|globe newswire|accesswire|investing com|yahoo finance|fxstreet|"
+            r"rttnews|barrons|forbes|cnn business|bbc|nikkei|kyodo|xinhua|bnn bloomberg|street insider|"
+            r"streetinsider|tipranks|motley fool|fool com|ap|associated press")
+_LEADING = re.compile(rf"^(?:(?:{_WIRE}|{_SOURCES})\s+)+")
+_TRAILING = re.compile(rf"(?:\s+(?:{_SOURCES}|via|by|source|sources|report|reports|says|said))+$")
+_FIGURE = re.compile(r"^\$?\d[\d.,]*(?:[kmbt]|bn|mn|mln|pct|x|st|nd|rd|th|s)?$")
+_FIGURE_WORDS = frozenset("million millions billion billions trillion mln bln bn pct percent percentage points point "
+                          "usd eur gbp jpy cents cent dollars dollar per share shares q1 q2 q3 q4 fy h1 h2 "
+                          "quarter quarterly year yoy qoq".split())
+STOP = frozenset("""a about above after again against all also am an and any are as at be been before being
+below between both but by can could did do does doing down during each few for from further had has have
+having he her here hers him his how i if in into is it its just me more most my new no nor not now of off
+on once only or other our out over own same she should so some such than that the their them then there
+these they this those through to too under until up very was we were what when where which while who whom
+why will with would you your amid via says said report reports sources source vs""".split()) - {"down", "up", "not", "no"}
+
+# words that say which way the news goes: two headlines alike but for these are two stories
+UP = frozenset("""rise rises rose risen rising gain gains gained jump jumps jumped surge surges surged soar
+soars soared climb climbs climbed rally rallies rallied up higher high beat beats upgrade upgrades upgraded
+raise raises raised boost boosts boosted increase increases increased record profit profits win wins won
+approve approves approved approval buy bull bullish above outperform strong growth expands expand""".split())
+DOWN = frozenset("""fall falls fell fallen falling drop drops dropped slump slumps slumped plunge plunges
+plunged sink sinks sank tumble tumbles tumbled slide slides slid decline declines declined down lower low miss
+misses missed downgrade downgrades downgraded cut cuts cutting slash slashes slashed reduce reduces reduced
+decrease decreases decreased loss losses lose loses lost reject rejects rejected sell bear bearish below
+underperform weak shrink shrinks contracts contract not no warn warns warned""".split())
+
+
+def _fold(word: str) -> str:
+    """Plurals and third-person -s folded ("shares"/"share", "sues"/"sue"); nothing cleverer:
+    a stemmer's mistakes merge stories, and a false merge is the costly error here."""
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def story_tokens(headline: str) -> frozenset[str]:
+    """The words that carry a headline's story (see the module doc)."""
+    text = normalise_headline(headline)
+    text = _TRAILING.sub("", _LEADING.sub("", text)).strip()
+    words = []
+    for word in text.split():
+        if word in STOP or word in _FIGURE_WORDS or _FIGURE.match(word):
+            continue
+        words.append(_fold(word))
+        if len(words) >= MAX_TOKENS:
+            break
+    return frozenset(words)
+
+
+def _hash(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
+
+
+def block_of(headline: str, tokens: frozenset[str] | None = None) -> str:
+    """The story block of a headline: the smallest hash of its words (MinHash with one
+    permutation). A headline without content words (emoji, figures only) is its own block,
+    by its exact dedupe key, so its re-publications still meet it."""
+    tokens = story_tokens(headline) if tokens is None else tokens
+    if not tokens:
+        return "x" + dedupe_key(headline)
+    return f"{min(_hash(w) for w in tokens):016x}"
+
+
+def jaccard(a: Iterable[str], b: Iterable[str]) -> float:
+    sa, sb = set(a), set(b)
+    if not sa and not sb:
+        return 1.0
+    return len(sa & sb) / len(sa | sb)
+
+
+_UP_FOLDED = frozenset(map(_fold, UP))
+_DOWN_FOLDED = frozenset(map(_fold, DOWN))
+
+
+def _directions(words: set[str]) -> set[int]:
+    return {1 for w in words if w in _UP_FOLDED} | {-1 for w in words if w in _DOWN_FOLDED}
+
+
+def direction_clash(a: frozenset[str], b: frozenset[str]) -> bool:
+    """One headline says up where the other says down, in the words they do not share."""
+    da, db = _directions(set(a - b)), _directions(set(b - a))
+    return (1 in da and -1 in db) or (-1 in da and 1 in db)
+
+
+def similarity(a: frozenset[str], b: frozenset[str]) -> float:
+    """How alike two headlines' stories are, 0 to 1: Jaccard of their words, 0 when either has
+    too few words to judge or their directions clash."""
+    if len(a) < MIN_TOKENS or len(b) < MIN_TOKENS or direction_clash(a, b):
+        return 0.0
+    return jaccard(a, b)
+
+
+def same_story(a: frozenset[str], b: frozenset[str], threshold: float = THRESHOLD) -> bool:
+    return similarity(a, b) >= threshold
