@@ -118,7 +118,9 @@ def _adopt(conn: Connection, tables: set[str]) -> None:
 AFTER_BASELINE: dict[str, tuple[str, ...] | None] = {"silences": None,  # 0002
                                                      "webhook_outbox": ("key_type", "key", "severity"),
                                                      "users": None,  # 0003
-                                                     "trend_buckets": None}  # 0004
+                                                     "trend_buckets": None,  # 0004
+                                                     "scored_news": ("story_id", "story_copies", "story_sources"),
+                                                     "trends": ("stories", "negative_stories")}  # 0005
 
 
 def _baseline_metadata() -> MetaData:

@@ -30,7 +30,11 @@ scored_news = Table(
     Column("duplicate_of", String(200)),
     Column("model_version", String(100), nullable=False),
     Column("scored_at", DateTime(timezone=True), nullable=False),
+    Column("story_id", String(200)),  # the story's first copy (stream/core/stories.py); None before stories
+    Column("story_copies", Integer),  # the copy's place in its story: copies so far, this one included
+    Column("story_sources", Integer),  # distinct sources so far
     Index("ix_scored_news_published_at", "published_at"),
+    Index("ix_scored_news_story", "story_id", "published_at"),
     Index("ix_scored_news_topic_time", "topic", "published_at"),
     Index("ix_scored_news_sentiment_time", "sentiment", "published_at"),
 )
@@ -56,6 +60,8 @@ trends = Table(
     Column("mean_score", Float, nullable=False),
     Column("negative_share", Float, nullable=False),
     Column("window_ts", BigInteger, nullable=False),  # window_start in Unix seconds: bucketing without date parsing
+    Column("stories", Integer),  # distinct stories among the counted items; None before stories
+    Column("negative_stories", Integer),
     # covering: the dashboard's charts read only the index, never the table
     Index("ix_trends_type_ts", "key_type", "window_ts", "key", "count", "negative", "mean_score"),
 )

@@ -103,6 +103,10 @@ BURST: list[str] = [
     "{c} sued by shareholders over misleading disclosures, seeking ${p}0 million",
     "Judge fines {c} ${p} million for violating court order",
 ]
+# how the burst's stories spread: each outlet's copy carries its own tag and sometimes its own figure
+OUTLETS = [("reuters", "UPDATE 1-{h}"), ("bloomberg", "{h} | Bloomberg"), ("dow jones", "DJ {h}"),
+           ("marketwatch", "{h} - MarketWatch"), ("cnbc", "BREAKING: {h}"), ("benzinga", "{h}"),
+           ("the fly", "BRIEF-{h}"), ("afp", "{h} (AFP)")]
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]
 
@@ -118,21 +122,27 @@ NEGATIVE, NEUTRAL, POSITIVE = (_company_templates(tone) for tone in ("negative",
 
 def generate(start: datetime | None = None, minutes: int = 60, per_minute: int = 12, burst_ticker: str = "TSLA",
              burst_minute: int = 45, seed: int = 3) -> list[dict[str, object]]:
-    """``per_minute`` headlines a minute across the topics, plus 12 a minute of the burst for three minutes."""
+    """``per_minute`` headlines a minute across the topics, plus 12 a minute of the burst for three
+    minutes: the burst's six stories, each carried by several outlets (a wire tag, a source
+    suffix), as one event reaches a desk: six negative stories, not 36 negatives."""
     rng = random.Random(seed)
     start = start or datetime(2026, 11, 2, 14, 0, tzinfo=timezone.utc)
     items: list[dict[str, object]] = []
+    stories = [t.format(c=COMPANIES[burst_ticker], p=rng.randint(2, 40)) for t in BURST]
     for minute in range(minutes):
         burst = burst_minute <= minute < burst_minute + 3
         for k in range(per_minute + (12 if burst else 0)):
             ts = start + timedelta(minutes=minute, seconds=rng.uniform(0, 59.9))
+            source = "riskpulse-sample"
             if burst and k < 12:
-                ticker, template = burst_ticker, rng.choice(BURST)
+                ticker, template = burst_ticker, "{c}"
+                source, tag = rng.choice(OUTLETS)
+                headline = tag.format(h=rng.choice(stories))
             else:
                 _, _, template = rng.choice(TEMPLATES)
                 ticker = rng.choice(list(COMPANIES))
-            headline = template.format(c=COMPANIES[ticker], p=rng.randint(2, 40), m=rng.choice(MONTHS))
-            items.append({"id": f"sample-{len(items)}", "headline": headline, "source": "riskpulse-sample",
+                headline = template.format(c=COMPANIES[ticker], p=rng.randint(2, 40), m=rng.choice(MONTHS))
+            items.append({"id": f"sample-{len(items)}", "headline": headline, "source": source,
                           "url": f"https://news.example/{len(items)}", "published_at": ts.isoformat().replace("+00:00", "Z"),
                           "tickers": [ticker] if "{c}" in template else []})
     items.sort(key=lambda i: str(i["published_at"]))

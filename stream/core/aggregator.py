@@ -192,6 +192,8 @@ class Aggregator:
             story = first.get("story") or item.id
             if list(first.get("pos") or []) != [partition, offset]:
                 return item, "resent", story  # the same item sent again: counted once, at its first position
+            if story == item.id:
+                self.stories.refound(item, ts)
             return item, "redelivered", story  # the window shards know whether they hold it, while it is open
         if first is not None and abs(ts - float(first["ts"])) <= self.config.dedupe_horizon_s:
             return item.model_copy(update={"duplicate_of": first["id"]}), "duplicate", first.get("story") or first["id"]

@@ -19,4 +19,7 @@ def normalise_headline(headline: str) -> str:
 
 
 def dedupe_key(headline: str) -> str:
-    return hashlib.sha256(normalise_headline(headline).encode()).hexdigest()[:24]
+    """A headline without letters or digits (emoji only) keys by its own characters: normalised
+    it would be empty, and every such item a re-publication of the first."""
+    basis = normalise_headline(headline) or " ".join(headline.split())
+    return hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()[:24]

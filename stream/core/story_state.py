@@ -71,9 +71,24 @@ class Stories:
                 best = (sim, float(first_ts), story_id)
         if best is not None:
             return best[2]
-        kept = [m for m in members if float(m[1]) > ts - self.horizon_s]
-        self.state.set(bkey, (kept + [[item.id, ts, sorted(words)]])[-BLOCK_CAP:])
+        self._found(bkey, members, item.id, ts, words)
         return item.id
+
+    def refound(self, item: ScoredNews, ts: float) -> None:
+        """A story's founder read again (redelivery): its place in its block is restored if a
+        crash kept the item's dedupe entry but lost the block's write, so later copies still
+        find the story."""
+        words = stories.story_tokens(item.headline)
+        if len(words) < stories.MIN_TOKENS:
+            return
+        bkey = "sk|" + stories.block_of(item.headline, words)
+        members = self.state.get(bkey) or []
+        if not any(m[0] == item.id for m in members):
+            self._found(bkey, members, item.id, ts, words)
+
+    def _found(self, bkey: str, members: list[list[Any]], story_id: str, ts: float, words: frozenset[str]) -> None:
+        kept = [m for m in members if float(m[1]) > ts - self.horizon_s]
+        self.state.set(bkey, sorted(kept + [[story_id, ts, sorted(words)]], key=lambda m: (float(m[1]), m[0]))[-BLOCK_CAP:])
 
     # -- its spread ------------------------------------------------------------------------------
 

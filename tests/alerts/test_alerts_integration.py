@@ -19,7 +19,7 @@ from riskpulse.alerts.outbox import Outbox
 from riskpulse.alerts.signing import new_secret, verify
 from riskpulse.records import TOPIC_ALERTS, TOPIC_NEWS, TOPIC_SCORED, TOPIC_TRENDS
 from riskpulse.settings import Settings
-from tests.helpers import REPO, WebhookReceiver, as_scorers_send, consume, produce
+from tests.helpers import REPO, WebhookReceiver, as_scorers_send, consume, produce, story_tag
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ def scored(i: int, ts: float, ticker: str, negative: bool) -> dict[str, Any]:
     """A record as the score agent hands it to the aggregate agent (the model is tested elsewhere)."""
     probs = {"negative": 0.9, "neutral": 0.07, "positive": 0.03} if negative else {"negative": 0.05, "neutral": 0.9, "positive": 0.05}
     stamp = datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
-    return {"schema_version": 1, "id": f"s{i}", "headline": f"{ticker} {'plunges on probe' if negative else 'update'} #{i}",
+    return {"schema_version": 1, "id": f"s{i}", "headline": f"{ticker} {'plunges on probe' if negative else 'update'} {story_tag(i)}",
             "url": f"https://news.example/{i}", "published_at": stamp, "tickers": [ticker], "topic": "Stock Movement",
             "topic_confidence": 0.9, "sentiment": "negative" if negative else "neutral", "sentiment_probs": probs,
             "sentiment_score": round(probs["positive"] - probs["negative"], 4), "model_version": "test", "scored_at": stamp}

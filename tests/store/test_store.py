@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, create_engine, inspect, select
 from sqlalchemy.exc import OperationalError
 
-from riskpulse.store.engine import alembic_config, create_store_engine, current_revision
+from riskpulse.store.engine import _baseline_metadata, alembic_config, create_store_engine, current_revision
 from riskpulse.store.news import Store
 from riskpulse.store.schema import BUCKET_S, metadata, trend_buckets, trends
 
@@ -53,8 +53,8 @@ def test_a_store_made_before_migrations_is_adopted_and_keeps_its_rows(store_url:
                        *[Column(c, Integer, nullable=False) for c in ("count", "negative", "neutral", "positive")],
                        Column("mean_score", Float, nullable=False), Column("negative_share", Float, nullable=False))
     engine = create_engine(store_url)
-    news_only = [t for name, t in metadata.tables.items() if name in ("scored_news", "news_tickers", "alerts")]
-    metadata.create_all(engine, tables=news_only)
+    baseline = _baseline_metadata()  # the news tables as they were then
+    baseline.create_all(engine, tables=[baseline.tables[n] for n in ("scored_news", "news_tickers", "alerts")])
     legacy.create_all(engine)
     start = datetime(2026, 11, 2, 14, 0, tzinfo=timezone.utc)
     with engine.begin() as conn:

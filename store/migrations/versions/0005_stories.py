@@ -1,0 +1,40 @@
+"""Stories: each scored item's story and its place in it; distinct stories per trend window.
+
+Nullable, so rows written before stories (and by a release that does not know them) stay valid:
+the dashboard shows such an item as a story of its own.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-05
+"""
+from typing import Sequence, Union
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = '0005'
+down_revision: Union[str, Sequence[str], None] = '0004'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('scored_news') as batch:
+        batch.add_column(sa.Column('story_id', sa.String(length=200), nullable=True))
+        batch.add_column(sa.Column('story_copies', sa.Integer(), nullable=True))
+        batch.add_column(sa.Column('story_sources', sa.Integer(), nullable=True))
+    op.create_index('ix_scored_news_story', 'scored_news', ['story_id', 'published_at'], unique=False)
+    with op.batch_alter_table('trends') as batch:
+        batch.add_column(sa.Column('stories', sa.Integer(), nullable=True))
+        batch.add_column(sa.Column('negative_stories', sa.Integer(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('trends') as batch:
+        batch.drop_column('negative_stories')
+        batch.drop_column('stories')
+    op.drop_index('ix_scored_news_story', table_name='scored_news')
+    with op.batch_alter_table('scored_news') as batch:
+        batch.drop_column('story_sources')
+        batch.drop_column('story_copies')
+        batch.drop_column('story_id')

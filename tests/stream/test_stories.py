@@ -1,0 +1,163 @@
+"""Story identity: which headlines are copies of one story, and stories counted once per window."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from riskpulse.stream.core import stories
+from riskpulse.stream.core.aggregator import Aggregator, AggregatorConfig
+from riskpulse.stream.core.backtest import run_backtest
+from riskpulse.stream.core.state import Overlay
+from riskpulse.stream.stages.partitioning import story_partition
+from tests.helpers import story_tag
+
+from .test_core import DETECTOR, T0, LoggedStore, alert_keys, interleave, run, scored
+
+LAWSUIT = "Tesla sued by shareholders over misleading disclosures, seeking $260 million"
+# how twelve outlets carry one story: wire tags, source suffixes, changed figures, clauses swapped
+SYNDICATED = [
+    LAWSUIT,
+    "UPDATE 2-Tesla sued by shareholders over misleading disclosures, seeking $250 million",
+    "BRIEF-Tesla sued by shareholders over misleading disclosures, seeking $300 million",
+    "Tesla sued by shareholders over misleading disclosures, seeking $260 mln - Reuters",
+    "Reuters: Tesla sued by shareholders over misleading disclosures, seeking $260 million",
+    "Seeking $260 million, Tesla sued by shareholders over misleading disclosures",
+    "TESLA SUED BY SHAREHOLDERS OVER MISLEADING DISCLOSURES, SEEKING $260 MILLION",
+    "Tesla sued by shareholders over misleading disclosures; seeking $0.26 billion | Bloomberg",
+    "EXCLUSIVE-Tesla sued by shareholders over misleading disclosure, seeking $260 million",
+    "Tesla sued by shareholders over misleading disclosures, seeking $260 million (Reuters)",
+    "Tesla Inc sued by shareholders over misleading disclosures, seeking $260 million",
+    "BREAKING: Tesla sued by shareholders over misleading disclosures, seeking $260M",
+]
+SOURCES = ["reuters", "bloomberg", "dow jones", "marketwatch", "cnbc", "ft", "wsj", "benzinga", "the fly", "afp",
+           "seeking alpha", "yahoo finance"]
+
+
+def test_the_syndication_variations_are_one_story_and_meet_in_one_block() -> None:
+    words = stories.story_tokens(LAWSUIT)
+    assert words == {"tesla", "sued", "shareholder", "misleading", "disclosure", "seeking"}
+    for variant in SYNDICATED:
+        assert stories.same_story(words, stories.story_tokens(variant)), variant
+    # identical story words always share a block (and so a partition); these all have them
+    identical = [v for v in SYNDICATED if stories.story_tokens(v) == words]
+    assert len(identical) >= 8 and {stories.block_of(v) for v in identical} == {stories.block_of(LAWSUIT)}
+
+
+def test_opposite_news_in_the_same_words_and_unrelated_news_are_different_stories() -> None:
+    up, down = stories.story_tokens("Acme shares rise after quarterly results"), stories.story_tokens(
+        "Acme shares fall after quarterly results")
+    assert stories.direction_clash(up, down) and not stories.same_story(up, down)
+    assert not stories.same_story(stories.story_tokens("Acme beats estimates, raises outlook"),
+                                  stories.story_tokens("Acme misses estimates, cuts outlook"))
+    assert not stories.same_story(stories.story_tokens(LAWSUIT),
+                                  stories.story_tokens("Tesla recalls 2 million vehicles over autopilot"))
+    # too few words to judge: only an exact re-publication is a copy
+    assert not stories.same_story(stories.story_tokens("Stocks fall"), stories.story_tokens("Stocks fall again"))
+    # a headline without words (emoji, figures) is its own block, by its exact text
+    assert stories.block_of("📉📉📉") != stories.block_of("🚀🚀")
+    assert story_partition("📉📉📉", 4) == story_partition("📉📉📉", 4)
+
+
+def test_twelve_outlets_one_story_twelve_copies_and_one_row_of_evidence() -> None:
+    agg = Aggregator(Overlay({}), AggregatorConfig(), DETECTOR, now_wall=0.0)
+    start = T0 - T0 % 60  # one window holds them all
+    items = [scored(f"n{k}", start + 4 * k, tickers=["TSLA"], topic="Legal", headline=h).model_copy(
+        update={"source": SOURCES[k]}) for k, h in enumerate(SYNDICATED)]
+    added = [agg.add(item, 0, k, 0.0) for k, item in enumerate(items)]
+    assert {a.item.story_id for a in added} == {"n0"}
+    assert [a.item.story_copies for a in added] == list(range(1, 13))
+    assert added[-1].item.story_sources == 12
+    close = agg.next_close(0.0, until=math.inf)
+    assert close is not None
+    tsla = next(t for t in close.trends if t.key == "TSLA")
+    # the upper-case copy is an exact re-publication: a copy of the story, not counted again
+    assert sum(a.status == "duplicate" for a in added) == 1
+    assert (tsla.count, tsla.negative, tsla.stories, tsla.negative_stories) == (11, 11, 1, 1)
+    assert len(tsla.top_negative) == 1
+    evidence = tsla.top_negative[0]
+    assert (evidence.story_id, evidence.copies, evidence.sources) == ("n0", 12, 12)
+
+
+def test_an_exact_republication_is_a_copy_of_the_story_but_not_counted_again() -> None:
+    agg = Aggregator(Overlay({}), AggregatorConfig(), DETECTOR, now_wall=0.0)
+    agg.add(scored("a", T0, tickers=["TSLA"], headline=LAWSUIT).model_copy(update={"source": "reuters"}), 0, 0, 0.0)
+    dup = agg.add(scored("b", T0 + 9, tickers=["TSLA"], headline=LAWSUIT + "!").model_copy(update={"url": "https://www.ft.com/x"}),
+                  1, 0, 0.0)
+    assert dup.status == "duplicate" and dup.item.duplicate_of == "a"
+    assert (dup.item.story_id, dup.item.story_copies, dup.item.story_sources) == ("a", 2, 2)  # ft.com from the link
+    again = agg.add(scored("b", T0 + 9, tickers=["TSLA"], headline=LAWSUIT + "!"), 1, 0, 0.0)  # redelivered
+    assert again.item.story_copies == 2
+
+
+def syndicated_feed(seed: int, n_partitions: int = 4, stories_per_partition: int = 12) -> list[list[Any]]:
+    """Distinct stories, each carried by a few outlets over a minute or two, on any partition."""
+    rng = random.Random(seed)
+    parts: list[list[Any]] = [[] for _ in range(n_partitions)]
+    tags = ["", "UPDATE 1-", "BRIEF-", "Reuters: ", "EXCLUSIVE-"]
+    n = 0
+    for s in range(n_partitions * stories_per_partition):
+        ts = T0 + s * 1200 / (n_partitions * stories_per_partition)
+        base = f"{rng.choice(['Acme', 'Globex', 'Initech'])} {story_tag(s)} probe widens after filing of ${rng.randint(1, 99)}m"
+        sentiment = rng.choice(["negative", "negative", "neutral", "positive"])
+        for c in range(rng.randint(1, 4)):
+            figure = rng.randint(1, 99)
+            headline = tags[c % len(tags)] + base.rsplit("$", 1)[0] + f"${figure}m"
+            parts[rng.randrange(n_partitions)].append(
+                scored(f"s{s}c{c}", ts + 20 * c + rng.uniform(0, 3), sentiment, tickers=[rng.choice(["AAPL", "TSLA"])],
+                       headline=headline))
+            n += 1
+    for p in parts:
+        p.sort(key=lambda i: i.published_at)
+    return parts
+
+
+def story_rows(trends: list[Any]) -> dict[tuple[str, str, str], tuple[int | None, ...]]:
+    rows = {}
+    for t in trends:
+        rows[(t.key_type, t.key, t.window_start.isoformat())] = (t.count, t.negative, t.stories, t.negative_stories,
+                                                                 tuple((e.story_id, e.copies) for e in t.top_negative))
+    return rows
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), batch=st.integers(1, 30), crash_batch=st.integers(0, 20),
+       kept=st.integers(0, 300), committed_back=st.integers(0, 4), crashes=st.integers(1, 3))
+def test_copies_across_partitions_with_kill_9_at_any_write_count_as_a_clean_run(
+        seed: int, batch: int, crash_batch: int, kept: int, committed_back: int, crashes: int) -> None:
+    """Stories, copies and evidence survive a crash at any write and the redelivery after it."""
+    parts = syndicated_feed(seed)
+    arrivals = interleave(parts, random.Random(seed))
+    clean_trends, clean_alerts, _ = run(LoggedStore(), arrivals, batch)
+    store = LoggedStore()
+    trends: list[Any] = []
+    alerts: list[Any] = []
+    start = 0
+    for n in range(crashes):
+        t, a, pos = run(store, arrivals, batch, start=start, crash_at=(crash_batch + n, kept))
+        trends += t
+        alerts += a
+        start = max(start, pos - batch * committed_back)
+    t, a, _ = run(store, arrivals, batch, start=start)
+    assert story_rows(trends + t) == story_rows(clean_trends)
+    assert alert_keys(alerts + a) == alert_keys(clean_alerts)
+    assert any(r[2] is not None and r[0] > r[2] for r in story_rows(clean_trends).values()), "copies were found"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), batch=st.integers(1, 60))
+def test_any_interleaving_finds_the_same_stories_and_the_backtest_over_news_scored_agrees(seed: int, batch: int) -> None:
+    """Copies whose story words are the same meet whatever the order; the backtest, fed the
+    worker's news.scored (story ids on it), counts the same stories."""
+    parts = syndicated_feed(seed)
+    reference, _, _ = run(LoggedStore(), [(p, k, i) for p, part in enumerate(parts) for k, i in enumerate(part)], 10_000)
+    trends, _, _ = run(LoggedStore(), interleave(parts, random.Random(seed)), batch)
+    counts = {k: v[:4] for k, v in story_rows(trends).items()}
+    assert counts == {k: v[:4] for k, v in story_rows(reference).items()}
+    agg = Aggregator(Overlay({}), AggregatorConfig(), None, now_wall=0.0)
+    scored_news = [agg.add(i, p, k, 0.0).item for p, part in enumerate(parts) for k, i in enumerate(part)]
+    backtest = run_backtest([i for i in scored_news if i.duplicate_of is None], DETECTOR, 60)
+    assert {k: v[:4] for k, v in story_rows(backtest.trends).items()} == counts
