@@ -43,8 +43,25 @@ class JsonStore(dict):
         return default if raw is None else json.loads(raw)
 
 
+VOCABULARY = [f"{a}{b}{c}" for a in "bcdfghklmnprst" for b in "aeiou" for c in "dgklmnrstx"]  # 700 made-up words
+TAGS = ["UPDATE 1-", "BRIEF-", "Reuters: ", "EXCLUSIVE-"]
+
+
+def make_headlines(n: int, rng: random.Random) -> list[str]:
+    """Headlines of seven words; a quarter of them syndicated copies (a wire tag) of a recent one,
+    so the story search meets copies and near misses as it does on the wire."""
+    out: list[str] = []
+    for i in range(n):
+        if out and rng.random() < 0.25:
+            out.append(rng.choice(TAGS) + out[max(0, len(out) - rng.randint(1, 50))])
+        else:
+            out.append(" ".join(rng.choice(VOCABULARY) for _ in range(7)))
+    return out
+
+
 def make_items(n: int, seed: int = 1) -> list[tuple[int, int, ScoredNews]]:
     rng = random.Random(seed)
+    heads = make_headlines(n, rng)
     t0 = 1_780_000_000
     tickers = [f"T{i}" for i in range(300)]
     topics = ["Macro", "M&A", "Earnings", "Fed | Central Banks", "Legal | Regulation", "Stock Commentary"]
@@ -54,7 +71,7 @@ def make_items(n: int, seed: int = 1) -> list[tuple[int, int, ScoredNews]]:
     for i in range(n):
         p = rng.randrange(4)
         sentiment = rng.choice(["negative", "neutral", "positive"])
-        item = ScoredNews(id=f"i{i}", headline=f"headline {i} about {rng.choice(tickers)}",
+        item = ScoredNews(id=f"i{i}", headline=heads[i],
                           published_at=datetime.fromtimestamp(t0 + i * 0.5 + rng.uniform(0, 2), timezone.utc),
                           tickers=rng.sample(tickers, rng.randint(0, 2)), topic=rng.choice(topics), topic_confidence=0.9,
                           sentiment=sentiment, sentiment_probs={"negative": 0.6, "neutral": 0.3, "positive": 0.1},
