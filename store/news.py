@@ -213,3 +213,10 @@ class Store:
         with self.engine.connect() as conn:
             return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
                     for t in (scored_news, news_tickers, trends, alerts)}
+
+    def story_of(self, story_id: str, limit: int = 500) -> list[dict[str, Any]]:
+        """Every stored copy of one story, first published first: its spread over time."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(scored_news).where(scored_news.c.story_id == story_id)
+                                .order_by(scored_news.c.published_at, scored_news.c.id).limit(limit))
+            return [dict(r._mapping) for r in rows]

@@ -522,3 +522,38 @@ def test_replay_with_default_settings_counts_every_item_as_the_backtest(pipeline
     assert trend_table(trends) == trend_table(expected.trends)
     assert worker.counter("riskpulse_late_items_total") == 0
     assert worker.counter("riskpulse_input_offsets_skipped_total") == 0
+
+
+def test_one_story_syndicated_by_twelve_outlets_is_one_story_with_twelve_copies(pipeline: Any, kafka: Any) -> None:
+    """Twelve outlets' copies of one lawsuit, on every partition of ``news``, through the model:
+    one story on news.scored, in the trends and in the store, however the copies were spread."""
+    from riskpulse.store.news import Store
+    from tests.stream.test_stories import SOURCES, SYNDICATED
+
+    worker = pipeline(KAFKA_PARTITIONS=4)
+    start = BASE_TS - BASE_TS % 60 + 60  # one window holds every copy
+    copies = [{"id": f"copy-{k}", "headline": h, "source": SOURCES[k], "tickers": ["TSLA"],
+               "published_at": rfc3339(start + 3 * k)} for k, h in enumerate(SYNDICATED)]
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), copies, partition=lambda v: int(v["id"].split("-")[1]) % 4)
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), [flush_item(start + 60)])
+    scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED),
+                     lambda r: {x["id"] for x in r} >= {c["id"] for c in copies} | {"flush"})
+    by_id = {r["id"]: r for r in scored if r["id"].startswith("copy-")}
+    assert len({r["story_id"] for r in by_id.values()}) == 1, "one story"
+    assert sorted(r["story_copies"] for r in by_id.values()) == list(range(1, 13))
+    assert max(r["story_sources"] for r in by_id.values()) == 12
+    trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),
+                     lambda r: any(t["key"] == "TSLA" for t in r))
+    tsla = [t for t in trends if t["key"] == "TSLA"][-1]
+    # the upper-case copy is an exact re-publication (not counted again); the other eleven are
+    # counted as copies of one negative story, and the evidence is that story, with its spread
+    assert (tsla["count"], tsla["stories"]) == (11, 1)
+    assert len(tsla["top_negative"]) == 1
+    assert (tsla["top_negative"][0]["copies"], tsla["top_negative"][0]["sources"]) == (12, 12)
+    validate(scored, TOPIC_SCORED)
+    validate(trends, TOPIC_TRENDS)
+    store = Store(worker.env["RISKPULSE_STORE_URL"])
+    deadline = time.monotonic() + 60
+    while len(store.story_of(next(iter(by_id.values()))["story_id"])) < 12 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert {r["id"] for r in store.story_of(next(iter(by_id.values()))["story_id"])} == set(by_id)
