@@ -6,8 +6,9 @@ Three measures side by side, all on the same pairs:
 
 - ``story``: riskpulse's (stream/core/stories.py): Jaccard of story words, direction guard;
 - ``words``: Jaccard of the plain normalised words (what exact dedupe normalises), no guard;
-- ``story+block``: ``story`` and the two headlines in one block, i.e. on one partition of the
-  counting stage: what the running stream can actually merge (end-to-end recall).
+- ``story+block``: ``story``, the two headlines in one block (on one partition of the counting
+  stage) and sharing an LSH band (candidates of each other there): what the running stream can
+  actually merge (end-to-end recall).
 
     python bench/bench_stories.py [--data ../shared/data] [--out bench/results/stories-DATE.json]
 """
@@ -41,7 +42,9 @@ MEASURES: dict[str, Callable[[Pair], float]] = {
     "story": lambda p: stories.similarity(stories.story_tokens(p.a), stories.story_tokens(p.b)),
     "words": lambda p: stories.jaccard(_words(p.a), _words(p.b)),
     "story+block": lambda p: (stories.similarity(stories.story_tokens(p.a), stories.story_tokens(p.b))
-                              if stories.block_of(p.a) == stories.block_of(p.b) else 0.0),
+                              if stories.block_of(p.a) == stories.block_of(p.b)
+                              and set(stories.bands(stories.story_tokens(p.a))) & set(stories.bands(stories.story_tokens(p.b)))
+                              else 0.0),
 }
 
 

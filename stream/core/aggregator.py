@@ -34,12 +34,12 @@ from typing import Any, Callable, Iterable, Literal
 from riskpulse.records import Alert, ScoredNews, Trend
 
 from . import windows
-from .dedupe import dedupe_key
+from . import stories
+from .dedupe import key_of_normalised, normalise_headline
 from .limits import MAX_TICKERS
 from .detection import INDEX_SHARDS, Detection, Verdicts, shard_of
 from .state import Overlay
 from .story_state import Stories
-from .stories import THRESHOLD
 from .watermark import PartitionClock
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class AggregatorConfig:
     dedupe_horizon_s: int = 86_400
     key_ttl_s: float = 7 * 86_400.0  # detector state of keys silent this long is dropped
     dedupe: bool = True  # off in the backtest, whose input was deduplicated (and its stories found) by the worker
-    story_threshold: float = THRESHOLD  # similarity that makes a headline a copy of a story (stream/core/stories.py)
+    story_threshold: float = stories.THRESHOLD  # similarity that makes a headline a copy of a story (stream/core/stories.py)
     confirm_idle: bool = False  # the worker's scorers send heartbeats: idleness needs one (watermark.py)
 
 
@@ -161,10 +161,13 @@ class Aggregator:
         """
         ts = item.published_at.timestamp()
         if self.config.dedupe:
-            item, status, story = self._dedupe(item, ts, partition, offset)
+            normalised = normalise_headline(item.headline)
+            words = stories.story_tokens(item.headline, normalised)
+            update, status, story = self._dedupe(item, ts, partition, offset, normalised, words)
         else:  # the backtest: the worker found the stories (news.scored carries them)
-            item, status, story = item, "counted", item.story_id or item.id
-        item = self.stories.register(story, item, ts, partition, offset)
+            update, status, story, words = {}, "counted", item.story_id or item.id, frozenset()
+        update.update(self.stories.register(story, item, ts, partition, offset, words))
+        item = item.model_copy(update=update)
         if status in ("counted", "redelivered"):
             if self._is_late(ts):
                 status = "late" if status == "counted" else "redelivered"
@@ -183,24 +186,26 @@ class Aggregator:
         else:
             self.clock.heard(partition, now_wall, behind)
 
-    def _dedupe(self, item: ScoredNews, ts: float, partition: int, offset: int) -> tuple[ScoredNews, Status, str]:
+    def _dedupe(self, item: ScoredNews, ts: float, partition: int, offset: int, normalised: str,
+                words: frozenset[str]) -> tuple[dict[str, Any], Status, str]:
         """Exact re-publication first (the same normalised headline), then the story: a first
-        sighting joins the story it is a near-copy of, or starts one (stream/core/story_state.py)."""
-        dkey = "d|" + dedupe_key(item.headline)
+        sighting joins the story it is a near-copy of, or starts one (stream/core/story_state.py).
+        Returns the fields to update on the item, its status and its story."""
+        dkey = "d|" + key_of_normalised(normalised, item.headline)
         first = self.state.get(dkey)
         if first is not None and first["id"] == item.id:
             story = first.get("story") or item.id
             if list(first.get("pos") or []) != [partition, offset]:
-                return item, "resent", story  # the same item sent again: counted once, at its first position
+                return {}, "resent", story  # the same item sent again: counted once, at its first position
             if story == item.id:
-                self.stories.refound(item, ts)
-            return item, "redelivered", story  # the window shards know whether they hold it, while it is open
+                self.stories.refound(item, ts, words)
+            return {}, "redelivered", story  # the window shards know whether they hold it, while it is open
         if first is not None and abs(ts - float(first["ts"])) <= self.config.dedupe_horizon_s:
-            return item.model_copy(update={"duplicate_of": first["id"]}), "duplicate", first.get("story") or first["id"]
-        story = self.stories.assign(item, ts)
+            return {"duplicate_of": first["id"]}, "duplicate", first.get("story") or first["id"]
+        story = self.stories.assign(item, ts, words)
         self.state.set(dkey, {"id": item.id, "ts": ts, "pos": [partition, offset], "story": story})
         self._index_dedupe(dkey, ts)
-        return item, "counted", story
+        return {}, "counted", story
 
     def _is_late(self, ts: float) -> bool:
         return windows.window_start(ts, self.config.window_s) + self.config.window_s + self.config.lateness_s <= self.closed

@@ -19,7 +19,12 @@ def normalise_headline(headline: str) -> str:
 
 
 def dedupe_key(headline: str) -> str:
-    """A headline without letters or digits (emoji only) keys by its own characters: normalised
-    it would be empty, and every such item a re-publication of the first."""
-    basis = normalise_headline(headline) or " ".join(headline.split())
+    return key_of_normalised(normalise_headline(headline), headline)
+
+
+def key_of_normalised(normalised: str, headline: str) -> str:
+    """The dedupe key from a headline already normalised. A headline without letters or digits
+    (emoji only) keys by its own characters: normalised it would be empty, and every such item a
+    re-publication of the first."""
+    basis = normalised or " ".join(headline.split())
     return hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()[:24]

@@ -3,9 +3,10 @@ new headline joins, how far each story has spread, and in which (window, key) it
 
 Keys in the store (all bounded: a story is forgotten past the horizon, like dedupe entries):
 
-- ``sk|<block>``: the recent stories of one block (stream/core/stories.py ``block_of``), newest
-  last, each ``[story_id, first_ts, words]``: the only candidates a new headline is compared to.
-- ``s|<story_id>``: the story: first and last event time, copies, distinct sources, the highest
+- ``sk|<band>``: the recent stories of one LSH band bucket (stream/core/stories.py ``bands``),
+  newest last, each ``[story_id, first_ts]``: the only candidates a new headline is compared
+  to (the partition itself is the headline's block, so copies meet here).
+- ``s|<story_id>``: the story: its words, first and last event time, copies, distinct sources, the highest
   offset per source partition already registered, and per ``"window|key"`` the position of
   the copy that brought it into that window's counts.
 - ``sb|<bucket>|<shard>``: story ids by the time bucket of their latest copy, for pruning.
@@ -28,7 +29,8 @@ from . import stories
 from .detection import INDEX_SHARDS, shard_of
 from .state import Overlay
 
-BLOCK_CAP = 50  # recent stories kept per block: candidates for a new headline
+BUCKET_CAP = 50  # recent stories kept per LSH band bucket: candidates for a new headline
+WORDS_CACHED = 100_000
 SOURCES_CAP = 100  # distinct sources named per story; the count stops there
 BUCKET_S = 600
 
@@ -49,72 +51,103 @@ def source_of(item: ScoredNews) -> str | None:
 class Stories:
     def __init__(self, state: Overlay, horizon_s: float, threshold: float = stories.THRESHOLD) -> None:
         self.state, self.horizon_s, self.threshold = state, horizon_s, threshold
+        self._words: dict[str, frozenset[str]] = {}
+        self._last_bands: tuple[frozenset[str], list[str]] = (frozenset(), [])
 
     # -- which story ---------------------------------------------------------------------------
 
-    def assign(self, item: ScoredNews, ts: float) -> str:
-        """The story a first sighting of a headline belongs to: the most similar recent story of
-        its block at or above the threshold (ties: the older), else a new story of its own id."""
-        words = stories.story_tokens(item.headline)
+    def assign(self, item: ScoredNews, ts: float, words: frozenset[str]) -> str:
+        """The story a first sighting of a headline belongs to: the most similar recent story
+        sharing an LSH band with it, at or above the threshold (ties: the older), else a new
+        story of its own id. ``words``: its story words (stream/core/stories.py ``story_tokens``)."""
         if len(words) < stories.MIN_TOKENS:
             return item.id  # too few words to judge: only exact re-publication makes a copy
-        bkey = "sk|" + stories.block_of(item.headline, words)
-        members = self.state.get(bkey) or []
+        keys = ["sk|" + band for band in self._bands(words)]
+        buckets = [self.state.get(key) or [] for key in keys]
+        need = self.threshold / (1 + self.threshold)  # shared words / (|a| + |b|) at the threshold
         best: tuple[float, float, str] | None = None
-        for story_id, first_ts, story_words in members:
-            if story_id == item.id:
-                return story_id  # this item founded it (read again after a crash)
-            if abs(ts - float(first_ts)) > self.horizon_s:
-                continue
-            sim = stories.similarity(words, frozenset(story_words))
-            if sim >= self.threshold and (best is None or (sim, -float(first_ts)) > (best[0], -best[1])):
-                best = (sim, float(first_ts), story_id)
+        seen: set[str] = set()
+        for members in buckets:
+            for story_id, first_ts in members:
+                if story_id == item.id:
+                    return story_id  # this item founded it (read again after a crash)
+                if story_id in seen or abs(ts - float(first_ts)) > self.horizon_s:
+                    continue
+                seen.add(story_id)
+                candidate = self._words.get(story_id)
+                if candidate is None:
+                    story = self.state.get("s|" + story_id)
+                    if story is None:
+                        continue  # forgotten (pruned), or lost with a crash: its founder read again restores it
+                    candidate = self._remember(story_id, frozenset(story["words"]))
+                shared = len(words & candidate)
+                if shared < need * (len(words) + len(candidate)):
+                    continue
+                sim = stories.similarity(words, candidate)
+                if sim >= self.threshold and (best is None or (sim, -float(first_ts)) > (best[0], -best[1])):
+                    best = (sim, float(first_ts), story_id)
         if best is not None:
             return best[2]
-        self._found(bkey, members, item.id, ts, words)
+        self._found(keys, buckets, item.id, ts, words)
         return item.id
 
-    def refound(self, item: ScoredNews, ts: float) -> None:
-        """A story's founder read again (redelivery): its place in its block is restored if a
-        crash kept the item's dedupe entry but lost the block's write, so later copies still
-        find the story."""
-        words = stories.story_tokens(item.headline)
+    def refound(self, item: ScoredNews, ts: float, words: frozenset[str]) -> None:
+        """A story's founder read again (redelivery): its place in its bands is restored if a
+        crash kept the item's dedupe entry but lost a band's write, so later copies still find
+        the story."""
         if len(words) < stories.MIN_TOKENS:
             return
-        bkey = "sk|" + stories.block_of(item.headline, words)
-        members = self.state.get(bkey) or []
-        if not any(m[0] == item.id for m in members):
-            self._found(bkey, members, item.id, ts, words)
+        keys = ["sk|" + band for band in self._bands(words)]
+        buckets = [self.state.get(key) or [] for key in keys]
+        if not all(any(m[0] == item.id for m in members) for members in buckets):
+            self._found(keys, buckets, item.id, ts, words)
 
-    def _found(self, bkey: str, members: list[list[Any]], story_id: str, ts: float, words: frozenset[str]) -> None:
-        kept = [m for m in members if float(m[1]) > ts - self.horizon_s]
-        self.state.set(bkey, sorted(kept + [[story_id, ts, sorted(words)]], key=lambda m: (float(m[1]), m[0]))[-BLOCK_CAP:])
+    def _found(self, keys: list[str], buckets: list[list[list[Any]]], story_id: str, ts: float,
+               words: frozenset[str]) -> None:
+        entry = [story_id, ts]
+        for key, members in zip(keys, buckets):
+            if any(m[0] == story_id for m in members):
+                continue
+            kept = [m for m in members if float(m[1]) > ts - self.horizon_s]
+            self.state.set(key, sorted(kept + [entry], key=lambda m: (float(m[1]), m[0]))[-BUCKET_CAP:])
+
+    def _bands(self, words: frozenset[str]) -> list[str]:
+        """The band keys of the item in hand (asked for twice per new story: found, registered)."""
+        if self._last_bands[0] != words:
+            self._last_bands = (words, stories.bands(words))
+        return self._last_bands[1]
+
+    def _remember(self, story_id: str, words: frozenset[str]) -> frozenset[str]:
+        """Candidates' words parsed once per process (a story's words never change)."""
+        if len(self._words) >= WORDS_CACHED:
+            self._words.clear()
+        self._words[story_id] = words
+        return words
 
     # -- its spread ------------------------------------------------------------------------------
 
-    def register(self, story_id: str, item: ScoredNews, ts: float, partition: int, offset: int) -> ScoredNews:
+    def register(self, story_id: str, item: ScoredNews, ts: float, partition: int, offset: int,
+                 words: frozenset[str]) -> dict[str, Any]:
         """One copy of ``story_id`` seen at (partition, offset): counted once per position. Returns
-        the item with its story and its place in it (copies and sources so far)."""
+        the item's story fields: its story and its place in it (copies and sources so far)."""
         skey = "s|" + story_id
         current = self.state.get(skey)
+        p = str(partition)
+        if current is not None and current["applied"].get(p, -1) >= offset:
+            return {"story_id": story_id, "story_copies": current["copies"], "story_sources": len(current["sources"])}
         story = _copy(current) if current is not None else {
             "ts": ts, "last": ts, "copies": 0, "sources": [], "applied": {}, "seen": {},
-            "block": stories.block_of(item.headline)}
-        p = str(partition)
-        if story["applied"].get(p, -1) < offset:
-            story["applied"][p] = offset
-            story["copies"] += 1
-            source = source_of(item)
-            if source and source not in story["sources"] and len(story["sources"]) < SOURCES_CAP:
-                story["sources"].append(source)
-            if ts > story["last"]:
-                self._index(story_id, ts)
-                story["last"] = ts
-            if current is None:
-                self._index(story_id, ts)
-            self.state.set(skey, story)
-        return item.model_copy(update={"story_id": story_id, "story_copies": story["copies"],
-                                       "story_sources": len(story["sources"])})
+            "words": sorted(words), "bands": self._bands(words) if story_id == item.id and len(words) >= stories.MIN_TOKENS else []}
+        story["applied"][p] = offset
+        story["copies"] += 1
+        source = source_of(item)
+        if source and source not in story["sources"] and len(story["sources"]) < SOURCES_CAP:
+            story["sources"].append(source)
+        if ts > story["last"] or current is None:
+            self._index(story_id, ts)
+            story["last"] = max(ts, story["last"])
+        self.state.set(skey, story)
+        return {"story_id": story_id, "story_copies": story["copies"], "story_sources": len(story["sources"])}
 
     def brings_in(self, story_id: str, start: int, keys: list[str], partition: int, offset: int,
                   closed_before: float) -> list[str]:
@@ -174,14 +207,16 @@ class Stories:
             self.state.set("story_buckets", keep)
 
     def _forget(self, story_id: str, story: dict[str, Any]) -> None:
-        bkey = "sk|" + story["block"]
-        members = self.state.get(bkey)
-        if members is not None:
+        for band in story.get("bands") or []:
+            members = self.state.get("sk|" + band)
+            if members is None:
+                continue
             rest = [m for m in members if m[0] != story_id]
-            if rest and len(rest) != len(members):
-                self.state.set(bkey, rest)
-            elif not rest:
-                self.state.delete(bkey)
+            if not rest:
+                self.state.delete("sk|" + band)
+            elif len(rest) != len(members):
+                self.state.set("sk|" + band, rest)
+        self._words.pop(story_id, None)
         self.state.delete("s|" + story_id)
 
 

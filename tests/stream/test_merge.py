@@ -182,7 +182,7 @@ def test_a_burst_split_across_partitions_alerts_once_as_in_one_aggregator() -> N
     see a quarter of it)."""
     calm = [scored(f"c{k}", T0 + 60 * k + 1, "neutral", tickers=["ACME"], headline=f"ACME routine note {story_tag(k)}")
             for k in range(40)]
-    burst = [scored(f"b{k}", T0 + 60 * 40 + k, "negative", tickers=["ACME"], headline=f"ACME sued over fraud {story_tag(k)}")
+    burst = [scored(f"b{k}", T0 + 60 * 40 + k, "negative", tickers=["ACME"], headline=f"ACME sued {story_tag(k)} {story_tag(k + 500)}")
              for k in range(24)]
     parts = [calm + burst]
     topo = run_two_stages(7, 4, 2, 30, 5, parts=parts)
@@ -215,7 +215,7 @@ def test_windows_are_judged_while_the_stream_runs_even_where_a_partition_has_no_
     """A first-stage partition that holds no windows is still closed through its watermark (the
     scorers' progress), so the second stage judges windows as the news goes on, not at the end;
     and an item dated behind that point is late there, as it would be in one aggregator."""
-    headlines = [h for h in (f"ACME story {story_tag(k)}" for k in range(200)) if story_partition(h, 2) == 0][:20]
+    headlines = [h for h in (f"ACME {story_tag(k)} {story_tag(k + 5000)}" for k in range(2000)) if story_partition(h, 2) == 0][:20]
     items = [scored(f"i{k}", T0 + 30 * k, "negative" if k % 3 else "neutral", tickers=["ACME"], headline=h)
              for k, h in enumerate(headlines)]
     topo = TwoStages(2, 1, random.Random(1))
