@@ -155,13 +155,23 @@ def direction_clash(a: frozenset[str], b: frozenset[str]) -> bool:
     return (1 in da and -1 in db) or (-1 in da and 1 in db)
 
 
+def _cashtags(words: frozenset[str]) -> set[str]:
+    return {w for w in words if w[0] == "$" and w[1:2].isalpha()}
+
+
+def entity_clash(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Both name companies by cashtag, and none in common: one template, two companies."""
+    ta, tb = _cashtags(a), _cashtags(b)
+    return bool(ta and tb and not ta & tb)
+
+
 def similarity(a: frozenset[str], b: frozenset[str]) -> float:
     """How alike two headlines' stories are, 0 to 1: Jaccard of their words, 0 when either has
-    too few words to judge or their directions clash."""
+    too few words to judge, or their directions or companies clash."""
     if len(a) < MIN_TOKENS or len(b) < MIN_TOKENS:
         return 0.0
     shared = len(a & b)
-    if not shared or direction_clash(a, b):
+    if not shared or direction_clash(a, b) or entity_clash(a, b):
         return 0.0
     return shared / (len(a) + len(b) - shared)
 

@@ -51,7 +51,7 @@ def source_of(item: ScoredNews) -> str | None:
 class Stories:
     def __init__(self, state: Overlay, horizon_s: float, threshold: float = stories.THRESHOLD) -> None:
         self.state, self.horizon_s, self.threshold = state, horizon_s, threshold
-        self._words: dict[str, frozenset[str]] = {}
+        self._words: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         self._last_bands: tuple[frozenset[str], list[str]] = (frozenset(), [])
 
     # -- which story ---------------------------------------------------------------------------
@@ -64,6 +64,7 @@ class Stories:
             return item.id  # too few words to judge: only exact re-publication makes a copy
         keys = ["sk|" + band for band in self._bands(words)]
         buckets = [self.state.get(key) or [] for key in keys]
+        tickers = frozenset(item.tickers)
         need = self.threshold / (1 + self.threshold)  # shared words / (|a| + |b|) at the threshold
         best: tuple[float, float, str] | None = None
         seen: set[str] = set()
@@ -74,12 +75,15 @@ class Stories:
                 if story_id in seen or abs(ts - float(first_ts)) > self.horizon_s:
                     continue
                 seen.add(story_id)
-                candidate = self._words.get(story_id)
-                if candidate is None:
+                known = self._words.get(story_id)
+                if known is None:
                     story = self.state.get("s|" + story_id)
                     if story is None:
                         continue  # forgotten (pruned), or lost with a crash: its founder read again restores it
-                    candidate = self._remember(story_id, frozenset(story["words"]))
+                    known = self._remember(story_id, frozenset(story["words"]), frozenset(story.get("tickers") or ()))
+                candidate, their_tickers = known
+                if tickers and their_tickers and not tickers & their_tickers:
+                    continue  # both tagged, no company in common: the same template about two companies
                 shared = len(words & candidate)
                 if shared < need * (len(words) + len(candidate)):
                     continue
@@ -117,12 +121,13 @@ class Stories:
             self._last_bands = (words, stories.bands(words))
         return self._last_bands[1]
 
-    def _remember(self, story_id: str, words: frozenset[str]) -> frozenset[str]:
-        """Candidates' words parsed once per process (a story's words never change)."""
+    def _remember(self, story_id: str, words: frozenset[str],
+                  tickers: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
+        """Candidates' words and tickers parsed once per process (a story's never change)."""
         if len(self._words) >= WORDS_CACHED:
             self._words.clear()
-        self._words[story_id] = words
-        return words
+        found = self._words[story_id] = (words, tickers)
+        return found
 
     # -- its spread ------------------------------------------------------------------------------
 
@@ -137,7 +142,7 @@ class Stories:
             return {"story_id": story_id, "story_copies": current["copies"], "story_sources": len(current["sources"])}
         story = _copy(current) if current is not None else {
             "ts": ts, "last": ts, "copies": 0, "sources": [], "applied": {}, "seen": {},
-            "words": sorted(words), "bands": self._bands(words) if story_id == item.id and len(words) >= stories.MIN_TOKENS else []}
+            "words": sorted(words), "tickers": sorted(item.tickers), "bands": self._bands(words) if story_id == item.id and len(words) >= stories.MIN_TOKENS else []}
         story["applied"][p] = offset
         story["copies"] += 1
         source = source_of(item)
