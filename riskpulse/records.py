@@ -92,7 +92,10 @@ class ScoredNews(_Record):
     body: str | None = None
     published_at: UtcDatetime
     tickers: list[str]
-    lang: str | None = None
+    lang: str | None = None  # the producer's (its primary subtag), else identified (models/language.py); "und": no text
+    # "scored": the model reads the language and its sentiment counts; otherwise the item is
+    # counted apart in the trends ("unscored"), never as neutral news
+    sentiment_status: Literal["scored", "unsupported_language", "no_text"] = "scored"
     topic: str
     topic_confidence: float = Field(ge=0, le=1)
     sentiment: Literal["negative", "neutral", "positive"]
@@ -140,6 +143,9 @@ class Trend(_Record):
     # and those whose copy that brought them into the window was negative; None from older releases
     stories: int | None = Field(None, ge=0)
     negative_stories: int | None = Field(None, ge=0)
+    # items about the key whose sentiment the model cannot judge (a language it was not trained on,
+    # or no text): not in count, negative, neutral or positive; None from older releases
+    unscored: int | None = Field(None, ge=0)
     top_negative: list[EvidenceHeadline] = Field(default_factory=list)  # most negative first, one per story, at most 5
 
 

@@ -119,8 +119,9 @@ AFTER_BASELINE: dict[str, tuple[str, ...] | None] = {"silences": None,  # 0002
                                                      "webhook_outbox": ("key_type", "key", "severity"),
                                                      "users": None,  # 0003
                                                      "trend_buckets": None,  # 0004
-                                                     "scored_news": ("story_id", "story_copies", "story_sources"),
-                                                     "trends": ("stories", "negative_stories")}  # 0005
+                                                     "scored_news": ("story_id", "story_copies", "story_sources", "lang",
+                                                                     "sentiment_status"),
+                                                     "trends": ("stories", "negative_stories", "unscored")}  # 0005
 
 
 def _baseline_metadata() -> MetaData:

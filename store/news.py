@@ -121,7 +121,8 @@ class Store:
                 "p_neutral": r["sentiment_probs"]["neutral"], "p_positive": r["sentiment_probs"]["positive"],
                 "sentiment_score": r["sentiment_score"], "tickers": ",".join(r["tickers"]),
                 "duplicate_of": r.get("duplicate_of"), "model_version": r["model_version"], "scored_at": _ts(r["scored_at"]),
-                "story_id": r.get("story_id"), "story_copies": r.get("story_copies"), "story_sources": r.get("story_sources")}
+                "story_id": r.get("story_id"), "story_copies": r.get("story_copies"), "story_sources": r.get("story_sources"),
+                "lang": (r.get("lang") or None) and str(r["lang"])[:20], "sentiment_status": r.get("sentiment_status")}
             for t in r["tickers"]:
                 tick_rows[(r["id"], t)] = {"news_id": r["id"], "ticker": t, "published_at": published}
         with self.engine.begin() as conn:  # one transaction: a news row is never written without its tickers
@@ -137,7 +138,8 @@ class Store:
                 "key_type": r["key_type"], "key": r["key"], "window_start": start, "window_end": _ts(r["window_end"]),
                 "window_ts": int(start.timestamp()),
                 **{k: r[k] for k in ("count", "negative", "neutral", "positive", "mean_score", "negative_share")},
-                "stories": r.get("stories"), "negative_stories": r.get("negative_stories")}
+                "stories": r.get("stories"), "negative_stories": r.get("negative_stories"),
+                "unscored": r.get("unscored")}
         with self.engine.begin() as conn:
             _upsert(conn, trends, list(rows.values()), ["key_type", "key", "window_start"])
             by_type: dict[str, list[dict[str, Any]]] = {}

@@ -33,6 +33,8 @@ scored_news = Table(
     Column("story_id", String(200)),  # the story's first copy (stream/core/stories.py); None before stories
     Column("story_copies", Integer),  # the copy's place in its story: copies so far, this one included
     Column("story_sources", Integer),  # distinct sources so far
+    Column("lang", String(20)),  # the producer's or the identified language (models/language.py)
+    Column("sentiment_status", String(24)),  # scored, unsupported_language, no_text; None before languages
     Index("ix_scored_news_published_at", "published_at"),
     Index("ix_scored_news_story", "story_id", "published_at"),
     Index("ix_scored_news_topic_time", "topic", "published_at"),
@@ -62,6 +64,7 @@ trends = Table(
     Column("window_ts", BigInteger, nullable=False),  # window_start in Unix seconds: bucketing without date parsing
     Column("stories", Integer),  # distinct stories among the counted items; None before stories
     Column("negative_stories", Integer),
+    Column("unscored", Integer),  # items whose sentiment the model cannot judge; None before languages
     # covering: the dashboard's charts read only the index, never the table
     Index("ix_trends_type_ts", "key_type", "window_ts", "key", "count", "negative", "mean_score"),
 )

@@ -16,6 +16,8 @@ SKIPPED = Counter("riskpulse_input_offsets_skipped_total", "Input offsets (news,
                   "read again (deleted by retention; never scored; see stream/core/continuity.py)", ["topic", "partition"])
 REREAD = Counter("riskpulse_input_offsets_reread_total", "Input records (news, and the scorer-to-aggregator topic) the consumer passed over, read on the "
                  "worker's own client and processed in place (nothing lost)", ["topic", "partition"])
+UNSCORED = Counter("riskpulse_unscored_items_total", "Items whose sentiment the model cannot judge (a language it was not "
+                   "trained on, or no text): counted apart in the trends, never as neutral", ["status"])
 LATE = Counter("riskpulse_late_items_total", "Scored items whose window had already closed when they first arrived "
                "(not counted in trends; redeliveries after a restart are not late)")
 BATCH_SIZE = Histogram("riskpulse_batch_size", "Items per scoring micro-batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))

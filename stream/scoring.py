@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
 
+from riskpulse.models.language import identify
 from riskpulse.models.scorer import Scorer
 from riskpulse.settings import Settings
 
 from riskpulse.records import NewsItem, ScoredNews
+from . import metrics
 from .tickers import Watchlist
 
 log = logging.getLogger(__name__)
@@ -34,9 +36,13 @@ class ScoringService:
         out = []
         for item, s in zip(items, scores):
             assert item.id is not None and item.published_at is not None  # completed by validation
+            language = identify(item.headline, item.lang)
+            status = "scored" if language.supported else "no_text" if language.how == "no_text" else "unsupported_language"
+            if status != "scored":
+                metrics.UNSCORED.labels(status).inc()
             out.append(ScoredNews(
                 id=item.id, headline=item.headline, source=item.source, url=item.url, body=item.body,
-                published_at=item.published_at, lang=item.lang,
+                published_at=item.published_at, lang=language.code, sentiment_status=status,  # type: ignore[arg-type]
                 tickers=self.watchlist.extract(item.headline + " " + (item.body or "")[:2000], item.tickers),
                 topic=s.topic, topic_confidence=s.topic_confidence, sentiment=s.sentiment,  # type: ignore[arg-type]
                 sentiment_probs=s.sentiment_probs, sentiment_score=s.sentiment_score,  # type: ignore[arg-type]

@@ -217,8 +217,8 @@ class Aggregator:
         for key in keys:
             by_shard.setdefault(_shard(key, KEY_SHARDS), []).append(key)
         cfg = self.config
-        new_story = set(self.stories.brings_in(item.story_id or item.id, start, keys, partition, offset,
-                                               self.closed - cfg.window_s - cfg.lateness_s))
+        new_story = set() if item.sentiment_status != "scored" else set(self.stories.brings_in(
+            item.story_id or item.id, start, keys, partition, offset, self.closed - cfg.window_s - cfg.lateness_s))
         p = str(partition)
         updates = []
         for shard, shard_keys in by_shard.items():

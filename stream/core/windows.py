@@ -16,7 +16,7 @@ from riskpulse.records import EvidenceHeadline, ScoredNews, SentimentProbs, Tren
 
 SENTIMENT_SLOT = {"negative": 1, "neutral": 2, "positive": 3}
 EVIDENCE_PER_KEY = 5  # most negative headlines kept per key and window: an alert's evidence
-COUNTERS = 7  # count, negative, neutral, positive, sum(score), stories, negative stories
+COUNTERS = 8  # count, negative, neutral, positive, sum(score), stories, negative stories, unscored
 ROW = 10  # evidence: score, id, headline, url, p(neg), p(neu), p(pos), story id, copies, sources
 
 
@@ -29,9 +29,10 @@ def empty_window() -> dict[str, Any]:
 
 
 def counters(counts: list[Any]) -> list[Any]:
-    """A key's counters in today's layout; a release before stories kept five (every item its own story)."""
+    """A key's counters in today's layout; a release before stories kept five (every item its own
+    story, every item scored)."""
     if len(counts) == 5:
-        return list(counts) + [counts[0], counts[1]]
+        return list(counts) + [counts[0], counts[1], 0]
     return list(counts)
 
 
@@ -52,7 +53,10 @@ def _keep_most_negative(rows: list[list[Any]]) -> list[list[Any]]:
 
 
 def keys_of(item: ScoredNews) -> list[str]:
-    return [f"topic|{item.topic}"] + [f"ticker|{t}" for t in item.tickers]
+    """An item's keys: its topic and tickers. An item the model cannot read has no topic the
+    model could know: it counts under its tickers only."""
+    tickers = [f"ticker|{t}" for t in item.tickers]
+    return tickers if item.sentiment_status != "scored" else [f"topic|{item.topic}"] + tickers
 
 
 def count_keys(state: dict[str, Any], item: ScoredNews, keys: Iterable[str], new_story: Iterable[str] = ()) -> None:
@@ -64,7 +68,10 @@ def count_keys(state: dict[str, Any], item: ScoredNews, keys: Iterable[str], new
     new_story = set(new_story)
     for key in keys:
         c = state["keys"].get(key)
-        c = state["keys"][key] = [0, 0, 0, 0, 0.0, 0, 0] if c is None else counters(c)
+        c = state["keys"][key] = [0, 0, 0, 0, 0.0, 0, 0, 0] if c is None else counters(c)
+        if item.sentiment_status != "scored":
+            c[7] += 1  # counted apart: never as neutral news
+            continue
         c[0] += 1
         c[SENTIMENT_SLOT[item.sentiment]] += 1
         c[4] += item.sentiment_score
@@ -82,7 +89,7 @@ def count_keys(state: dict[str, Any], item: ScoredNews, keys: Iterable[str], new
 def merge(into: dict[str, Any], part: dict[str, Any]) -> None:
     """Add one shard's counters into ``into`` (mutated)."""
     for key, counts in part["keys"].items():
-        acc = into["keys"].setdefault(key, [0, 0, 0, 0, 0.0, 0, 0])
+        acc = into["keys"].setdefault(key, [0, 0, 0, 0, 0.0, 0, 0, 0])
         for i, v in enumerate(counters(counts)):
             acc[i] += v
     for key, rows in part.get("top", {}).items():
@@ -93,14 +100,15 @@ def merge(into: dict[str, Any], part: dict[str, Any]) -> None:
 def trends(start: int, window_s: int, state: dict[str, Any]) -> list[Trend]:
     out = []
     for key, counts in sorted(state["keys"].items()):
-        count, neg, neu, pos, total, stories, neg_stories = counters(counts)
+        count, neg, neu, pos, total, stories, neg_stories, unscored = counters(counts)
         key_type, name = key.split("|", 1)
         out.append(Trend(key_type=key_type, key=name,  # type: ignore[arg-type]
                          window_start=datetime.fromtimestamp(start, timezone.utc),
                          window_end=datetime.fromtimestamp(start + window_s, timezone.utc),
                          count=count, negative=neg, neutral=neu, positive=pos,
-                         mean_score=max(-1.0, min(1.0, round(total / count, 6))),
-                         negative_share=round(neg / count, 6), stories=int(stories), negative_stories=int(neg_stories),
+                         mean_score=max(-1.0, min(1.0, round(total / count, 6))) if count else 0.0,
+                         negative_share=round(neg / count, 6) if count else 0.0, stories=int(stories),
+                         negative_stories=int(neg_stories), unscored=int(unscored),
                          top_negative=[_evidence(r) for r in state.get("top", {}).get(key, [])]))
     return out
 

@@ -526,7 +526,9 @@ def test_replay_with_default_settings_counts_every_item_as_the_backtest(pipeline
 
 def test_one_story_syndicated_by_twelve_outlets_is_one_story_with_twelve_copies(pipeline: Any, kafka: Any) -> None:
     """Twelve outlets' copies of one lawsuit, on every partition of ``news``, through the model:
-    one story on news.scored, in the trends and in the store, however the copies were spread."""
+    one story on news.scored, in the trends and in the store, however the copies were spread.
+    Beside them, a Chinese headline and an emoji-only one about the same ticker: marked, and
+    counted apart, not as neutral news."""
     from riskpulse.store.news import Store
     from tests.stream.test_stories import SOURCES, SYNDICATED
 
@@ -534,11 +536,18 @@ def test_one_story_syndicated_by_twelve_outlets_is_one_story_with_twelve_copies(
     start = BASE_TS - BASE_TS % 60 + 60  # one window holds every copy
     copies = [{"id": f"copy-{k}", "headline": h, "source": SOURCES[k], "tickers": ["TSLA"],
                "published_at": rfc3339(start + 3 * k)} for k, h in enumerate(SYNDICATED)]
-    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), copies, partition=lambda v: int(v["id"].split("-")[1]) % 4)
+    unread = [{"id": "zh-1", "headline": "特斯拉股价暴跌，监管机构展开调查", "tickers": ["TSLA"],
+               "published_at": rfc3339(start + 40)},
+              {"id": "emoji-1", "headline": "📉📉📉", "tickers": ["TSLA"], "published_at": rfc3339(start + 41)}]
+    produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), copies + unread,
+            partition=lambda v: int(v["id"].split("-")[1]) % 4)
     produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), [flush_item(start + 60)])
     scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED),
-                     lambda r: {x["id"] for x in r} >= {c["id"] for c in copies} | {"flush"})
+                     lambda r: {x["id"] for x in r} >= {c["id"] for c in copies + unread} | {"flush"})
+    marked = {r["id"]: (r["lang"], r["sentiment_status"]) for r in scored if r["id"] in ("zh-1", "emoji-1")}
+    assert marked == {"zh-1": ("zh", "unsupported_language"), "emoji-1": ("und", "no_text")}
     by_id = {r["id"]: r for r in scored if r["id"].startswith("copy-")}
+    assert {r["lang"] for r in by_id.values()} == {"en"} and {r["sentiment_status"] for r in by_id.values()} == {"scored"}
     assert len({r["story_id"] for r in by_id.values()}) == 1, "one story"
     assert sorted(r["story_copies"] for r in by_id.values()) == list(range(1, 13))
     assert max(r["story_sources"] for r in by_id.values()) == 12
@@ -546,10 +555,10 @@ def test_one_story_syndicated_by_twelve_outlets_is_one_story_with_twelve_copies(
                      lambda r: any(t["key"] == "TSLA" for t in r))
     tsla = [t for t in trends if t["key"] == "TSLA"][-1]
     # the upper-case copy is an exact re-publication (not counted again); the other eleven are
-    # counted as copies of one negative story, and the evidence is that story, with its spread
-    assert (tsla["count"], tsla["stories"]) == (11, 1)
-    assert len(tsla["top_negative"]) == 1
-    assert (tsla["top_negative"][0]["copies"], tsla["top_negative"][0]["sources"]) == (12, 12)
+    # counted as copies of one story (the evidence of a negative one: tests/stream/test_stories.py;
+    # the test model's sentiment is not the shipped model's), the two unread items apart
+    assert (tsla["count"], tsla["stories"], tsla["unscored"]) == (11, 1, 2)
+    assert tsla["negative"] + tsla["neutral"] + tsla["positive"] == 11
     validate(scored, TOPIC_SCORED)
     validate(trends, TOPIC_TRENDS)
     store = Store(worker.env["RISKPULSE_STORE_URL"])
