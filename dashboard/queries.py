@@ -13,13 +13,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, func, select, union_all
+from sqlalchemy import case, exists, or_, and_, func, select, union_all
 from sqlalchemy.engine import Engine
 
 from riskpulse.store.schema import BUCKET_S, alerts, news_tickers, scored_news, trend_buckets, trends
 
 FEED_COLUMNS = ["published_at", "headline", "topic", "sentiment", "p_negative", "p_neutral", "p_positive",
-                "sentiment_score", "tickers", "source", "url", "id"]
+                "sentiment_score", "tickers", "source", "lang", "copies", "url", "id", "story_id", "sentiment_status"]
 SORTABLE = {"published_at", "sentiment_score", "topic", "sentiment", "p_negative", "source"}
 COUNT_CAP = 10_000  # the feed says "10,000+" rather than counting a million rows per page turn
 
@@ -167,6 +167,8 @@ class FeedFilter:
     ticker: str | None = None
     text: str | None = None
     sort: tuple[tuple[str, str], ...] = field(default_factory=lambda: (("published_at", "desc"),))
+    every_copy: bool = False  # False: one row per story, its first copy in the range
+    story: str | None = None  # only this story's copies
 
 
 def _feed_query(engine: Engine, f: FeedFilter) -> Any:
@@ -176,9 +178,21 @@ def _feed_query(engine: Engine, f: FeedFilter) -> Any:
         where.append(n.topic.in_(f.topics))
     if f.sentiments:
         where.append(n.sentiment.in_(f.sentiments))
+        where.append(or_(n.sentiment_status.is_(None), n.sentiment_status == "scored"))  # unscored has no sentiment
     for word in (f.text or "").split()[:5]:  # every word must appear
         where.append(n.headline.ilike(f"%{word}%"))
-    q = select(*(n[c] for c in FEED_COLUMNS))
+    if f.story:
+        where.append(n.story_id == f.story.strip())
+    elif not f.every_copy:  # a story shows once, at its first copy in the range (items before stories: each its own)
+        earlier = scored_news.alias("earlier")
+        e = earlier.c
+        where.append(or_(n.story_id.is_(None), ~exists().where(
+            e.story_id == n.story_id, e.published_at >= _bound(engine, f.start),
+            or_(e.published_at < n.published_at, and_(e.published_at == n.published_at, e.id < n.id)))))
+    copies = scored_news.alias("copies")
+    n_copies = (select(func.count()).where(copies.c.story_id == n.story_id).scalar_subquery())
+    q = select(*(n[c] if c != "copies" else case((n.story_id.is_(None), 1), else_=n_copies).label("copies")
+                 for c in FEED_COLUMNS))
     if f.ticker:
         t = news_tickers.c
         q = q.join(news_tickers, and_(t.news_id == n.id, t.ticker == f.ticker.strip().upper(),
@@ -208,6 +222,17 @@ def news_export(engine: Engine, f: FeedFilter, limit: int = 100_000) -> pd.DataF
     with engine.connect() as conn:
         rows = conn.execute(_ordered(_feed_query(engine, f), f).limit(limit)).all()
     return _frame(rows, FEED_COLUMNS)
+
+
+def story_spread(engine: Engine, story_id: str) -> dict[str, Any] | None:
+    """How one story spread: its copies, distinct sources, and its first and latest copy."""
+    n = scored_news.c
+    with engine.connect() as conn:
+        row = conn.execute(select(func.count(), func.count(func.distinct(n.source)), func.min(n.published_at),
+                                  func.max(n.published_at)).where(n.story_id == story_id)).first()
+    if row is None or not row[0]:
+        return None
+    return {"copies": int(row[0]), "sources": int(row[1]), "first": row[2], "last": row[3]}
 
 
 def headlines_for(engine: Engine, key_type: str, key: str, start: datetime, end: datetime,

@@ -86,6 +86,15 @@ def tab() -> dcc.Tab:
     ])
 
 
+def spread_note(headline: dict[str, Any]) -> str:
+    """How far an evidence story had spread when its window closed (absent on alerts from before stories)."""
+    copies, sources = headline.get("copies"), headline.get("sources")
+    if not copies or copies <= 1:
+        return ""
+    return f"  · {copies} copies" + (f" from {sources} sources" if sources else "") + \
+        (f" · story {headline['story_id'][:12]}" if headline.get("story_id") else "")
+
+
 def register(app: Dash, ctx: PageContext) -> None:
     engine, store, silences = ctx.engine, ctx.store, ctx.silences
 
@@ -130,7 +139,7 @@ def register(app: Dash, ctx: PageContext) -> None:
         start = detail["window_start"] if detail["window_start"].tzinfo else detail["window_start"].replace(tzinfo=timezone.utc)
         end = detail["window_end"] if detail["window_end"].tzinfo else detail["window_end"].replace(tzinfo=timezone.utc)
         evidence = [html.Li([html.A(h["headline"], href=h["url"], target="_blank") if h.get("url") else h["headline"],
-                             f"  ({h['sentiment_score']:+.2f})"]) for h in detail["top_headlines"]]
+                             f"  ({h['sentiment_score']:+.2f})", spread_note(h)]) for h in detail["top_headlines"]]
         acked = (f"Acknowledged by {detail['acked_by']} at {when(detail['acked_at'])}"
                  if detail.get("acked_by") else "Not acknowledged")
         return html.Div([
@@ -139,7 +148,7 @@ def register(app: Dash, ctx: PageContext) -> None:
                    f"{when(start)} to {when(end, '%H:%M')} · rule {detail['rule']}"),
             html.P(figures_in_words(detail["observed"], detail["baseline"]), id=ids.ALERT_FIGURES, style={"color": "#555"}),
             _alert_chart(engine, detail, start, end),
-            html.H5("Evidence: the most negative headlines of the window"), html.Ul(evidence, id=ids.ALERT_EVIDENCE),
+            html.H5("Evidence: the most negative stories of the window, one headline each"), html.Ul(evidence, id=ids.ALERT_EVIDENCE),
             html.Div([html.Button("Acknowledge", id=ids.ACK_BUTTON, disabled=not auth.may("analyst"),
                                   title="" if auth.may("analyst") else f"your role ({auth.current_role()}) can read only"),
                       html.Span(acked, id=ids.ACK_STATUS, style={"marginLeft": "12px"})]),

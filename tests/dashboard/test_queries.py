@@ -55,3 +55,42 @@ def test_long_ranges_read_half_hour_sums_that_equal_the_trends(store_url: str) -
             assert (fast["net"] - exact["net"]).abs().max() < 1e-9
         assert queries.ticker_keys(store.engine, start, stop) == queries.ticker_keys(store.engine, start, stop, search="")
     store.engine.dispose()
+
+
+def test_the_feed_shows_a_story_once_with_its_copies_and_unread_items_as_unscored(store_url: str) -> None:
+    """Copies collapse into their story's first row in the range (copies counted); every copy,
+    or one story, on request; an item in a language the model never saw is never 'neutral'."""
+    store = Store(store_url)
+    t0 = datetime(2026, 12, 5, 12, 0, tzinfo=timezone.utc)
+
+    def item(i: str, minute: int, headline: str, story: str | None, source: str, **extra: object) -> dict[str, object]:
+        stamp = (t0 + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z")
+        return {"id": i, "headline": headline, "source": source, "url": None, "published_at": stamp, "tickers": ["TSLA"],
+                "topic": "Legal", "topic_confidence": 0.9, "sentiment": "negative",
+                "sentiment_probs": {"negative": 0.8, "neutral": 0.1, "positive": 0.1}, "sentiment_score": -0.7,
+                "model_version": "m", "scored_at": stamp, "story_id": story, **extra}
+
+    store.upsert_scored([item("a", 1, "Tesla sued by shareholders", "a", "reuters"),
+                         item("b", 2, "UPDATE 1-Tesla sued by shareholders", "a", "bloomberg"),
+                         item("c", 3, "BRIEF-Tesla sued by shareholders", "a", "reuters"),
+                         item("d", 4, "Acme recalls cars", "d", "afp"),
+                         item("old", 5, "A row from before stories", None, "afp"),
+                         item("zh", 6, "特斯拉股价暴跌", "zh", "xinhua", lang="zh", sentiment_status="unsupported_language")])
+    f = queries.FeedFilter(start=t0, end=t0 + timedelta(hours=1))
+    frame, total = queries.news_page(store.engine, f, 0)
+    assert total == 4 and dict(zip(frame["id"], frame["copies"])) == {"a": 3, "d": 1, "old": 1, "zh": 1}
+    every, total = queries.news_page(store.engine, queries.FeedFilter(start=t0, end=t0 + timedelta(hours=1), every_copy=True), 0)
+    assert total == 6
+    one, total = queries.news_page(store.engine, queries.FeedFilter(start=t0, end=t0 + timedelta(hours=1), story="a"), 0)
+    assert total == 3 and set(one["id"]) == {"a", "b", "c"}
+    # the range starts after the story's first copy: the story shows at its first copy inside it
+    later, _ = queries.news_page(store.engine, queries.FeedFilter(start=t0 + timedelta(minutes=2), end=t0 + timedelta(hours=1)), 0)
+    assert "b" in set(later["id"]) and "c" not in set(later["id"])
+    spread = queries.story_spread(store.engine, "a")
+    assert spread is not None and (spread["copies"], spread["sources"]) == (3, 2)
+    assert (spread["last"] - spread["first"]).total_seconds() == 120
+    negative, _ = queries.news_page(store.engine, queries.FeedFilter(start=t0, end=t0 + timedelta(hours=1),
+                                                                     sentiments=("negative",)), 0)
+    assert "zh" not in set(negative["id"])
+    assert dict(zip(frame["id"], frame["sentiment_status"]))["zh"] == "unsupported_language"
+    store.engine.dispose()
