@@ -54,6 +54,19 @@ class Rule(BaseModel):
         return self
 
 
+class SpreadRule(BaseModel):
+    """One negative story carried by many outlets fast: an alert of its own (key_type "story"),
+    whatever the key's usual volume, with the story's pick-up timeline as evidence. Defaults:
+    docs/stories.md ("Spread")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    enabled: bool = True
+    min_sources: int = Field(5, ge=2)  # distinct outlets...
+    within_minutes: float = Field(30.0, gt=0)  # ...within this long of the story's first copy
+    min_negative_share: float = Field(0.5, ge=0, le=1)  # of its scored copies, for the story to count as negative
+    severity: Literal["warning", "critical"] = "warning"
+
+
 class Route(BaseModel):
     """Where alerts go: every route whose filters match receives the alert."""
 
@@ -62,7 +75,7 @@ class Route(BaseModel):
     url: str = Field(pattern=r"^https?://")
     secrets: list[str] = Field(default_factory=list)  # whsec_... or env:NAME; several during rotation
     severities: list[Literal["warning", "critical"]] = Field(default_factory=lambda: ["warning", "critical"])
-    key_types: list[Literal["topic", "ticker"]] = Field(default_factory=lambda: ["topic", "ticker"])
+    key_types: list[Literal["topic", "ticker", "story"]] = Field(default_factory=lambda: ["topic", "ticker", "story"])
     keys: list[str] | None = None  # None: every key
     format: Literal["standard", "slack"] = "standard"
     timeout_s: float = Field(10.0, gt=0, le=60)
@@ -98,6 +111,7 @@ class RulesFile(BaseModel):
     defaults: dict[str, Any] = Field(default_factory=dict)
     topics: dict[str, dict[str, Any]] = Field(default_factory=dict)
     tickers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    spread: SpreadRule = Field(default_factory=SpreadRule)
     routes: list[Route] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -118,6 +132,7 @@ class Rules:
         self.overrides = {("topic", k): Rule(**{**spec.defaults, **v}) for k, v in spec.topics.items()}
         self.overrides.update({("ticker", k): Rule(**{**spec.defaults, **v}) for k, v in spec.tickers.items()})
         self.routes = spec.routes
+        self.spread = spec.spread
         for route in self.routes:
             route.resolved_secrets()  # fail at start-up, not at the first alert
 

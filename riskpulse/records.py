@@ -125,6 +125,9 @@ class EvidenceHeadline(_Record):
     story_id: str | None = None
     copies: int | None = Field(None, ge=1)
     sources: int | None = Field(None, ge=0)
+    # on a spread alert's timeline: who carried this copy, and when
+    source: str | None = None
+    published_at: UtcDatetime | None = None
 
 
 class Trend(_Record):
@@ -154,7 +157,8 @@ class Alert(_Record):
     id: str
     status: Literal["firing", "resolved"]
     severity: Literal["warning", "critical"]
-    key_type: Literal["topic", "ticker"]
+    # "story": one negative story spreading fast (key: its story id; alerts/rules.py SpreadRule)
+    key_type: Literal["topic", "ticker", "story"]
     key: str
     window_start: UtcDatetime
     window_end: UtcDatetime

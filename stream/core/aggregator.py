@@ -39,6 +39,7 @@ from .dedupe import key_of_normalised, normalise_headline
 from .limits import MAX_TICKERS
 from .detection import INDEX_SHARDS, Detection, Verdicts, shard_of
 from .state import Overlay
+from .spread import SpreadConfig, spread_alert
 from .story_state import Stories
 from .watermark import PartitionClock
 
@@ -71,6 +72,7 @@ class AggregatorConfig:
     key_ttl_s: float = 7 * 86_400.0  # detector state of keys silent this long is dropped
     dedupe: bool = True  # off in the backtest, whose input was deduplicated (and its stories found) by the worker
     story_threshold: float = stories.THRESHOLD  # similarity that makes a headline a copy of a story (stream/core/stories.py)
+    spread: SpreadConfig | None = None  # one negative story spreading fast is an alert of its own (stream/core/spread.py)
     confirm_idle: bool = False  # the worker's scorers send heartbeats: idleness needs one (watermark.py)
 
 
@@ -135,6 +137,7 @@ class Aggregator:
         self.open: list[int] = sorted(int(s) for s in saved.get("open") or [])
         self.seq = int(saved.get("seq") or 0)  # bumped at every marker write: see :meth:`is_current`
         self._garbage: list[str] = []  # counters of closed windows, deleted after the marker
+        self._spreading: list[str] = []  # stories whose spread alert is due, in the order they reached it
         limit = now_wall + config.max_skew_s
         moved = self.clock.clamp_to(limit)
         if self.closed > limit or moved:
@@ -168,6 +171,10 @@ class Aggregator:
             update, status, story, words = {}, "counted", item.story_id or item.id, frozenset()
         update.update(self.stories.register(story, item, ts, partition, offset, words))
         item = item.model_copy(update=update)
+        spread = self.config.spread
+        if spread is not None and self.config.dedupe and story not in self._spreading:
+            if self.stories.spreading(story, spread.min_sources, spread.within_s, spread.min_negative_share) is not None:
+                self._spreading.append(story)
         if status in ("counted", "redelivered"):
             if self._is_late(ts):
                 status = "late" if status == "counted" else "redelivered"
@@ -287,7 +294,7 @@ class Aggregator:
         for shard in range(KEY_SHARDS):
             part = self.state.get(_wkey(start, shard))
             if part and part["keys"]:
-                close.parts[shard] = {"keys": part["keys"], "top": self._spread_of(part["top"])}
+                close.parts[shard] = {"keys": part["keys"], "top": part["top"]}
         if self.detection is not None:
             merged = windows.empty_window()
             for part in close.parts.values():
@@ -295,16 +302,24 @@ class Aggregator:
             close.verdicts = self.detection.judge(self.state, start, merged)
         return close
 
-    def _spread_of(self, top: dict[str, list[list[Any]]]) -> dict[str, list[list[Any]]]:
-        """Evidence rows with each story's copies and sources as they stand at the close."""
-        out = {}
-        for key, rows in top.items():
-            out[key] = []
-            for r in rows:
-                r = windows.row(r)
-                spread = self.stories.spread(r[7])
-                out[key].append(r[:8] + list(spread) if spread is not None else r)
+    def spread_alerts(self) -> list[tuple[str, Alert]]:
+        """The spread alerts due (state unchanged): publish them, and once the broker has
+        acknowledged them, :meth:`commit_spread` each (a crash in between sends the same alert
+        again: its id comes from the story)."""
+        spread = self.config.spread
+        if spread is None:
+            return []
+        out = []
+        for story_id in self._spreading:
+            story = self.stories.spreading(story_id, spread.min_sources, spread.within_s, spread.min_negative_share)
+            if story is not None:
+                out.append((story_id, spread_alert(story_id, story, spread)))
         return out
+
+    def commit_spread(self, story_id: str) -> None:
+        self.stories.mark_spread(story_id)
+        if story_id in self._spreading:
+            self._spreading.remove(story_id)
 
     def commit(self, close: WindowClose) -> None:
         """Mark ``close`` done: call only once its trends and alerts (or counters) are acknowledged

@@ -31,6 +31,8 @@ from .state import Overlay
 
 BUCKET_CAP = 50  # recent stories kept per LSH band bucket: candidates for a new headline
 WORDS_CACHED = 100_000
+PLACES_CAP = 500  # copies whose place is remembered per story (beyond: a copy read again reports the count then)
+TIMELINE_CAP = 20  # first copies kept per story: a spread alert's evidence
 SOURCES_CAP = 100  # distinct sources named per story; the count stops there
 BUCKET_S = 600
 
@@ -138,8 +140,9 @@ class Stories:
         skey = "s|" + story_id
         current = self.state.get(skey)
         p = str(partition)
-        if current is not None and current["applied"].get(p, -1) >= offset:
-            return {"story_id": story_id, "story_copies": current["copies"], "story_sources": len(current["sources"])}
+        if current is not None and current["applied"].get(p, -1) >= offset:  # read again: the place it had
+            place = (current.get("places") or {}).get(f"{p}:{offset}") or [current["copies"], len(current["sources"])]
+            return {"story_id": story_id, "story_copies": place[0], "story_sources": place[1]}
         story = _copy(current) if current is not None else {
             "ts": ts, "last": ts, "copies": 0, "sources": [], "applied": {}, "seen": {},
             "words": sorted(words), "tickers": sorted(item.tickers), "bands": self._bands(words) if story_id == item.id and len(words) >= stories.MIN_TOKENS else []}
@@ -148,6 +151,15 @@ class Stories:
         source = source_of(item)
         if source and source not in story["sources"] and len(story["sources"]) < SOURCES_CAP:
             story["sources"].append(source)
+        if item.sentiment_status == "scored":
+            story["scored"] = story.get("scored", 0) + 1
+            story["negative"] = story.get("negative", 0) + (item.sentiment == "negative")
+        places = story["places"] = dict(story.get("places") or {})
+        if len(places) < PLACES_CAP:  # so a copy read again reports the place it had, not the story's count now
+            places[f"{p}:{offset}"] = [story["copies"], len(story["sources"])]
+        timeline = story.setdefault("timeline", [])
+        if len(timeline) < TIMELINE_CAP:  # the pick-up: the first copies, in the order they came
+            timeline.append([ts, source, item.headline[:300], item.id, item.sentiment_score, item.url])
         if ts > story["last"] or current is None:
             self._index(story_id, ts)
             story["last"] = max(ts, story["last"])
@@ -175,10 +187,24 @@ class Stories:
             self.state.set(skey, story)
         return new
 
-    def spread(self, story_id: str) -> tuple[int, int] | None:
-        """Copies and distinct sources of a story so far, if it is still remembered."""
+    def spreading(self, story_id: str, min_sources: int, within_s: float, min_negative_share: float) -> dict[str, Any] | None:
+        """The story, if it has just reached ``min_sources`` distinct sources within ``within_s``
+        of its first copy, is negative (that share of its scored copies) and has not fired yet."""
         story = self.state.get("s|" + story_id)
-        return None if story is None else (int(story["copies"]), len(story["sources"]))
+        if story is None or story.get("spread_fired"):
+            return None
+        sources_in_time = {c[1] for c in story.get("timeline") or [] if c[1] and c[0] - story["ts"] <= within_s}
+        scored = story.get("scored", 0)
+        if (len(sources_in_time) >= min_sources and scored
+                and story.get("negative", 0) / scored >= min_negative_share):
+            return story
+        return None
+
+    def mark_spread(self, story_id: str) -> None:
+        """Its spread alert is acknowledged by the broker: never again for this story."""
+        story = self.state.get("s|" + story_id)
+        if story is not None and not story.get("spread_fired"):
+            self.state.set("s|" + story_id, {**_copy(story), "spread_fired": True})
 
     # -- bounded state ---------------------------------------------------------------------------
 
@@ -226,4 +252,5 @@ class Stories:
 
 
 def _copy(story: dict[str, Any]) -> dict[str, Any]:
-    return {**story, "sources": list(story["sources"]), "applied": dict(story["applied"]), "seen": dict(story["seen"])}
+    return {**story, "sources": list(story["sources"]), "applied": dict(story["applied"]), "seen": dict(story["seen"]),
+            "timeline": list(story.get("timeline") or [])}

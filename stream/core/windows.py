@@ -44,11 +44,17 @@ def row(r: list[Any]) -> list[Any]:
 
 
 def _keep_most_negative(rows: list[list[Any]]) -> list[list[Any]]:
-    """One row per story (its most negative copy), lowest score first, ties by id: the same set
-    whatever the arrival order or sharding."""
+    """One row per story: its most negative copy, with the most copies and sources the story had
+    reached among its copies counted here; lowest score first, ties by id: the same set whatever
+    the arrival order or sharding."""
     best: dict[str, list[Any]] = {}
     for r in sorted((row(r) for r in rows), key=lambda r: (r[0], r[1])):
-        best.setdefault(r[7], r)
+        kept = best.get(r[7])
+        if kept is None:
+            best[r[7]] = r
+        else:
+            kept[8] = max(kept[8], r[8])
+            kept[9] = r[9] if kept[9] is None else kept[9] if r[9] is None else max(kept[9], r[9])
     return list(best.values())[:EVIDENCE_PER_KEY]
 
 
@@ -78,12 +84,18 @@ def count_keys(state: dict[str, Any], item: ScoredNews, keys: Iterable[str], new
         if key in new_story:
             c[5] += 1
             c[6] += item.sentiment == "negative"
+        top = state.setdefault("top", {})
+        story = item.story_id or item.id
         if item.sentiment == "negative":
             p = item.sentiment_probs
             evidence = [item.sentiment_score, item.id, item.headline[:300], item.url, p.negative, p.neutral, p.positive,
-                        item.story_id or item.id, item.story_copies or 1, item.story_sources]
-            top = state.setdefault("top", {})
+                        story, item.story_copies or 1, item.story_sources]
             top[key] = _keep_most_negative(top.get(key, []) + [evidence])
+        elif item.story_copies and any(row(r)[7] == story for r in top.get(key, [])):
+            # another copy of a story in the evidence: the story has spread further
+            top[key] = [r if row(r)[7] != story else row(r)[:8] + [max(row(r)[8], item.story_copies),
+                                                                     max(row(r)[9] or 0, item.story_sources or 0)]
+                        for r in top[key]]
 
 
 def merge(into: dict[str, Any], part: dict[str, Any]) -> None:

@@ -13,23 +13,27 @@ import logging
 import math
 import time
 
-from riskpulse.records import TOPIC_SCORED
+from riskpulse.alerts.rules import SpreadRule
+from riskpulse.records import TOPIC_ALERTS, TOPIC_SCORED
 from riskpulse.settings import Settings
 
 from .. import metrics
 from ..core.aggregator import Aggregator, AggregatorConfig
 from ..core.messages import ClosedThrough, Progress, Tick, WindowClosed, WindowPart, decode_counting, dumps
+from ..core.spread import SpreadConfig
 from ..core.state import Overlay
 from .ports import WINDOWS, Outputs, Record, Stage, record_headers, send_dead_letter
 
 log = logging.getLogger("riskpulse.stream.stages")
 
 
-def aggregator_config(settings: Settings) -> AggregatorConfig:
+def aggregator_config(settings: Settings, spread: SpreadRule | None = None) -> AggregatorConfig:
     return AggregatorConfig(
         window_s=settings.window_s, lateness_s=settings.lateness_s, idle_s=settings.idle_s,
         max_skew_s=settings.max_clock_skew_s, dedupe_horizon_s=settings.dedupe_horizon_s,
-        key_ttl_s=settings.detector_key_ttl_days * 86400.0, confirm_idle=True)
+        key_ttl_s=settings.detector_key_ttl_days * 86400.0, confirm_idle=True,
+        spread=SpreadConfig(spread.min_sources, spread.within_minutes * 60, spread.min_negative_share, spread.severity)
+        if spread is not None and spread.enabled else None)
 
 
 def event_timestamp(settings: Settings, when: float) -> float | None:
@@ -42,10 +46,10 @@ class Count(Stage):
     name = "aggregate"
     keyed = True
 
-    def __init__(self, settings: Settings, out: Outputs) -> None:
+    def __init__(self, settings: Settings, out: Outputs, spread: SpreadRule | None = None) -> None:
         self.settings, self.out = settings, out
         self.partitions = settings.kafka_partitions
-        self.config = aggregator_config(settings)
+        self.config = aggregator_config(settings, spread)
         self._counters: dict[int, Aggregator] = {}  # per partition of this stage the worker holds
         self._through_sent: dict[int, float] = {}  # partition -> closed-through last told the judges
         self._agg: Aggregator | None = None
@@ -96,6 +100,7 @@ class Count(Stage):
         agg = self._agg
         assert agg is not None
         await self._send_closed_windows(agg, partition)
+        await self._send_spread_alerts(agg)
         through = agg.settle(time.time())
         agg.end_batch()
         agg.state.flush()
@@ -118,6 +123,21 @@ class Count(Stage):
                 pending.append(await self.out.send(WINDOWS, note, key=b"window", partition=target))
             await asyncio.gather(*pending)
             agg.commit(close)
+
+    async def _send_spread_alerts(self, agg: Aggregator) -> None:
+        """A negative story that reached its spread: its alert, marked sent once acknowledged."""
+        due = agg.spread_alerts()
+        pending = []
+        for _, alert in due:
+            pending.append(await self.out.send(
+                TOPIC_ALERTS, dumps(alert.to_json()), key=alert.id.encode(), headers=record_headers(TOPIC_ALERTS),
+                timestamp=event_timestamp(self.settings, alert.window_end.timestamp())))
+            metrics.ALERTS.labels(alert.severity, alert.status).inc()
+            log.warning("alert", extra={"alert_id": alert.id, "status": alert.status, "severity": alert.severity,
+                                        "summary": alert.summary})
+        await asyncio.gather(*pending)
+        for story_id, _ in due:
+            agg.commit_spread(story_id)
 
     async def _send_through(self, source: int, through: float) -> None:
         """Every judging partition hears how far counting partition ``source`` is closed through

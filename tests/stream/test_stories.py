@@ -161,3 +161,50 @@ def test_any_interleaving_finds_the_same_stories_and_the_backtest_over_news_scor
     scored_news = [agg.add(i, p, k, 0.0).item for p, part in enumerate(parts) for k, i in enumerate(part)]
     backtest = run_backtest([i for i in scored_news if i.duplicate_of is None], DETECTOR, 60)
     assert {k: v[:4] for k, v in story_rows(backtest.trends).items()} == counts
+
+
+def test_a_negative_story_carried_by_five_outlets_within_half_an_hour_is_one_spread_alert() -> None:
+    from riskpulse.stream.core.spread import SpreadConfig, spread_alert_id
+
+    store: dict[str, Any] = {}
+    cfg = AggregatorConfig(spread=SpreadConfig(min_sources=5, within_s=1800))
+    agg = Aggregator(Overlay(store), cfg, DETECTOR, now_wall=0.0)
+
+    def carry(agg: Aggregator, k: int, minute: float, sentiment: str = "negative", story: str = LAWSUIT,
+              prefix: str = "n") -> None:
+        item = scored(f"{prefix}{k}", T0 + 60 * minute, sentiment, tickers=["TSLA"], headline=SYNDICATED[k] if story == LAWSUIT
+                      else f"{story} {k}").model_copy(update={"source": SOURCES[k]})
+        agg.add(item, 0, k if prefix == "n" else 100 + k, 0.0)
+
+    for k, minute in enumerate([0, 3, 7, 12]):
+        carry(agg, k, minute)
+    assert agg.spread_alerts() == []  # four outlets: not yet
+    carry(agg, 4, 20)
+    due = agg.spread_alerts()
+    assert len(due) == 1
+    story_id, alert = due[0]
+    assert (alert.key_type, alert.key, alert.rule, alert.id) == ("story", "n0", "spread", spread_alert_id("n0"))
+    assert alert.observed["sources"] == 5 and alert.observed["minutes"] == 20
+    assert [h.source for h in alert.top_headlines] == SOURCES[:5]  # the pick-up, in order
+    # not acknowledged yet (a crash): a fresh instance over what was written finds it due again, same id
+    agg.end_batch()
+    agg.state.flush()  # the batch's writes reached the store; the alert's acknowledgement did not
+    again = Aggregator(Overlay(store), cfg, DETECTOR, now_wall=0.0)
+    carry(again, 4, 20)  # the batch read again
+    assert [a.id for _, a in again.spread_alerts()] == [alert.id]
+    again.commit_spread(story_id)
+    carry(again, 5, 25)
+    assert again.spread_alerts() == []  # once acknowledged, never again for this story
+
+
+def test_a_positive_story_or_a_slow_pick_up_is_no_spread_alert() -> None:
+    from riskpulse.stream.core.spread import SpreadConfig
+
+    for sentiment, minutes in (("positive", [0, 1, 2, 3, 4, 5]), ("negative", [0, 20, 40, 60, 80, 100])):
+        agg = Aggregator(Overlay({}), AggregatorConfig(spread=SpreadConfig(min_sources=5, within_s=1800)), DETECTOR,
+                         now_wall=0.0)
+        for k, minute in enumerate(minutes):
+            item = scored(f"n{k}", T0 + 60 * minute, sentiment, tickers=["TSLA"], headline=SYNDICATED[k]).model_copy(
+                update={"source": SOURCES[k]})
+            agg.add(item, 0, k, 0.0)
+        assert agg.spread_alerts() == [], (sentiment, minutes)

@@ -1,0 +1,53 @@
+"""A negative story spreading fast, as an alert: one story, many outlets, minutes apart.
+
+The trends judge volume per key against its baseline (alerts/detector.py); a single story picked
+up by five outlets within half an hour can matter before any window looks unusual. The counting
+stage knows each story's pick-up (stream/core/story_state.py); this turns it into an alert record
+whose evidence is that timeline. The id comes from the story, so a re-sent alert is the same alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from riskpulse.records import Alert, EvidenceHeadline
+
+
+@dataclass(frozen=True)
+class SpreadConfig:
+    min_sources: int = 5
+    within_s: float = 1800.0
+    min_negative_share: float = 0.5
+    severity: str = "warning"
+
+
+def spread_alert_id(story_id: str) -> str:
+    return hashlib.sha256(f"story|{story_id}|spread".encode()).hexdigest()[:32]
+
+
+def spread_alert(story_id: str, story: dict[str, Any], config: SpreadConfig) -> Alert:
+    timeline = sorted(story.get("timeline") or [], key=lambda c: c[0])
+    first = float(story["ts"])
+    in_time = [c for c in timeline if c[0] - first <= config.within_s]
+    sources = sorted({c[1] for c in in_time if c[1]})
+    reached = next(c[0] for c in in_time if len({x[1] for x in in_time if x[0] <= c[0] and x[1]}) >= config.min_sources)
+    minutes = (reached - first) / 60
+    scored = max(1, int(story.get("scored", 0)))
+    evidence = [EvidenceHeadline(id=c[3], headline=c[2], sentiment_score=max(-1.0, min(1.0, float(c[4]))), url=c[5],
+                                 story_id=story_id, source=c[1], published_at=datetime.fromtimestamp(c[0], timezone.utc))
+                for c in timeline]
+    return Alert(
+        id=spread_alert_id(story_id), status="firing", severity=config.severity,  # type: ignore[arg-type]
+        key_type="story", key=story_id, window_start=datetime.fromtimestamp(first, timezone.utc),
+        window_end=datetime.fromtimestamp(reached, timezone.utc),
+        observed={"sources": float(len(sources)), "copies": float(story["copies"]), "minutes": round(minutes, 2),
+                  "negative_share": round(story.get("negative", 0) / scored, 4)},
+        baseline={"min_sources": float(config.min_sources), "within_minutes": config.within_s / 60,
+                  "min_negative_share": config.min_negative_share},
+        rule="spread",
+        summary=(f"{config.severity.upper()}: a negative story spreading: {len(sources)} outlets in {minutes:.0f} min "
+                 f"({', '.join(sources[:6])}{', ...' if len(sources) > 6 else ''}): {timeline[0][2][:160]}"),
+        top_headlines=evidence, fired_at=datetime.fromtimestamp(reached, timezone.utc))
