@@ -220,7 +220,10 @@ def test_news_feed_filters_pages_and_exports(populated: Dashboard, browser: Any)
         return {c.text for c in cells} if cells and tickers == {"TSLA"} else set()
     assert wait(sentiments, message="filtered rows") == {"negative"}
     count = b.find_element(By.ID, "feed-count").text
-    assert count.endswith("headlines") and int(count.split()[0].replace(",", "")) > 40  # the burst alone has 40
+    # one row per story (the sample store's items are each their own story)
+    assert count.endswith("stories") and int(count.split()[0].replace(",", "")) > 40  # the burst alone has 40
+    b.find_element(By.CSS_SELECTOR, "#feed-copies input").click()  # every copy
+    wait(lambda: b.find_element(By.ID, "feed-count").text == count.replace("stories", "headlines"), message="every copy")
     links = wait(lambda: b.find_elements(By.CSS_SELECTOR, "#feed-table td[data-dash-column='headline'] a"),
                  message="headlines linked to their stories")
     assert all(a.get_attribute("href").startswith("https://news.example/") and a.get_attribute("target") == "_blank"
