@@ -66,8 +66,10 @@ def print_alerts(bootstrap: str, topics: list[str], stop: threading.Event) -> No
             rec = json.loads(msg.value)
             if msg.topic.endswith("alerts"):
                 print(f"\nALERT {rec['status']}: {rec['summary']}", flush=True)
-                for h in rec["top_headlines"][:3]:
-                    print(f"    {h['sentiment_score']:+.2f}  {h['headline']}", flush=True)
+                for h in rec["top_headlines"][:5]:  # one headline per story, with how far it spread
+                    copies = h.get("copies") or 1
+                    spread = f"  [{copies} copies, {h.get('sources') or 1} sources]" if copies > 1 else ""
+                    print(f"    {h['sentiment_score']:+.2f}  {h['headline']}{spread}", flush=True)
             else:
                 start = rec["window_start"][11:16]
                 if start not in windows:

@@ -61,8 +61,16 @@ def test_the_demo_runs_the_whole_system_with_the_shipped_model_and_stops_cleanly
         wait_for("dashboard: http://127.0.0.1:", 300)
         # the burst is a run of lawsuits and probes on Tesla: it fires the ticker's alert and its
         # topic's, in either order
-        assert "negative news on ticker TSLA" in wait_for("ALERT firing", 300, also="ticker TSLA")
+        fired = wait_for("ALERT firing", 300, also="ticker TSLA")
+        assert "negative news on ticker TSLA" in fired and "stories" in fired
         wait_for("ALERT firing", 120, also="topic Legal | Regulation")
+        # its evidence is distinct stories (the burst is six, each carried by several outlets)
+        after = seen[seen.index(fired) + 1:]
+        evidence = [line for line in after[:next((i for i, x in enumerate(after) if not x.startswith("    ")), len(after))]]
+        from riskpulse.stream.core.stories import story_tokens
+        stories = [story_tokens(line.strip().split("  ", 1)[1].split("  [")[0]) for line in evidence]
+        assert len(evidence) >= 2 and len(set(stories)) == len(stories), evidence
+        assert any("copies" in line for line in evidence), evidence
         try:  # the dashboard is up and asks for the analyst's login
             status = urllib.request.urlopen(f"http://127.0.0.1:{dashboard_port}/", timeout=10).status
         except urllib.error.HTTPError as exc:
