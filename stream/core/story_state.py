@@ -145,7 +145,7 @@ class Stories:
             return {"story_id": story_id, "story_copies": place[0], "story_sources": place[1]}
         story = _copy(current) if current is not None else {
             "ts": ts, "last": ts, "copies": 0, "sources": [], "applied": {}, "seen": {},
-            "words": sorted(words), "tickers": sorted(item.tickers), "bands": self._bands(words) if story_id == item.id and len(words) >= stories.MIN_TOKENS else []}
+            "words": sorted(words), "tickers": sorted(item.tickers), "indexed": story_id == item.id}
         story["applied"][p] = offset
         story["copies"] += 1
         source = source_of(item)
@@ -159,7 +159,7 @@ class Stories:
             places[f"{p}:{offset}"] = [story["copies"], len(story["sources"])]
         timeline = story.setdefault("timeline", [])
         if len(timeline) < TIMELINE_CAP:  # the pick-up: the first copies, in the order they came
-            timeline.append([ts, source, item.headline[:300], item.id, item.sentiment_score, item.url])
+            timeline.append([ts, source, item.headline[:200], item.id, item.sentiment_score, item.url])
         if ts > story["last"] or current is None:
             self._index(story_id, ts)
             story["last"] = max(ts, story["last"])
@@ -238,7 +238,9 @@ class Stories:
             self.state.set("story_buckets", keep)
 
     def _forget(self, story_id: str, story: dict[str, Any]) -> None:
-        for band in story.get("bands") or []:
+        words = frozenset(story.get("words") or ())
+        indexed = story.get("indexed") and len(words) >= stories.MIN_TOKENS
+        for band in stories.bands(words) if indexed else []:
             members = self.state.get("sk|" + band)
             if members is None:
                 continue

@@ -208,3 +208,21 @@ def test_a_positive_story_or_a_slow_pick_up_is_no_spread_alert() -> None:
                 update={"source": SOURCES[k]})
             agg.add(item, 0, k, 0.0)
         assert agg.spread_alerts() == [], (sentiment, minutes)
+
+
+def test_stories_past_the_horizon_are_forgotten_with_their_candidates() -> None:
+    store: dict[str, Any] = {}
+    agg = Aggregator(Overlay(store), AggregatorConfig(dedupe_horizon_s=3600), DETECTOR, now_wall=0.0)
+    agg.add(scored("old", T0, tickers=["TSLA"], headline=LAWSUIT), 0, 0, 0.0)
+    for day in range(1, 4):
+        agg.add(scored(f"n{day}", T0 + day * 86400, tickers=["XOM"],
+                       headline=f"Exxon {story_tag(day)} refinery outage widens {story_tag(day + 50)}"), 0, day, 0.0)
+    agg.prune(T0 + 3 * 86400 + 10)  # as a window close three days on does
+    agg.end_batch()
+    agg.state.flush()
+    assert "s|old" not in store and "s|n3" in store
+    members = [m for k, v in store.items() if k.startswith("sk|") and v for m in v]
+    assert {m[0] for m in members} == {"n3"}  # no candidate left for a forgotten story
+    # a copy of the old story now is a story of its own (news again)
+    again = agg.add(scored("late-copy", T0 + 4 * 86400, tickers=["TSLA"], headline="UPDATE 1-" + LAWSUIT), 0, 9, 0.0)
+    assert again.item.story_id == "late-copy"
