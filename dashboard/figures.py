@@ -120,3 +120,22 @@ def key_chart(band: pd.DataFrame, alerts: pd.DataFrame, key_type: str, key: str,
                       legend={"orientation": "h", "y": -0.15}, plot_bgcolor="#fafafa",
                       yaxis={"title": "negative headlines", "rangemode": "tozero"})
     return fig
+
+
+def story_spread(copies: pd.DataFrame) -> go.Figure:
+    """A story's pick-up: copies and distinct sources over time, one step per copy."""
+    if copies.empty:
+        return empty("no stored copies of this story")
+    times = pd.to_datetime(copies["published_at"], utc=True)
+    seen: set[str] = set()
+    sources = []
+    for s in copies["source"]:
+        if s:
+            seen.add(s)
+        sources.append(len(seen))
+    fig = go.Figure()
+    fig.add_scatter(x=times, y=list(range(1, len(copies) + 1)), mode="lines+markers", line_shape="hv", name="copies",
+                    text=copies["source"].fillna("").tolist(), hovertemplate="%{x}<br>%{text}<extra>copies: %{y}</extra>")
+    fig.add_scatter(x=times, y=sources, mode="lines", line_shape="hv", name="distinct sources")
+    fig.update_layout(margin={"l": 40, "r": 10, "t": 10, "b": 30}, legend={"orientation": "h"}, yaxis={"rangemode": "tozero"})
+    return fig

@@ -224,6 +224,15 @@ def news_export(engine: Engine, f: FeedFilter, limit: int = 100_000) -> pd.DataF
     return _frame(rows, FEED_COLUMNS)
 
 
+def story_copies(engine: Engine, story_id: str, limit: int = 2000) -> pd.DataFrame:
+    """A story's copies in the order they were published: its pick-up."""
+    n = scored_news.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(n.published_at, n.source, n.headline).where(n.story_id == story_id)
+                            .order_by(n.published_at, n.id).limit(limit)).all()
+    return _frame(rows, ["published_at", "source", "headline"])
+
+
 def story_spread(engine: Engine, story_id: str) -> dict[str, Any] | None:
     """How one story spread: its copies, distinct sources, and its first and latest copy."""
     n = scored_news.c

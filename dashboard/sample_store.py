@@ -56,6 +56,18 @@ def populate(store: Store, n_news: int, days: float, end: datetime, seed: int = 
         "tickers": np.where(has_ticker, tick, ""), "duplicate_of": None, "model_version": "sample",
     })
     frame["scored_at"] = frame["published_at"]
+    # every item its own story, but the burst: four stories, each carried by ten outlets
+    frame["story_id"], frame["story_copies"], frame["story_sources"] = frame["id"], 1, 1
+    frame["lang"], frame["sentiment_status"] = "en", "scored"
+    outlets = np.array(["reuters", "bloomberg", "dow jones", "marketwatch", "cnbc", "ft", "wsj", "afp", "benzinga", "ap"])
+    for g in range(0, len(burst), 10):
+        members = burst[g:g + 10]
+        founder = members[0]
+        for place, i in enumerate(members):
+            frame.at[i, "story_id"], frame.at[i, "story_copies"] = frame.at[founder, "id"], place + 1
+            frame.at[i, "story_sources"], frame.at[i, "source"] = place + 1, outlets[place % len(outlets)]
+            if place:
+                frame.at[i, "headline"] = f"UPDATE {place}-" + frame.at[founder, "headline"]
     naive = {"published_at": frame["published_at"].dt.tz_localize(None), "scored_at": frame["scored_at"].dt.tz_localize(None)}
     rows = frame.assign(**naive) if store.engine.dialect.name == "sqlite" else frame
     _insert(store, scored_news, rows.to_dict("records"))

@@ -87,7 +87,10 @@ def tab() -> dcc.Tab:
 
 
 def spread_note(headline: dict[str, Any]) -> str:
-    """How far an evidence story had spread when its window closed (absent on alerts from before stories)."""
+    """How far an evidence story had spread (absent on alerts from before stories), or for a
+    spread alert's timeline, who carried this copy and when."""
+    if headline.get("published_at"):  # a spread alert's pick-up timeline: who carried it, when
+        return f"  · {headline.get('source') or 'unknown source'} at {str(headline['published_at'])[11:16]} UTC"
     copies, sources = headline.get("copies"), headline.get("sources")
     if not copies or copies <= 1:
         return ""

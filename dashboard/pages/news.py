@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dash import Dash, Input, Output, State, dash_table, dcc, html
+from dash import Dash, Input, Output, State, dash_table, dcc, html, no_update
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import figures, ids, queries
@@ -30,6 +30,8 @@ def tab() -> dcc.Tab:
             html.Button("Export CSV", id=ids.FEED_EXPORT), dcc.Download(id=ids.FEED_DOWNLOAD),
             html.Span(id=ids.FEED_COUNT, style={"color": "#555"}),
         ], style={"display": "flex", "gap": "10px", "alignItems": "center", **CARD}),
+        html.Div(dcc.Graph(id=ids.FEED_SPREAD, config={"displayModeBar": False}, style={"height": "220px"}),
+                 id=ids.FEED_SPREAD_BOX, style={"display": "none", **CARD}),
         html.Div([dash_table.DataTable(
             id=ids.FEED_TABLE, page_current=0, page_size=FEED_PAGE, page_action="custom",
             sort_action="custom", sort_mode="single", sort_by=[{"column_id": "published_at", "direction": "desc"}],
@@ -81,6 +83,27 @@ def register(app: Dash, ctx: PageContext) -> None:
             minutes = (spread["last"] - spread["first"]).total_seconds() / 60
             what += f": {spread['copies']} copies from {spread['sources']} sources over {minutes:.0f} min"
         return frame.to_dict("records"), max(1, -(-min(total, queries.COUNT_CAP) // FEED_PAGE)), what
+
+    @app.callback(Output(ids.FEED_STORY, "value"), Input(ids.FEED_TABLE, "active_cell"), State(ids.FEED_TABLE, "data"),
+                  prevent_initial_call=True)
+    def open_story(cell: dict[str, Any] | None, rows: list[dict[str, Any]] | None) -> Any:
+        """A click on a story's copies opens the story: its copies, and its spread over time."""
+        if not cell or cell.get("column_id") != "copies" or not rows or cell["row"] >= len(rows):
+            return no_update
+        row = rows[cell["row"]]
+        return row.get("story_id") or no_update if (row.get("copies") or 1) > 1 else no_update
+
+    @app.callback(Output(ids.FEED_SPREAD, "figure"), Output(ids.FEED_SPREAD_BOX, "style"), Input(ids.FEED_STORY, "value"),
+                  Input(ids.TZ_DONE, "data"))
+    def spread(story: str | None, _: Any) -> Any:
+        hidden = {"display": "none", **CARD}
+        if not story or not story.strip():
+            return figures.empty(""), hidden
+        try:
+            copies = queries.story_copies(engine, story.strip())
+        except SQLAlchemyError:
+            return figures.empty("store unavailable"), CARD
+        return figures.story_spread(copies), CARD
 
     @app.callback(Output(ids.FEED_TABLE, "page_current"), *feed_inputs[:-1], prevent_initial_call=True)
     def first_page(*_: Any) -> int:

@@ -220,10 +220,15 @@ def test_news_feed_filters_pages_and_exports(populated: Dashboard, browser: Any)
         return {c.text for c in cells} if cells and tickers == {"TSLA"} else set()
     assert wait(sentiments, message="filtered rows") == {"negative"}
     count = b.find_element(By.ID, "feed-count").text
-    # one row per story (the sample store's items are each their own story)
-    assert count.endswith("stories") and int(count.split()[0].replace(",", "")) > 40  # the burst alone has 40
+    # one row per story: the burst's 40 headlines are four stories carried by ten outlets each
+    assert count.endswith("stories")
+    stories = int(count.split()[0].replace(",", ""))
+    copies = wait(lambda: [c.text for c in b.find_elements(By.CSS_SELECTOR, "#feed-table td[data-dash-column='copies']")
+                           if c.text == "10"], message="a story's copies")
+    assert copies
     b.find_element(By.CSS_SELECTOR, "#feed-copies input").click()  # every copy
-    wait(lambda: b.find_element(By.ID, "feed-count").text == count.replace("stories", "headlines"), message="every copy")
+    count = wait(lambda: (t := b.find_element(By.ID, "feed-count").text).endswith("headlines") and t, message="every copy")
+    assert int(count.split()[0].replace(",", "")) == stories + 36 > 40  # the burst alone has 40
     links = wait(lambda: b.find_elements(By.CSS_SELECTOR, "#feed-table td[data-dash-column='headline'] a"),
                  message="headlines linked to their stories")
     assert all(a.get_attribute("href").startswith("https://news.example/") and a.get_attribute("target") == "_blank"
@@ -235,6 +240,14 @@ def test_news_feed_filters_pages_and_exports(populated: Dashboard, browser: Any)
     rows = list(csv.DictReader(exported.open()))
     assert len(rows) == int(count.split()[0].replace(",", ""))
     assert {r["sentiment"] for r in rows} == {"negative"} and {r["tickers"] for r in rows} == {"TSLA"}
+    # a click on a story's copies opens it: its copies, and its pick-up over time
+    b.find_element(By.CSS_SELECTOR, "#feed-copies input").click()  # one row per story again
+    cell = wait(lambda: [c for c in b.find_elements(By.CSS_SELECTOR, "#feed-table td[data-dash-column='copies']")
+                         if c.text == "10"], message="the story row")[0]
+    cell.click()
+    wait(lambda: b.find_element(By.ID, "feed-spread-box").is_displayed(), message="the story's spread chart")
+    wait(lambda: "10 copies from 10 sources" in b.find_element(By.ID, "feed-count").text, message="the story's spread")
+    b.save_screenshot(str(SHOTS / "story-spread.png"))
 
 
 def test_alert_evidence_and_acknowledge(populated: Dashboard, browser: Any) -> None:

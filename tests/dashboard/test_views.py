@@ -70,3 +70,24 @@ def test_an_alert_named_by_a_link_is_shown_whatever_else_changes_with_it(tmp_pat
         assert response.status_code == 200, response.get_data(as_text=True)[:300]
         shown = response.get_json()["response"]["alert-shown"]["data"]
         assert shown["id"] == "sample-alert-1", changed
+
+
+def test_evidence_names_a_storys_spread_and_a_timelines_source() -> None:
+    from riskpulse.dashboard.pages.alerts import spread_note
+
+    assert spread_note({"headline": "x", "sentiment_score": -0.8}) == ""  # an alert from before stories
+    assert spread_note({"copies": 1, "sources": 1}) == ""
+    assert spread_note({"copies": 12, "sources": 9, "story_id": "n0"}) == "  · 12 copies from 9 sources · story n0"
+    assert spread_note({"source": "reuters", "published_at": "2026-12-05T14:03:00Z"}) == "  · reuters at 14:03 UTC"
+
+
+def test_a_storys_spread_chart_steps_once_per_copy() -> None:
+    import pandas as pd
+
+    from riskpulse.dashboard import figures
+
+    copies = pd.DataFrame({"published_at": pd.to_datetime(["2026-12-05T14:00Z", "2026-12-05T14:03Z", "2026-12-05T14:05Z"]),
+                           "source": ["reuters", "bloomberg", "reuters"], "headline": ["a", "b", "c"]})
+    fig = figures.story_spread(copies)
+    assert list(fig.data[0].y) == [1, 2, 3] and list(fig.data[1].y) == [1, 2, 2]
+    assert figures.story_spread(copies.iloc[0:0]).layout.annotations
