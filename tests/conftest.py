@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -63,7 +64,10 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
 @pytest.fixture
 def pipeline(tmp_path: Path, kafka: Any, tiny_model: Path, request: pytest.FixtureRequest):
     """Factory for workers on a topic namespace of their own; stops them all afterwards."""
-    name = request.node.name.replace("_", "").replace("[", "").replace("]", "")[:40]
+    # the test's name, short, and a hash of all of it: two cases of one parametrized test (or two
+    # tests alike in their first letters) never share topics, consumer group or tables
+    full = request.node.name
+    name = full.replace("_", "").replace("[", "").replace("]", "")[:32] + hashlib.sha256(full.encode()).hexdigest()[:8]
     workers: list[Worker] = []
 
     def start(**extra: Any) -> Worker:

@@ -214,3 +214,41 @@ def test_a_silenced_key_is_stored_but_pages_nobody_until_the_silence_ends(pipeli
         assert 'riskpulse_webhook_attempts_total{outcome="silenced",route="desk"}' in worker.metrics()
     finally:
         rx.close()
+
+
+@pytest.mark.parametrize("judge, fires", [("stories", False), ("copies", True)])
+def test_copies_burst(pipeline: Any, kafka: Any, tmp_path: Path,
+                      judge: str, fires: bool) -> None:
+    """A burst of copies is judged as the stories it is, and spreads as one (a short name: the
+    pipeline fixture names its topics after the first 40 characters of the test's name, and each
+    case needs its own). The history's TSLA burst, but fourteen outlets carrying one story: judged as stories (the
+    default) it is one negative story and no spike; where the rule counts copies it fires, and
+    its evidence is that one story with its fourteen copies; either way it fires the spread
+    rule, with the story's pick-up as the evidence."""
+    story = "TSLA plunges as regulators open probe into autopilot crashes"
+    tags = ["", "UPDATE 1-", "UPDATE 2-", "BRIEF-", "Reuters: ", "EXCLUSIVE-", "BREAKING: ", "DJ ", "CORRECTED-",
+            "REFILE-", "FLASH: ", "URGENT: ", "ANALYSIS-", "WRAPUP 1-"]
+    items = history()
+    minute = datetime.fromtimestamp(BASE_TS + 60 * 20, timezone.utc).strftime("%Y-%m-%dT%H:%M")
+    burst = [i for i in items if i["tickers"] == ["TSLA"] and i["sentiment"] == "negative"
+             and i["published_at"].startswith(minute)]
+    assert len(burst) == 14
+    for k, item in enumerate(burst):
+        item["headline"], item["source"] = tags[k] + story, f"outlet-{k}"
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("defaults: {warmup_windows: 8, halflife_windows: 10, resolve_after_windows: 2, judge: %s}\n"
+                     "spread: {min_sources: 5, within_minutes: 30}\n" % judge)
+    pipeline(ALERT_RULES=rules)
+    produce_scored(kafka, pipeline, items + [flush(30)])
+    last = datetime.fromtimestamp(BASE_TS + 60 * 29, timezone.utc).isoformat().replace("+00:00", "Z")
+    consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),  # every window judged: every alert published
+            lambda r: {t["key"] for t in r if t["window_start"] == last} >= {"AAPL", "MSFT", "TSLA"}, timeout_s=180)
+    alerts = consume(kafka.bootstrap, pipeline.topic(TOPIC_ALERTS), lambda r: any(a["key_type"] == "story" for a in r))
+    spread = [a for a in alerts if a["key_type"] == "story"]
+    assert len(spread) == 1 and spread[0]["rule"] == "spread" and spread[0]["observed"]["sources"] >= 5
+    assert len({h["source"] for h in spread[0]["top_headlines"]}) == 14  # the pick-up, outlet by outlet
+    spike = [a for a in alerts if a["key"] == "TSLA" and a["status"] == "firing"]
+    assert bool(spike) is fires, [(a["key"], a["status"], a["summary"]) for a in alerts]
+    if fires:
+        evidence = spike[0]["top_headlines"]
+        assert len(evidence) == 1 and (evidence[0]["copies"], evidence[0]["sources"]) == (14, 14)  # one story
