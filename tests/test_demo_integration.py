@@ -22,6 +22,7 @@ import pytest
 
 from riskpulse.settings import SHIPPED_MODEL
 from riskpulse.stream.local_broker import LocalBroker, free_ports
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.integration  # its own broker
 
@@ -71,6 +72,8 @@ def test_the_demo_runs_the_whole_system_with_the_shipped_model_and_stops_cleanly
         stories = [story_tokens(line.strip().split("  ", 1)[1].split("  [")[0]) for line in evidence]
         assert len(evidence) >= 2 and len(set(stories)) == len(stories), evidence
         assert any("copies" in line for line in evidence), evidence
+        (REPO / "test-artifacts").mkdir(exist_ok=True)  # what the user saw, for the record (docs/stories.md)
+        (REPO / "test-artifacts" / "demo-alert.txt").write_text("".join([fired] + evidence))
         try:  # the dashboard is up and asks for the analyst's login
             status = urllib.request.urlopen(f"http://127.0.0.1:{dashboard_port}/", timeout=10).status
         except urllib.error.HTTPError as exc:
