@@ -52,6 +52,7 @@ DEDUPE_BUCKET_S = 600
 PRUNE_EVERY_S = 3600.0
 
 WM, PRUNED, BUCKETS = "wm", "pruned", "dedupe_buckets"
+SPREAD_FIRING = "spread_firing"  # stories whose spread alert fires, until their pick-up goes quiet
 
 # "redelivered": the same record again after its window closed (a restart re-reads uncommitted
 # input); it was counted, or judged late, the first time: neither counted nor late now
@@ -302,10 +303,11 @@ class Aggregator:
             close.verdicts = self.detection.judge(self.state, start, merged)
         return close
 
-    def spread_alerts(self) -> list[tuple[str, Alert]]:
-        """The spread alerts due (state unchanged): publish them, and once the broker has
-        acknowledged them, :meth:`commit_spread` each (a crash in between sends the same alert
-        again: its id comes from the story)."""
+    def spread_alerts(self, now_wall: float) -> list[tuple[str, Alert]]:
+        """The spread alerts due (state unchanged): stories that reached their spread, and firing
+        ones whose pick-up has been quiet for ``within`` in event time (resolved). Publish them,
+        and once the broker has acknowledged them, :meth:`commit_spread` each (a crash in between
+        sends the same record again: its id comes from the story)."""
         spread = self.config.spread
         if spread is None:
             return []
@@ -314,12 +316,23 @@ class Aggregator:
             story = self.stories.spreading(story_id, spread.min_sources, spread.within_s, spread.min_negative_share)
             if story is not None:
                 out.append((story_id, spread_alert(story_id, story, spread)))
+        watermark = self.watermark(now_wall)
+        for story_id in self.state.get(SPREAD_FIRING) or []:
+            story = self.state.get("s|" + story_id)
+            if story is not None and float(story["last"]) + spread.within_s <= watermark:
+                out.append((story_id, spread_alert(story_id, story, spread, resolved=True)))
         return out
 
-    def commit_spread(self, story_id: str) -> None:
-        self.stories.mark_spread(story_id)
-        if story_id in self._spreading:
-            self._spreading.remove(story_id)
+    def commit_spread(self, story_id: str, alert: Alert) -> None:
+        firing = list(self.state.get(SPREAD_FIRING) or [])
+        if alert.status == "firing":
+            self.stories.mark_spread(story_id)
+            if story_id in self._spreading:
+                self._spreading.remove(story_id)
+            if story_id not in firing:
+                self.state.set(SPREAD_FIRING, firing + [story_id])
+        elif story_id in firing:
+            self.state.set(SPREAD_FIRING, [s for s in firing if s != story_id])
 
     def commit(self, close: WindowClose) -> None:
         """Mark ``close`` done: call only once its trends and alerts (or counters) are acknowledged

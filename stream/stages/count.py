@@ -125,8 +125,9 @@ class Count(Stage):
             agg.commit(close)
 
     async def _send_spread_alerts(self, agg: Aggregator) -> None:
-        """A negative story that reached its spread: its alert, marked sent once acknowledged."""
-        due = agg.spread_alerts()
+        """A negative story that reached its spread (or whose pick-up went quiet): its alert,
+        marked sent once acknowledged."""
+        due = agg.spread_alerts(time.time())
         pending = []
         for _, alert in due:
             pending.append(await self.out.send(
@@ -136,8 +137,8 @@ class Count(Stage):
             log.warning("alert", extra={"alert_id": alert.id, "status": alert.status, "severity": alert.severity,
                                         "summary": alert.summary})
         await asyncio.gather(*pending)
-        for story_id, _ in due:
-            agg.commit_spread(story_id)
+        for story_id, alert in due:
+            agg.commit_spread(story_id, alert)
 
     async def _send_through(self, source: int, through: float) -> None:
         """Every judging partition hears how far counting partition ``source`` is closed through

@@ -243,9 +243,11 @@ def test_copies_burst(pipeline: Any, kafka: Any, tmp_path: Path,
     last = datetime.fromtimestamp(BASE_TS + 60 * 29, timezone.utc).isoformat().replace("+00:00", "Z")
     consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),  # every window judged: every alert published
             lambda r: {t["key"] for t in r if t["window_start"] == last} >= {"AAPL", "MSFT", "TSLA"}, timeout_s=180)
-    alerts = consume(kafka.bootstrap, pipeline.topic(TOPIC_ALERTS), lambda r: any(a["key_type"] == "story" for a in r))
-    spread = [a for a in alerts if a["key_type"] == "story"]
+    alerts = consume(kafka.bootstrap, pipeline.topic(TOPIC_ALERTS),  # fired, then resolved once its pick-up went quiet
+                     lambda r: {a["status"] for a in r if a["key_type"] == "story"} == {"firing", "resolved"})
+    spread = [a for a in alerts if a["key_type"] == "story" and a["status"] == "firing"]
     assert len(spread) == 1 and spread[0]["rule"] == "spread" and spread[0]["observed"]["sources"] >= 5
+    assert len({a["id"] for a in alerts if a["key_type"] == "story"}) == 1  # one alert: fired, resolved
     assert len({h["source"] for h in spread[0]["top_headlines"]}) == 14  # the pick-up, outlet by outlet
     spike = [a for a in alerts if a["key"] == "TSLA" and a["status"] == "firing"]
     assert bool(spike) is fires, [(a["key"], a["status"], a["summary"]) for a in alerts]

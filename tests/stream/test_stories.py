@@ -178,9 +178,9 @@ def test_a_negative_story_carried_by_five_outlets_within_half_an_hour_is_one_spr
 
     for k, minute in enumerate([0, 3, 7, 12]):
         carry(agg, k, minute)
-    assert agg.spread_alerts() == []  # four outlets: not yet
+    assert agg.spread_alerts(0.0) == []  # four outlets: not yet
     carry(agg, 4, 20)
-    due = agg.spread_alerts()
+    due = agg.spread_alerts(0.0)
     assert len(due) == 1
     story_id, alert = due[0]
     assert (alert.key_type, alert.key, alert.rule, alert.id) == ("story", "n0", "spread", spread_alert_id("n0"))
@@ -191,10 +191,17 @@ def test_a_negative_story_carried_by_five_outlets_within_half_an_hour_is_one_spr
     agg.state.flush()  # the batch's writes reached the store; the alert's acknowledgement did not
     again = Aggregator(Overlay(store), cfg, DETECTOR, now_wall=0.0)
     carry(again, 4, 20)  # the batch read again
-    assert [a.id for _, a in again.spread_alerts()] == [alert.id]
-    again.commit_spread(story_id)
+    assert [a.id for _, a in again.spread_alerts(0.0)] == [alert.id]
+    again.commit_spread(story_id, alert)
     carry(again, 5, 25)
-    assert again.spread_alerts() == []  # once acknowledged, never again for this story
+    assert again.spread_alerts(0.0) == []  # once acknowledged, never again for this story
+    # its pick-up quiet for the rule's half hour (event time): resolved, once
+    while (close := again.next_close(0.0, until=T0 + 60 * 25 + 1800 + 120)) is not None:
+        again.commit(close)
+    resolved = again.spread_alerts(0.0)
+    assert [(a.id, a.status) for _, a in resolved] == [(alert.id, "resolved")]
+    again.commit_spread(*resolved[0])
+    assert again.spread_alerts(0.0) == []
 
 
 def test_a_positive_story_or_a_slow_pick_up_is_no_spread_alert() -> None:
@@ -207,7 +214,7 @@ def test_a_positive_story_or_a_slow_pick_up_is_no_spread_alert() -> None:
             item = scored(f"n{k}", T0 + 60 * minute, sentiment, tickers=["TSLA"], headline=SYNDICATED[k]).model_copy(
                 update={"source": SOURCES[k]})
             agg.add(item, 0, k, 0.0)
-        assert agg.spread_alerts() == [], (sentiment, minutes)
+        assert agg.spread_alerts(0.0) == [], (sentiment, minutes)
 
 
 def test_stories_past_the_horizon_are_forgotten_with_their_candidates() -> None:
