@@ -304,7 +304,7 @@ class Aggregator:
         return close
 
     def spread_alerts(self, now_wall: float) -> list[tuple[str, Alert]]:
-        """The spread alerts due (state unchanged): stories that reached their spread, and firing
+        """The spread alerts due: stories that reached their spread, and firing
         ones whose pick-up has been quiet for ``within`` in event time (resolved). Publish them,
         and once the broker has acknowledged them, :meth:`commit_spread` each (a crash in between
         sends the same record again: its id comes from the story)."""
@@ -317,10 +317,13 @@ class Aggregator:
             if story is not None:
                 out.append((story_id, spread_alert(story_id, story, spread)))
         watermark = self.watermark(now_wall)
-        for story_id in self.state.get(SPREAD_FIRING) or []:
+        firing = self.state.get(SPREAD_FIRING) or []
+        for story_id in firing:
             story = self.state.get("s|" + story_id)
             if story is not None and float(story["last"]) + spread.within_s <= watermark:
                 out.append((story_id, spread_alert(story_id, story, spread, resolved=True)))
+        if any(self.state.get("s|" + story_id) is None for story_id in firing):  # forgotten past the horizon
+            self.state.set(SPREAD_FIRING, [s for s in firing if self.state.get("s|" + s) is not None])
         return out
 
     def commit_spread(self, story_id: str, alert: Alert) -> None:
