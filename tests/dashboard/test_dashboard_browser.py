@@ -138,8 +138,15 @@ def pick(b: Any, dropdown_id: str, typed: str, option: str) -> None:
     b.find_element(By.ID, dropdown_id).click()
     search = wait(lambda: b.find_element(By.CSS_SELECTOR, "input.dash-dropdown-search"), message="the search box")
     search.send_keys(typed)
-    wait(lambda: [o for o in b.find_elements(By.CSS_SELECTOR, "[role='option']") if o.text.strip() == option],
-         message=f"option {option}")[0].click()
+
+    def laid_out() -> list[Any]:
+        """The option once the list has been placed under the search box: while the popover is
+        still being positioned its options sit under the search box, and a click there lands on
+        the search box (seen in CI: ElementClickInterceptedException)."""
+        below = search.rect["y"] + search.rect["height"] - 1
+        return [o for o in b.find_elements(By.CSS_SELECTOR, "[role='option']")
+                if o.text.strip() == option and o.rect["y"] >= below]
+    wait(laid_out, message=f"option {option} laid out")[0].click()
     b.switch_to.active_element.send_keys(Keys.ESCAPE)
 
 
