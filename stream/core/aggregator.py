@@ -37,10 +37,11 @@ from . import windows
 from . import stories
 from .dedupe import key_of_normalised, normalise_headline
 from .limits import MAX_TICKERS
-from .detection import INDEX_SHARDS, Detection, Verdicts, shard_of
+from .detection import Detection, Verdicts, shard_of
 from .state import Overlay
 from .spread import SpreadConfig, spread_alert
 from .story_state import Stories
+from .time_index import TimeIndex
 from .watermark import PartitionClock
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ DEDUPE_BUCKET_S = 600
 PRUNE_EVERY_S = 3600.0
 
 WM, PRUNED, BUCKETS = "wm", "pruned", "dedupe_buckets"
+DEDUPE_INDEX = TimeIndex("db", BUCKETS, DEDUPE_BUCKET_S)  # dedupe entries by the time of their sighting
 SPREAD_FIRING = "spread_firing"  # stories whose spread alert fires, until their pick-up goes quiet
 
 # "redelivered": the same record again after its window closed (a restart re-reads uncommitted
@@ -212,7 +214,7 @@ class Aggregator:
             return {"duplicate_of": first["id"]}, "duplicate", first.get("story") or first["id"]
         story = self.stories.assign(item, ts, words)
         self.state.set(dkey, {"id": item.id, "ts": ts, "pos": [partition, offset], "story": story})
-        self._index_dedupe(dkey, ts)
+        DEDUPE_INDEX.add(self.state, dkey, ts)
         return {}, "counted", story
 
     def _is_late(self, ts: float) -> bool:
@@ -245,15 +247,6 @@ class Aggregator:
             self.state.set(key, value)
         if start not in self.open:  # also on redelivery: the marker may not have kept it
             self.open = sorted(self.open + [start])
-
-    def _index_dedupe(self, dkey: str, ts: float) -> None:
-        bucket = int(ts // DEDUPE_BUCKET_S) * DEDUPE_BUCKET_S
-        bkey = f"db|{bucket}|{_shard(dkey, INDEX_SHARDS)}"
-        members = self.state.get(bkey) or []
-        self.state.set(bkey, members + [dkey])
-        buckets = self.state.get(BUCKETS) or []
-        if bucket not in buckets:
-            self.state.set(BUCKETS, sorted(buckets + [bucket]))
 
     # -- time --------------------------------------------------------------------------------
 
@@ -365,21 +358,12 @@ class Aggregator:
     def prune(self, watermark: float) -> None:
         """Forget dedupe entries past their horizon and detector state of keys silent past ``key_ttl_s``."""
         cfg = self.config
-        buckets = self.state.get(BUCKETS) or []
-        keep = []
-        for bucket in buckets:
-            if bucket + DEDUPE_BUCKET_S + cfg.dedupe_horizon_s > watermark:
-                keep.append(bucket)
-                continue
-            for i in range(INDEX_SHARDS):
-                for dkey in self.state.get(f"db|{bucket}|{i}") or []:
-                    entry = self.state.get(dkey)
-                    if entry is not None and float(entry["ts"]) < bucket + DEDUPE_BUCKET_S:
-                        self.state.delete(dkey)  # a later sighting, indexed in a later bucket, is kept
-                if self.state.get(f"db|{bucket}|{i}") is not None:
-                    self.state.delete(f"db|{bucket}|{i}")
-        if len(keep) != len(buckets):
-            self.state.set(BUCKETS, keep)
+
+        def forget(dkey: str, bucket_end: float) -> None:
+            entry = self.state.get(dkey)
+            if entry is not None and float(entry["ts"]) < bucket_end:
+                self.state.delete(dkey)  # a later sighting, indexed in a later bucket, is kept
+        DEDUPE_INDEX.prune(self.state, cfg.dedupe_horizon_s, watermark, forget)
         self.stories.prune(watermark)
         if self.detection is not None:
             self.detection.prune(self.state, watermark, cfg.key_ttl_s)

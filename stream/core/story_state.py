@@ -26,15 +26,15 @@ from urllib.parse import urlsplit
 from riskpulse.records import ScoredNews
 
 from . import stories
-from .detection import INDEX_SHARDS, shard_of
 from .state import Overlay
+from .time_index import TimeIndex
 
 BUCKET_CAP = 50  # recent stories kept per LSH band bucket: candidates for a new headline
 WORDS_CACHED = 100_000
 PLACES_CAP = 500  # copies whose place is remembered per story (beyond: a copy read again reports the count then)
 TIMELINE_CAP = 20  # first copies kept per story: a spread alert's evidence
 SOURCES_CAP = 100  # distinct sources named per story; the count stops there
-BUCKET_S = 600
+STORY_INDEX = TimeIndex("sb", "story_buckets", 600)  # stories by the time of their latest copy
 
 
 def source_of(item: ScoredNews) -> str | None:
@@ -161,7 +161,7 @@ class Stories:
         if len(timeline) < TIMELINE_CAP:  # the pick-up: the first copies, in the order they came
             timeline.append([ts, source, item.headline[:200], item.id, item.sentiment_score, item.url])
         if ts > story["last"] or current is None:
-            self._index(story_id, ts)
+            STORY_INDEX.add(self.state, story_id, ts)
             story["last"] = max(ts, story["last"])
         self.state.set(skey, story)
         return {"story_id": story_id, "story_copies": story["copies"], "story_sources": len(story["sources"])}
@@ -208,34 +208,13 @@ class Stories:
 
     # -- bounded state ---------------------------------------------------------------------------
 
-    def _index(self, story_id: str, ts: float) -> None:
-        bucket = int(ts // BUCKET_S) * BUCKET_S
-        key = f"sb|{bucket}|{shard_of(story_id, INDEX_SHARDS)}"
-        members = self.state.get(key) or []
-        if story_id not in members:
-            self.state.set(key, members + [story_id])
-        buckets = self.state.get("story_buckets") or []
-        if bucket not in buckets:
-            self.state.set("story_buckets", sorted(buckets + [bucket]))
-
     def prune(self, watermark: float) -> None:
         """Forget stories whose latest copy is past the horizon (a later copy re-indexed it later)."""
-        buckets = self.state.get("story_buckets") or []
-        keep = []
-        for bucket in buckets:
-            if bucket + BUCKET_S + self.horizon_s > watermark:
-                keep.append(bucket)
-                continue
-            for i in range(INDEX_SHARDS):
-                key = f"sb|{bucket}|{i}"
-                for story_id in self.state.get(key) or []:
-                    story = self.state.get("s|" + story_id)
-                    if story is not None and float(story["last"]) < bucket + BUCKET_S:
-                        self._forget(story_id, story)
-                if self.state.get(key) is not None:
-                    self.state.delete(key)
-        if len(keep) != len(buckets):
-            self.state.set("story_buckets", keep)
+        def forget(story_id: str, bucket_end: float) -> None:
+            story = self.state.get("s|" + story_id)
+            if story is not None and float(story["last"]) < bucket_end:
+                self._forget(story_id, story)
+        STORY_INDEX.prune(self.state, self.horizon_s, watermark, forget)
 
     def _forget(self, story_id: str, story: dict[str, Any]) -> None:
         words = frozenset(story.get("words") or ())
