@@ -14,7 +14,7 @@ import math
 import time
 
 from riskpulse.alerts.rules import SpreadRule
-from riskpulse.records import TOPIC_ALERTS, TOPIC_SCORED
+from riskpulse.records import TOPIC_SCORED
 from riskpulse.settings import Settings
 
 from .. import metrics
@@ -22,7 +22,7 @@ from ..core.aggregator import Aggregator, AggregatorConfig
 from ..core.messages import ClosedThrough, Progress, Tick, WindowClosed, WindowPart, decode_counting, dumps
 from ..core.spread import SpreadConfig
 from ..core.state import Overlay
-from .ports import WINDOWS, Outputs, Record, Stage, record_headers, send_dead_letter
+from .ports import WINDOWS, Outputs, Record, Stage, record_headers, send_alert, send_dead_letter
 
 log = logging.getLogger("riskpulse.stream.stages")
 
@@ -130,12 +130,7 @@ class Count(Stage):
         due = agg.spread_alerts(time.time())
         pending = []
         for _, alert in due:
-            pending.append(await self.out.send(
-                TOPIC_ALERTS, dumps(alert.to_json()), key=alert.id.encode(), headers=record_headers(TOPIC_ALERTS),
-                timestamp=event_timestamp(self.settings, alert.window_end.timestamp())))
-            metrics.ALERTS.labels(alert.severity, alert.status).inc()
-            log.warning("alert", extra={"alert_id": alert.id, "status": alert.status, "severity": alert.severity,
-                                        "summary": alert.summary})
+            pending.append(await send_alert(self.out, alert, event_timestamp(self.settings, alert.window_end.timestamp())))
         await asyncio.gather(*pending)
         for story_id, alert in due:
             agg.commit_spread(story_id, alert)

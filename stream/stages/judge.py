@@ -8,10 +8,9 @@ judged, detector baselines) lives in a table partitioned like the input (stream/
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from riskpulse.alerts.detector import Detector
-from riskpulse.records import TOPIC_ALERTS, TOPIC_TRENDS
+from riskpulse.records import TOPIC_TRENDS
 from riskpulse.settings import Settings
 
 from .. import metrics
@@ -21,9 +20,7 @@ from ..core.messages import ClosedThrough, WindowClosed, WindowPart, decode_judg
 from ..core.state import Overlay
 from .count import aggregator_config, event_timestamp
 from .partitioning import trend_partition
-from .ports import Outputs, Record, Stage, record_headers, send_dead_letter
-
-log = logging.getLogger("riskpulse.stream.stages")
+from .ports import Outputs, Record, Stage, record_headers, send_alert, send_dead_letter
 
 
 class Judge(Stage):
@@ -86,12 +83,7 @@ class Judge(Stage):
                 headers=record_headers(TOPIC_TRENDS),
                 timestamp=event_timestamp(self.settings, trend.window_end.timestamp())))
         for alert in close.alerts:
-            pending.append(await self.out.send(
-                TOPIC_ALERTS, dumps(alert.to_json()), key=alert.id.encode(), headers=record_headers(TOPIC_ALERTS),
-                timestamp=event_timestamp(self.settings, alert.window_end.timestamp())))
-            metrics.ALERTS.labels(alert.severity, alert.status).inc()
-            log.warning("alert", extra={"alert_id": alert.id, "status": alert.status, "severity": alert.severity,
-                                        "summary": alert.summary})
+            pending.append(await send_alert(self.out, alert, event_timestamp(self.settings, alert.window_end.timestamp())))
         await asyncio.gather(*pending)  # acknowledged by the broker (acks=all): only now is the window closed
         metrics.ITEMS_OUT.labels("trends").inc(len(close.trends))
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Protocol
 
-from riskpulse.records import SCHEMA_VERSION, TOPIC_DLQ
+from riskpulse.records import SCHEMA_VERSION, TOPIC_ALERTS, TOPIC_DLQ, Alert
 
 from .. import metrics
 from ..core.messages import dumps
@@ -77,6 +77,17 @@ async def send_dead_letter(out: Outputs, record: Record, reason: str, stage: str
     metrics.DLQ.labels(stage).inc()
     await out.send(TOPIC_DLQ, dumps(letter.to_json()), key=f"{record.topic}:{record.partition}:{record.offset}".encode(),
                    headers=record_headers(TOPIC_DLQ))
+
+
+async def send_alert(out: Outputs, alert: Alert, timestamp: float | None) -> Awaitable[Any]:
+    """One alert record on ``alerts`` (key: its id), counted and logged, from whichever stage
+    judged it (a key's spike, a story's spread). Returns the broker's acknowledgement to await."""
+    ack = await out.send(TOPIC_ALERTS, dumps(alert.to_json()), key=alert.id.encode(), headers=record_headers(TOPIC_ALERTS),
+                         timestamp=timestamp)
+    metrics.ALERTS.labels(alert.severity, alert.status).inc()
+    log.warning("alert", extra={"alert_id": alert.id, "status": alert.status, "severity": alert.severity,
+                                "summary": alert.summary})
+    return ack
 
 
 class Stage:
