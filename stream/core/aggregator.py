@@ -140,7 +140,7 @@ class Aggregator:
         self.open: list[int] = sorted(int(s) for s in saved.get("open") or [])
         self.seq = int(saved.get("seq") or 0)  # bumped at every marker write: see :meth:`is_current`
         self._garbage: list[str] = []  # counters of closed windows, deleted after the marker
-        self._spreading: list[str] = []  # stories whose spread alert is due, in the order they reached it
+        self._touched: dict[str, None] = {}  # stories with a copy since the last spread_alerts (ordered), or due
         limit = now_wall + config.max_skew_s
         moved = self.clock.clamp_to(limit)
         if self.closed > limit or moved:
@@ -174,10 +174,8 @@ class Aggregator:
             update, status, story, words = {}, "counted", item.story_id or item.id, frozenset()
         update.update(self.stories.register(story, item, ts, partition, offset, words))
         item = item.model_copy(update=update)
-        spread = self.config.spread
-        if spread is not None and self.config.dedupe and story not in self._spreading:
-            if self.stories.spreading(story, spread.min_sources, spread.within_s, spread.min_negative_share) is not None:
-                self._spreading.append(story)
+        if self.config.spread is not None and self.config.dedupe:
+            self._touched[story] = None  # judged for its spread once per batch (spread_alerts)
         if status in ("counted", "redelivered"):
             if self._is_late(ts):
                 status = "late" if status == "counted" else "redelivered"
@@ -305,26 +303,29 @@ class Aggregator:
         if spread is None:
             return []
         out = []
-        for story_id in self._spreading:
+        due: dict[str, None] = {}
+        for story_id in self._touched:  # a story's spread changes only with its copies
             story = self.stories.spreading(story_id, spread.min_sources, spread.within_s, spread.min_negative_share)
             if story is not None:
+                due[story_id] = None
                 out.append((story_id, spread_alert(story_id, story, spread)))
+        self._touched = due  # until commit_spread
         watermark = self.watermark(now_wall)
         firing = self.state.get(SPREAD_FIRING) or []
-        for story_id in firing:
-            story = self.state.get("s|" + story_id)
-            if story is not None and float(story["last"]) + spread.within_s <= watermark:
+        remembered = [story_id for story_id in firing if self.stories.story(story_id) is not None]
+        for story_id in remembered:
+            story = self.stories.story(story_id)
+            if float(story["last"]) + spread.within_s <= watermark:
                 out.append((story_id, spread_alert(story_id, story, spread, resolved=True)))
-        if any(self.state.get("s|" + story_id) is None for story_id in firing):  # forgotten past the horizon
-            self.state.set(SPREAD_FIRING, [s for s in firing if self.state.get("s|" + s) is not None])
+        if len(remembered) != len(firing):  # forgotten past the horizon
+            self.state.set(SPREAD_FIRING, remembered)
         return out
 
     def commit_spread(self, story_id: str, alert: Alert) -> None:
         firing = list(self.state.get(SPREAD_FIRING) or [])
         if alert.status == "firing":
             self.stories.mark_spread(story_id)
-            if story_id in self._spreading:
-                self._spreading.remove(story_id)
+            self._touched.pop(story_id, None)
             if story_id not in firing:
                 self.state.set(SPREAD_FIRING, firing + [story_id])
         elif story_id in firing:

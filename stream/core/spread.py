@@ -30,27 +30,35 @@ def spread_alert_id(story_id: str) -> str:
 
 def spread_alert(story_id: str, story: dict[str, Any], config: SpreadConfig, resolved: bool = False) -> Alert:
     """The story's spread alert; ``resolved``: its pick-up has been quiet for ``within_s``."""
-    timeline = sorted(story.get("timeline") or [], key=lambda c: c[0])
     first = float(story["ts"])
-    in_time = [c for c in timeline if c[0] - first <= config.within_s]
-    sources = sorted({c[1] for c in in_time if c[1]})
-    reached = next(c[0] for c in in_time if len({x[1] for x in in_time if x[0] <= c[0] and x[1]}) >= config.min_sources)
+    if resolved:
+        quiet = float(story["last"]) + config.within_s
+        sources = len(story.get("sources") or [])
+        return Alert(
+            id=spread_alert_id(story_id), status="resolved", severity=config.severity,  # type: ignore[arg-type]
+            key_type="story", key=story_id, window_start=datetime.fromtimestamp(first, timezone.utc),
+            window_end=datetime.fromtimestamp(quiet, timezone.utc),
+            observed={"sources": float(sources), "copies": float(story["copies"])},
+            baseline={"min_sources": float(config.min_sources), "within_minutes": config.within_s / 60},
+            rule="spread", summary=f"RESOLVED: the story's pick-up has been quiet for {config.within_s / 60:g} min "
+                                   f"({int(story['copies'])} copies from {sources} sources)",
+            top_headlines=[], fired_at=datetime.fromtimestamp(quiet, timezone.utc))
+    timeline = sorted(story.get("timeline") or [], key=lambda c: c[0])
+    seen: set[str] = set()
+    reached = first
+    for ts, source, *_ in timeline:  # when the pick-up reached min_sources distinct sources
+        if ts - first > config.within_s:
+            break
+        if source:
+            seen.add(source)
+            if len(seen) == config.min_sources:
+                reached = ts
+    sources = sorted(seen)
     minutes = (reached - first) / 60
     scored = max(1, int(story.get("scored", 0)))
     evidence = [EvidenceHeadline(id=c[3], headline=c[2], sentiment_score=max(-1.0, min(1.0, float(c[4]))), url=c[5],
                                  story_id=story_id, source=c[1], published_at=datetime.fromtimestamp(c[0], timezone.utc))
                 for c in timeline]
-    if resolved:
-        quiet = float(story["last"]) + config.within_s
-        return Alert(
-            id=spread_alert_id(story_id), status="resolved", severity=config.severity,  # type: ignore[arg-type]
-            key_type="story", key=story_id, window_start=datetime.fromtimestamp(first, timezone.utc),
-            window_end=datetime.fromtimestamp(quiet, timezone.utc),
-            observed={"sources": float(len(story.get("sources") or [])), "copies": float(story["copies"])},
-            baseline={"min_sources": float(config.min_sources), "within_minutes": config.within_s / 60},
-            rule="spread", summary=f"RESOLVED: the story's pick-up has been quiet for {config.within_s / 60:g} min "
-                                   f"({int(story['copies'])} copies from {len(story.get('sources') or [])} sources)",
-            top_headlines=[], fired_at=datetime.fromtimestamp(quiet, timezone.utc))
     return Alert(
         id=spread_alert_id(story_id), status="firing", severity=config.severity,  # type: ignore[arg-type]
         key_type="story", key=story_id, window_start=datetime.fromtimestamp(first, timezone.utc),

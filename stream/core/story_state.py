@@ -187,10 +187,14 @@ class Stories:
             self.state.set(skey, story)
         return new
 
+    def story(self, story_id: str) -> dict[str, Any] | None:
+        """A story's value (the layout above), if it is still remembered."""
+        return self.state.get("s|" + story_id)
+
     def spreading(self, story_id: str, min_sources: int, within_s: float, min_negative_share: float) -> dict[str, Any] | None:
         """The story, if it has just reached ``min_sources`` distinct sources within ``within_s``
         of its first copy, is negative (that share of its scored copies) and has not fired yet."""
-        story = self.state.get("s|" + story_id)
+        story = self.story(story_id)
         if story is None or story.get("spread_fired"):
             return None
         sources_in_time = {c[1] for c in story.get("timeline") or [] if c[1] and c[0] - story["ts"] <= within_s}
