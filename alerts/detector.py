@@ -119,9 +119,10 @@ class Detector:
         Windows at or before the last one seen are ignored: redelivery changes nothing.
         """
         start = int(trend.window_start.timestamp())
-        count, negative, share = judged(trend, self.rules.rule_for(trend.key_type, trend.key)[1])
+        named = self.rules.rule_for(trend.key_type, trend.key)
+        count, negative, share = judged(trend, named[1])
         return self._advance_to(state, trend.key_type, trend.key, start, count, negative, share, trend.top_negative,
-                                copies=(trend.count, trend.negative))
+                                copies=(trend.count, trend.negative), named=named)
 
     def close_window(self, start: int, closed: list[Trend], firing: set[str],
                      load: Callable[[str], dict[str, Any] | None], save: Callable[[str, dict[str, Any]], None]) -> list[Alert]:
@@ -156,11 +157,12 @@ class Detector:
         return self._advance_to(state, key_type, key, start, 0, 0, 0.0, [])
 
     def _advance_to(self, state: dict[str, Any], key_type: str, key: str, start: int, count: int, negative: int,
-                    share: float, evidence: list[EvidenceHeadline], copies: tuple[int, int] | None = None) -> list[Alert]:
+                    share: float, evidence: list[EvidenceHeadline], copies: tuple[int, int] | None = None,
+                    named: tuple[str, Rule] | None = None) -> list[Alert]:
         last = state["last"]
         if last is not None and start <= last:
             return []
-        name, rule = self.rules.rule_for(key_type, key)
+        name, rule = named or self.rules.rule_for(key_type, key)
         out: list[Alert] = []
         if last is not None:
             gap = (start - last) // self.window_s - 1
