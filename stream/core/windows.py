@@ -49,13 +49,17 @@ def _keep_most_negative(rows: list[list[Any]]) -> list[list[Any]]:
     the arrival order or sharding."""
     best: dict[str, list[Any]] = {}
     for r in sorted((row(r) for r in rows), key=lambda r: (r[0], r[1])):
-        kept = best.get(r[7])
-        if kept is None:
-            best[r[7]] = r
-        else:
-            kept[8] = max(kept[8], r[8])
-            kept[9] = r[9] if kept[9] is None else kept[9] if r[9] is None else max(kept[9], r[9])
+        kept = best.setdefault(r[7], r)
+        if kept is not r:
+            _spread_to(kept, r[8], r[9])
     return list(best.values())[:EVIDENCE_PER_KEY]
+
+
+def _spread_to(kept: list[Any], copies: int, sources: int | None) -> None:
+    """An evidence row's story seen at least this far spread (sources None: not known)."""
+    kept[8] = max(kept[8], copies)
+    if sources is not None:
+        kept[9] = sources if kept[9] is None else max(kept[9], sources)
 
 
 def keys_of(item: ScoredNews) -> list[str]:
@@ -91,11 +95,12 @@ def count_keys(state: dict[str, Any], item: ScoredNews, keys: Iterable[str], new
             evidence = [item.sentiment_score, item.id, item.headline[:300], item.url, p.negative, p.neutral, p.positive,
                         story, item.story_copies or 1, item.story_sources]
             top[key] = _keep_most_negative(top.get(key, []) + [evidence])
-        elif item.story_copies and any(row(r)[7] == story for r in top.get(key, [])):
-            # another copy of a story in the evidence: the story has spread further
-            top[key] = [r if row(r)[7] != story else row(r)[:8] + [max(row(r)[8], item.story_copies),
-                                                                     max(row(r)[9] or 0, item.story_sources or 0)]
-                        for r in top[key]]
+        elif item.story_copies:  # another copy of a story in the evidence: the story has spread further
+            rows = [row(r) for r in top.get(key, [])]
+            for r in rows:
+                if r[7] == story:
+                    _spread_to(r, item.story_copies, item.story_sources or 0)
+                    top[key] = rows
 
 
 def merge(into: dict[str, Any], part: dict[str, Any]) -> None:
