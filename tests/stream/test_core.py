@@ -133,6 +133,24 @@ def run(store: LoggedStore, arrivals: list[tuple[int, int, ScoredNews]], batch: 
     return trends, alerts, pos
 
 
+def run_with_crashes(arrivals: list[tuple[int, int, ScoredNews]], batch: int, crash_batch: int, kept: int,
+                     committed_back: int, crashes: int) -> tuple[list[Any], list[Any]]:
+    """``crashes`` kills -9 mid-flush (the store keeps ``kept`` writes of the batch), each restart
+    from an older committed offset, then a run to the end; every trend and alert published."""
+    store = LoggedStore()
+    trends: list[Any] = []
+    alerts: list[Any] = []
+    start = 0
+    for n in range(crashes):
+        t, a, pos = run(store, arrivals, batch, start=start, crash_at=(crash_batch + n, kept))
+        trends += t
+        alerts += a
+        # offsets are committed only for batches whose writes were all flushed: some before the crash
+        start = max(start, pos - batch * committed_back)
+    t, a, _ = run(store, arrivals, batch, start=start)
+    return trends + t, alerts + a
+
+
 def interleave(parts: list[list[ScoredNews]], rng: random.Random) -> list[tuple[int, int, ScoredNews]]:
     """Any merge of the partitions that keeps each partition's own order (as the internal topic does)."""
     cursors = [0] * len(parts)
@@ -168,19 +186,7 @@ def test_a_crash_at_any_write_then_redelivery_gives_the_clean_run(seed: int, bat
     """kill -9 mid-flush (the store keeps a prefix of the writes), restart from an older committed offset."""
     parts = feed(4, 40, seed)
     arrivals = interleave(parts, random.Random(seed))
-    store = LoggedStore()
-    trends: list[Any] = []
-    alerts: list[Any] = []
-    start = 0
-    for n in range(crashes):
-        t, a, pos = run(store, arrivals, batch, start=start, crash_at=(crash_batch + n, kept))
-        trends += t
-        alerts += a
-        # offsets are committed only for batches whose writes were all flushed: some before the crash
-        start = max(start, pos - batch * committed_back)
-    t, a, _ = run(store, arrivals, batch, start=start)
-    trends += t
-    alerts += a
+    trends, alerts = run_with_crashes(arrivals, batch, crash_batch, kept, committed_back, crashes)
     expected = run_backtest([i for p in parts for i in p], DETECTOR, 60)
     assert trend_rows(trends) == trend_rows(expected.trends)
     assert alert_keys(alerts) == alert_keys(expected.alerts)

@@ -15,7 +15,7 @@ from riskpulse.stream.core.state import Overlay
 from riskpulse.stream.stages.partitioning import story_partition
 from tests.helpers import story_tag
 
-from .test_core import DETECTOR, T0, LoggedStore, alert_keys, interleave, run, scored
+from .test_core import DETECTOR, T0, LoggedStore, alert_keys, interleave, run, run_with_crashes, scored
 
 LAWSUIT = "Tesla sued by shareholders over misleading disclosures, seeking $260 million"
 # how twelve outlets carry one story: wire tags, source suffixes, changed figures, clauses swapped
@@ -132,18 +132,9 @@ def test_copies_across_partitions_with_kill_9_at_any_write_count_as_a_clean_run(
     parts = syndicated_feed(seed)
     arrivals = interleave(parts, random.Random(seed))
     clean_trends, clean_alerts, _ = run(LoggedStore(), arrivals, batch)
-    store = LoggedStore()
-    trends: list[Any] = []
-    alerts: list[Any] = []
-    start = 0
-    for n in range(crashes):
-        t, a, pos = run(store, arrivals, batch, start=start, crash_at=(crash_batch + n, kept))
-        trends += t
-        alerts += a
-        start = max(start, pos - batch * committed_back)
-    t, a, _ = run(store, arrivals, batch, start=start)
-    assert story_rows(trends + t) == story_rows(clean_trends)
-    assert alert_keys(alerts + a) == alert_keys(clean_alerts)
+    trends, alerts = run_with_crashes(arrivals, batch, crash_batch, kept, committed_back, crashes)
+    assert story_rows(trends) == story_rows(clean_trends)
+    assert alert_keys(alerts) == alert_keys(clean_alerts)
     assert any(r[2] is not None and r[0] > r[2] for r in story_rows(clean_trends).values()), "copies were found"
 
 
