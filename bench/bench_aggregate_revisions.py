@@ -13,26 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_stream_revisions import REPO, link_packages, stream_origin  # noqa: E402
-
-
-def run(tree: Path, n: int) -> dict:
-    origin = stream_origin(tree)
-    if not origin.is_relative_to(tree):
-        raise SystemExit(f"the bench in {tree} would import the stream from {origin}: not the revision's own code")
-    out = subprocess.run([sys.executable, "bench/bench_aggregate.py", "--n", str(n), "--repeat", "1"], cwd=tree,
-                         capture_output=True, text=True, check=False)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if out.returncode != 0 or not lines:
-        raise SystemExit(f"bench_aggregate.py failed in {tree}:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
-    return json.loads(lines[-1])
+from bench.bench_stream_revisions import REPO, revision_trees, run_bench  # noqa: E402
 
 
 def main() -> None:
@@ -42,23 +28,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=30_000)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="riskpulse-agg-revs-"))
-    trees = {}
-    for rev in (args.a, args.b):
-        tree = base / rev.replace("/", "_")
-        subprocess.run(["git", "worktree", "add", "--detach", "-f", str(tree), rev], cwd=REPO, check=True,
-                       capture_output=True)
-        link_packages(tree)
-        shutil.copy(REPO / "bench" / "bench_aggregate.py", tree / "bench" / "bench_aggregate.py")
-        trees[rev] = tree
     rates: dict[str, list[float]] = {args.a: [], args.b: []}
-    try:
+    # both revisions run this checkout's workload over their own core
+    with revision_trees([args.a, args.b], prepare=lambda tree: shutil.copy(
+            REPO / "bench" / "bench_aggregate.py", tree / "bench" / "bench_aggregate.py")) as trees:
         for _ in range(args.rounds):
             for rev, tree in trees.items():
-                rates[rev].append(run(tree, args.n)["items_per_s"])
-    finally:
-        for tree in trees.values():
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=False)
+                rates[rev].append(run_bench(tree, "bench_aggregate.py", "--n", str(args.n), "--repeat", "1")["items_per_s"])
     for rev, runs in rates.items():
         print(f"{rev:<14} items/s: " + ", ".join(f"{r:,.0f}" for r in runs) + f"  (best {max(runs):,.0f})")
     ratio = max(rates[args.b]) / max(rates[args.a])

@@ -18,6 +18,7 @@ where its stream came from.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import statistics
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,17 +50,37 @@ def stream_origin(tree: Path) -> Path:
     return Path(out.stdout.strip())
 
 
-def run(tree: Path, model: Path, data: Path, n: int) -> dict:
+def run_bench(tree: Path, script: str, *args: str) -> dict:
+    """``bench/<script>`` run in ``tree`` on the tree's own code; its last JSON line."""
     origin = stream_origin(tree)
     if not origin.is_relative_to(tree):
         raise SystemExit(f"the bench in {tree} would import the stream from {origin}: not the revision's own code")
-    out = subprocess.run([sys.executable, "bench/bench_stream.py", "--model", str(model), "--data", str(data),
-                          "--n", str(n)],
-                         cwd=tree, capture_output=True, text=True, check=False)
+    out = subprocess.run([sys.executable, f"bench/{script}", *args], cwd=tree, capture_output=True, text=True, check=False)
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode != 0 or not lines:
-        raise SystemExit(f"bench_stream.py failed in {tree}:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+        raise SystemExit(f"{script} failed in {tree}:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
     return json.loads(lines[-1])
+
+
+@contextlib.contextmanager
+def revision_trees(revs: list[str], prepare: Callable[[Path], None] | None = None) -> Iterator[dict[str, Path]]:
+    """A git worktree per revision, each a complete package of its own code (:func:`link_packages`),
+    removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix="riskpulse-revs-"))
+    trees: dict[str, Path] = {}
+    try:
+        for rev in revs:
+            tree = base / rev.replace("/", "_")
+            subprocess.run(["git", "worktree", "add", "--detach", "-f", str(tree), rev], cwd=REPO, check=True,
+                           capture_output=True)
+            trees[rev] = tree
+            link_packages(tree)
+            if prepare is not None:
+                prepare(tree)
+        yield trees
+    finally:
+        for tree in trees.values():
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=False)
 
 
 def main() -> None:
@@ -70,22 +92,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="riskpulse-revs-"))
-    trees = {}
-    for rev in (args.a, args.b):
-        tree = base / rev.replace("/", "_")
-        subprocess.run(["git", "worktree", "add", "--detach", "-f", str(tree), rev], cwd=REPO, check=True,
-                       capture_output=True)
-        link_packages(tree)
-        trees[rev] = tree
     results: dict[str, list[dict]] = {args.a: [], args.b: []}
-    try:
+    with revision_trees([args.a, args.b]) as trees:
         for _ in range(args.rounds):
             for rev, tree in trees.items():
-                results[rev].append(run(tree, args.model.resolve(), args.data.resolve(), args.n))
-    finally:
-        for tree in trees.values():
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=False)
+                results[rev].append(run_bench(tree, "bench_stream.py", "--model", str(args.model.resolve()),
+                                              "--data", str(args.data.resolve()), "--n", str(args.n)))
     print(f"\n{'revision':<14}{'round':>6}{'model-only /s':>15}{'end to end /s':>15}{'ratio':>8}{'p99 ms':>8}")
     for rev, runs in results.items():
         for i, r in enumerate(runs, 1):
