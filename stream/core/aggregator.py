@@ -305,18 +305,25 @@ class Aggregator:
         out = []
         due: dict[str, None] = {}
         for story_id in self._touched:  # a story's spread changes only with its copies
-            story = self.stories.spreading(story_id, spread.min_sources, spread.within_s, spread.min_negative_share)
-            if story is not None:
-                due[story_id] = None
-                out.append((story_id, spread_alert(story_id, story, spread)))
+            try:
+                story = self.stories.spreading(story_id, spread.min_sources, spread.within_s, spread.min_negative_share)
+                if story is not None:
+                    out.append((story_id, spread_alert(story_id, story, spread)))
+                    due[story_id] = None
+            except Exception:  # noqa: BLE001 - one story the rule cannot judge must not stop the stream
+                log.exception("spread rule failed on a story; skipped", extra={"story_id": story_id})
         self._touched = due  # until commit_spread
         watermark = self.watermark(now_wall)
         firing = self.state.get(SPREAD_FIRING) or []
         remembered = [story_id for story_id in firing if self.stories.story(story_id) is not None]
-        for story_id in remembered:
-            story = self.stories.story(story_id)
-            if float(story["last"]) + spread.within_s <= watermark:
-                out.append((story_id, spread_alert(story_id, story, spread, resolved=True)))
+        for story_id in list(remembered):
+            try:
+                story = self.stories.story(story_id)
+                if float(story["last"]) + spread.within_s <= watermark:
+                    out.append((story_id, spread_alert(story_id, story, spread, resolved=True)))
+            except Exception:  # noqa: BLE001 - as above; it is not tried again
+                log.exception("spread rule failed to resolve a story; dropped", extra={"story_id": story_id})
+                remembered.remove(story_id)
         if len(remembered) != len(firing):  # forgotten past the horizon
             self.state.set(SPREAD_FIRING, remembered)
         return out

@@ -224,3 +224,17 @@ def test_stories_past_the_horizon_are_forgotten_with_their_candidates() -> None:
     # a copy of the old story now is a story of its own (news again)
     again = agg.add(scored("late-copy", T0 + 4 * 86400, tickers=["TSLA"], headline="UPDATE 1-" + LAWSUIT), 0, 9, 0.0)
     assert again.item.story_id == "late-copy"
+
+
+def test_a_story_the_spread_rule_cannot_judge_is_skipped_not_fatal() -> None:
+    from riskpulse.stream.core.spread import SpreadConfig
+
+    agg = Aggregator(Overlay({}), AggregatorConfig(spread=SpreadConfig(min_sources=2, within_s=1800)), DETECTOR,
+                     now_wall=0.0)
+    for k in range(3):
+        agg.add(scored(f"n{k}", T0 + 60 * k, tickers=["TSLA"], headline=SYNDICATED[k]).model_copy(
+            update={"source": SOURCES[k]}), 0, k, 0.0)
+    story = agg.stories.story("n0")
+    assert story is not None
+    agg.state.set("s|n0", {**story, "timeline": [["not", "a", "copy"]]})  # a value the rule cannot read
+    assert agg.spread_alerts(0.0) == []  # logged and skipped: the batch goes on
