@@ -107,6 +107,9 @@ class ScoredNews(_Record):
     story_id: str | None = None
     story_copies: int | None = Field(None, ge=1)
     story_sources: int | None = Field(None, ge=0)
+    # the item's revision: 1, then one more each time the same id comes again with changed content
+    # (a correction or an update; stream/core/revisions.py); None from older releases
+    revision: int | None = Field(None, ge=1)
     model_version: str
     scored_at: UtcDatetime
     # set when the item's own published_at broke the event-time policy (far future or far past):

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     lateness_s: int = Field(10, ge=0)
     idle_s: float = Field(5.0, gt=0)
     dedupe_horizon_s: int = Field(86_400, ge=0)
+    # a correction of an item whose window was judged longer ago than this changes no trend
+    # (the judges keep judged windows' counters this long: stream/core/merge.py)
+    correction_horizon_s: int = Field(6 * 3600, ge=0)
     # event-time policy (stream/core/event_time.py): an item dated beyond these bounds is counted
     # at its broker timestamp and flagged ("clamp"), or dead-lettered ("dead-letter")
     max_clock_skew_s: float = Field(300.0, ge=0)

@@ -20,6 +20,10 @@ UNSCORED = Counter("riskpulse_unscored_items_total", "Items whose sentiment the 
                    "trained on, or no text): counted apart in the trends, never as neutral", ["status"])
 LATE = Counter("riskpulse_late_items_total", "Scored items whose window had already closed when they first arrived "
                "(not counted in trends; redeliveries after a restart are not late)")
+CORRECTIONS = Counter("riskpulse_corrections_total", "Corrections (the same id again with changed content) the "
+                      "counting stage took the previous revision out for")
+CORRECTIONS_TOO_OLD = Counter("riskpulse_corrections_too_old_total", "Corrections of windows judged longer ago than the "
+                              "correction horizon: the trend already published stands")
 BATCH_SIZE = Histogram("riskpulse_batch_size", "Items per scoring micro-batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 MODEL_SECONDS = Histogram("riskpulse_model_seconds", "Model time per micro-batch",
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))

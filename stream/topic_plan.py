@@ -70,8 +70,9 @@ def internal_topic_names(settings: Settings) -> tuple[str, str]:
     return f"{base}-scored-by-story", f"{base}-windows"
 
 
-TABLES = ("count", "judge")  # the aggregation stages' tables; changelog topics: <app id>-<table>-changelog
-STAGE_OF = {"count": "counting", "judge": "judging"}
+# the stages' tables; changelog topics: <app id>-<table>-changelog
+TABLES = ("count", "judge", "score")
+STAGE_OF = {"count": "counting", "judge": "judging", "score": "scoring (revisions of each id)"}
 
 
 def desired(settings: Settings) -> list[TopicSpec]:

@@ -58,7 +58,8 @@ SPREAD_FIRING = "spread_firing"  # stories whose spread alert fires, until their
 
 # "redelivered": the same record again after its window closed (a restart re-reads uncommitted
 # input); it was counted, or judged late, the first time: neither counted nor late now
-Status = Literal["counted", "late", "duplicate", "resent", "redelivered"]
+# "corrected": a new revision of an item whose window was closed: its change goes to the judges
+Status = Literal["counted", "late", "duplicate", "resent", "redelivered", "corrected"]
 
 
 class StateFull(Exception):
@@ -111,6 +112,28 @@ def _wkey(start: int, shard: int) -> str:
     return f"w|{start}|{shard}"
 
 
+class _Changes(dict):  # type: ignore[type-arg]
+    """One item's changes to window counters, per (window start, key shard), as fixes
+    (stream/core/windows.py ``apply_fix``); two changes to one value become one."""
+
+    def add(self, start: int, shard: int, fix: dict[str, Any]) -> None:
+        if (start, shard) in self:
+            windows.add_fix(self[(start, shard)], fix)
+        else:
+            self[(start, shard)] = fix
+
+
+def _by_shard(fix: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """A fix split by key shard (each window value holds one shard's keys); the dropped items
+    go with every part."""
+    parts: dict[int, dict[str, Any]] = {}
+    for section in ("keys", "top"):
+        for key, value in (fix.get(section) or {}).items():
+            part = parts.setdefault(_shard(key, KEY_SHARDS), {"keys": {}, "drop": list(fix.get("drop") or []), "top": {}})
+            part[section][key] = value
+    return parts
+
+
 def _copy_shard(value: dict[str, Any] | None) -> dict[str, Any]:
     if value is None:
         return {"applied": {}, "keys": {}, "top": {}}
@@ -140,6 +163,9 @@ class Aggregator:
         self.open: list[int] = sorted(int(s) for s in saved.get("open") or [])
         self.seq = int(saved.get("seq") or 0)  # bumped at every marker write: see :meth:`is_current`
         self._garbage: list[str] = []  # counters of closed windows, deleted after the marker
+        # corrections of closed windows for the judges: (window start, key shard, (news partition, offset), fix);
+        # the caller sends them (stream/stages/count.py) and empties the list
+        self.fixes: list[tuple[int, int, tuple[int, int], dict[str, Any]]] = []
         self._touched: dict[str, None] = {}  # stories with a copy since the last spread_alerts (ordered), or due
         limit = now_wall + config.max_skew_s
         moved = self.clock.clamp_to(limit)
@@ -160,30 +186,65 @@ class Aggregator:
 
     # -- items -----------------------------------------------------------------------------
 
-    def add(self, item: ScoredNews, partition: int, offset: int, now_wall: float, behind: int = 0) -> Added:
+    def add(self, item: ScoredNews, partition: int, offset: int, now_wall: float, behind: int = 0,
+            retract: dict[str, Any] | None = None) -> Added:
         """Dedupe and count one scored item from ``news`` partition/offset. Raises only on a bad item.
 
         ``behind``: records of that partition still unread when it was scored (see watermark.py).
+        ``retract``: the previous revision this one corrects, counted on this partition
+        (stream/core/revisions.py): taken out in the same step as this one is counted.
         """
         ts = item.published_at.timestamp()
+        late = self._is_late(ts)
         if self.config.dedupe:
             normalised = normalise_headline(item.headline)
             words = stories.story_tokens(item.headline, normalised)
-            update, status, story = self._dedupe(item, ts, partition, offset, normalised, words)
+            update, status, story = self._dedupe(item, ts, partition, offset, normalised, words, late)
         else:  # the backtest: the worker found the stories (news.scored carries them)
             update, status, story, words = {}, "counted", item.story_id or item.id, frozenset()
         update.update(self.stories.register(story, item, ts, partition, offset, words))
         item = item.model_copy(update=update)
         if self.config.spread is not None and self.config.dedupe:
             self._touched[story] = None  # judged for its spread once per batch (spread_alerts)
+        changes = _Changes()
+        if retract is not None:
+            self._retract(item.id, retract, partition, offset, changes)
         if status in ("counted", "redelivered"):
-            if self._is_late(ts):
+            if late and not (item.revision or 1) > 1:
                 status = "late" if status == "counted" else "redelivered"
             else:
-                self._count(item, ts, partition, offset)
-                status = "counted"
+                self._count(item, ts, partition, offset, changes)
+                status = "corrected" if late else "counted"
+        self._write(changes, partition, offset)
         self.clock.observe(partition, ts, now_wall, behind)
         return Added(item, status)
+
+    def retract(self, item_id: str, replaced: dict[str, Any], partition: int, offset: int) -> None:
+        """Take item ``item_id``'s previous revision out of the counts here: its correction, read
+        at (partition, offset), was counted on another partition."""
+        changes = _Changes()
+        self._retract(item_id, replaced, partition, offset, changes)
+        self._write(changes, partition, offset)
+
+    def _retract(self, item_id: str, replaced: dict[str, Any], partition: int, offset: int, changes: "_Changes") -> None:
+        """Only a revision that was counted here (its dedupe entry: first sighting, not late) is
+        taken out; the entry is then marked gone, so its headline is news again for others."""
+        dkey = "d|" + replaced["dkey"]
+        entry = self.state.get(dkey)
+        here = [partition, offset]
+        if (entry is None or entry["id"] != item_id or list(entry["pos"]) != [partition, replaced["offset"]]
+                or entry.get("late") or (entry.get("gone") is not None and list(entry["gone"]) != here)):
+            return
+        ts = float(replaced["ts"])
+        start = windows.window_start(ts, self.config.window_s)
+        brought = list(entry.get("in") or [])
+        fix = windows.uncount(replaced, item_id, brought)
+        for shard, part in _by_shard(fix).items():
+            changes.add(start, shard, part)
+        if brought:
+            self.stories.not_brought_by(entry.get("story") or item_id, start, brought, [partition, replaced["offset"]])
+        if entry.get("gone") is None:
+            self.state.set(dkey, {**entry, "gone": here})
 
     def heard(self, partition: int, now_wall: float, behind: int = 0, event_ts: float | None = None) -> None:
         """A partition's progress without an item: a heartbeat, its records failed before scoring,
@@ -195,12 +256,14 @@ class Aggregator:
             self.clock.heard(partition, now_wall, behind)
 
     def _dedupe(self, item: ScoredNews, ts: float, partition: int, offset: int, normalised: str,
-                words: frozenset[str]) -> tuple[dict[str, Any], Status, str]:
+                words: frozenset[str], late: bool) -> tuple[dict[str, Any], Status, str]:
         """Exact re-publication first (the same normalised headline), then the story: a first
         sighting joins the story it is a near-copy of, or starts one (stream/core/story_state.py).
         Returns the fields to update on the item, its status and its story."""
         dkey = "d|" + key_of_normalised(normalised, item.headline)
         first = self.state.get(dkey)
+        if first is not None and first.get("gone") is not None and list(first["pos"]) != [partition, offset]:
+            first = None  # a revision since corrected: its headline no longer stands for the item
         if first is not None and first["id"] == item.id:
             story = first.get("story") or item.id
             if list(first.get("pos") or []) != [partition, offset]:
@@ -211,40 +274,58 @@ class Aggregator:
         if first is not None and abs(ts - float(first["ts"])) <= self.config.dedupe_horizon_s:
             return {"duplicate_of": first["id"]}, "duplicate", first.get("story") or first["id"]
         story = self.stories.assign(item, ts, words)
-        self.state.set(dkey, {"id": item.id, "ts": ts, "pos": [partition, offset], "story": story})
+        entry = {"id": item.id, "ts": ts, "pos": [partition, offset], "story": story}
+        if late and not (item.revision or 1) > 1:
+            entry["late"] = True  # never counted: nothing to take back if it is corrected
+        self.state.set(dkey, entry)
         DEDUPE_INDEX.add(self.state, dkey, ts)
         return {}, "counted", story
 
     def _is_late(self, ts: float) -> bool:
         return windows.window_start(ts, self.config.window_s) + self.config.window_s + self.config.lateness_s <= self.closed
 
-    def _count(self, item: ScoredNews, ts: float, partition: int, offset: int) -> None:
+    def _count(self, item: ScoredNews, ts: float, partition: int, offset: int, changes: "_Changes") -> None:
         start = windows.window_start(ts, self.config.window_s)
         keys = windows.keys_of(item)[:MAX_KEYS_PER_ITEM]
-        by_shard: dict[int, list[str]] = {}
-        for key in keys:
-            by_shard.setdefault(_shard(key, KEY_SHARDS), []).append(key)
         cfg = self.config
-        new_story = set() if item.sentiment_status != "scored" else set(self.stories.brings_in(
-            item.story_id or item.id, start, keys, partition, offset, self.closed - cfg.window_s - cfg.lateness_s))
+        new_story = [] if item.sentiment_status != "scored" else self.stories.brings_in(
+            item.story_id or item.id, start, keys, partition, offset, self.closed - cfg.window_s - cfg.lateness_s)
+        fix = windows.empty_fix()
+        windows.count_keys(fix, item, keys, new_story)
+        for shard, part in _by_shard(fix).items():
+            changes.add(start, shard, part)
+        if new_story and self.config.dedupe:  # a correction takes the story out again where this copy brought it in
+            dkey = "d|" + key_of_normalised(normalise_headline(item.headline), item.headline)
+            entry = self.state.get(dkey)
+            if entry is not None and entry["id"] == item.id and list(entry["pos"]) == [partition, offset] \
+                    and entry.get("in") != new_story:
+                self.state.set(dkey, {**entry, "in": new_story})
+
+    def _write(self, changes: "_Changes", partition: int, offset: int) -> None:
+        """An item's changes to window counters, each (window, key shard) value once: open
+        windows are changed where the value does not hold the item yet (redelivery); closed ones
+        become corrections for the judges (:attr:`fixes`)."""
         p = str(partition)
         updates = []
-        for shard, shard_keys in by_shard.items():
+        for (start, shard), fix in changes.items():
+            if start + self.config.window_s + self.config.lateness_s <= self.closed:
+                self.fixes.append((start, shard, (partition, offset), fix))
+                continue
+            if start not in self.open:  # also on redelivery: the marker may not have kept it
+                self.open = sorted(self.open + [start])
             current = self.state.get(_wkey(start, shard))
             if current is not None and current["applied"].get(p, -1) >= offset:
                 continue  # this shard already holds the item (redelivery)
             value = _copy_shard(current)
-            new_keys = [k for k in shard_keys if k not in value["keys"]]
+            new_keys = [k for k in fix["keys"] if k not in value["keys"]]
             if len(value["keys"]) + len(new_keys) > MAX_KEYS_PER_SHARD:
                 raise StateFull(f"window {start} holds {len(value['keys'])} keys in shard {shard}; "
                                 f"at most {MAX_KEYS_PER_SHARD} (a flood of distinct tickers?)")
             value["applied"][p] = offset
-            windows.count_keys(value, item, shard_keys, new_story)
+            windows.apply_fix(value, fix)
             updates.append((_wkey(start, shard), value))
         for key, value in updates:
             self.state.set(key, value)
-        if start not in self.open:  # also on redelivery: the marker may not have kept it
-            self.open = sorted(self.open + [start])
 
     # -- time --------------------------------------------------------------------------------
 

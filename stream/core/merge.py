@@ -20,14 +20,16 @@ repeats and are ignored.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Literal
+
+from riskpulse.records import Trend
 
 from . import windows
 from .aggregator import KEY_SHARDS, WindowClose
 from .detection import Detection
 from .state import Overlay
 
-MARK, PRUNED = "mark", "pruned"
+MARK, PRUNED, JUDGED = "mark", "pruned", "judged"
 PRUNE_EVERY_S = 3600.0
 
 
@@ -60,13 +62,35 @@ def _pkey(start: int, source: int, shard: int) -> str:
     return f"p|{start}|{source}|{shard}"
 
 
+def _jkey(start: int, shard: int) -> str:
+    return f"j|{start}|{shard}"
+
+
+def _check_fix(fix: dict[str, Any]) -> None:
+    """A correction as the first stage writes it (deltas may be negative), or ValueError."""
+    _check_counters(fix)
+    if not all(isinstance(i, str) for i in fix.get("drop") or []):
+        raise ValueError("window correction: 'drop' must list item ids")
+
+
+def _copy_value(value: dict[str, Any] | None) -> dict[str, Any]:
+    if value is None:
+        return {"keys": {}, "top": {}, "fixed": {}}
+    return {"keys": {k: list(v) for k, v in value["keys"].items()}, "top": {k: list(v) for k, v in (value.get("top") or {}).items()},
+            "fixed": dict(value.get("fixed") or {})}
+
+
 class WindowMerge:
     """One instance per partition of the second stage; all durable state lives in ``state``."""
 
     def __init__(self, state: Overlay, window_s: int, lateness_s: int, sources: int, detector: Any,
                  key_ttl_s: float = 7 * 86_400.0,
-                 on_detector_error: Callable[[str, Exception], None] | None = None) -> None:
+                 on_detector_error: Callable[[str, Exception], None] | None = None,
+                 correction_horizon_s: float = 6 * 3600.0) -> None:
         self.state = state
+        self.correction_horizon_s = correction_horizon_s
+        # corrected trends of windows judged already, to publish (the caller empties the list)
+        self.corrected: list[Trend] = []
         self.window_s, self.lateness_s, self.sources, self.key_ttl_s = window_s, lateness_s, sources, key_ttl_s
         self.detection = Detection(detector, window_s, on_detector_error)
         saved = state.get(MARK) or {}
@@ -90,6 +114,39 @@ class WindowMerge:
         self.state.set(_pkey(start, source, shard), {"keys": counters["keys"], "top": counters.get("top") or {}})
         self.window(start)
         return True
+
+    def fix(self, source: int, start: int, shard: int, at: tuple[int, int],
+            fix: dict[str, Any]) -> Literal["applied", "repeat", "too_old"]:
+        """A correction from first-stage partition ``source`` to window ``start``, which it had
+        closed: applied to its counters if the window is still to be judged here; if judged, to
+        the window's kept counters, and its changed keys' trends go to :attr:`corrected` (the
+        detector's verdict on the window stands). Nothing changes for a repeat, or for a window
+        judged longer ago than the correction horizon."""
+        if not 0 <= shard < KEY_SHARDS or not 0 <= source < self.sources:
+            raise ValueError(f"shard {shard} of source {source}: out of range (sources: {self.sources})")
+        _check_fix(fix)
+        partition, offset = at
+        if not self._judged(start):
+            key, mark = _pkey(start, source, shard), str(partition)
+        else:
+            if str(start) not in (self.state.get(JUDGED) or {}):
+                return "too_old"
+            key, mark = _jkey(start, shard), f"{source}:{partition}"
+        current = self.state.get(key)
+        if current is not None and (current.get("fixed") or {}).get(mark, -1) >= offset:
+            return "repeat"
+        value = _copy_value(current)
+        changed = windows.apply_fix(value, fix)
+        value["fixed"][mark] = offset
+        self.state.set(key, value)
+        if not self._judged(start):
+            self.window(start)
+            return "applied"
+        zero = [0, 0, 0, 0, 0.0, 0, 0, 0]  # a key left with nothing: its trend says so
+        self.corrected += windows.trends(start, self.window_s, {
+            "keys": {k: value["keys"].get(k, zero) for k in changed},
+            "top": {k: value["top"][k] for k in changed if k in value["top"]}})
+        return "applied"
 
     def window(self, start: int) -> None:
         """A first-stage partition closed window ``start``: it is judged here too, news of this
@@ -123,8 +180,9 @@ class WindowMerge:
             for source in range(self.sources):
                 part = self.state.get(_pkey(start, source, shard))
                 if part:
+                    into = close.parts.setdefault(shard, windows.empty_window())  # kept for corrections
+                    windows.merge(into, part)
                     windows.merge(merged, part)
-                    close.parts.setdefault(shard, part)  # which shards held counters: what commit deletes
         close.verdicts = self.detection.judge(self.state, start, merged)
         return close
 
@@ -133,12 +191,27 @@ class WindowMerge:
         assert close.verdicts is not None
         self.detection.commit(self.state, close.start, close.verdicts)
         self._garbage += [_pkey(close.start, source, shard) for shard in close.parts for source in range(self.sources)]
+        self._keep_for_corrections(close)
         self.open = [s for s in self.open if s != close.start]
         self.closed = max(self.closed, close.start + self.window_s + self.lateness_s)
         pruned = self.state.get(PRUNED)
         if pruned is None or close.watermark - float(pruned) >= PRUNE_EVERY_S:
             self.detection.prune(self.state, close.watermark, self.key_ttl_s)
             self.state.set(PRUNED, close.watermark)
+
+    def _keep_for_corrections(self, close: WindowClose) -> None:
+        """A judged window's counters stay for the correction horizon, merged per key shard."""
+        judged = dict(self.state.get(JUDGED) or {})
+        for shard, part in close.parts.items():
+            if part["keys"]:
+                self.state.set(_jkey(close.start, shard), {"keys": part["keys"], "top": part["top"], "fixed": {}})
+        judged[str(close.start)] = sorted(s for s, p in close.parts.items() if p["keys"])
+        for start in [s for s in judged if int(s) + self.window_s + self.correction_horizon_s <= close.watermark]:
+            for shard in range(KEY_SHARDS):  # corrections may have added shards
+                if self.state.get(_jkey(int(start), shard)) is not None:
+                    self._garbage.append(_jkey(int(start), shard))
+            del judged[start]
+        self.state.set(JUDGED, judged)
 
     def end_batch(self) -> None:
         """The marker after everything else of the batch, then the judged windows' counters go."""

@@ -10,13 +10,18 @@ Wire format, version :data:`INTERNAL_SCHEMA_VERSION` (JSON objects; one tag key 
 record can be told apart without a schema)::
 
     <app>-scored-by-story  scorers -> counters, partitioned by story
-        Scored     {...a news.scored record..., "_src": [topic, partition, offset, behind], "_ingest_ts": ts}
+        Scored     {...a news.scored record..., "_src": [topic, partition, offset, behind], "_ingest_ts": ts,
+                    "_retract": {...} (a correction whose previous revision was counted on this partition)}
+        Retract    {"_retract": {...the previous revision, stream/core/revisions.py...}, "_id": id, "_src": [...]}
+                   (a correction whose previous revision was counted on this partition, itself going elsewhere)
         Progress   {"_progress": [topic, partition, offset, behind(, event time or null)]}
         TICK       {"tick":1}   (the exact bytes; once a second, lets windows close while no news comes)
     <app>-windows          counters -> judges, partitioned by key shard
         WindowPart     {"_part": [source, window start, shard], "keys": {...}, "top": {...}}
         WindowClosed   {"_window": [source, window start]}
         ClosedThrough  {"_through": [source, time]}
+        WindowFix      {"_fix": [source, window start, shard, news partition, offset], "keys": {...deltas},
+                        "drop": [ids], "top": {...}}  (a correction of a window already closed)
 
 A change to this format must be readable by the version before it while a rolling deploy runs
 both: add fields, never change one's meaning, and raise the version.
@@ -81,12 +86,41 @@ class Scored:
     item: ScoredNews
     source: Source
     ingest_ts: float | None = None  # broker time of the news record, for latency figures
+    retract: dict[str, Any] | None = None  # the revision it corrects, counted on the same partition
 
     def encode(self) -> bytes:
         value = self.item.to_json()
         value["_src"] = self.source.to_json()
         value["_ingest_ts"] = self.ingest_ts
+        if self.retract is not None:
+            value["_retract"] = self.retract
         return dumps(value)
+
+
+@dataclass(frozen=True)
+class Retract:
+    """Take item ``id``'s previous revision (``replaced``: stream/core/revisions.py) out of this
+    counting partition's counts: its correction, read at ``source``, went to another partition."""
+
+    id: str
+    replaced: dict[str, Any]
+    source: Source
+
+    def encode(self) -> bytes:
+        return dumps({"_retract": self.replaced, "_id": self.id, "_src": self.source.to_json()})
+
+
+def check_replaced(value: Any) -> dict[str, Any]:
+    """A previous revision as the scorer describes it, or ValueError."""
+    ok = (isinstance(value, dict) and isinstance(value.get("ts"), (int, float)) and math.isfinite(value["ts"])
+          and isinstance(value.get("keys"), list) and all(isinstance(k, str) and "|" in k for k in value["keys"])
+          and value.get("sentiment") in ("negative", "neutral", "positive")
+          and isinstance(value.get("score"), (int, float)) and isinstance(value.get("status"), str)
+          and isinstance(value.get("dkey"), str) and isinstance(value.get("offset"), int)
+          and isinstance(value.get("partition"), int))
+    if not ok:
+        raise ValueError(f"not a previous revision: {value!r:.200}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -116,7 +150,7 @@ class Tick:
         return TICK
 
 
-CountingInput = Union[Scored, Progress, Tick]
+CountingInput = Union[Scored, Retract, Progress, Tick]
 
 
 def decode_counting(value: bytes | None) -> CountingInput:
@@ -132,8 +166,14 @@ def decode_counting(value: bytes | None) -> CountingInput:
             raise ValueError(f"progress marker with a bad event time: {ts!r}")
         return Progress(source, ts, heartbeat=len(marker) != 5)
     source = Source.from_json(raw.pop("_src", None))
+    retract = raw.pop("_retract", None)
+    if "_id" in raw:
+        if not isinstance(raw["_id"], str):
+            raise ValueError("retraction without an item id")
+        return Retract(raw["_id"], check_replaced(retract), source)
     ingest_ts = raw.pop("_ingest_ts", None)
-    return Scored(ScoredNews.model_validate(raw), source, ingest_ts)
+    return Scored(ScoredNews.model_validate(raw), source, ingest_ts,
+                  check_replaced(retract) if retract is not None else None)
 
 
 @dataclass(frozen=True)
@@ -171,7 +211,23 @@ class ClosedThrough:
         return dumps({"_through": [self.source, self.through]})
 
 
-JudgingInput = Union[WindowPart, WindowClosed, ClosedThrough]
+@dataclass(frozen=True)
+class WindowFix:
+    """A correction to window ``start`` after counting partition ``source`` closed it: counter
+    deltas per key (``"keys"``), evidence rows to drop (by item id) and to add (``"top"``). ``at``:
+    the correction's position on ``news`` (partition, offset), which makes a repeat a no-op."""
+
+    source: int
+    start: int
+    shard: int
+    at: tuple[int, int]
+    fix: dict[str, Any]  # {"keys": {...}, "drop": [...], "top": {...}}
+
+    def encode(self) -> bytes:
+        return dumps({"_fix": [self.source, self.start, self.shard, *self.at], **self.fix})
+
+
+JudgingInput = Union[WindowPart, WindowClosed, ClosedThrough, WindowFix]
 
 
 def decode_judging(value: bytes | None) -> JudgingInput:
@@ -190,4 +246,10 @@ def decode_judging(value: bytes | None) -> JudgingInput:
         if not (isinstance(marker, list) and len(marker) == 2 and isinstance(marker[1], (int, float))):
             raise ValueError("closed-through marker: expected [partition, time]")
         return ClosedThrough(_ints(marker[:1], 1)[0], float(marker[1]))
-    raise ValueError("not a window record (_part, _window or _through)")
+    if "_fix" in raw:
+        source, start, shard, partition, offset = _ints(raw.pop("_fix"), 5)
+        if not isinstance(raw.get("keys"), dict) or not isinstance(raw.get("drop", []), list):
+            raise ValueError("window correction without keys")
+        return WindowFix(source, start, shard, (partition, offset),
+                         {"keys": raw["keys"], "drop": raw.get("drop") or [], "top": raw.get("top") or {}})
+    raise ValueError("not a window record (_part, _window, _through or _fix)")

@@ -187,6 +187,19 @@ class Stories:
             self.state.set(skey, story)
         return new
 
+    def not_brought_by(self, story_id: str, start: int, keys: list[str], position: list[int]) -> None:
+        """The copy at ``position`` was corrected: under ``keys`` in window ``start`` it no longer
+        brings its story in, and the story's next copy there does."""
+        story = self.state.get("s|" + story_id)
+        if story is None:
+            return
+        gone = [f"{start}|{k}" for k in keys if story["seen"].get(f"{start}|{k}") == position]
+        if gone:
+            story = _copy(story)
+            for wk in gone:
+                del story["seen"][wk]
+            self.state.set("s|" + story_id, story)
+
     def story(self, story_id: str) -> dict[str, Any] | None:
         """A story's value (the layout above), if it is still remembered."""
         return self.state.get("s|" + story_id)

@@ -103,6 +103,57 @@ def count_keys(state: dict[str, Any], item: ScoredNews, keys: Iterable[str], new
                     top[key] = rows
 
 
+def uncount(replaced: dict[str, Any], item_id: str, brought: Iterable[str]) -> dict[str, Any]:
+    """A correction: the counters and evidence that take a previous revision (as the scorer
+    described it, stream/core/revisions.py) back out, as a fix for :func:`apply_fix`; under the
+    keys in ``brought`` it was the copy that brought its story into the window."""
+    brought = set(brought)
+    keys: dict[str, list[Any]] = {}
+    for key in replaced["keys"]:
+        if replaced["status"] != "scored":
+            keys[key] = [0, 0, 0, 0, 0.0, 0, 0, -1]
+            continue
+        c = keys[key] = [-1, 0, 0, 0, -float(replaced["score"]), 0, 0, 0]
+        c[SENTIMENT_SLOT[replaced["sentiment"]]] -= 1
+        if key in brought:
+            c[5] -= 1
+            c[6] -= replaced["sentiment"] == "negative"
+    return {"keys": keys, "drop": [item_id], "top": {}}
+
+
+def empty_fix() -> dict[str, Any]:
+    return {"keys": {}, "drop": [], "top": {}}
+
+
+def add_fix(into: dict[str, Any], fix: dict[str, Any]) -> None:
+    """Two fixes of one window as one (``into`` mutated): the drops of both happen first."""
+    merge(into, fix)
+    into["drop"] = list(into.get("drop") or []) + [i for i in fix.get("drop") or [] if i not in (into.get("drop") or [])]
+
+
+def apply_fix(value: dict[str, Any], fix: dict[str, Any]) -> list[str]:
+    """Apply a correction to a window's counters (``value`` mutated): evidence rows of the
+    dropped items go, the deltas are added, the fix's own evidence rows come in; a key left with
+    nothing counted goes. Returns the keys it changed."""
+    drop = set(fix.get("drop") or ())
+    top = value.setdefault("top", {})
+    if drop:
+        for key, rows in list(top.items()):
+            kept = [r for r in rows if r[1] not in drop]
+            if len(kept) != len(rows):
+                top[key] = kept
+    merge(value, {"keys": fix.get("keys") or {}, "top": fix.get("top") or {}})
+    changed = sorted(set(fix.get("keys") or {}) | set(fix.get("top") or {}))
+    for key in changed:
+        counts = value["keys"].get(key)
+        if counts is not None and not any(counts[i] for i in (0, 1, 2, 3, 5, 6, 7)):
+            del value["keys"][key]
+            top.pop(key, None)
+        elif key in top and not top[key]:
+            del top[key]
+    return changed
+
+
 def merge(into: dict[str, Any], part: dict[str, Any]) -> None:
     """Add one shard's counters into ``into`` (mutated)."""
     for key, counts in part["keys"].items():

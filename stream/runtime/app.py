@@ -167,9 +167,9 @@ class PartitionedStateTable(faust.Table):
         return int(str(key).split("|", 1)[0])
 
 
-def state_tables(app: faust.App, settings: Settings) -> tuple[faust.Table, faust.Table]:
-    """The state of the two aggregation stages: counting (windows, dedupe, watermark) and judging
-    (counters of closed windows, detector baselines). One changelog partition per input
+def state_tables(app: faust.App, settings: Settings) -> tuple[faust.Table, faust.Table, faust.Table]:
+    """The state of the stages: counting (windows, dedupe, watermark), judging (counters of
+    closed windows, detector baselines) and scoring (the revisions of each id). One changelog partition per input
     partition keeps each partition's writes in order, so what survives a crash is a prefix of
     them (see stream/core/state.py). str keys, JSON values."""
     return tuple(app.tables.add(PartitionedStateTable(  # type: ignore[return-value]

@@ -45,7 +45,7 @@ def by_partition(events: list[Any]) -> dict[int, list[Any]]:
 
 class StageDriver:
     def __init__(self, stage: Stage, passed_over: PassedOver, watchdog: StallWatchdog, table: Any = None) -> None:
-        if stage.keyed and table is None:
+        if (stage.keyed or stage.stateful) and table is None:
             raise ValueError(f"stage {stage.name} keeps state: it needs its table")
         self.stage, self.passed_over, self.watchdog, self.table = stage, passed_over, watchdog, table
 
@@ -75,6 +75,8 @@ class StageDriver:
         async for events in stream.take_events(stage.batch, within=stage.within_s):
             async with self._processing(events) as filled:
                 if not stage.keyed:
+                    if stage.stateful:
+                        self._give_state(stream, events)
                     async for records in self._chunks(events, filled):
                         await stage.process(records)
                 else:
@@ -85,6 +87,15 @@ class StageDriver:
                             await stage.process(records)
                         await stage.close(partition)
             stage.end_batch()
+
+    def _give_state(self, stream: Any, events: list[Any]) -> None:
+        """A stateful stage reads each partition's state when it needs it, within the batch."""
+        last = {e.message.partition: e for e in events}
+
+        def state_of(partition: int) -> Overlay:
+            stream._set_current_event(last[partition])  # noqa: SLF001 - the table follows the current event
+            return Overlay(Prefixed(self.table, partition))
+        self.stage.state_of = state_of  # type: ignore[method-assign]
 
     def agent(self) -> Any:
         """The body as faust wants an agent: a function of the stream, named after the stage, that

@@ -44,7 +44,7 @@ class Runtime:
         self.app, self.settings = app, settings
         self.topics = declare_topics(app, settings)
         self.partitions = settings.kafka_partitions  # of every topic: news, both internal ones, the outputs
-        self.count_table, self.judge_table = state_tables(app, settings)
+        self.count_table, self.judge_table, self.score_table = state_tables(app, settings)
         self.watchdog = StallWatchdog(stall_s=settings.stall_s)
         # asked on a client of its own (the watches use it too: it must not lean on the consumer they judge)
         self.broker_offsets = BrokerOffsets(settings.kafka_bootstrap)

@@ -101,6 +101,9 @@ class Stage:
     batch: int = 500  # records per batch at most
     within_s: float = 0.02  # how long a batch waits to fill
     keyed: bool = False
+    # keeps state per input partition but reads batches across partitions (the scorer, whose
+    # model wants whole batches): the runtime sets ``state_of`` before each chunk
+    stateful: bool = False
     watched: bool = True  # its input counts for the stall watchdog and the lag figures
 
     async def start(self) -> None:
@@ -108,6 +111,11 @@ class Stage:
 
     async def open(self, partition: int, state: Overlay) -> None:
         """A keyed stage's partition, with that partition's state, before its chunks."""
+
+    def state_of(self, partition: int) -> Overlay:
+        """A stateful stage's state of one input partition: read, write and ``flush`` it before
+        the next await (the table follows the current event, which this call sets)."""
+        raise NotImplementedError("only a stateful stage has state")
 
     async def process(self, records: list[Record]) -> None:
         raise NotImplementedError

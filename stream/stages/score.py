@@ -1,7 +1,9 @@
 """Scoring: news -> validation and the event-time policy (failures to news.dlq) -> the model, in
-micro-batches -> the scored-by-story topic, each item on the counting partition of its story.
+micro-batches -> each item's revision -> the scored-by-story topic, each item on the counting
+partition of its story (and a correction's retraction on its previous revision's).
 
-Scoring is the expensive, stateless part; it scales with the partitions of ``news``.
+Scoring is the expensive part; it scales with the partitions of ``news``. Its only state is the
+revisions of each id per news partition (stream/core/revisions.py), in the score table.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from riskpulse.settings import Settings
 
 from .. import metrics
 from ..core.event_time import EventTimePolicy, judge
-from ..core.messages import Progress, Scored, Source
+from ..core.messages import Progress, Retract, Scored, Source
+from ..core.revisions import Revision, Revisions
 from ..core.validation import Invalid, parse_news
 from ..isolation import score_isolated
 from ..scoring import ScoringService
@@ -44,6 +47,7 @@ class Score(Stage):
     slow, not idle."""
 
     name = "score"
+    stateful = True
 
     def __init__(self, settings: Settings, out: Outputs, behind: Callable[[Record], int]) -> None:
         self.settings, self.out, self.behind = settings, out, behind
@@ -88,6 +92,7 @@ class Score(Stage):
         metrics.MODEL_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(good))
         sent_up_to: dict[int, float] = {}  # news partition -> latest event time of its items sent on
+        ready = []
         for (record, _, verdict), result in zip(good, scored):
             if isinstance(result, Exception):
                 await send_dead_letter(self.out, record, f"scoring failed: {result!r}", "score")
@@ -96,12 +101,34 @@ class Score(Stage):
                 metrics.CLOCK_ADJUSTED.inc()
                 result = result.model_copy(update={"published_at": verdict.published_at,
                                                    "published_at_original": verdict.original})
+            ready.append((record, result, story_partition(result.headline, self.partitions)))
+        revisions = self._revisions(ready)
+        for (record, result, partition), revision in zip(ready, revisions):
+            result = result.model_copy(update={"revision": revision.number})
             source = Source(record.topic, record.partition, record.offset, self.behind(record))
-            await self.out.send(SCORED_BY_STORY, Scored(result, source, record.timestamp).encode(),
-                                key=result.id.encode(), partition=story_partition(result.headline, self.partitions))
+            replaces = revision.replaces
+            if replaces is not None and replaces["partition"] != partition and 0 <= replaces["partition"] < self.partitions:
+                await self.out.send(SCORED_BY_STORY, Retract(result.id, replaces, source).encode(),
+                                    key=result.id.encode(), partition=replaces["partition"])
+            retract = replaces if replaces is not None and replaces["partition"] == partition else None
+            await self.out.send(SCORED_BY_STORY, Scored(result, source, record.timestamp, retract).encode(),
+                                key=result.id.encode(), partition=partition)
             ts = result.published_at.timestamp()
             sent_up_to[record.partition] = max(ts, sent_up_to.get(record.partition, ts))
         await self._report_progress(records, sent_up_to)
+
+    def _revisions(self, ready: list[tuple[Record, Any, int]]) -> list[Revision]:
+        """Each item's revision, from its news partition's state (written before anything is sent:
+        a record read again gets the same answer)."""
+        out: dict[int, Revision] = {}
+        for news_partition in sorted({record.partition for record, _, _ in ready}):
+            state = self.state_of(news_partition)
+            revisions = Revisions(state, self.settings.dedupe_horizon_s)
+            for i, (record, result, partition) in enumerate(ready):
+                if record.partition == news_partition:
+                    out[i] = revisions.observe(result, record.offset, partition)
+            state.flush()
+        return [out[i] for i in range(len(ready))]
 
     async def _report_progress(self, records: list[Record], sent_up_to: dict[int, float]) -> None:
         """After each batch, every partition of the counting stage hears how far each news partition
