@@ -59,7 +59,8 @@ def _record(row: dict[str, Any]) -> ScoredNews:
         headline=headline, url=row.get("url") or None, published_at=stamp.to_pydatetime(), tickers=tickers,
         topic=row["topic"], topic_confidence=float(row.get("topic_confidence") or 1.0), sentiment=row["sentiment"],
         sentiment_probs=probs, sentiment_score=float(row.get("sentiment_score") or 0.0),
-        model_version=str(row.get("model_version") or "history"), scored_at=stamp.to_pydatetime())
+        model_version=str(row.get("model_version") or "history"), scored_at=stamp.to_pydatetime(),
+        revision=int(row["revision"]) if row.get("revision") else None)  # the latest revision of an id counts
 
 
 def backtest(items: Iterable[ScoredNews], rules: Rules, window_s: int) -> list[Alert]:

@@ -51,9 +51,11 @@ MAX_KEYS_PER_SHARD = 256  # ~16k distinct keys per window; a value stays far bel
 MAX_KEYS_PER_ITEM = 1 + MAX_TICKERS  # its topic and its tickers
 DEDUPE_BUCKET_S = 600
 PRUNE_EVERY_S = 3600.0
+BEFORE_KEPT = 4  # corrected sightings kept under a dedupe entry whose headline came again
 
 WM, PRUNED, BUCKETS = "wm", "pruned", "dedupe_buckets"
 DEDUPE_INDEX = TimeIndex("db", BUCKETS, DEDUPE_BUCKET_S)  # dedupe entries by the time of their sighting
+CLOSED_INDEX = TimeIndex("cb", "closed_buckets", DEDUPE_BUCKET_S)  # what closed windows held (corrections)
 SPREAD_FIRING = "spread_firing"  # stories whose spread alert fires, until their pick-up goes quiet
 
 # "redelivered": the same record again after its window closed (a restart re-reads uncommitted
@@ -95,6 +97,7 @@ class WindowClose:
     watermark: float
     parts: dict[int, dict[str, Any]] = field(default_factory=dict)
     verdicts: Verdicts | None = None
+    committed: bool = False  # closed between records: in the state already (Aggregator._close_due)
 
     @property
     def trends(self) -> list[Trend]:
@@ -110,6 +113,11 @@ _shard = shard_of
 
 def _wkey(start: int, shard: int) -> str:
     return f"w|{start}|{shard}"
+
+
+def _ckey(start: int) -> str:
+    """What a closed window's values held when it closed: per key shard, the applied offsets."""
+    return f"wc|{start}"
 
 
 class _Changes(dict):  # type: ignore[type-arg]
@@ -132,6 +140,30 @@ def _by_shard(fix: dict[str, Any]) -> dict[int, dict[str, Any]]:
             part = parts.setdefault(_shard(key, KEY_SHARDS), {"keys": {}, "drop": list(fix.get("drop") or []), "top": {}})
             part[section][key] = value
     return parts
+
+
+def _entries(value: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A dedupe entry and, after it, the entries it took the place of: sightings since corrected
+    whose headline came again (a correction of them may still come, or be read again)."""
+    if value is None:
+        return []
+    return [{k: v for k, v in value.items() if k != "before"}] + list(value.get("before") or [])
+
+
+def _entry_at(value: dict[str, Any] | None, item_id: str, pos: list[int]) -> tuple[int, dict[str, Any]] | None:
+    for i, entry in enumerate(_entries(value)):
+        if entry["id"] == item_id and list(entry["pos"]) == pos:
+            return i, entry
+    return None
+
+
+def _replace_entry(value: dict[str, Any], at: int, entry: dict[str, Any]) -> dict[str, Any]:
+    entries = _entries(value)
+    entries[at] = entry
+    head = dict(entries[0])
+    if len(entries) > 1:
+        head["before"] = entries[1:]
+    return head
 
 
 def _copy_shard(value: dict[str, Any] | None) -> dict[str, Any]:
@@ -167,6 +199,7 @@ class Aggregator:
         # the caller sends them (stream/stages/count.py) and empties the list
         self.fixes: list[tuple[int, int, tuple[int, int], dict[str, Any]]] = []
         self._touched: dict[str, None] = {}  # stories with a copy since the last spread_alerts (ordered), or due
+        self._closed_inline: list[WindowClose] = []  # closed between records, to publish (_close_due)
         limit = now_wall + config.max_skew_s
         moved = self.clock.clamp_to(limit)
         if self.closed > limit or moved:
@@ -196,6 +229,9 @@ class Aggregator:
         """
         ts = item.published_at.timestamp()
         late = self._is_late(ts)
+        changes = _Changes()
+        if retract is not None:  # first: the revision it replaces may have had the same headline
+            self._retract(item.id, retract, partition, offset, changes)
         if self.config.dedupe:
             normalised = normalise_headline(item.headline)
             words = stories.story_tokens(item.headline, normalised)
@@ -206,10 +242,9 @@ class Aggregator:
         item = item.model_copy(update=update)
         if self.config.spread is not None and self.config.dedupe:
             self._touched[story] = None  # judged for its spread once per batch (spread_alerts)
-        changes = _Changes()
-        if retract is not None:
-            self._retract(item.id, retract, partition, offset, changes)
         if status in ("counted", "redelivered"):
+            # into a closed window only a correction (as a fix for the judges, unless the window
+            # held it when it closed: :meth:`_write`)
             if late and not (item.revision or 1) > 1:
                 status = "late" if status == "counted" else "redelivered"
             else:
@@ -217,6 +252,7 @@ class Aggregator:
                 status = "corrected" if late else "counted"
         self._write(changes, partition, offset)
         self.clock.observe(partition, ts, now_wall, behind)
+        self._close_due(now_wall)
         return Added(item, status)
 
     def retract(self, item_id: str, replaced: dict[str, Any], partition: int, offset: int) -> None:
@@ -228,13 +264,15 @@ class Aggregator:
 
     def _retract(self, item_id: str, replaced: dict[str, Any], partition: int, offset: int, changes: "_Changes") -> None:
         """Only a revision that was counted here (its dedupe entry: first sighting, not late) is
-        taken out; the entry is then marked gone, so its headline is news again for others."""
+        taken out, like an item is counted: by each window value that does not hold this record
+        yet (:meth:`_write`). The entry is then marked gone, so its headline is news again for others."""
         dkey = "d|" + replaced["dkey"]
-        entry = self.state.get(dkey)
+        value = self.state.get(dkey)
         here = [partition, offset]
-        if (entry is None or entry["id"] != item_id or list(entry["pos"]) != [partition, replaced["offset"]]
-                or entry.get("late") or (entry.get("gone") is not None and list(entry["gone"]) != here)):
+        found = _entry_at(value, item_id, [partition, replaced["offset"]])
+        if found is None or found[1].get("late") or found[1].get("gone") not in (None, here):
             return
+        at, entry = found
         ts = float(replaced["ts"])
         start = windows.window_start(ts, self.config.window_s)
         brought = list(entry.get("in") or [])
@@ -242,9 +280,10 @@ class Aggregator:
         for shard, part in _by_shard(fix).items():
             changes.add(start, shard, part)
         if brought:
-            self.stories.not_brought_by(entry.get("story") or item_id, start, brought, [partition, replaced["offset"]])
+            self.stories.not_brought_by(entry.get("story") or item_id, start, brought, [partition, replaced["offset"]],
+                                        here)
         if entry.get("gone") is None:
-            self.state.set(dkey, {**entry, "gone": here})
+            self.state.set(dkey, _replace_entry(value, at, {**entry, "gone": here}))
 
     def heard(self, partition: int, now_wall: float, behind: int = 0, event_ts: float | None = None) -> None:
         """A partition's progress without an item: a heartbeat, its records failed before scoring,
@@ -254,6 +293,7 @@ class Aggregator:
             self.clock.observe(partition, event_ts, now_wall, behind)
         else:
             self.clock.heard(partition, now_wall, behind)
+        self._close_due(now_wall)
 
     def _dedupe(self, item: ScoredNews, ts: float, partition: int, offset: int, normalised: str,
                 words: frozenset[str], late: bool) -> tuple[dict[str, Any], Status, str]:
@@ -261,22 +301,26 @@ class Aggregator:
         sighting joins the story it is a near-copy of, or starts one (stream/core/story_state.py).
         Returns the fields to update on the item, its status and its story."""
         dkey = "d|" + key_of_normalised(normalised, item.headline)
-        first = self.state.get(dkey)
-        if first is not None and first.get("gone") is not None and list(first["pos"]) != [partition, offset]:
-            first = None  # a revision since corrected: its headline no longer stands for the item
-        if first is not None and first["id"] == item.id:
-            story = first.get("story") or item.id
-            if list(first.get("pos") or []) != [partition, offset]:
-                return {}, "resent", story  # the same item sent again: counted once, at its first position
-            if story == item.id:
+        current = self.state.get(dkey)
+        mine = _entry_at(current, item.id, [partition, offset])
+        if mine is not None:  # this very record, read again
+            story = current_story = mine[1].get("story") or item.id
+            if current_story == item.id:
                 self.stories.refound(item, ts, words)
             return {}, "redelivered", story  # the window shards know whether they hold it, while it is open
+        first = current
+        if first is not None and first.get("gone") is not None:
+            first = None  # a revision since corrected: its headline no longer stands for the item
+        if first is not None and first["id"] == item.id:
+            return {}, "resent", first.get("story") or item.id  # the same item sent again: counted once, at its first position
         if first is not None and abs(ts - float(first["ts"])) <= self.config.dedupe_horizon_s:
             return {"duplicate_of": first["id"]}, "duplicate", first.get("story") or first["id"]
         story = self.stories.assign(item, ts, words)
-        entry = {"id": item.id, "ts": ts, "pos": [partition, offset], "story": story}
+        entry: dict[str, Any] = {"id": item.id, "ts": ts, "pos": [partition, offset], "story": story}
         if late and not (item.revision or 1) > 1:
             entry["late"] = True  # never counted: nothing to take back if it is corrected
+        if current is not None and current.get("gone") is not None:  # a correction may still look for it
+            entry["before"] = _entries(current)[:BEFORE_KEPT]
         self.state.set(dkey, entry)
         DEDUPE_INDEX.add(self.state, dkey, ts)
         return {}, "counted", story
@@ -288,28 +332,35 @@ class Aggregator:
         start = windows.window_start(ts, self.config.window_s)
         keys = windows.keys_of(item)[:MAX_KEYS_PER_ITEM]
         cfg = self.config
-        new_story = [] if item.sentiment_status != "scored" else self.stories.brings_in(
-            item.story_id or item.id, start, keys, partition, offset, self.closed - cfg.window_s - cfg.lateness_s)
+        dkey = "d|" + key_of_normalised(normalise_headline(item.headline), item.headline) if cfg.dedupe else ""
+        value = self.state.get(dkey) if cfg.dedupe else None
+        found = _entry_at(value, item.id, [partition, offset])
+        entry = found[1] if found is not None else None
+        new_story: list[str] = []
+        if item.sentiment_status == "scored":
+            new_story = self.stories.brings_in(item.story_id or item.id, start, keys, partition, offset,
+                                               self.closed - cfg.window_s - cfg.lateness_s)
+            if entry is not None and "in" in entry:  # read again: the role its first reading recorded
+                new_story = [k for k in keys if k in entry["in"]]
         fix = windows.empty_fix()
         windows.count_keys(fix, item, keys, new_story)
         for shard, part in _by_shard(fix).items():
             changes.add(start, shard, part)
-        if new_story and self.config.dedupe:  # a correction takes the story out again where this copy brought it in
-            dkey = "d|" + key_of_normalised(normalise_headline(item.headline), item.headline)
-            entry = self.state.get(dkey)
-            if entry is not None and entry["id"] == item.id and list(entry["pos"]) == [partition, offset] \
-                    and entry.get("in") != new_story:
-                self.state.set(dkey, {**entry, "in": new_story})
+        if found is not None and entry is not None and "in" not in entry:  # a correction takes the story out where this copy brought it in
+            self.state.set(dkey, _replace_entry(value, found[0], {**entry, "in": new_story}))
 
     def _write(self, changes: "_Changes", partition: int, offset: int) -> None:
-        """An item's changes to window counters, each (window, key shard) value once: open
-        windows are changed where the value does not hold the item yet (redelivery); closed ones
-        become corrections for the judges (:attr:`fixes`)."""
+        """An item's changes to window counters, each (window, key shard) value once, where the
+        value does not hold the record yet (redelivery): in place while the window is open; once
+        it is closed, as corrections for the judges (:attr:`fixes`), unless the window held the
+        record when it closed (what each value held is kept past the close: :meth:`commit`)."""
         p = str(partition)
         updates = []
         for (start, shard), fix in changes.items():
             if start + self.config.window_s + self.config.lateness_s <= self.closed:
-                self.fixes.append((start, shard, (partition, offset), fix))
+                held = (self.state.get(_ckey(start)) or {}).get(str(shard)) or {}
+                if held.get(p, -1) < offset:
+                    self.fixes.append((start, shard, (partition, offset), fix))
                 continue
             if start not in self.open:  # also on redelivery: the marker may not have kept it
                 self.open = sorted(self.open + [start])
@@ -352,11 +403,31 @@ class Aggregator:
 
     # -- window closes -----------------------------------------------------------------------
 
+    def _close_due(self, now_wall: float) -> None:
+        """Windows close in the state the moment the watermark passes them, between one record
+        and the next, not at the end of a batch: whether a record is late (or a correction of a
+        closed window) then depends only on the records before it, so a batch read again after a
+        crash, cut into other batches, decides every record as the first reading did. The
+        closes wait in :attr:`_closed_inline` for :meth:`next_close` (published, then the state
+        written: a crash in between closes them again on the next reading)."""
+        while (close := self._due(now_wall)) is not None:
+            self.commit(close)
+            close.committed = True
+            self._closed_inline.append(close)
+
     def next_close(self, now_wall: float, until: float | None = None) -> WindowClose | None:
-        """The oldest window the watermark has passed, with its counters (and verdicts); state unchanged.
+        """The oldest window the watermark has passed, with its counters (and verdicts). Publish
+        it, then :meth:`commit` it (a window closed between records is committed already in the
+        state, which is written only after the publication; its commit does nothing).
 
         ``until`` forces the watermark at least that far (the backtest closes everything at the end).
         """
+        if self._closed_inline:
+            return self._closed_inline.pop(0)
+        return self._due(now_wall, until)
+
+    def _due(self, now_wall: float, until: float | None = None) -> WindowClose | None:
+        """The oldest window the watermark has passed, with its counters (and verdicts); state unchanged."""
         wm = self.watermark(now_wall) if until is None else max(until, self.watermark(now_wall))
         cfg = self.config
         due = [s for s in self.open if s + cfg.window_s + cfg.lateness_s <= wm]
@@ -366,7 +437,7 @@ class Aggregator:
         close = WindowClose(start, wm)
         for shard in range(KEY_SHARDS):
             part = self.state.get(_wkey(start, shard))
-            if part and part["keys"]:
+            if part is not None:  # also one a correction emptied: it replaces what a crashed run may have sent
                 close.parts[shard] = {"keys": part["keys"], "top": part["top"]}
         if self.detection is not None:
             merged = windows.empty_window()
@@ -421,15 +492,32 @@ class Aggregator:
 
     def commit(self, close: WindowClose) -> None:
         """Mark ``close`` done: call only once its trends and alerts (or counters) are acknowledged
-        by the broker. Takes effect in the store with the batch's marker (:meth:`end_batch`)."""
+        by the broker. Takes effect in the store with the batch's marker (:meth:`end_batch`).
+        A window closed between records was committed when it closed: nothing to do."""
+        if close.committed:
+            return
         if self.detection is not None and close.verdicts is not None:
             self.detection.commit(self.state, close.start, close.verdicts)
         self._garbage += [_wkey(close.start, shard) for shard in range(KEY_SHARDS)]
+        self._remember_close(close.start)
         self.closed = max(self.closed, close.watermark)
         self.open = [s for s in self.open if s != close.start]
         pruned = self.state.get(PRUNED)
         if pruned is None or close.watermark - float(pruned) >= PRUNE_EVERY_S:
             self.prune(close.watermark)
+
+    def _remember_close(self, start: int) -> None:
+        """A correction read after the window closed must know whether the window held it (the
+        record was counted in place before a crash, and read again): the applied offsets of each
+        key shard stay, for the dedupe horizon."""
+        held = {}
+        for shard in range(KEY_SHARDS):
+            value = self.state.get(_wkey(start, shard))
+            if value is not None:
+                held[str(shard)] = dict(value["applied"])
+        if held:
+            self.state.set(_ckey(start), held)
+            CLOSED_INDEX.add(self.state, _ckey(start), float(start))
 
     def settle(self, now_wall: float, until: float | None = None) -> float:
         """Once every window the watermark passed is closed, everything up to the watermark is:
@@ -453,6 +541,11 @@ class Aggregator:
             if entry is not None and float(entry["ts"]) < bucket_end:
                 self.state.delete(dkey)  # a later sighting, indexed in a later bucket, is kept
         DEDUPE_INDEX.prune(self.state, cfg.dedupe_horizon_s, watermark, forget)
+
+        def forget_close(key: str, bucket_end: float) -> None:
+            if self.state.get(key) is not None:
+                self.state.delete(key)
+        CLOSED_INDEX.prune(self.state, cfg.dedupe_horizon_s, watermark, forget_close)
         self.stories.prune(watermark)
         if self.detection is not None:
             self.detection.prune(self.state, watermark, cfg.key_ttl_s)

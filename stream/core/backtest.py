@@ -24,14 +24,14 @@ class BacktestResult:
 
 
 def run_backtest(items: Iterable[ScoredNews], detector: Any, window_s: int) -> BacktestResult:
-    """Each id counts once (an export of ``news.scored`` repeats redelivered items)."""
-    seen: set[str] = set()
-    unique = []
+    """Each id counts once, as its latest revision says (an export of ``news.scored`` repeats
+    redelivered items, and carries every revision of a corrected one)."""
+    latest: dict[str, ScoredNews] = {}
     for item in items:
-        if item.id not in seen:
-            seen.add(item.id)
-            unique.append(item)
-    unique.sort(key=lambda i: i.published_at)
+        kept = latest.get(item.id)
+        if kept is None or (item.revision or 1) >= (kept.revision or 1):
+            latest[item.id] = item
+    unique = sorted(latest.values(), key=lambda i: i.published_at)
     store: dict[str, Any] = {}
     agg = Aggregator(Overlay(store), AggregatorConfig(window_s=window_s, lateness_s=0, max_skew_s=math.inf,
                                                       dedupe=False), detector, now_wall=0.0)

@@ -112,7 +112,7 @@ class WindowMerge:
             return False
         _check_counters(counters)  # a bad value stored would fail every later judging of the window
         self.state.set(_pkey(start, source, shard), {"keys": counters["keys"], "top": counters.get("top") or {}})
-        self.window(start)
+        self.window(start)  # (its note says which shards the close sent)
         return True
 
     def fix(self, source: int, start: int, shard: int, at: tuple[int, int],
@@ -136,7 +136,9 @@ class WindowMerge:
         if current is not None and (current.get("fixed") or {}).get(mark, -1) >= offset:
             return "repeat"
         value = _copy_value(current)
-        changed = windows.apply_fix(value, fix)
+        # a key a correction emptied before judging stays at zero: the judging publishes it (a
+        # judging before a crash may have published it with counts)
+        changed = windows.apply_fix(value, fix, keep_empty=not self._judged(start))
         value["fixed"][mark] = offset
         self.state.set(key, value)
         if not self._judged(start):
@@ -148,11 +150,21 @@ class WindowMerge:
             "top": {k: value["top"][k] for k in changed if k in value["top"]}})
         return "applied"
 
-    def window(self, start: int) -> None:
+    def window(self, start: int, source: int | None = None, shards: tuple[int, ...] | None = None) -> None:
         """A first-stage partition closed window ``start``: it is judged here too, news of this
-        partition's keys in it or not."""
-        if not self._judged(start) and start not in self.open:
+        partition's keys in it or not. ``shards``: those ``source`` sent counters for with this
+        close; counters of other shards from it are left over from an attempt that crashed before
+        its commit (it counted an item the attempt that committed found late, or a correction
+        took back out) and go."""
+        if self._judged(start):
+            return
+        if start not in self.open:
             self.open = sorted(self.open + [start])
+        if source is not None and shards is not None:
+            sent = set(shards)
+            for shard in range(KEY_SHARDS):
+                if shard not in sent and self.state.get(_pkey(start, source, shard)) is not None:
+                    self.state.delete(_pkey(start, source, shard))
 
     def closed_through(self, source: int, ts: float) -> None:
         """First-stage partition ``source`` has closed, and sent on, every window up to ``ts``."""
@@ -182,8 +194,16 @@ class WindowMerge:
                 if part:
                     into = close.parts.setdefault(shard, windows.empty_window())  # kept for corrections
                     windows.merge(into, part)
+                    fixed = into.setdefault("fixed", {})  # corrections it holds: a repeat after judging is one
+                    fixed.update({f"{source}:{k}": v for k, v in (part.get("fixed") or {}).items()})
                     windows.merge(merged, part)
+        emptied = sorted(k for k, c in merged["keys"].items() if windows.is_empty(c))
+        for key in emptied:  # corrected to nothing: a trend that says so, and nothing for the detector
+            del merged["keys"][key]
+            merged["top"].pop(key, None)
         close.verdicts = self.detection.judge(self.state, start, merged)
+        close.verdicts.trends += windows.trends(start, self.window_s, {"keys": {k: [0, 0, 0, 0, 0.0, 0, 0, 0]
+                                                                              for k in emptied}})
         return close
 
     def commit(self, close: WindowClose) -> None:
@@ -204,7 +224,8 @@ class WindowMerge:
         judged = dict(self.state.get(JUDGED) or {})
         for shard, part in close.parts.items():
             if part["keys"]:
-                self.state.set(_jkey(close.start, shard), {"keys": part["keys"], "top": part["top"], "fixed": {}})
+                self.state.set(_jkey(close.start, shard), {"keys": part["keys"], "top": part["top"],
+                                                           "fixed": part.get("fixed") or {}})
         judged[str(close.start)] = sorted(s for s, p in close.parts.items() if p["keys"])
         for start in [s for s in judged if int(s) + self.window_s + self.correction_horizon_s <= close.watermark]:
             for shard in range(KEY_SHARDS):  # corrections may have added shards

@@ -18,7 +18,7 @@ record can be told apart without a schema)::
         TICK       {"tick":1}   (the exact bytes; once a second, lets windows close while no news comes)
     <app>-windows          counters -> judges, partitioned by key shard
         WindowPart     {"_part": [source, window start, shard], "keys": {...}, "top": {...}}
-        WindowClosed   {"_window": [source, window start]}
+        WindowClosed   {"_window": [source, window start], "shards": [key shards it sent counters for]}
         ClosedThrough  {"_through": [source, time]}
         WindowFix      {"_fix": [source, window start, shard, news partition, offset], "keys": {...deltas},
                         "drop": [ids], "top": {...}}  (a correction of a window already closed)
@@ -195,9 +195,15 @@ class WindowClosed:
 
     source: int
     start: int
+    # the key shards this close sent counters for (None: a release that did not say); a judge
+    # drops what an earlier, crashed attempt at the same close sent for others
+    shards: tuple[int, ...] | None = None
 
     def encode(self) -> bytes:
-        return dumps({"_window": [self.source, self.start]})
+        value: dict[str, Any] = {"_window": [self.source, self.start]}
+        if self.shards is not None:
+            value["shards"] = list(self.shards)
+        return dumps(value)
 
 
 @dataclass(frozen=True)
@@ -240,7 +246,11 @@ def decode_judging(value: bytes | None) -> JudgingInput:
         return WindowPart(source, start, shard, raw)
     if "_window" in raw:
         source, start = _ints(raw["_window"], 2)
-        return WindowClosed(source, start)
+        shards = raw.get("shards")
+        if shards is not None and not (isinstance(shards, list) and all(
+                isinstance(s, int) and not isinstance(s, bool) for s in shards)):
+            raise ValueError("window note: 'shards' must list key shards")
+        return WindowClosed(source, start, tuple(shards) if shards is not None else None)
     if "_through" in raw:
         marker = raw["_through"]
         if not (isinstance(marker, list) and len(marker) == 2 and isinstance(marker[1], (int, float))):

@@ -187,17 +187,19 @@ class Stories:
             self.state.set(skey, story)
         return new
 
-    def not_brought_by(self, story_id: str, start: int, keys: list[str], position: list[int]) -> None:
-        """The copy at ``position`` was corrected: under ``keys`` in window ``start`` it no longer
-        brings its story in, and the story's next copy there does."""
+    def not_brought_by(self, story_id: str, start: int, keys: list[str], position: list[int],
+                       correction: list[int]) -> None:
+        """The copy at ``position`` was corrected by the record at ``correction``: under ``keys``
+        in window ``start`` the story is brought in by the correction's new revision if it is
+        still a copy of this story there (then it counts as the story again), else by nobody."""
         story = self.state.get("s|" + story_id)
         if story is None:
             return
-        gone = [f"{start}|{k}" for k in keys if story["seen"].get(f"{start}|{k}") == position]
-        if gone:
+        moved = [f"{start}|{k}" for k in keys if story["seen"].get(f"{start}|{k}") == position]
+        if moved:
             story = _copy(story)
-            for wk in gone:
-                del story["seen"][wk]
+            for wk in moved:
+                story["seen"][wk] = correction
             self.state.set("s|" + story_id, story)
 
     def story(self, story_id: str) -> dict[str, Any] | None:

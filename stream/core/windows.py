@@ -131,10 +131,16 @@ def add_fix(into: dict[str, Any], fix: dict[str, Any]) -> None:
     into["drop"] = list(into.get("drop") or []) + [i for i in fix.get("drop") or [] if i not in (into.get("drop") or [])]
 
 
-def apply_fix(value: dict[str, Any], fix: dict[str, Any]) -> list[str]:
+def is_empty(counts: list[Any]) -> bool:
+    """Nothing counted (a correction took it all back out)."""
+    return not any(counts[i] for i in (0, 1, 2, 3, 5, 6, 7))
+
+
+def apply_fix(value: dict[str, Any], fix: dict[str, Any], keep_empty: bool = False) -> list[str]:
     """Apply a correction to a window's counters (``value`` mutated): evidence rows of the
     dropped items go, the deltas are added, the fix's own evidence rows come in; a key left with
-    nothing counted goes. Returns the keys it changed."""
+    nothing counted goes (``keep_empty``: stays, at zero, for the judge to publish that it is
+    empty now). Returns the keys it changed."""
     drop = set(fix.get("drop") or ())
     top = value.setdefault("top", {})
     if drop:
@@ -146,7 +152,7 @@ def apply_fix(value: dict[str, Any], fix: dict[str, Any]) -> list[str]:
     changed = sorted(set(fix.get("keys") or {}) | set(fix.get("top") or {}))
     for key in changed:
         counts = value["keys"].get(key)
-        if counts is not None and not any(counts[i] for i in (0, 1, 2, 3, 5, 6, 7)):
+        if counts is not None and is_empty(counts) and not keep_empty:
             del value["keys"][key]
             top.pop(key, None)
         elif key in top and not top[key]:
@@ -175,8 +181,8 @@ def trends(start: int, window_s: int, state: dict[str, Any]) -> list[Trend]:
                          window_end=datetime.fromtimestamp(start + window_s, timezone.utc),
                          count=count, negative=neg, neutral=neu, positive=pos,
                          mean_score=max(-1.0, min(1.0, round(total / count, 6))) if count else 0.0,
-                         negative_share=round(neg / count, 6) if count else 0.0, stories=int(stories),
-                         negative_stories=int(neg_stories), unscored=int(unscored),
+                         negative_share=round(neg / count, 6) if count else 0.0, stories=max(0, int(stories)),
+                         negative_stories=max(0, int(neg_stories)), unscored=int(unscored),
                          top_negative=[_evidence(r) for r in state.get("top", {}).get(key, [])]))
     return out
 

@@ -106,8 +106,8 @@ class Count(Stage):
     async def close(self, partition: int) -> None:
         agg = self._agg
         assert agg is not None
+        await self._send_closed_windows(agg, partition)  # before the corrections of windows they close
         await self._send_fixes(agg, partition)
-        await self._send_closed_windows(agg, partition)
         await self._send_spread_alerts(agg)
         through = agg.settle(time.time())
         agg.end_batch()
@@ -136,7 +136,7 @@ class Count(Stage):
                 pending.append(await self.out.send(WINDOWS, WindowPart(source, close.start, shard, counters).encode(),
                                                    key=f"{close.start}|{shard}".encode(),
                                                    partition=shard % self.partitions))
-            note = WindowClosed(source, close.start).encode()
+            note = WindowClosed(source, close.start, tuple(sorted(close.parts))).encode()
             for target in range(self.partitions):
                 pending.append(await self.out.send(WINDOWS, note, key=b"window", partition=target))
             await asyncio.gather(*pending)

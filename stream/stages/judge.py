@@ -53,7 +53,7 @@ class Judge(Stage):
                     if isinstance(message, WindowPart):
                         merge.part(message.source, message.start, message.shard, message.counters)
                     elif isinstance(message, WindowClosed):
-                        merge.window(message.start)
+                        merge.window(message.start, message.source, message.shards)
                     elif isinstance(message, ClosedThrough):
                         merge.closed_through(message.source, message.through)
                     elif isinstance(message, WindowFix):
