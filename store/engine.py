@@ -120,8 +120,10 @@ AFTER_BASELINE: dict[str, tuple[str, ...] | None] = {"silences": None,  # 0002
                                                      "users": None,  # 0003
                                                      "trend_buckets": None,  # 0004
                                                      "scored_news": ("story_id", "story_copies", "story_sources", "lang",
-                                                                     "sentiment_status"),
-                                                     "trends": ("stories", "negative_stories", "unscored")}  # 0005
+                                                                     "sentiment_status",  # 0005
+                                                                     "revision"),  # 0006
+                                                     "trends": ("stories", "negative_stories", "unscored"),  # 0005
+                                                     "news_revisions": None}  # 0006
 
 
 def _baseline_metadata() -> MetaData:

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from sqlalchemy import Connection, Table, and_, delete, func, select
 
 from .engine import create_store_engine
-from .schema import BUCKET_S, alerts, news_tickers, scored_news, trend_buckets, trends
+from .schema import BUCKET_S, alerts, news_revisions, news_tickers, scored_news, trend_buckets, trends
 
 
 def _ts(value: str) -> datetime:
@@ -59,6 +59,28 @@ def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: li
     stmt = stmt.on_conflict_do_update(index_elements=keys,
                                       set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys})
     conn.execute(stmt, rows)
+
+
+def _revision(row: dict[str, Any]) -> int:
+    return int(row.get("revision") or 1)
+
+
+def _history_row(row: dict[str, Any], revision: int) -> dict[str, Any]:
+    return {"id": row["id"], "revision": revision, **{c: row[c] for c in (
+        "headline", "source", "url", "published_at", "tickers", "topic", "sentiment", "sentiment_score",
+        "model_version", "scored_at")}}
+
+
+def _insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """Insert the rows whose keys are not stored yet (history: what was, stays)."""
+    if not rows:
+        return
+    rows = [storable(table, row) for row in rows]
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    conn.execute(insert(table).on_conflict_do_nothing(index_elements=keys), rows)
 
 
 def _lock_id(key_type: str, key: str) -> int:
@@ -111,10 +133,14 @@ class Store:
         self.engine = create_store_engine(url, migrate)
 
     def upsert_scored(self, records: Iterable[dict[str, Any]]) -> int:
-        rows, tick_rows = {}, {}
+        """The latest revision of each item wins, whatever the order records come in (a
+        redelivered earlier revision never overwrites a later one); the revisions it replaces go
+        to ``news_revisions``."""
+        rows: dict[str, dict[str, Any]] = {}
+        history: dict[tuple[str, int], dict[str, Any]] = {}
         for r in records:
             published = _ts(r["published_at"])
-            rows[r["id"]] = {
+            row = {
                 "id": r["id"], "headline": r["headline"], "source": r.get("source"), "url": r.get("url"),
                 "published_at": published, "topic": r["topic"], "topic_confidence": r["topic_confidence"],
                 "sentiment": r["sentiment"], "p_negative": r["sentiment_probs"]["negative"],
@@ -122,13 +148,49 @@ class Store:
                 "sentiment_score": r["sentiment_score"], "tickers": ",".join(r["tickers"]),
                 "duplicate_of": r.get("duplicate_of"), "model_version": r["model_version"], "scored_at": _ts(r["scored_at"]),
                 "story_id": r.get("story_id"), "story_copies": r.get("story_copies"), "story_sources": r.get("story_sources"),
-                "lang": (r.get("lang") or None) and str(r["lang"])[:20], "sentiment_status": r.get("sentiment_status")}
-            for t in r["tickers"]:
-                tick_rows[(r["id"], t)] = {"news_id": r["id"], "ticker": t, "published_at": published}
+                "lang": (r.get("lang") or None) and str(r["lang"])[:20], "sentiment_status": r.get("sentiment_status"),
+                "revision": r.get("revision")}
+            kept = rows.get(row["id"])
+            if kept is not None and _revision(kept) > _revision(row):
+                history[(row["id"], _revision(row))] = row
+                continue
+            if kept is not None and _revision(kept) < _revision(row):
+                history[(kept["id"], _revision(kept))] = kept
+            rows[row["id"]] = row
         with self.engine.begin() as conn:  # one transaction: a news row is never written without its tickers
+            replaced = self._against_stored(conn, rows, history)
+            if replaced:  # a correction may name other tickers: the old ones no longer list it
+                conn.execute(delete(news_tickers).where(news_tickers.c.news_id.in_(replaced)))
+            tick_rows = {(row["id"], t): {"news_id": row["id"], "ticker": t, "published_at": row["published_at"]}
+                         for row in rows.values() for t in filter(None, row["tickers"].split(","))}
             _upsert(conn, scored_news, list(rows.values()), ["id"])
             _upsert(conn, news_tickers, list(tick_rows.values()), ["news_id", "ticker"])
+            _insert_new(conn, news_revisions, [_history_row(row, rev) for (_, rev), row in history.items()],
+                        ["id", "revision"])
         return len(rows)
+
+    @staticmethod
+    def _against_stored(conn: Connection, rows: dict[str, dict[str, Any]],
+                        history: dict[tuple[str, int], dict[str, Any]]) -> list[str]:
+        """Rows older than the stored revision go to the history instead; stored rows a newer
+        revision replaces go there too. Returns the ids whose stored row is replaced."""
+        if not rows:
+            return []
+        stored = {i: (rev or 1) for i, rev in conn.execute(
+            select(scored_news.c.id, scored_news.c.revision).where(scored_news.c.id.in_(list(rows))))}
+        replaced = []
+        for news_id, row in list(rows.items()):
+            have = stored.get(news_id)
+            if have is None or have == _revision(row):
+                continue
+            if have > _revision(row):
+                history[(news_id, _revision(row))] = rows.pop(news_id)
+            else:
+                replaced.append(news_id)
+        if replaced:
+            for old in conn.execute(select(scored_news).where(scored_news.c.id.in_(replaced))).mappings():
+                history.setdefault((old["id"], old["revision"] or 1), dict(old))
+        return replaced
 
     def upsert_trends(self, records: Iterable[dict[str, Any]]) -> int:
         rows = {}
@@ -195,6 +257,7 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(delete(news_tickers).where(news_tickers.c.published_at < before))
             conn.execute(delete(scored_news).where(scored_news.c.published_at < before))
+            conn.execute(delete(news_revisions).where(news_revisions.c.published_at < before))
             conn.execute(delete(trends).where(trends.c.window_start < before))
             cut = int(before.timestamp())
             conn.execute(delete(trend_buckets).where(trend_buckets.c.bucket_ts < cut // BUCKET_S * BUCKET_S))
@@ -215,6 +278,13 @@ class Store:
         with self.engine.connect() as conn:
             return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
                     for t in (scored_news, news_tickers, trends, alerts)}
+
+    def revisions_of(self, news_id: str) -> list[dict[str, Any]]:
+        """An item's earlier revisions, oldest first (its latest is its news row)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(news_revisions).where(news_revisions.c.id == news_id)
+                                .order_by(news_revisions.c.revision))
+            return [dict(r._mapping) for r in rows]
 
     def story_of(self, story_id: str, limit: int = 500) -> list[dict[str, Any]]:
         """Every stored copy of one story, first published first: its spread over time."""

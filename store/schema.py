@@ -35,10 +35,28 @@ scored_news = Table(
     Column("story_sources", Integer),  # distinct sources so far
     Column("lang", String(20)),  # the producer's or the identified language (models/language.py)
     Column("sentiment_status", String(24)),  # scored, unsupported_language, no_text; None before languages
+    Column("revision", Integer),  # the latest revision (a correction is the same id with changed content); None before
     Index("ix_scored_news_published_at", "published_at"),
     Index("ix_scored_news_story", "story_id", "published_at"),
     Index("ix_scored_news_topic_time", "topic", "published_at"),
     Index("ix_scored_news_sentiment_time", "sentiment", "published_at"),
+)
+
+# the earlier revisions of corrected items: what each said and how it was scored, until the next replaced it
+news_revisions = Table(
+    "news_revisions", metadata,
+    Column("id", String(200), primary_key=True),
+    Column("revision", Integer, primary_key=True),
+    Column("headline", Text, nullable=False),
+    Column("source", String(200)),
+    Column("url", Text),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+    Column("tickers", Text, nullable=False, default=""),
+    Column("topic", String(64), nullable=False),
+    Column("sentiment", String(16), nullable=False),
+    Column("sentiment_score", Float, nullable=False),
+    Column("model_version", String(100), nullable=False),
+    Column("scored_at", DateTime(timezone=True), nullable=False),
 )
 
 news_tickers = Table(

@@ -116,6 +116,34 @@ def test_sink_writes_are_upserts_on_each_database(store_url: str) -> None:
     store.engine.dispose()
 
 
+def test_the_latest_revision_of_an_item_wins_in_any_order_and_the_earlier_ones_are_its_history(store_url: str) -> None:
+    """A correction (the same id, changed content, a higher revision) replaces the item and its
+    tickers; a redelivered earlier revision arriving after it never brings it back."""
+    store = Store(store_url)
+    first = {"id": "w1", "headline": "Acme beats estimates", "source": "wire", "url": None,
+             "published_at": "2026-11-02T14:00:30Z", "topic": "Earnings", "topic_confidence": 0.9,
+             "sentiment": "positive", "sentiment_probs": {"negative": 0.05, "neutral": 0.15, "positive": 0.8},
+             "sentiment_score": 0.75, "tickers": ["ACME"], "duplicate_of": None, "model_version": "m1",
+             "scored_at": "2026-11-02T14:00:31Z", "revision": 1}
+    second = {**first, "headline": "Acme misses estimates", "sentiment": "negative", "sentiment_score": -0.7,
+              "tickers": ["ACME", "ACMEB"], "revision": 2}
+    third = {**second, "headline": "Acme misses estimates, cuts outlook", "tickers": ["ACMEB"], "revision": 3}
+    store.upsert_scored([first])
+    store.upsert_scored([second, first])  # in one batch, an older one after the newer
+    store.upsert_scored([first])  # redelivered late
+    store.upsert_scored([third])
+    with store.engine.connect() as conn:
+        row = conn.execute(select(metadata.tables["scored_news"])).mappings().one()
+        tickers = conn.execute(select(metadata.tables["news_tickers"].c.ticker)).scalars().all()
+    assert (row["headline"], row["revision"], row["sentiment"]) == ("Acme misses estimates, cuts outlook", 3, "negative")
+    assert tickers == ["ACMEB"]
+    assert [(r["revision"], r["headline"]) for r in store.revisions_of("w1")] == [
+        (1, "Acme beats estimates"), (2, "Acme misses estimates")]
+    store.purge(datetime(2026, 11, 3, tzinfo=timezone.utc))
+    assert store.revisions_of("w1") == []
+    store.engine.dispose()
+
+
 def test_a_sqlite_store_from_session_1_is_upgraded_in_place(tmp_path: Path) -> None:
     """Session-1 stores had no trends.window_ts: the sink and the dashboard need it."""
     import sqlite3
