@@ -59,6 +59,15 @@ def headline_link(headline: str, url: str | None) -> str:
     return text
 
 
+def corrected_note(revision: Any) -> str:
+    """A corrected item says so beside its headline (the feed shows its latest revision)."""
+    try:
+        number = int(revision)
+    except (TypeError, ValueError):
+        return ""
+    return f" *(corrected: revision {number})*" if number > 1 else ""
+
+
 def time_range(engine: Any, choice: str, custom_start: str | None, custom_end: str | None) -> tuple[datetime, datetime]:
     """The selected range, ending at the newest data (so a replay of past news is visible); a
     custom range is read in the user's zone."""

@@ -19,7 +19,8 @@ from sqlalchemy.engine import Engine
 from riskpulse.store.schema import BUCKET_S, alerts, news_tickers, scored_news, trend_buckets, trends
 
 FEED_COLUMNS = ["published_at", "headline", "topic", "sentiment", "p_negative", "p_neutral", "p_positive",
-                "sentiment_score", "tickers", "source", "lang", "copies", "url", "id", "story_id", "sentiment_status"]
+                "sentiment_score", "tickers", "source", "lang", "copies", "url", "id", "story_id", "sentiment_status",
+                "revision"]
 SORTABLE = {"published_at", "sentiment_score", "topic", "sentiment", "p_negative", "source"}
 COUNT_CAP = 10_000  # the feed says "10,000+" rather than counting a million rows per page turn
 

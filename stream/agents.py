@@ -49,7 +49,7 @@ class Pipeline:
         topics = runtime.topics
         rules = Rules.load(settings.alert_rules)  # validated by `riskpulse worker` before this process starts
         self.score = Score(settings, runtime.port(), runtime.behind)
-        runtime.run(self.score, topics.news)
+        runtime.run(self.score, topics.news, runtime.score_table)
         runtime.run(Count(settings, runtime.port(), rules.spread), topics.scored_internal, runtime.count_table)
         runtime.run(Judge(settings, runtime.port(), Detector(rules, settings.window_s)), topics.windows_internal,
                     runtime.judge_table)

@@ -10,11 +10,11 @@ from dash import Dash, Input, Output, State, dash_table, dcc, html, no_update
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import figures, ids, queries
-from ..display import CARD, SENTIMENTS, headline_link, local_times, time_range
+from ..display import CARD, SENTIMENTS, corrected_note, headline_link, local_times, time_range
 from . import PageContext
 
 FEED_PAGE = 25
-HIDDEN = ("id", "url", "story_id", "sentiment_status")
+HIDDEN = ("id", "url", "story_id", "sentiment_status", "revision")
 
 
 def tab() -> dcc.Tab:
@@ -72,7 +72,8 @@ def register(app: Dash, ctx: PageContext) -> None:
         except SQLAlchemyError:
             return [], 1, "store unavailable"
         frame["published_at"] = local_times(frame["published_at"], "%Y-%m-%d %H:%M:%S")
-        frame["headline"] = [headline_link(h, u) for h, u in zip(frame["headline"], frame["url"])]
+        frame["headline"] = [headline_link(h, u) + corrected_note(r)
+                             for h, u, r in zip(frame["headline"], frame["url"], frame["revision"])]
         for c in ("p_negative", "p_neutral", "p_positive", "sentiment_score"):
             frame[c] = frame[c].round(3)
         unread = frame["sentiment_status"].notna() & (frame["sentiment_status"] != "scored")

@@ -49,6 +49,13 @@ def test_feed_headlines_link_to_their_story_and_are_never_markup() -> None:
     assert headline_link("x", "https://a.example/> [y](javascript:z)") == "x"  # an address that would break out
 
 
+def test_a_corrected_item_says_so_beside_its_headline() -> None:
+    from riskpulse.dashboard.display import corrected_note
+
+    assert corrected_note(2) == " *(corrected: revision 2)*"
+    assert corrected_note(1) == corrected_note(None) == corrected_note(float("nan")) == ""  # NaN: a row before revisions
+
+
 def test_an_alert_named_by_a_link_is_shown_whatever_else_changes_with_it(tmp_path: Path) -> None:
     """The page load of a shared alert link changes the alert focus and the time zone together;
     the alert page must show the named alert, not "Select an alert" (dash.ctx.triggered_id names

@@ -566,3 +566,67 @@ def test_one_story_syndicated_by_twelve_outlets_is_one_story_with_twelve_copies(
     while len(store.story_of(next(iter(by_id.values()))["story_id"])) < 12 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert {r["id"] for r in store.story_of(next(iter(by_id.values()))["story_id"])} == set(by_id)
+
+
+def test_a_correction_counts_once_with_its_latest_revision_and_the_store_agrees(pipeline: Any, kafka: Any) -> None:
+    """A wire item re-sent under its id with changed content, while its window is open and after
+    it was judged: the trends count it once, as the latest revision says (a judged window gets a
+    corrected trend), news.scored and the store hold the latest revision, the store the earlier
+    ones as history; the same item re-sent unchanged stays one item."""
+    from riskpulse.store.news import Store
+
+    worker = pipeline(KAFKA_PARTITIONS=4)
+    start = BASE_TS - BASE_TS % 60 + 60
+    first = [{"id": "wire-3", "headline": "Nvidia supplier flags delays at Asian plant", "tickers": ["NVDA"],
+              "source": "wire", "published_at": rfc3339(start + 5)},
+             {"id": "wire-4", "headline": "Chip stocks mixed ahead of earnings", "tickers": ["NVDA"],
+              "source": "wire", "published_at": rfc3339(start + 8)},
+             {"id": "wire-1", "headline": "Tesla beats delivery estimates in second quarter", "tickers": ["TSLA"],
+              "source": "wire", "published_at": rfc3339(start + 600)}]
+    corrected_open = {**first[2], "headline": "CORRECTED-Tesla misses delivery estimates, shares fall"}
+    resent = dict(first[1])
+    by_id = lambda v: sum(map(ord, v["id"])) % 4  # noqa: E731 - revisions of an id share a news partition
+    topic = pipeline.topic(TOPIC_NEWS)
+    produce(kafka.bootstrap, topic, first + [corrected_open, resent], partition=by_id)
+    produce(kafka.bootstrap, topic, [flush_item(start + 600)])
+    window0 = rfc3339(start)
+    judged = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),
+                     lambda r: any(t["key"] == "NVDA" and t["window_start"] == window0 for t in r))
+    assert [t["count"] for t in judged if t["key"] == "NVDA" and t["window_start"] == window0] == [2]
+    # wire-3 is corrected to be about AMD, after its window was judged
+    late = {**first[0], "headline": "UPDATE 1-AMD supplier flags delays at Asian plant", "tickers": ["AMD"]}
+    produce(kafka.bootstrap, topic, [late], partition=by_id)
+    trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),
+                     lambda r: any(t["key"] == "AMD" and t["window_start"] == window0 for t in r))
+    latest = {(t["key"], t["window_start"]): t for t in trends}
+    assert latest[("NVDA", window0)]["count"] == 1 and latest[("AMD", window0)]["count"] == 1
+    tsla = [t for (k, _), t in latest.items() if k == "TSLA"]
+    assert [t["count"] for t in tsla] == [1], "the corrected item counts once"
+    scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED),
+                     lambda r: sum(x["id"] == "wire-3" for x in r) >= 2)
+    revisions = sorted((r["id"], r["revision"]) for r in scored if r["id"].startswith("wire-"))
+    assert revisions == [("wire-1", 1), ("wire-1", 2), ("wire-3", 1), ("wire-3", 2), ("wire-4", 1), ("wire-4", 1)]
+    validate(scored, TOPIC_SCORED)
+    validate(trends, TOPIC_TRENDS)
+    store = Store(worker.env["RISKPULSE_STORE_URL"])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(store.revisions_of("wire-3")) < 1:
+        time.sleep(0.5)
+    assert [r["headline"] for r in store.revisions_of("wire-1")] == [first[2]["headline"]]
+    assert [r["tickers"] for r in store.revisions_of("wire-3")] == ["NVDA"]
+    from sqlalchemy import select
+
+    from riskpulse.store.schema import scored_news, trends as trends_table
+    while time.monotonic() < deadline:
+        with store.engine.connect() as conn:
+            rows = {(r.key, r.count) for r in conn.execute(select(trends_table).where(
+                trends_table.c.key.in_(["NVDA", "AMD"]), trends_table.c.window_ts == start))}
+        if rows == {("NVDA", 1), ("AMD", 1)}:
+            break
+        time.sleep(0.5)
+    assert rows == {("NVDA", 1), ("AMD", 1)}, "the store's trends took the corrected window"
+    with store.engine.connect() as conn:
+        news = {r.id: (r.revision, r.headline) for r in conn.execute(select(scored_news).where(
+            scored_news.c.id.in_(["wire-1", "wire-3"])))}
+    assert news == {"wire-1": (2, corrected_open["headline"]), "wire-3": (2, late["headline"])}
+    store.engine.dispose()

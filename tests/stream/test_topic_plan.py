@@ -13,7 +13,7 @@ def test_the_plan_names_every_topic_a_worker_uses_with_prefix_and_app_id() -> No
     names = [s.name for s in specs]
     assert names == ["stg.news", "stg.news.scored", "stg.trends", "stg.alerts", "stg.news.dlq",
                      "stg.rp-scored-by-story", "stg.rp-windows",
-                     "rp-count-changelog", "rp-judge-changelog"]  # faust names changelogs after the app id alone
+                     "rp-count-changelog", "rp-judge-changelog", "rp-score-changelog"]  # faust names changelogs after the app id alone
     by_name = {s.name: s for s in specs}
     assert by_name["stg.alerts"].configs == {"cleanup.policy": "compact"}
     assert {s.partitions for s in specs} == {6}  # every stage scales with the partitions, internal ones too

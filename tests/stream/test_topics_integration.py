@@ -34,10 +34,10 @@ def actions(steps: list[Any]) -> dict[str, str]:
 def test_plan_then_apply_creates_every_topic_with_its_configs_and_a_second_plan_is_clean(kafka: Any) -> None:
     s = settings_for(kafka)
     first = plan(s)
-    assert set(actions(first).values()) == {"create"} and len(first) == 9
-    assert {f"{s.app_id}-count-changelog", f"{s.app_id}-judge-changelog", f"{s.topic_prefix}{s.app_id}-scored-by-story",
+    assert set(actions(first).values()) == {"create"} and len(first) == 10
+    assert {f"{s.app_id}-count-changelog", f"{s.app_id}-judge-changelog", f"{s.app_id}-score-changelog", f"{s.topic_prefix}{s.app_id}-scored-by-story",
             f"{s.topic_prefix}{s.app_id}-windows"} <= set(actions(first))
-    assert len(apply(s, first)) == 9
+    assert len(apply(s, first)) == 10
     assert set(actions(plan(s)).values()) == {"ok"}
     have = describe(s, [s.topic_prefix + TOPIC_ALERTS, s.topic_prefix + TOPIC_NEWS])
     assert have[s.topic_prefix + TOPIC_ALERTS].overrides["cleanup.policy"] == "compact"
