@@ -121,14 +121,38 @@ def _ckey(start: int) -> str:
 
 
 class _Changes(dict):  # type: ignore[type-arg]
-    """One item's changes to window counters, per (window start, key shard), as fixes
-    (stream/core/windows.py ``apply_fix``); two changes to one value become one."""
+    """One item's changes to window counters, per (window start, key shard), in order: a
+    correction taking a revision out (a fix, stream/core/windows.py ``apply_fix``), an item
+    counted under some keys (counted straight into the value: the common case stays cheap)."""
 
     def add(self, start: int, shard: int, fix: dict[str, Any]) -> None:
-        if (start, shard) in self:
-            windows.add_fix(self[(start, shard)], fix)
+        self.setdefault((start, shard), []).append(("fix", fix))
+
+    def count(self, start: int, shard: int, item: ScoredNews, keys: list[str], new_story: list[str]) -> None:
+        self.setdefault((start, shard), []).append(("count", item, keys, new_story))
+
+
+def _apply(value: dict[str, Any], ops: list[tuple[Any, ...]]) -> None:
+    for op in ops:
+        if op[0] == "count":
+            windows.count_keys(value, op[1], op[2], op[3])
         else:
-            self[(start, shard)] = fix
+            windows.apply_fix(value, op[1])
+
+
+def _as_fix(ops: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """An item's changes to a closed window, as one correction for the judges."""
+    fix = windows.empty_fix()
+    for op in ops:
+        if op[0] == "count":
+            windows.count_keys(fix, op[1], op[2], op[3])
+        else:
+            windows.add_fix(fix, op[1])
+    return fix
+
+
+def _keys_of(ops: list[tuple[Any, ...]]) -> set[str]:
+    return {k for op in ops for k in (op[2] if op[0] == "count" else op[1]["keys"])}
 
 
 def _by_shard(fix: dict[str, Any]) -> dict[int, dict[str, Any]]:
@@ -235,9 +259,10 @@ class Aggregator:
         if self.config.dedupe:
             normalised = normalise_headline(item.headline)
             words = stories.story_tokens(item.headline, normalised)
-            update, status, story = self._dedupe(item, ts, partition, offset, normalised, words, late)
+            dkey = "d|" + key_of_normalised(normalised, item.headline)
+            update, status, story = self._dedupe(item, ts, partition, offset, dkey, words, late)
         else:  # the backtest: the worker found the stories (news.scored carries them)
-            update, status, story, words = {}, "counted", item.story_id or item.id, frozenset()
+            update, status, story, words, dkey = {}, "counted", item.story_id or item.id, frozenset(), ""
         update.update(self.stories.register(story, item, ts, partition, offset, words))
         item = item.model_copy(update=update)
         if self.config.spread is not None and self.config.dedupe:
@@ -248,7 +273,7 @@ class Aggregator:
             if late and not (item.revision or 1) > 1:
                 status = "late" if status == "counted" else "redelivered"
             else:
-                self._count(item, ts, partition, offset, changes)
+                self._count(item, ts, partition, offset, changes, dkey)
                 status = "corrected" if late else "counted"
         self._write(changes, partition, offset)
         self.clock.observe(partition, ts, now_wall, behind)
@@ -295,12 +320,11 @@ class Aggregator:
             self.clock.heard(partition, now_wall, behind)
         self._close_due(now_wall)
 
-    def _dedupe(self, item: ScoredNews, ts: float, partition: int, offset: int, normalised: str,
+    def _dedupe(self, item: ScoredNews, ts: float, partition: int, offset: int, dkey: str,
                 words: frozenset[str], late: bool) -> tuple[dict[str, Any], Status, str]:
         """Exact re-publication first (the same normalised headline), then the story: a first
         sighting joins the story it is a near-copy of, or starts one (stream/core/story_state.py).
         Returns the fields to update on the item, its status and its story."""
-        dkey = "d|" + key_of_normalised(normalised, item.headline)
         current = self.state.get(dkey)
         mine = _entry_at(current, item.id, [partition, offset])
         if mine is not None:  # this very record, read again
@@ -328,12 +352,12 @@ class Aggregator:
     def _is_late(self, ts: float) -> bool:
         return windows.window_start(ts, self.config.window_s) + self.config.window_s + self.config.lateness_s <= self.closed
 
-    def _count(self, item: ScoredNews, ts: float, partition: int, offset: int, changes: "_Changes") -> None:
+    def _count(self, item: ScoredNews, ts: float, partition: int, offset: int, changes: "_Changes", dkey: str) -> None:
+        """``dkey``: the item's dedupe entry ("" in the backtest, which has none)."""
         start = windows.window_start(ts, self.config.window_s)
         keys = windows.keys_of(item)[:MAX_KEYS_PER_ITEM]
         cfg = self.config
-        dkey = "d|" + key_of_normalised(normalise_headline(item.headline), item.headline) if cfg.dedupe else ""
-        value = self.state.get(dkey) if cfg.dedupe else None
+        value = self.state.get(dkey) if dkey else None
         found = _entry_at(value, item.id, [partition, offset])
         entry = found[1] if found is not None else None
         new_story: list[str] = []
@@ -342,10 +366,11 @@ class Aggregator:
                                                self.closed - cfg.window_s - cfg.lateness_s)
             if entry is not None and "in" in entry:  # read again: the role its first reading recorded
                 new_story = [k for k in keys if k in entry["in"]]
-        fix = windows.empty_fix()
-        windows.count_keys(fix, item, keys, new_story)
-        for shard, part in _by_shard(fix).items():
-            changes.add(start, shard, part)
+        by_shard: dict[int, list[str]] = {}
+        for key in keys:
+            by_shard.setdefault(_shard(key, KEY_SHARDS), []).append(key)
+        for shard, shard_keys in by_shard.items():
+            changes.count(start, shard, item, shard_keys, new_story)
         if found is not None and entry is not None and "in" not in entry:  # a correction takes the story out where this copy brought it in
             self.state.set(dkey, _replace_entry(value, found[0], {**entry, "in": new_story}))
 
@@ -356,11 +381,11 @@ class Aggregator:
         record when it closed (what each value held is kept past the close: :meth:`commit`)."""
         p = str(partition)
         updates = []
-        for (start, shard), fix in changes.items():
+        for (start, shard), ops in changes.items():
             if start + self.config.window_s + self.config.lateness_s <= self.closed:
                 held = (self.state.get(_ckey(start)) or {}).get(str(shard)) or {}
                 if held.get(p, -1) < offset:
-                    self.fixes.append((start, shard, (partition, offset), fix))
+                    self.fixes.append((start, shard, (partition, offset), _as_fix(ops)))
                 continue
             if start not in self.open:  # also on redelivery: the marker may not have kept it
                 self.open = sorted(self.open + [start])
@@ -368,12 +393,12 @@ class Aggregator:
             if current is not None and current["applied"].get(p, -1) >= offset:
                 continue  # this shard already holds the item (redelivery)
             value = _copy_shard(current)
-            new_keys = [k for k in fix["keys"] if k not in value["keys"]]
+            new_keys = [k for k in _keys_of(ops) if k not in value["keys"]]
             if len(value["keys"]) + len(new_keys) > MAX_KEYS_PER_SHARD:
                 raise StateFull(f"window {start} holds {len(value['keys'])} keys in shard {shard}; "
                                 f"at most {MAX_KEYS_PER_SHARD} (a flood of distinct tickers?)")
             value["applied"][p] = offset
-            windows.apply_fix(value, fix)
+            _apply(value, ops)
             updates.append((_wkey(start, shard), value))
         for key, value in updates:
             self.state.set(key, value)
