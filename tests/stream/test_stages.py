@@ -205,3 +205,45 @@ def test_a_batch_is_released_for_commit_only_once_the_broker_acknowledged_its_ou
     else:
         asyncio.run(driver.run(_Stream(batch)))
         assert [e.message.refs for e in batch] == [0, 0, 0] and passed_over.marked == [("news", 0, 2)]
+
+
+class _Counting(Stage):
+    """A stateful (not keyed) stage, as the scorer is: counts its records per partition."""
+
+    name = "counting"
+    stateful = True
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+
+    async def process(self, records: list[Record]) -> None:
+        for partition in sorted({r.partition for r in records}):
+            state = self.state_of(partition)
+            state.set("seen", (state.get("seen") or 0) + sum(r.partition == partition for r in records))
+            state.flush()
+
+
+def test_a_stateful_stage_reads_whole_batches_and_writes_each_partitions_state_under_its_own_event() -> None:
+    """The scorer keeps its state per news partition yet scores batches across partitions: the
+    driver makes an event of each partition current before the stage touches that partition's
+    state (faust's store picks its database from the current event)."""
+    from riskpulse.stream.runtime.driver import StageDriver
+    from riskpulse.stream.runtime.outputs import StagePort
+    from riskpulse.stream.runtime.watchdog import StallWatchdog
+
+    batch = [_Event(offset) for offset in range(5)]
+    for i, event in enumerate(batch):
+        event.message.partition = i % 2
+    current: list[int] = []
+
+    class Stream(_Stream):
+        def _set_current_event(self, event: Any) -> None:
+            current.append(event.message.partition)
+
+    table: dict[str, Any] = {}
+    stage = _Counting(StagePort(_Broker(refuse=False)))
+    with pytest.raises(ValueError):
+        StageDriver(stage, _PassedOver(), StallWatchdog(60.0))  # type: ignore[arg-type]
+    driver = StageDriver(stage, _PassedOver(), StallWatchdog(60.0), table)  # type: ignore[arg-type]
+    asyncio.run(driver.run(Stream(batch)))
+    assert table == {"0|seen": 3, "1|seen": 2} and current == [0, 1]
