@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import tempfile
+import threading
 import time
 from pathlib import Path
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from urllib.parse import quote
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from prometheus_client import Counter
 from flask import Flask, Response, current_app, g, has_request_context, redirect, request, session
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -34,6 +36,11 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from riskpulse.store.users import NAME, ROLES, Users
 
 log = logging.getLogger(__name__)
+
+
+# sign-in attempts answered 429, by the limit that held them (served on /metrics)
+SIGNIN_THROTTLED = Counter("riskpulse_dashboard_signin_throttled_total",
+                           "Sign-in attempts answered 429, by the limit that held them", ["reason"])
 UTC = ZoneInfo("UTC")
 
 OPEN_PATHS = ("/login", "/healthz", "/readyz", "/metrics")  # metrics carry counts and latencies, no data
@@ -109,18 +116,35 @@ def _safe_next(target: str | None) -> str:
 
 
 class LoginThrottle:
-    """At most ``max_failures`` wrong passwords per user and per address in ``window_s``.
+    """Wrong passwords slow guessing down; they never lock anyone out.
 
-    Counted per user (a slow guess at one account from many addresses) and per address (one
-    address trying many users); either one over the limit refuses sign-in until it ages out.
+    A lockout per user (five wrong passwords from anywhere refused the right one from everywhere
+    for 15 minutes) let anyone who knows a user name lock that user out. Instead (in the spirit
+    of OWASP's and NIST SP 800-63B's advice):
+
+    - per user and address: ``pair_free`` wrong passwords, then each further try waits twice as
+      long as the one before (1 s, 2 s, 4 s ... up to ``cap_s``): guessing one account from one
+      address stalls;
+    - per address, over all users: ``address_free``, then the same growth (one address spraying
+      many users);
+    - per user, over all addresses, once it had ``user_free`` wrong passwords: one password check
+      per ``user_interval_s`` from addresses that failed on it, and one per ``user_interval_s``
+      from addresses that did not. Guessing one account from many addresses slows to a few
+      tries a minute, while its owner, from an address that never failed on it, waits seconds at
+      most, never minutes.
+
+    Failures age out after ``window_s``. Thread-safe; bounded under a spray of users and addresses.
     """
 
-    def __init__(self, max_failures: int = 5, window_s: float = 900.0, clock: "Callable[[], float]" = time.monotonic) -> None:
-        self.max_failures, self.window_s, self.clock = max_failures, window_s, clock
+    def __init__(self, pair_free: int = 3, address_free: int = 10, user_free: int = 20, user_interval_s: float = 2.0,
+                 cap_s: float = 900.0, window_s: float = 900.0, clock: "Callable[[], float]" = time.monotonic) -> None:
+        self.pair_free, self.address_free, self.user_free = pair_free, address_free, user_free
+        self.user_interval_s, self.cap_s, self.window_s, self.clock = user_interval_s, cap_s, window_s, clock
         self.failures: dict[str, list[float]] = {}
+        self.checked: dict[str, float] = {}  # "user|failed" / "user|clean" -> when its last check was let through
+        self._lock = threading.Lock()
 
-    def _recent(self, key: str) -> list[float]:
-        now = self.clock()
+    def _recent(self, key: str, now: float) -> list[float]:
         kept = [t for t in self.failures.get(key, []) if now - t < self.window_s]
         if kept:
             self.failures[key] = kept
@@ -128,18 +152,49 @@ class LoginThrottle:
             self.failures.pop(key, None)
         return kept
 
-    def retry_in_s(self, user: str, address: str) -> float:
-        """0 if a sign-in may be tried now, else seconds until one may."""
-        waits = [self.window_s - (self.clock() - recent[0]) for key in (f"u:{user}", f"a:{address}")
-                 if len(recent := self._recent(key)) >= self.max_failures]
-        return max(waits, default=0.0)
+    def _backoff(self, key: str, free: int, now: float) -> float:
+        recent = self._recent(key, now)
+        if len(recent) < free:
+            return 0.0
+        delay = min(self.cap_s, 2.0 ** (len(recent) - free))
+        return max(0.0, recent[-1] + delay - now)
+
+    def admit(self, user: str, address: str) -> tuple[float, str | None]:
+        """Whether a password check may run now: (0, None), or (seconds to wait, the limit that
+        holds it: ``user_address``, ``address`` or ``user``). An admitted check counts toward
+        the per-user pace."""
+        with self._lock:
+            now = self.clock()
+            for key, free, reason in ((f"p:{user}|{address}", self.pair_free, "user_address"),
+                                      (f"a:{address}", self.address_free, "address")):
+                if (wait := self._backoff(key, free, now)) > 0:
+                    return wait, reason
+            if len(self._recent(f"u:{user}", now)) >= self.user_free:
+                lane = f"{user}|{'failed' if self._recent(f'p:{user}|{address}', now) else 'clean'}"
+                wait = self.checked.get(lane, -float("inf")) + self.user_interval_s - now
+                if wait > 0:
+                    return wait, "user"
+                self.checked[lane] = now
+            return 0.0, None
 
     def failed(self, user: str, address: str) -> None:
-        for key in (f"u:{user}", f"a:{address}"):
-            self.failures.setdefault(key, []).append(self.clock())
-        if len(self.failures) > 100_000:  # bounded under a spray of users/addresses
-            for key in list(self.failures)[:50_000]:
-                del self.failures[key]
+        with self._lock:
+            now = self.clock()
+            for key in (f"p:{user}|{address}", f"a:{address}", f"u:{user}"):
+                self.failures.setdefault(key, []).append(now)
+            if len(self.failures) > 100_000:  # bounded under a spray of users/addresses
+                for key in list(self.failures)[:50_000]:
+                    del self.failures[key]
+            if len(self.checked) > 100_000:
+                self.checked.clear()
+
+    def succeeded(self, user: str, address: str) -> None:
+        """The owner signed in from here: this address owes nothing more for this user."""
+        with self._lock:
+            self.failures.pop(f"p:{user}|{address}", None)
+
+
+HASHERS = 2  # password checks running at once (each is deliberately slow); more wait a second
 
 
 def install(server: Flask, user: str, password_hash: str, key: bytes, session_hours: float = 12.0,
@@ -151,6 +206,7 @@ def install(server: Flask, user: str, password_hash: str, key: bytes, session_ho
     server.config.update(SESSION_COOKIE_NAME=cookie_name(key), SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                          SESSION_COOKIE_SECURE=secure_cookie, PERMANENT_SESSION_LIFETIME=int(session_hours * 3600))
     throttle = throttle or LoginThrottle()
+    hashers = threading.BoundedSemaphore(HASHERS)
     server.extensions["riskpulse_users"] = users  # for set_time_zone
     revoked: dict[str, float] = {}  # session id -> when it would have expired anyway
     said_untrusted: set[str] = set()
@@ -261,21 +317,29 @@ def install(server: Flask, user: str, password_hash: str, key: bytes, session_ho
         if request.method == "POST":
             given_user = request.form.get("username", "")[:200]
             address = request.remote_addr or "?"
-            wait = throttle.retry_in_s(given_user, address)
+            wait, reason = throttle.admit(given_user, address)
+            if wait <= 0 and not hashers.acquire(blocking=False):
+                wait, reason = 1.0, "busy"
             if wait > 0:
-                log.warning("dashboard sign-in throttled", extra={"user": given_user[:50], "address": address})
+                SIGNIN_THROTTLED.labels(reason or "busy").inc()
+                log.warning("dashboard sign-in throttled", extra={"user": given_user[:50], "address": address,
+                                                                  "reason": reason, "retry_in_s": round(wait, 1)})
+                when = f"{int(wait) + 1} s" if wait < 60 else f"{int(wait // 60) + 1} min"
                 page = PAGE.format(error=f'<p class="err" id="login-error">Too many failed sign-ins; try again in '
-                                         f'{int(wait // 60) + 1} min.</p>', next="/")
+                                         f'{when}.</p>', next="/")
                 return Response(page, status=429, headers={"Retry-After": str(int(wait) + 1)})
-            role = _check(given_user, request.form.get("password", ""))
+            try:
+                role = _check(given_user, request.form.get("password", ""))
+            finally:
+                hashers.release()
             if role is not None:
+                throttle.succeeded(given_user, address)
                 session.clear()
                 session.permanent = True
                 session.update(user=given_user, role=role, sid=secrets.token_urlsafe(16), issued=time.time())
                 log.info("dashboard sign-in", extra={"user": given_user, "role": role})
                 return redirect(_safe_next(request.form.get("next")))  # type: ignore[return-value]
             throttle.failed(given_user, address)
-            time.sleep(0.5)  # slows guessing
             log.warning("dashboard sign-in refused", extra={"user": given_user[:50], "address": address})
             error = '<p class="err" id="login-error">Wrong user or password.</p>'
         return PAGE.format(error=error, next=html.escape(_safe_next(request.args.get("next") or request.form.get("next"))))

@@ -20,25 +20,85 @@ def app(key: bytes = b"k" * 32, **kw: object) -> Flask:
     return server
 
 
-def test_wrong_passwords_are_throttled_per_user_and_address() -> None:
+def test_wrong_passwords_slow_one_address_down_but_never_lock_the_owner_out() -> None:
+    """The lockout case: 200 wrong passwords for `analyst` from one address (it is throttled,
+    429 with Retry-After) do not keep the right password from another address out."""
     client = app().test_client()
-    for _ in range(5):
-        assert client.post("/login", data={"username": "analyst", "password": "guess"}).status_code == 200
-    locked = client.post("/login", data={"username": "analyst", "password": "pw"})
-    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0  # even the right one, for now
-    other = app().test_client()  # a fresh process: nothing remembered
-    assert other.post("/login", data={"username": "analyst", "password": "pw"}).status_code == 302
+    answers = [client.post("/login", data={"username": "analyst", "password": f"guess{k}"},
+                           environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code for k in range(200)]
+    assert answers[:3] == [200, 200, 200] and answers.count(429) >= 190  # tried, then held back
+    held = client.post("/login", data={"username": "analyst", "password": "pw"}, environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert held.status_code == 429 and int(held.headers["Retry-After"]) > 0  # this address waits, even with the right one
+    owner = app().test_client()
+    signed_in = client.post("/login", data={"username": "analyst", "password": "pw"},
+                            environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    assert signed_in.status_code == 302, "the owner from another address is let in"
+    assert owner is not None
 
 
-def test_throttle_ages_out() -> None:
+def test_the_waits_grow_per_user_and_address_and_per_address_and_age_out() -> None:
     now = [0.0]
-    throttle = LoginThrottle(max_failures=2, window_s=60, clock=lambda: now[0])
+    throttle = LoginThrottle(pair_free=2, address_free=4, user_free=100, window_s=60, clock=lambda: now[0])
+    for _ in range(2):
+        assert throttle.admit("u", "1.2.3.4") == (0.0, None)
+        throttle.failed("u", "1.2.3.4")
+    assert throttle.admit("u", "1.2.3.4") == (1.0, "user_address")  # 2 ** 0 s after the last failure
     throttle.failed("u", "1.2.3.4")
+    assert throttle.admit("u", "1.2.3.4") == (2.0, "user_address")  # then 2 s, 4 s ...
+    assert throttle.admit("v", "1.2.3.4") == (0.0, None)  # another user from here: three failures so far
     throttle.failed("v", "1.2.3.4")
-    assert throttle.retry_in_s("w", "1.2.3.4") > 0  # the address tried two users
-    assert throttle.retry_in_s("w", "5.6.7.8") == 0
+    assert throttle.admit("w", "1.2.3.4")[1] == "address"  # one address trying many users
+    assert throttle.admit("w", "5.6.7.8") == (0.0, None)
     now[0] = 61
-    assert throttle.retry_in_s("w", "1.2.3.4") == 0
+    assert throttle.admit("u", "1.2.3.4") == (0.0, None)  # aged out
+
+
+def test_guessing_one_user_from_many_addresses_is_paced_but_its_owner_waits_seconds_at_most() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(pair_free=3, address_free=10, user_free=5, user_interval_s=2.0, clock=lambda: now[0])
+    for k in range(5):  # a botnet: each address fails once
+        throttle.failed("analyst", f"10.0.0.{k}")
+    assert throttle.admit("analyst", "10.0.0.1") == (0.0, None)  # the failed lane: one check ...
+    assert throttle.admit("analyst", "10.0.0.2") == (2.0, "user")  # ... per 2 s
+    assert throttle.admit("analyst", "10.9.9.9") == (0.0, None)  # an address that never failed: its own lane
+    assert throttle.admit("analyst", "10.9.9.8")[1] == "user"  # paced too: a fresh address per try gains nothing
+    now[0] = 2.0
+    assert throttle.admit("analyst", "10.0.0.2") == (0.0, None)  # 2 s later, the next
+    assert throttle.admit("analyst", "192.0.2.1") == (0.0, None)
+
+
+def test_parallel_wrong_passwords_run_at_most_two_hashes_at_once_and_the_site_answers() -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import riskpulse.dashboard.auth as auth
+
+    running, peak, lock = [0], [0], threading.Lock()
+    real = auth.check_password_hash
+
+    def slow_check(stored: str, given: str) -> bool:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            time.sleep(0.2)
+            return real(stored, given)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    server = app()
+    auth.check_password_hash = slow_check  # type: ignore[assignment]
+    try:
+        def attempt(k: int) -> int:
+            return server.test_client().post("/login", data={"username": f"user{k}", "password": "x"},
+                                             environ_base={"REMOTE_ADDR": f"192.0.2.{k}"}).status_code
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(attempt, range(16)))
+        assert server.test_client().get("/healthz").status_code == 200
+    finally:
+        auth.check_password_hash = real  # type: ignore[assignment]
+    assert peak[0] <= auth.HASHERS and set(codes) <= {200, 429} and 429 in codes
 
 
 def test_sign_out_revokes_the_session_and_sessions_expire() -> None:
