@@ -89,7 +89,7 @@ def create_app(settings: Settings, refresh_ms: int = 5000) -> Dash:
                  session_hours=settings.dashboard_session_hours, secure_cookie=settings.dashboard_secure_cookie,
                  users=Users(engine), proxy=auth.ProxyAuth.from_settings(
                      settings.dashboard_proxy_header, settings.dashboard_trusted_proxies,
-                     settings.dashboard_proxy_default_role))
+                     settings.dashboard_proxy_default_role), trusted_proxies=settings.dashboard_trusted_proxies)
     install_metrics(app.server)
     install_readiness(app.server, engine)
     app.layout = layout(refresh_ms)

@@ -194,14 +194,39 @@ class LoginThrottle:
             self.failures.pop(f"p:{user}|{address}", None)
 
 
+def client_address(remote: str | None, forwarded_for: str | None,
+                   trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> str:
+    """Who is signing in: behind a trusted proxy (a load balancer terminating TLS), the nearest
+    address in ``X-Forwarded-For`` that is not one of the proxies (the one the proxy appended, so
+    a client cannot forge it), else the peer itself. Without this every sign-in behind a load
+    balancer would share its address, and one guesser would slow everyone down."""
+    def trusted_ip(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    peer = remote or "?"
+    if not forwarded_for or not trusted_ip(peer):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not trusted_ip(hop):
+            return hop
+    return hops[0] if hops else peer
+
+
 HASHERS = 2  # password checks running at once (each is deliberately slow); more wait a second
 
 
 def install(server: Flask, user: str, password_hash: str, key: bytes, session_hours: float = 12.0,
             secure_cookie: bool = False, throttle: LoginThrottle | None = None, users: Users | None = None,
-            proxy: ProxyAuth | None = None) -> None:
+            proxy: ProxyAuth | None = None, trusted_proxies: list[str] | None = None) -> None:
     """Sessions expire after ``session_hours`` and die at sign-out; ``secure_cookie`` behind TLS.
-    ``users``: the store's users (None: the configured user only); ``proxy``: single sign-on."""
+    ``users``: the store's users (None: the configured user only); ``proxy``: single sign-on;
+    ``trusted_proxies``: CIDRs whose ``X-Forwarded-For`` names the client (the sign-in throttle's address)."""
+    proxies = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies or [])
     server.secret_key = key
     server.config.update(SESSION_COOKIE_NAME=cookie_name(key), SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                          SESSION_COOKIE_SECURE=secure_cookie, PERMANENT_SESSION_LIFETIME=int(session_hours * 3600))
@@ -316,7 +341,7 @@ def install(server: Flask, user: str, password_hash: str, key: bytes, session_ho
         error = ""
         if request.method == "POST":
             given_user = request.form.get("username", "")[:200]
-            address = request.remote_addr or "?"
+            address = client_address(request.remote_addr, request.headers.get("X-Forwarded-For"), proxies)
             wait, reason = throttle.admit(given_user, address)
             if wait <= 0 and not hashers.acquire(blocking=False):
                 wait, reason = 1.0, "busy"

@@ -36,6 +36,25 @@ def test_wrong_passwords_slow_one_address_down_but_never_lock_the_owner_out() ->
     assert owner is not None
 
 
+def test_behind_a_trusted_load_balancer_the_throttle_sees_each_client_not_the_balancer() -> None:
+    from ipaddress import ip_network
+
+    from riskpulse.dashboard.auth import client_address
+
+    lb = (ip_network("10.1.0.0/16"),)
+    assert client_address("10.1.2.3", "198.51.100.7", lb) == "198.51.100.7"
+    assert client_address("10.1.2.3", "6.6.6.6, 198.51.100.7, 10.1.9.9", lb) == "198.51.100.7"  # the forged hop is ignored
+    assert client_address("203.0.113.5", "198.51.100.7", lb) == "203.0.113.5"  # not from the balancer: not believed
+    server = app(trusted_proxies=["10.1.0.0/16"])
+    client = server.test_client()
+    for k in range(30):  # a guesser behind the balancer
+        client.post("/login", data={"username": "analyst", "password": f"g{k}"},
+                    environ_base={"REMOTE_ADDR": "10.1.0.1"}, headers={"X-Forwarded-For": "203.0.113.66"})
+    owner = client.post("/login", data={"username": "analyst", "password": "pw"},
+                        environ_base={"REMOTE_ADDR": "10.1.0.1"}, headers={"X-Forwarded-For": "198.51.100.7"})
+    assert owner.status_code == 302
+
+
 def test_the_waits_grow_per_user_and_address_and_per_address_and_age_out() -> None:
     now = [0.0]
     throttle = LoginThrottle(pair_free=2, address_free=4, user_free=100, window_s=60, clock=lambda: now[0])

@@ -19,7 +19,7 @@ def test_the_plan_names_every_topic_a_worker_uses_with_prefix_and_app_id() -> No
     assert {s.partitions for s in specs} == {6}  # every stage scales with the partitions, internal ones too
     assert by_name["rp-judge-changelog"].configs == {"cleanup.policy": "compact"}
     assert all(s.replication == 3 for s in specs)
-    assert [s.internal for s in specs] == [False] * 5 + [True] * 4
+    assert [s.internal for s in specs] == [False] * 5 + [True] * 5
 
 
 def test_existing_topics_are_ok_altered_or_in_conflict_and_operator_overrides_are_kept() -> None:

@@ -20,7 +20,7 @@ def test_the_app_is_built_from_settings_and_two_apps_share_nothing(tmp_path: Pat
     assert {agent.channel.get_topic_name() for agent in second.agents.values()} == {
         "desk2.news", "desk2.desk2-scored-by-story", "desk2.desk2-windows", "desk2.news.scored", "desk2.trends",
         "desk2.alerts"}
-    assert list(first.tables.keys()) == list(second.tables.keys()) == ["count", "judge"]
+    assert list(first.tables.keys()) == list(second.tables.keys()) == ["count", "judge", "score"]
     assert first.tables["count"] is not second.tables["count"]
     # every stage's table is partitioned like its input, so each scales with the workers
     assert {t.partitions for t in first.tables.values()} == {Settings().kafka_partitions}
