@@ -9,6 +9,7 @@ needs them and are never logged.
 
 from __future__ import annotations
 
+import logging
 import ssl
 from typing import Any
 
@@ -23,7 +24,10 @@ class KafkaSettingsError(ValueError):
 
 
 class KafkaUnreachable(RuntimeError):
-    """No broker answered, or the cluster refused these credentials."""
+    """No broker answered, or the cluster refused these credentials. ``cause``: ``authentication``,
+    ``mechanism``, ``tls``, ``unreachable`` or ``unknown``."""
+
+    cause: str = "unknown"
 
 
 def bootstrap_servers(settings: Settings, bootstrap: str | None = None) -> list[str]:
@@ -91,28 +95,79 @@ def faust_credentials(settings: Settings) -> Any:
     return None
 
 
-def _explain(exc: Exception, config: dict[str, Any]) -> KafkaUnreachable:
-    """What to check, in the settings' own names (kafka-python reports a refused SASL login as
-    an incompatible broker version, which sends people the wrong way)."""
+# what the client logged while it failed -> what failed and the settings that decide it
+# (kafka-python raises "IncompatibleBrokerVersion" or "NoBrokersAvailable" whatever the cause;
+# the cause is in its log lines)
+_CAUSES = (
+    (("authentication failed", "saslauthenticationfailed", "authenticationfailed"), "authentication",
+     "the cluster refused the user name or password",
+     ["RISKPULSE_KAFKA_SASL_USERNAME", "RISKPULSE_KAFKA_SASL_PASSWORD"]),
+    (("unsupportedsaslmechanism", "mechanism"), "mechanism",
+     "the cluster does not offer this SASL mechanism", ["RISKPULSE_KAFKA_SASL_MECHANISM"]),
+    (("certificate_verify_failed", "certificate verify failed", "sslcertverificationerror", "hostname mismatch"), "tls",
+     "the broker's TLS certificate is not trusted", ["RISKPULSE_KAFKA_SSL_CAFILE (the cluster's CA)"]),
+    (("wrong version number", "sslerror", "ssl:", "unknown protocol", "record layer failure"), "tls",
+     "TLS failed: the listener and the security protocol disagree", ["RISKPULSE_KAFKA_SECURITY_PROTOCOL"]),
+    (("connection refused", "name or service not known", "nodename nor servname", "temporary failure in name",
+      "timed out", "no route to host", "network is unreachable"), "unreachable",
+     "no broker answered at that address", ["RISKPULSE_KAFKA_BOOTSTRAP"]),
+)
+
+
+class _Heard(logging.Handler):
+    """The client's own log lines while it connects: they name the cause its exception hides."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(record.getMessage())
+        except Exception:  # noqa: BLE001 - a log line we cannot format tells nothing
+            pass
+
+
+def diagnose(text: str, sasl: bool) -> tuple[str, str, list[str]]:
+    """(cause, what failed, the settings that decide it) from the client's words."""
+    low = text.lower()
+    for needles, cause, what, settings_ in _CAUSES:
+        if cause == "mechanism" and not sasl:
+            continue
+        if any(n in low for n in needles):
+            return cause, what, settings_
+    if sasl and ("disconnected" in low or "connection reset" in low):  # a mechanism the broker does not speak
+        return ("mechanism", "the broker closed the connection during the SASL handshake: most often a mechanism "
+                "it does not offer", ["RISKPULSE_KAFKA_SASL_MECHANISM", "RISKPULSE_KAFKA_SECURITY_PROTOCOL"])
+    return ("unknown", "no broker could be used", ["RISKPULSE_KAFKA_BOOTSTRAP", "RISKPULSE_KAFKA_SECURITY_PROTOCOL"])
+
+
+def _explain(exc: Exception, config: dict[str, Any], heard: list[str] = ()) -> KafkaUnreachable:  # type: ignore[assignment]
+    """What failed (authentication, the mechanism, TLS, the address) and the one or two settings
+    that decide it, in the settings' own names."""
     where = f"Kafka at {','.join(config['bootstrap_servers'])} over {config['security_protocol']}"
-    check = ["RISKPULSE_KAFKA_BOOTSTRAP", "RISKPULSE_KAFKA_SECURITY_PROTOCOL"]
-    if "sasl_mechanism" in config:
+    sasl = "sasl_mechanism" in config
+    if sasl:
         where += f" as {config['sasl_plain_username']!r} ({config['sasl_mechanism']})"
-        check += ["RISKPULSE_KAFKA_SASL_USERNAME", "RISKPULSE_KAFKA_SASL_PASSWORD", "RISKPULSE_KAFKA_SASL_MECHANISM "
-                  "(a wrong password or mechanism fails like this)"]
-    if "ssl_context" in config:
-        check += ["RISKPULSE_KAFKA_SSL_CAFILE (a private CA)"]
-    return KafkaUnreachable(f"cannot connect to {where}: {type(exc).__name__}: {exc}. Check "
-                            f"{', '.join(check)}; examples in docs/kafka.md")
+    cause, what, check = diagnose(" | ".join(list(heard) + [f"{type(exc).__name__}: {exc}"]), sasl)
+    error = KafkaUnreachable(f"cannot connect to {where}: {what}. Check {' and '.join(check)} "
+                             f"(examples in docs/kafka.md). The client said: {type(exc).__name__}: {exc}")
+    error.cause = cause
+    return error
 
 
 def _build(client: Any, *args: Any, settings: Settings | None, bootstrap: str | None, **extra: Any) -> Any:
-    """One kafka-python client with the cluster's settings; a refusal says what to check."""
+    """One kafka-python client with the cluster's settings; a refusal says what failed and what to check."""
     config = client_config(settings, bootstrap)
+    heard = _Heard()
+    kafka_log = logging.getLogger("kafka")
+    kafka_log.addHandler(heard)
     try:
         return client(*args, **config, **extra)
     except (KafkaError, NoBrokersAvailable, OSError) as exc:
-        raise _explain(exc, config) from exc
+        raise _explain(exc, config, heard.lines) from exc
+    finally:
+        kafka_log.removeHandler(heard)
 
 
 def admin(settings: Settings | None = None, bootstrap: str | None = None, **extra: Any) -> KafkaAdminClient:

@@ -51,3 +51,28 @@ def test_tls_files_that_are_missing_or_half_a_pair_are_refused(tmp_path: Path) -
 def test_plaintext_ignores_tls_and_sasl_settings() -> None:
     s = Settings(kafka_sasl_username="u", kafka_sasl_password="p", kafka_ssl_cafile=Path("/nonexistent"))
     assert client_config(s) == {"bootstrap_servers": ["127.0.0.1:9092"], "security_protocol": "PLAINTEXT"}
+
+
+def test_a_refusal_names_what_failed_and_the_settings_that_decide_it() -> None:
+    """kafka-python raises IncompatibleBrokerVersion or NoBrokersAvailable whatever went wrong;
+    its log lines say what did (seen against a SASL_SSL cluster: a wrong password, a mechanism
+    the broker does not offer, a private CA, a wrong port)."""
+    from riskpulse.stream.kafka_clients import diagnose
+
+    said = {
+        "authentication": "<BrokerConnection ...>: Authentication failed for user svc-riskpulse: "
+                          "SaslAuthenticationFailedError: Authentication failed during authentication due to "
+                          "invalid credentials with SASL mechanism SCRAM-SHA-512",
+        "mechanism": "<BrokerConnection ...>: socket disconnected | IncompatibleBrokerVersion: Kafka broker does not "
+                     "support the 'MetadataRequest_v0' Kafka protocol.",
+        "tls": "SSL: CERTIFICATE_VERIFY_FAILED certificate verify failed: unable to get local issuer certificate",
+        "unreachable": "connect attempt to <BrokerConnection ...> returned error 111. Disconnecting. "
+                       "[Errno 111] Connection refused | NoBrokersAvailable",
+    }
+    for cause, text in said.items():
+        found, what, settings = diagnose(text, sasl=True)
+        assert found == cause, (cause, what)
+        assert 1 <= len(settings) <= 2
+    assert diagnose(said["authentication"], sasl=True)[2] == ["RISKPULSE_KAFKA_SASL_USERNAME",
+                                                              "RISKPULSE_KAFKA_SASL_PASSWORD"]
+    assert diagnose("[Errno 111] Connection refused", sasl=False)[2] == ["RISKPULSE_KAFKA_BOOTSTRAP"]

@@ -98,6 +98,9 @@ def test_a_wrong_password_fails_at_once_and_says_what_to_check(secure_kafka: Any
         ensure_topics(settings)
     message = str(refused.value)
     assert USER in message and "SCRAM-SHA-256" in message and "RISKPULSE_KAFKA_SASL" in message
+    # what failed, and the two settings that decide it (not six to try, nor "incompatible broker version")
+    assert refused.value.cause == "authentication" and "refused the user name or password" in message
+    assert "Check RISKPULSE_KAFKA_SASL_USERNAME and RISKPULSE_KAFKA_SASL_PASSWORD" in message
     assert "not-the-password" not in message and PASSWORD not in message
     for command in (["replay", str(REPO / "README.md")], ["worker"]):  # the worker: before its supervisor starts
         out = subprocess.run([sys.executable, "-m", "riskpulse.cli", *command], cwd=REPO, capture_output=True,
