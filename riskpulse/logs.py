@@ -115,5 +115,5 @@ def setup_logging(json_logs: bool = False, level: int = logging.INFO) -> None:
     handler.addFilter(RateLimit())
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiokafka", "kafka", "urllib3", "httpx", "faust", "mode", "werkzeug"):
+    for noisy in ("aiokafka", "kafka", "urllib3", "httpx", "faust", "mode", "werkzeug", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

@@ -129,9 +129,10 @@ class PassedOver:
         done.append((TP(topic, partition), gap.first_missing, gap.next_seen - 1))
         if plan.fill_from is None:
             return
-        log.warning("the consumer passed over records of %s, offsets %d to %d (faust-streaming after a rebalance): "
-                    "reading them on the worker's own client", _name(gap), plan.fill_from, gap.next_seen - 1,
-                    extra={"topic": topic, "partition": partition, "fill_from": plan.fill_from, "next_seen": gap.next_seen})
+        # handled (counted in riskpulse_input_offsets_reread_total): routine after a rebalance, not a person's business
+        log.info("the consumer passed over records of %s, offsets %d to %d (faust-streaming after a rebalance): "
+                 "reading them on the worker's own client", _name(gap), plan.fill_from, gap.next_seen - 1,
+                 extra={"topic": topic, "partition": partition, "fill_from": plan.fill_from, "next_seen": gap.next_seen})
         at = plan.fill_from
         while at < gap.next_seen:
             records = await _answer(lambda: self.broker_offsets.read(key, at, gap.next_seen, PAGE), "records", gap)
