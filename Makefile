@@ -4,7 +4,7 @@ install:
 	bash scripts/install.sh
 demo:
 	bash scripts/preflight.sh  # before installing anything: Java, Maven, disk, ports, a model or the data
-	$(MAKE) install
+	bash scripts/install.sh --serve  # what the demo runs (no torch, no test tools); `make test` installs the rest
 	.venv/bin/riskpulse demo
 test: install
 	bash scripts/install-system.sh

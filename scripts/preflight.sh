@@ -18,11 +18,11 @@ else
 fi
 command -v mvn >/dev/null || problems+=("Maven resolves the Kafka jars once: apt-get install maven")
 cache=${RISKPULSE_DEPS_CACHE:-$HOME/.cache/riskpulse/deps}
-want=$(sha256sum requirements/dev.lock | cut -d' ' -f1)
-if [ ! -x "$cache/$want/bin/python" ]; then  # not installed yet: about 7 GB with CUDA torch
+want=$(sha256sum requirements/serve.lock | cut -d' ' -f1)  # the demo's: the services on ONNX Runtime
+if [ ! -x "$cache/$want/bin/python" ]; then  # not installed yet: about 0.7 GB
   mkdir -p "$cache"
   free_gb=$(df -Pk "$cache" | awk 'NR == 2 {print int($4 / 1048576)}')
-  [ "$free_gb" -ge 10 ] || problems+=("the dependencies need about 10 GB free in $cache ($free_gb GB free); set RISKPULSE_DEPS_CACHE elsewhere")
+  [ "$free_gb" -ge 2 ] || problems+=("the demo's dependencies need about 2 GB free in $cache ($free_gb GB free); set RISKPULSE_DEPS_CACHE elsewhere")
 fi
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 home=${RISKPULSE_HOME:-$HOME/.riskpulse}
