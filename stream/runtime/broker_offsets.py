@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, TypeVar
 from kafka import KafkaConsumer, TopicPartition
 
 from .. import kafka_clients
+from ..reader import reader
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,14 @@ class BrokerOffsets:
         self._lock = asyncio.Lock()
 
     def _new_client(self, client_id: str) -> KafkaConsumer:
-        return kafka_clients.consumer(bootstrap=self.bootstrap, enable_auto_commit=False, group_id=None,
-                                      client_id=client_id, auto_offset_reset="earliest",
-                                      request_timeout_ms=int(self.timeout_s * 1000) + 1000,
-                                      api_version_auto_timeout_ms=int(self.timeout_s * 1000))
+        # with the reader's consistent fetch limits: kafka-python's defaults ask for partition
+        # fetches of up to 1 MiB but refuse frames over 1,000,000 bytes, so a gap holding records
+        # near the 1 MB limit failed to read ("Invalid frame length: 1048683", seen with hostile
+        # records) and came back empty (dpkp/kafka-python#3074; stream/reader.py)
+        return reader(bootstrap=self.bootstrap, enable_auto_commit=False, group_id=None,
+                      client_id=client_id, auto_offset_reset="earliest",
+                      request_timeout_ms=int(self.timeout_s * 1000) + 1000,
+                      api_version_auto_timeout_ms=int(self.timeout_s * 1000))
 
     def _connect(self) -> KafkaConsumer:
         if self._client is None:

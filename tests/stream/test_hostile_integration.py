@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 import random
 import time
 from datetime import datetime, timezone
@@ -76,7 +77,8 @@ def test_ten_thousand_hostile_records_interleaved_with_news(pipeline: Any, kafka
     refused = sum(isinstance(parse_news(v, now), Invalid) for v in stream)
 
     produce(kafka.bootstrap, pipeline.topic(TOPIC_NEWS), stream, key=lambda v: str(rng.randrange(97)).encode())
-    dlq = consume(kafka.bootstrap, pipeline.topic(TOPIC_DLQ), lambda r: len(r) >= refused, timeout_s=300)
+    dlq = consume(kafka.bootstrap, pipeline.topic(TOPIC_DLQ),
+                  lambda r: len({(d["source_partition"], d["source_offset"]) for d in r}) >= refused, timeout_s=300)
     harmless = len(stream) - refused
     # every valid id, not only a count: a re-sent copy can be published before an item still on its
     # way from another counting partition
@@ -85,8 +87,17 @@ def test_ten_thousand_hostile_records_interleaved_with_news(pipeline: Any, kafka
     trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS),
                      lambda r: ticker_totals(r, {"AAPL", "XOM"}) >= len(valid), timeout_s=300)
 
-    assert len(dlq) == refused and all(d["stage"] == "parse" and d["error"] for d in dlq)
-    assert len({(d["source_partition"], d["source_offset"]) for d in dlq}) == refused
+    # one dead letter per refused record, by its key (source partition and offset); at least once:
+    # faust seeks every stream partition back to its commit when it has recovered the tables at
+    # start, so the first records read before that are read again, and dead-lettered again under
+    # the same key with the same content (docs/kafka.md, news.dlq)
+    by_key: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for d in dlq:
+        by_key.setdefault((d["source_partition"], d["source_offset"]), []).append(d)
+    assert len(by_key) == refused and all(d["stage"] == "parse" and d["error"] for d in dlq), Counter(
+        d["stage"] for d in dlq)
+    for copies in by_key.values():
+        assert all({**c, "failed_at": None} == {**copies[0], "failed_at": None} for c in copies)
     by_id: dict[str, dict[str, Any]] = {}
     for rec in scored:
         by_id.setdefault(rec["id"], rec)

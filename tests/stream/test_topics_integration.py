@@ -45,7 +45,7 @@ def test_plan_then_apply_creates_every_topic_with_its_configs_and_a_second_plan_
     out = subprocess.run([sys.executable, "-m", "riskpulse.cli", "topics", "plan"], cwd=REPO, capture_output=True,
                          text=True, timeout=120, env={**os.environ, **env_of(s)})
     assert out.returncode == 0, out.stderr
-    assert "keyed by alert id" in out.stdout and out.stdout.count("ok ") == 9
+    assert "keyed by alert id" in out.stdout and out.stdout.count("ok ") == 10
 
 
 def env_of(s: Settings) -> dict[str, str]:
