@@ -72,9 +72,9 @@ def pipeline(tmp_path: Path, kafka: Any, tiny_model: Path, request: pytest.Fixtu
 
     def start(**extra: Any) -> Worker:
         env = worker_env(tmp_path / f"w{len(workers)}", kafka.bootstrap, tiny_model, name, **extra)
-        w = Worker(env, tmp_path / f"worker{len(workers)}.log").start()
-        workers.append(w)
-        return w
+        w = Worker(env, tmp_path / f"worker{len(workers)}.log")
+        workers.append(w)  # before it starts: one that never gets ready is stopped too (it was left running)
+        return w.start()
 
     start.topic = lambda t: f"{name}.{t}"  # type: ignore[attr-defined]
     yield start
