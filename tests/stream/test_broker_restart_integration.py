@@ -21,7 +21,8 @@ def test_worker_survives_a_broker_restart_under_load(tmp_path: Path, tiny_model:
     worker = None
     try:
         env = worker_env(tmp_path / "w", broker.bootstrap, tiny_model, "restart")
-        worker = Worker(env, tmp_path / "worker.log").start()
+        worker = Worker(env, tmp_path / "worker.log")
+        worker.start()  # assigned first: the finally stops it even if it never gets ready
         items = news_items(3000, seed=5, span_s=3000)
         first, second = items[:1500], items[1500:]
         produce(broker.bootstrap, f"restart.{TOPIC_NEWS}", first, key=lambda v: v["id"].encode())

@@ -113,8 +113,9 @@ def test_the_worker_replay_and_ingest_run_over_sasl_ssl(secure_kafka: Any, tmp_p
     broker, ca = secure_kafka
     name = "secure"
     env = {**worker_env(tmp_path / "w", broker.secure_bootstrap, tiny_model, name), **secure_env(broker, ca)}
-    worker = Worker(env, tmp_path / "worker.log").start()
+    worker = Worker(env, tmp_path / "worker.log")
     try:
+        worker.start()  # inside: the finally stops it even if it never gets ready
         feed = tmp_path / "feed.jsonl"
         items = [{"id": f"r-{i}", "headline": f"Lender shares slide on capital worries #{i}",
                   "published_at": "2026-11-30T09:00:00Z"} for i in range(20)]
