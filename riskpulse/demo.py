@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import subprocess
 import sys
 import threading
@@ -96,6 +97,13 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 180.
     raise RuntimeError("the worker did not become ready; see its log above")
 
 
+def _stop_on_terminate(signum: int, frame: object) -> None:
+    """SIGTERM (``kill``, a service manager) or SIGHUP (the terminal closed) stop the demo as
+    Ctrl-C does: everything it started, the broker included. By default they end Python at once,
+    with no ``finally``, and left the broker running."""
+    raise KeyboardInterrupt
+
+
 def run_demo(speed: float = 60.0) -> int:
     from riskpulse.stream.local_broker import LocalBroker
     from riskpulse.stream.replay import replay
@@ -109,6 +117,8 @@ def run_demo(speed: float = 60.0) -> int:
     started_broker = broker.pid() is None
     started: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop_on_terminate)
     try:  # from here on, whatever fails, everything this demo started is stopped (the broker too)
         if started_broker:
             print(f"starting Kafka on {s.kafka_bootstrap} ...", flush=True)
