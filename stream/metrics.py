@@ -20,6 +20,8 @@ UNSCORED = Counter("riskpulse_unscored_items_total", "Items whose sentiment the 
                    "trained on, or no text): counted apart in the trends, never as neutral", ["status"])
 LATE = Counter("riskpulse_late_items_total", "Scored items whose window had already closed when they first arrived "
                "(not counted in trends; redeliveries after a restart are not late)")
+CLIENT_RETRIES = Counter("riskpulse_kafka_client_retries_total", "Errors the Kafka client logged and retried itself "
+                         "(shown as INFO, not ERROR), by error", ["error"])
 CORRECTIONS = Counter("riskpulse_corrections_total", "Corrections (the same id again with changed content) the "
                       "counting stage took the previous revision out for")
 CORRECTIONS_TOO_OLD = Counter("riskpulse_corrections_too_old_total", "Corrections of windows judged longer ago than the "

@@ -28,6 +28,7 @@ from ..stages.ports import SCORED_BY_STORY, Record, Stage
 from . import commits
 from .app import declare_topics, state_tables
 from .broker_offsets import BrokerOffsets
+from .client_logs import quiet_retried_client_errors
 from .driver import StageDriver
 from .outputs import StagePort, TopicOutputs
 from .passed_over import PassedOver
@@ -41,6 +42,7 @@ log = logging.getLogger("riskpulse.stream.runtime")
 class Runtime:
     def __init__(self, app: faust.App, settings: Settings) -> None:
         check_pinned()
+        quiet_retried_client_errors()  # before the consumer starts: its first lookup fails on every first start
         self.app, self.settings = app, settings
         self.topics = declare_topics(app, settings)
         self.partitions = settings.kafka_partitions  # of every topic: news, both internal ones, the outputs
