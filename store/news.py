@@ -44,7 +44,11 @@ def storable(table: Table, row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+def _insert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str], update: bool) -> None:
+    """One statement with the rows as parameters (executemany; SQLAlchemy batches them into
+    multi-row INSERTs): compiled once and cached, where .values(rows) compiled a new statement for
+    every batch shape - a fifth of the worker's CPU in a profile of the aggregate stage. A row
+    whose keys are stored already is updated (``update``) or left as it is."""
     if not rows:
         return
     rows = [storable(table, row) for row in rows]
@@ -52,13 +56,22 @@ def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: li
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    # one statement with the rows as parameters (executemany; SQLAlchemy batches them into
-    # multi-row INSERTs): compiled once and cached, where .values(rows) compiled a new statement
-    # for every batch shape - a fifth of the worker's CPU in a profile of the aggregate stage
     stmt = insert(table)
-    stmt = stmt.on_conflict_do_update(index_elements=keys,
-                                      set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys})
+    if update:
+        stmt = stmt.on_conflict_do_update(index_elements=keys,
+                                          set_={c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys})
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
     conn.execute(stmt, rows)
+
+
+def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    _insert(conn, table, rows, keys, update=True)
+
+
+def _insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """Insert the rows whose keys are not stored yet (history: what was, stays)."""
+    _insert(conn, table, rows, keys, update=False)
 
 
 def _revision(row: dict[str, Any]) -> int:
@@ -69,18 +82,6 @@ def _history_row(row: dict[str, Any], revision: int) -> dict[str, Any]:
     return {"id": row["id"], "revision": revision, **{c: row[c] for c in (
         "headline", "source", "url", "published_at", "tickers", "topic", "sentiment", "sentiment_score",
         "model_version", "scored_at")}}
-
-
-def _insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
-    """Insert the rows whose keys are not stored yet (history: what was, stays)."""
-    if not rows:
-        return
-    rows = [storable(table, row) for row in rows]
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    conn.execute(insert(table).on_conflict_do_nothing(index_elements=keys), rows)
 
 
 def _lock_id(key_type: str, key: str) -> int:
