@@ -35,13 +35,14 @@ from riskpulse.records import Alert, ScoredNews, Trend
 
 from . import windows
 from . import stories
-from .dedupe import key_of_normalised, normalise_headline
+from .dedupe import entries, entry_at, key_of_normalised, normalise_headline, replace_entry
 from .limits import MAX_TICKERS
 from .detection import Detection, Verdicts, shard_of
 from .state import Overlay
 from .spread import SpreadConfig, spread_alert
 from .story_state import Stories
 from .time_index import TimeIndex
+from .window_changes import Changes, apply, as_fix, by_shard, keys_of
 from .watermark import PartitionClock
 
 log = logging.getLogger(__name__)
@@ -120,76 +121,6 @@ def _ckey(start: int) -> str:
     return f"wc|{start}"
 
 
-class _Changes(dict):  # type: ignore[type-arg]
-    """One item's changes to window counters, per (window start, key shard), in order: a
-    correction taking a revision out (a fix, stream/core/windows.py ``apply_fix``), an item
-    counted under some keys (counted straight into the value: the common case stays cheap)."""
-
-    def add(self, start: int, shard: int, fix: dict[str, Any]) -> None:
-        self.setdefault((start, shard), []).append(("fix", fix))
-
-    def count(self, start: int, shard: int, item: ScoredNews, keys: list[str], new_story: list[str]) -> None:
-        self.setdefault((start, shard), []).append(("count", item, keys, new_story))
-
-
-def _apply(value: dict[str, Any], ops: list[tuple[Any, ...]]) -> None:
-    for op in ops:
-        if op[0] == "count":
-            windows.count_keys(value, op[1], op[2], op[3])
-        else:
-            windows.apply_fix(value, op[1])
-
-
-def _as_fix(ops: list[tuple[Any, ...]]) -> dict[str, Any]:
-    """An item's changes to a closed window, as one correction for the judges."""
-    fix = windows.empty_fix()
-    for op in ops:
-        if op[0] == "count":
-            windows.count_keys(fix, op[1], op[2], op[3])
-        else:
-            windows.add_fix(fix, op[1])
-    return fix
-
-
-def _keys_of(ops: list[tuple[Any, ...]]) -> set[str]:
-    return {k for op in ops for k in (op[2] if op[0] == "count" else op[1]["keys"])}
-
-
-def _by_shard(fix: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    """A fix split by key shard (each window value holds one shard's keys); the dropped items
-    go with every part."""
-    parts: dict[int, dict[str, Any]] = {}
-    for section in ("keys", "top"):
-        for key, value in (fix.get(section) or {}).items():
-            part = parts.setdefault(_shard(key, KEY_SHARDS), {"keys": {}, "drop": list(fix.get("drop") or []), "top": {}})
-            part[section][key] = value
-    return parts
-
-
-def _entries(value: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """A dedupe entry and, after it, the entries it took the place of: sightings since corrected
-    whose headline came again (a correction of them may still come, or be read again)."""
-    if value is None:
-        return []
-    return [{k: v for k, v in value.items() if k != "before"}] + list(value.get("before") or [])
-
-
-def _entry_at(value: dict[str, Any] | None, item_id: str, pos: list[int]) -> tuple[int, dict[str, Any]] | None:
-    for i, entry in enumerate(_entries(value)):
-        if entry["id"] == item_id and list(entry["pos"]) == pos:
-            return i, entry
-    return None
-
-
-def _replace_entry(value: dict[str, Any], at: int, entry: dict[str, Any]) -> dict[str, Any]:
-    entries = _entries(value)
-    entries[at] = entry
-    head = dict(entries[0])
-    if len(entries) > 1:
-        head["before"] = entries[1:]
-    return head
-
-
 def _copy_shard(value: dict[str, Any] | None) -> dict[str, Any]:
     if value is None:
         return {"applied": {}, "keys": {}, "top": {}}
@@ -253,7 +184,7 @@ class Aggregator:
         """
         ts = item.published_at.timestamp()
         late = self._is_late(ts)
-        changes = _Changes()
+        changes = Changes()
         if retract is not None:  # first: the revision it replaces may have had the same headline
             self._retract(item.id, retract, partition, offset, changes)
         if self.config.dedupe:
@@ -283,18 +214,18 @@ class Aggregator:
     def retract(self, item_id: str, replaced: dict[str, Any], partition: int, offset: int) -> None:
         """Take item ``item_id``'s previous revision out of the counts here: its correction, read
         at (partition, offset), was counted on another partition."""
-        changes = _Changes()
+        changes = Changes()
         self._retract(item_id, replaced, partition, offset, changes)
         self._write(changes, partition, offset)
 
-    def _retract(self, item_id: str, replaced: dict[str, Any], partition: int, offset: int, changes: "_Changes") -> None:
+    def _retract(self, item_id: str, replaced: dict[str, Any], partition: int, offset: int, changes: "Changes") -> None:
         """Only a revision that was counted here (its dedupe entry: first sighting, not late) is
         taken out, like an item is counted: by each window value that does not hold this record
         yet (:meth:`_write`). The entry is then marked gone, so its headline is news again for others."""
         dkey = "d|" + replaced["dkey"]
         value = self.state.get(dkey)
         here = [partition, offset]
-        found = _entry_at(value, item_id, [partition, replaced["offset"]])
+        found = entry_at(value, item_id, [partition, replaced["offset"]])
         if found is None or found[1].get("late") or found[1].get("gone") not in (None, here):
             return
         at, entry = found
@@ -302,13 +233,13 @@ class Aggregator:
         start = windows.window_start(ts, self.config.window_s)
         brought = list(entry.get("in") or [])
         fix = windows.uncount(replaced, item_id, brought)
-        for shard, part in _by_shard(fix).items():
+        for shard, part in by_shard(fix, KEY_SHARDS).items():
             changes.add(start, shard, part)
         if brought:
             self.stories.not_brought_by(entry.get("story") or item_id, start, brought, [partition, replaced["offset"]],
                                         here)
         if entry.get("gone") is None:
-            self.state.set(dkey, _replace_entry(value, at, {**entry, "gone": here}))
+            self.state.set(dkey, replace_entry(value, at, {**entry, "gone": here}))
 
     def heard(self, partition: int, now_wall: float, behind: int = 0, event_ts: float | None = None) -> None:
         """A partition's progress without an item: a heartbeat, its records failed before scoring,
@@ -326,7 +257,7 @@ class Aggregator:
         sighting joins the story it is a near-copy of, or starts one (stream/core/story_state.py).
         Returns the fields to update on the item, its status and its story."""
         current = self.state.get(dkey)
-        mine = _entry_at(current, item.id, [partition, offset])
+        mine = entry_at(current, item.id, [partition, offset])
         if mine is not None:  # this very record, read again
             story = current_story = mine[1].get("story") or item.id
             if current_story == item.id:
@@ -344,7 +275,7 @@ class Aggregator:
         if late and not (item.revision or 1) > 1:
             entry["late"] = True  # never counted: nothing to take back if it is corrected
         if current is not None and current.get("gone") is not None:  # a correction may still look for it
-            entry["before"] = _entries(current)[:BEFORE_KEPT]
+            entry["before"] = entries(current)[:BEFORE_KEPT]
         self.state.set(dkey, entry)
         DEDUPE_INDEX.add(self.state, dkey, ts)
         return {}, "counted", story
@@ -352,13 +283,13 @@ class Aggregator:
     def _is_late(self, ts: float) -> bool:
         return windows.window_start(ts, self.config.window_s) + self.config.window_s + self.config.lateness_s <= self.closed
 
-    def _count(self, item: ScoredNews, ts: float, partition: int, offset: int, changes: "_Changes", dkey: str) -> None:
+    def _count(self, item: ScoredNews, ts: float, partition: int, offset: int, changes: "Changes", dkey: str) -> None:
         """``dkey``: the item's dedupe entry ("" in the backtest, which has none)."""
         start = windows.window_start(ts, self.config.window_s)
         keys = windows.keys_of(item)[:MAX_KEYS_PER_ITEM]
         cfg = self.config
         value = self.state.get(dkey) if dkey else None
-        found = _entry_at(value, item.id, [partition, offset])
+        found = entry_at(value, item.id, [partition, offset])
         entry = found[1] if found is not None else None
         new_story: list[str] = []
         if item.sentiment_status == "scored":
@@ -366,15 +297,15 @@ class Aggregator:
                                                self.closed - cfg.window_s - cfg.lateness_s)
             if entry is not None and "in" in entry:  # read again: the role its first reading recorded
                 new_story = [k for k in keys if k in entry["in"]]
-        by_shard: dict[int, list[str]] = {}
+        keys_by_shard: dict[int, list[str]] = {}
         for key in keys:
-            by_shard.setdefault(_shard(key, KEY_SHARDS), []).append(key)
-        for shard, shard_keys in by_shard.items():
+            keys_by_shard.setdefault(_shard(key, KEY_SHARDS), []).append(key)
+        for shard, shard_keys in keys_by_shard.items():
             changes.count(start, shard, item, shard_keys, new_story)
         if found is not None and entry is not None and "in" not in entry:  # a correction takes the story out where this copy brought it in
-            self.state.set(dkey, _replace_entry(value, found[0], {**entry, "in": new_story}))
+            self.state.set(dkey, replace_entry(value, found[0], {**entry, "in": new_story}))
 
-    def _write(self, changes: "_Changes", partition: int, offset: int) -> None:
+    def _write(self, changes: "Changes", partition: int, offset: int) -> None:
         """An item's changes to window counters, each (window, key shard) value once, where the
         value does not hold the record yet (redelivery): in place while the window is open; once
         it is closed, as corrections for the judges (:attr:`fixes`), unless the window held the
@@ -385,7 +316,7 @@ class Aggregator:
             if start + self.config.window_s + self.config.lateness_s <= self.closed:
                 held = (self.state.get(_ckey(start)) or {}).get(str(shard)) or {}
                 if held.get(p, -1) < offset:
-                    self.fixes.append((start, shard, (partition, offset), _as_fix(ops)))
+                    self.fixes.append((start, shard, (partition, offset), as_fix(ops)))
                 continue
             if start not in self.open:  # also on redelivery: the marker may not have kept it
                 self.open = sorted(self.open + [start])
@@ -393,12 +324,12 @@ class Aggregator:
             if current is not None and current["applied"].get(p, -1) >= offset:
                 continue  # this shard already holds the item (redelivery)
             value = _copy_shard(current)
-            new_keys = [k for k in _keys_of(ops) if k not in value["keys"]]
+            new_keys = [k for k in keys_of(ops) if k not in value["keys"]]
             if len(value["keys"]) + len(new_keys) > MAX_KEYS_PER_SHARD:
                 raise StateFull(f"window {start} holds {len(value['keys'])} keys in shard {shard}; "
                                 f"at most {MAX_KEYS_PER_SHARD} (a flood of distinct tickers?)")
             value["applied"][p] = offset
-            _apply(value, ops)
+            apply(value, ops)
             updates.append((_wkey(start, shard), value))
         for key, value in updates:
             self.state.set(key, value)

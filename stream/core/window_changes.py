@@ -1,0 +1,61 @@
+"""One record's changes to window counters, per (window start, key shard): what the aggregator
+applies to an open window's value, or sends to the judges as a correction of a closed one
+(stream/core/aggregator.py). A correction taking a revision out is a fix (stream/core/windows.py
+``apply_fix``); an item counted under some keys is counted straight into the value, so the common
+case stays as cheap as before corrections.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from riskpulse.records import ScoredNews
+
+from . import windows
+from .detection import shard_of
+
+
+class Changes(dict):  # type: ignore[type-arg]
+    """One item's changes to window counters, per (window start, key shard), in order: a
+    correction taking a revision out (a fix, stream/core/windows.py ``apply_fix``), an item
+    counted under some keys (counted straight into the value: the common case stays cheap)."""
+
+    def add(self, start: int, shard: int, fix: dict[str, Any]) -> None:
+        self.setdefault((start, shard), []).append(("fix", fix))
+
+    def count(self, start: int, shard: int, item: ScoredNews, keys: list[str], new_story: list[str]) -> None:
+        self.setdefault((start, shard), []).append(("count", item, keys, new_story))
+
+
+def apply(value: dict[str, Any], ops: list[tuple[Any, ...]]) -> None:
+    for op in ops:
+        if op[0] == "count":
+            windows.count_keys(value, op[1], op[2], op[3])
+        else:
+            windows.apply_fix(value, op[1])
+
+
+def as_fix(ops: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """An item's changes to a closed window, as one correction for the judges."""
+    fix = windows.empty_fix()
+    for op in ops:
+        if op[0] == "count":
+            windows.count_keys(fix, op[1], op[2], op[3])
+        else:
+            windows.add_fix(fix, op[1])
+    return fix
+
+
+def keys_of(ops: list[tuple[Any, ...]]) -> set[str]:
+    return {k for op in ops for k in (op[2] if op[0] == "count" else op[1]["keys"])}
+
+
+def by_shard(fix: dict[str, Any], shards: int) -> dict[int, dict[str, Any]]:
+    """A fix split by key shard (each window value holds one shard's keys); the dropped items
+    go with every part."""
+    parts: dict[int, dict[str, Any]] = {}
+    for section in ("keys", "top"):
+        for key, value in (fix.get(section) or {}).items():
+            part = parts.setdefault(shard_of(key, shards), {"keys": {}, "drop": list(fix.get("drop") or []), "top": {}})
+            part[section][key] = value
+    return parts
