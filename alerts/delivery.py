@@ -24,9 +24,12 @@ from riskpulse.httputil import retry_after_s
 from riskpulse.records import Alert
 from riskpulse.settings import Settings
 
+from .incident_bodies import alertmanager_body
+from .incidents import Member, evidence
 from .outbox import Outbox
 from .rules import Route, Rules
 from .signing import headers_for
+from .slack import slack_escape, slack_link
 from .silences import Silences
 
 log = logging.getLogger(__name__)
@@ -52,25 +55,15 @@ def standard_body(alert: Alert, link: str | None = None) -> dict[str, Any]:
     return body
 
 
-def slack_escape(text: str) -> str:
-    """Slack's three control characters: a headline cannot inject links or @-mentions."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _slack_link(url: str, text: str) -> str:
-    """``<url|text>``; a ``|`` in the URL would end it early."""
-    return f"<{slack_escape(url).replace('|', '%7C')}|{text}>"
-
-
 def slack_body(alert: Alert, page: str | None = None) -> dict[str, Any]:
     """A Slack incoming-webhook message (also understood by Mattermost and Rocket.Chat)."""
     icon = {"critical": ":rotating_light:", "warning": ":warning:"}[alert.severity] if alert.status == "firing" else ":white_check_mark:"
     lines = [f"{icon} {slack_escape(alert.summary)}"]
     for h in alert.top_headlines[:3]:
         text = slack_escape(h.headline)
-        lines.append(f"• {_slack_link(h.url, text) if h.url else text} ({h.sentiment_score:+.2f})")
+        lines.append(f"• {slack_link(h.url, text) if h.url else text} ({h.sentiment_score:+.2f})")
     if page:
-        lines.append(_slack_link(page, "Open in riskpulse"))
+        lines.append(slack_link(page, "Open in riskpulse"))
     text = "\n".join(lines)
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
 
@@ -80,7 +73,11 @@ def enqueue_alert(outbox: Outbox, rules: Rules, alert: Alert, dashboard_url: str
     new = 0
     page = alert_link(dashboard_url, alert)
     for route in rules.routes_for(alert.severity, alert.key_type, alert.key):
-        body = slack_body(alert, page) if route.format == "slack" else standard_body(alert, page)
+        if route.format == "alertmanager":  # a group of one alert
+            body = alertmanager_body(f"{route.name}:{alert.id}", route.name, [Member(alert, evidence([alert]))],
+                                     alert.status, ("key_type", "key"), dashboard_url)
+        else:
+            body = slack_body(alert, page) if route.format == "slack" else standard_body(alert, page)
         new += outbox.enqueue(message_id(alert), route.name, route.url, body, key_type=alert.key_type, key=alert.key,
                               severity=alert.severity)
     return new

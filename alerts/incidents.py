@@ -14,13 +14,14 @@ group_interval, repeat_interval) is the delivery's business, over these incident
 - **Grouping.** Two alerts belong to one incident when their first windows are within
   ``window_s`` of each other and either they carry the same values of the ``by`` labels (by default
   the key: the same ticker firing again soon is the same event) or their evidence overlaps: at
-  least ``min_overlap`` of the smaller alert's evidence stories are the other's too. Incidents are
+  least ``min_overlap`` of the smaller alert's evidence stories are the other's too, or (one of
+  them a ticker alert) of the other's evidence names that ticker. Incidents are
   the connected groups; an incident's id comes from its earliest alert, so it is stable while the
   incident grows (two incidents a later alert bridges become one, under the earlier's id).
 - **Inhibition.** Rules in Alertmanager's spirit: an alert matching ``source`` inhibits alerts
   matching ``target`` that agree on the ``equal`` labels, while both fire within ``window_s``; and,
   beyond Alertmanager, only where at least ``min_evidence_share`` of the target's evidence is the
-  source's. Default: a ticker alert inhibits the topic alerts whose evidence is mostly that
+  source's news (for a ticker source: names the ticker; else: is among the source's stories). Default: a ticker alert inhibits the topic alerts whose evidence is mostly that
   ticker's news. An inhibited alert is kept (and shown) as inhibited and is not notified on its own.
 """
 
@@ -43,6 +44,16 @@ def labels(alert: Alert) -> dict[str, str]:
 def evidence(records: Iterable[Alert]) -> frozenset[str]:
     """The stories an alert is made of, over its records (a resolved record carries none)."""
     return frozenset(e.story_id or e.id for r in records for e in r.top_headlines)
+
+
+def named(records: Iterable[Alert]) -> dict[str, frozenset[str]]:
+    """The tickers each evidence story names, where the records say (those before incidents do not)."""
+    out: dict[str, frozenset[str]] = {}
+    for r in records:
+        for e in r.top_headlines:
+            if e.tickers is not None:
+                out[e.story_id or e.id] = out.get(e.story_id or e.id, frozenset()) | frozenset(e.tickers)
+    return out
 
 
 @dataclass(frozen=True)
@@ -74,10 +85,20 @@ class Member:
     alert: Alert
     evidence: frozenset[str]
     inhibited_by: str | None = None
+    named: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def firing(self) -> bool:
         return self.alert.status == "firing"
+
+    def share_about(self, ticker: str) -> float | None:
+        """How much of this alert's evidence names ``ticker`` (None: its evidence does not say).
+        A topic alert's evidence is its five most negative stories; a ticker alert's, its own five:
+        two samples of one burst need not share stories, but the topic's all name the ticker."""
+        known = [story for story in self.evidence if story in self.named]
+        if not known:
+            return None
+        return sum(ticker in self.named[story] for story in known) / len(known)
 
 
 @dataclass(frozen=True)
@@ -109,7 +130,7 @@ def latest(records: Iterable[Alert]) -> dict[str, Member]:
     out = {}
     for alert_id, recs in by_id.items():
         last = max(recs, key=lambda r: (r.window_end, r.status == "resolved", r.fired_at, r.severity == "critical"))
-        out[alert_id] = Member(last, evidence(recs))
+        out[alert_id] = Member(last, evidence(recs), named=named(recs))
     return out
 
 
@@ -117,6 +138,27 @@ def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
     if not a or not b:
         return 0.0
     return len(a & b) / min(len(a), len(b))
+
+
+def _share(target: Member, source: Member) -> float:
+    """How much of ``target``'s evidence is ``source``'s news: for a ticker source, the share of
+    the target's evidence naming the ticker (where the evidence says), else of its stories that
+    are the source's too."""
+    if source.alert.key_type == "ticker":
+        about = target.share_about(source.alert.key)
+        if about is not None:
+            return about
+    if not target.evidence:
+        return 0.0
+    return len(target.evidence & source.evidence) / len(target.evidence)
+
+
+def _related(a: Member, b: Member, min_overlap: float) -> bool:
+    """One event by what the two are made of: shared stories, or one's evidence about the other's ticker."""
+    if _overlap(a.evidence, b.evidence) >= min_overlap:
+        return True
+    return any(x.alert.key_type == "ticker" and (y.share_about(x.alert.key) or 0.0) >= min_overlap
+               for x, y in ((a, b), (b, a)))
 
 
 def _near(a: Alert, b: Alert, window_s: float) -> bool:
@@ -140,9 +182,7 @@ def inhibitions(members: dict[str, Member], rules: tuple[InhibitRule, ...] = DEF
                         or any(s_labels.get(k) != t_labels.get(k) for k in rule.equal)
                         or not _near(source.alert, target.alert, rule.window_s)):
                     continue
-                if rule.min_evidence_share is not None and (
-                        not target.evidence
-                        or len(target.evidence & source.evidence) / len(target.evidence) < rule.min_evidence_share):
+                if rule.min_evidence_share is not None and _share(target, source) < rule.min_evidence_share:
                     continue
                 out[target_id] = min(source_id, out.get(target_id, source_id))
     return out
@@ -153,7 +193,7 @@ def incidents(records: Iterable[Alert], grouping: Grouping = Grouping(),
     """The incidents the alerts make, earliest first (see the module's docstring)."""
     members = latest(records)
     inhibited = inhibitions(members, inhibit)
-    members = {i: Member(m.alert, m.evidence, inhibited.get(i)) for i, m in members.items()}
+    members = {i: Member(m.alert, m.evidence, inhibited.get(i), m.named) for i, m in members.items()}
     parent = {i: i for i in members}
 
     def find(i: str) -> str:
@@ -170,7 +210,7 @@ def incidents(records: Iterable[Alert], grouping: Grouping = Grouping(),
                 continue
             la, lb = labels(ma.alert), labels(mb.alert)
             same = bool(grouping.by) and all(la.get(k) == lb.get(k) for k in grouping.by)
-            if same or _overlap(ma.evidence, mb.evidence) >= grouping.min_overlap:
+            if same or _related(ma, mb, grouping.min_overlap):
                 ra, rb = find(a), find(b)
                 if ra != rb:
                     parent[max(ra, rb)] = min(ra, rb)

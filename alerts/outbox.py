@@ -14,11 +14,11 @@ import uuid
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from riskpulse.store.engine import create_store_engine
-from riskpulse.store.schema import deliveries, endpoints, outbox
+from riskpulse.store.schema import deliveries, endpoints, incident_notices, outbox
 
 LEASE_S = 120.0
 
@@ -29,19 +29,26 @@ class Outbox:
         self.owner = uuid.uuid4().hex[:12]
 
     def enqueue(self, message_id: str, route: str, url: str, body: dict[str, Any], now: float | None = None,
-                key_type: str | None = None, key: str | None = None, severity: str | None = None) -> bool:
+                key_type: str | None = None, key: str | None = None, severity: str | None = None,
+                conn: Connection | None = None) -> bool:
         """Adds a pending delivery; False if it is already there (redelivered alert): idempotent.
 
-        ``key_type``, ``key``, ``severity``: the alert's, for silences (alerts/silences.py)."""
+        ``key_type``, ``key``, ``severity``: the alert's, for silences (alerts/silences.py).
+        ``conn``: inside the caller's transaction (alerts/notifier.py), where a message already
+        there raises IntegrityError instead, so the caller's whole transaction rolls back."""
         now = time.time() if now is None else now
         status = "skipped" if self.disabled(route) else "pending"
+        row = insert(outbox).values(
+            message_id=message_id, route=route, url=url, body=json.dumps(body, ensure_ascii=False),
+            key_type=key_type, key=key, severity=severity,
+            status=status, attempts=0, next_attempt_at=now, created_at=now,
+            last_error="endpoint disabled (HTTP 410)" if status == "skipped" else None)
+        if conn is not None:
+            conn.execute(row)
+            return True
         try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(outbox).values(
-                    message_id=message_id, route=route, url=url, body=json.dumps(body, ensure_ascii=False),
-                    key_type=key_type, key=key, severity=severity,
-                    status=status, attempts=0, next_attempt_at=now, created_at=now,
-                    last_error="endpoint disabled (HTTP 410)" if status == "skipped" else None))
+            with self.engine.begin() as own:
+                own.execute(row)
             return True
         except IntegrityError:
             return False
@@ -140,6 +147,9 @@ class Outbox:
         with self.engine.begin() as conn:
             done = conn.execute(delete(outbox).where(outbox.c.status != "pending", outbox.c.finished_at < before))
             conn.execute(delete(deliveries).where(deliveries.c.at < before))
+            conn.execute(delete(incident_notices).where(incident_notices.c.next_at < before,
+                                                        func.coalesce(incident_notices.c.last_sent_at,
+                                                                      incident_notices.c.opened_at) < before))
         return int(done.rowcount or 0)
 
     def summary(self) -> dict[str, int]:

@@ -77,8 +77,13 @@ class Route(BaseModel):
     severities: list[Literal["warning", "critical"]] = Field(default_factory=lambda: ["warning", "critical"])
     key_types: list[Literal["topic", "ticker", "story"]] = Field(default_factory=lambda: ["topic", "ticker", "story"])
     keys: list[str] | None = None  # None: every key
-    format: Literal["standard", "slack"] = "standard"
+    # alertmanager: the body Prometheus Alertmanager's webhook receivers parse (incidents only)
+    format: Literal["standard", "slack", "alertmanager"] = "standard"
     timeout_s: float = Field(10.0, gt=0, le=60)
+    # this route's own notification timing for incidents (alerts/notifier.py); None: the incidents section's
+    group_wait_s: float | None = Field(None, ge=0)
+    group_interval_s: float | None = Field(None, gt=0)
+    repeat_interval_s: float | None = Field(None, gt=0)
 
     @field_validator("secrets")
     @classmethod
@@ -106,12 +111,47 @@ class Route(BaseModel):
         return severity in self.severities and key_type in self.key_types and (self.keys is None or key in self.keys)
 
 
+class InhibitSpec(BaseModel):
+    """An inhibition rule in Alertmanager's spirit (alerts/incidents.py ``InhibitRule``): a firing
+    alert matching ``source`` mutes the alerts matching ``target`` that agree on the ``equal``
+    labels, within ``window_minutes``, and (beyond Alertmanager) only where at least
+    ``min_evidence_share`` of the target's evidence stories are the source's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    source: dict[Literal["alertname", "key_type", "key", "severity"], str] = Field(default_factory=dict)
+    target: dict[Literal["alertname", "key_type", "key", "severity"], str] = Field(default_factory=dict)
+    equal: list[Literal["alertname", "key_type", "key", "severity"]] = Field(default_factory=list)
+    min_evidence_share: float | None = Field(None, ge=0, le=1)
+    window_minutes: float = Field(10.0, gt=0)
+
+
+class IncidentsSpec(BaseModel):
+    """Alerts that are one event notify as one incident (alerts/incidents.py, alerts/notifier.py).
+    Timing as Alertmanager's: the first notification ``group_wait_s`` after an incident opens, a
+    change at most every ``group_interval_s``, a reminder every ``repeat_interval_s`` while it
+    fires, one when all its alerts resolve. ``enabled: false``: one notification per alert
+    state, as before incidents."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    enabled: bool = True
+    group_by: list[Literal["alertname", "key_type", "key", "severity"]] = Field(
+        default_factory=lambda: ["key_type", "key"])
+    min_overlap: float = Field(0.5, gt=0, le=1)  # of the smaller alert's evidence stories, shared
+    window_minutes: float = Field(10.0, gt=0)  # first windows this close may group
+    group_wait_s: float = Field(30.0, ge=0)
+    group_interval_s: float = Field(300.0, gt=0)
+    repeat_interval_s: float = Field(14400.0, gt=0)
+    # None: the default (a ticker alert mutes the topic alerts made mostly of its news); []: none
+    inhibit: list[InhibitSpec] | None = None
+
+
 class RulesFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     defaults: dict[str, Any] = Field(default_factory=dict)
     topics: dict[str, dict[str, Any]] = Field(default_factory=dict)
     tickers: dict[str, dict[str, Any]] = Field(default_factory=dict)
     spread: SpreadRule = Field(default_factory=SpreadRule)
+    incidents: IncidentsSpec = Field(default_factory=IncidentsSpec)
     routes: list[Route] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -133,6 +173,7 @@ class Rules:
         self.overrides.update({("ticker", k): Rule(**{**spec.defaults, **v}) for k, v in spec.tickers.items()})
         self.routes = spec.routes
         self.spread = spec.spread
+        self.incidents = spec.incidents
         for route in self.routes:
             route.resolved_secrets()  # fail at start-up, not at the first alert
 
@@ -170,7 +211,7 @@ class Rules:
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            raise RulesError(f"{source} line 1: expected a mapping with defaults/topics/tickers/routes")
+            raise RulesError(f"{source} line 1: expected a mapping with defaults/topics/tickers/spread/incidents/routes")
         try:
             spec = RulesFile.model_validate(data)
         except ValidationError as exc:

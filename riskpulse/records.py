@@ -131,6 +131,9 @@ class EvidenceHeadline(_Record):
     # on a spread alert's timeline: who carried this copy, and when
     source: str | None = None
     published_at: UtcDatetime | None = None
+    # the tickers the headline names: how incidents tell a topic alert made of one company's news
+    # (alerts/incidents.py); None where not known (records before incidents)
+    tickers: list[str] | None = None
 
 
 class Trend(_Record):

@@ -123,7 +123,8 @@ AFTER_BASELINE: dict[str, tuple[str, ...] | None] = {"silences": None,  # 0002
                                                                      "sentiment_status",  # 0005
                                                                      "revision"),  # 0006
                                                      "trends": ("stories", "negative_stories", "unscored"),  # 0005
-                                                     "news_revisions": None}  # 0006
+                                                     "news_revisions": None,  # 0006
+                                                     "incident_notices": None}  # 0007
 
 
 def _baseline_metadata() -> MetaData:

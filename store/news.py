@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
-from sqlalchemy import Connection, Table, and_, delete, func, select
+from sqlalchemy import Connection, Table, and_, delete, func, or_, select
+
+from riskpulse.records import Alert
 
 from .engine import create_store_engine
 from .schema import BUCKET_S, alerts, news_revisions, news_tickers, scored_news, trend_buckets, trends
@@ -279,6 +281,24 @@ class Store:
         with self.engine.connect() as conn:
             return {t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
                     for t in (scored_news, news_tickers, trends, alerts)}
+
+    def recent_alerts(self, horizon_s: float) -> list[Alert]:
+        """The alerts incidents are made of (alerts/notifier.py): every firing one, and those whose
+        latest window is within ``horizon_s`` of event time of the newest stored alert's (event
+        time, so a replay of old news groups as live news does). Each as one record: its first
+        window, its latest state and evidence."""
+        with self.engine.connect() as conn:
+            newest = conn.execute(select(func.max(alerts.c.last_window_start))).scalar_one_or_none()
+            if newest is None:
+                return []
+            since = _aware(newest) - timedelta(seconds=horizon_s)
+            rows = conn.execute(select(alerts).where(or_(alerts.c.status == "firing", alerts.c.last_window_start >= since))
+                                .order_by(alerts.c.window_start, alerts.c.id)).mappings().all()
+        return [Alert(id=r["id"], status=r["status"], severity=r["severity"], key_type=r["key_type"], key=r["key"],
+                      window_start=_aware(r["window_start"]), window_end=_aware(r["window_end"]),
+                      observed=json.loads(r["observed"]), baseline=json.loads(r["baseline"]), rule=r["rule"],
+                      summary=r["summary"], top_headlines=json.loads(r["top_headlines"]),
+                      fired_at=_aware(r["fired_at"])) for r in rows]
 
     def revisions_of(self, news_id: str) -> list[dict[str, Any]]:
         """An item's earlier revisions, oldest first (its latest is its news row)."""

@@ -166,6 +166,22 @@ deliveries = Table(
     Index("ix_deliveries_message", "message_id"),
 )
 
+# what each route was last told of each incident (alerts/notifier.py): the notifications owed are
+# decided against it, and each is claimed by a conditional update of ``seq``, so several workers
+# send each one once
+incident_notices = Table(
+    "incident_notices", metadata,
+    Column("incident_id", String(40), primary_key=True),
+    Column("route", String(100), primary_key=True),
+    Column("seq", Integer, nullable=False),  # notifications sent so far
+    Column("state", String(64)),  # digest of what the last one said (None: none sent yet)
+    Column("status", String(16)),  # firing | resolved, as last sent
+    Column("opened_at", Float, nullable=False),  # wall clock, when the route first saw the incident
+    Column("last_sent_at", Float),
+    Column("next_at", Float, nullable=False),  # no notification before this (group_wait, group_interval)
+    Index("ix_incident_notices_next", "next_at"),
+)
+
 endpoints = Table(
     "webhook_endpoints", metadata,
     Column("route", String(100), primary_key=True),

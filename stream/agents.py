@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from riskpulse.alerts.delivery import deliver_forever
+from riskpulse.alerts.notifier import Notifier, notify_forever
 from riskpulse.alerts.detector import Detector
 from riskpulse.alerts.rules import Rules
 from riskpulse.records import TOPIC_ALERTS, TOPIC_SCORED, TOPIC_TRENDS
@@ -64,6 +65,15 @@ class Pipeline:
             await deliver_forever(rules, settings, store.outbox, store.on_outbox_thread,
                                   on_result=lambda route, outcome: metrics.WEBHOOKS.labels(route, outcome).inc())
         runtime.beside(deliver_webhooks)
+        if rules.routes and rules.incidents.enabled:
+            def notifier() -> Notifier:
+                made = Notifier(store.store(), store.outbox(), rules, settings.dashboard_url)
+                made.on_notified = lambda route, kind: metrics.INCIDENT_NOTIFICATIONS.labels(route, kind).inc()
+                return made
+
+            async def notify_incidents() -> None:
+                await notify_forever(notifier, store.on_outbox_thread)
+            runtime.beside(notify_incidents)
         runtime.every(3600.0, "retention", store.retention)
         runtime.start(model_loaded=lambda: self.score.service is not None)
 

@@ -38,6 +38,9 @@ COMMIT_STUCK = Counter("riskpulse_commit_stuck_total", "Times a partition's reco
 LAG = Gauge("riskpulse_consumer_lag", "Records not yet processed, per input partition", ["topic", "partition"])
 ALERTS = Counter("riskpulse_alerts_total", "Alert records published", ["severity", "status"])
 WEBHOOKS = Counter("riskpulse_webhook_attempts_total", "Webhook delivery attempts by outcome", ["route", "outcome"])
+INCIDENT_NOTIFICATIONS = Counter("riskpulse_incident_notifications_total",
+                                 "Incident notifications put in the webhook outbox, by route and kind (change, reminder)",
+                                 ["route", "kind"])
 
 
 def exposition() -> tuple[bytes, str]:

@@ -39,8 +39,8 @@ def _number(value: Any) -> bool:
 
 def _check_counters(counters: dict[str, Any]) -> None:
     """Counters as the first stage writes them (stream/core/windows.py), or ValueError: per key
-    ``"type|name"`` seven numbers (five from a release before stories), and evidence rows of ten
-    fields (seven before stories)."""
+    ``"type|name"`` seven numbers (five from a release before stories), and evidence rows of
+    eleven fields (seven before stories, ten before incidents)."""
     keys, top = counters.get("keys"), counters.get("top") or {}
     if not isinstance(keys, dict) or not isinstance(top, dict):
         raise ValueError("window counters: 'keys' and 'top' must be objects")
@@ -50,12 +50,14 @@ def _check_counters(counters: dict[str, Any]) -> None:
             raise ValueError(f"window counters of {key[:100]!r}: expected {windows.COUNTERS} numbers under 'type|name'")
     for key, rows in top.items():
         if not isinstance(rows, list) or not all(
-                isinstance(r, list) and len(r) in (7, windows.ROW) and _number(r[0]) and isinstance(r[1], str)
+                isinstance(r, list) and len(r) in (7, 10, windows.ROW) and _number(r[0]) and isinstance(r[1], str)
                 and isinstance(r[2], str) and (r[3] is None or isinstance(r[3], str)) and all(map(_number, r[4:7]))
                 and (len(r) == 7 or (isinstance(r[7], str) and _number(r[8]) and r[8] >= 1
-                                     and (r[9] is None or (_number(r[9]) and r[9] >= 0)))) for r in rows):
+                                     and (r[9] is None or (_number(r[9]) and r[9] >= 0))))
+                and (len(r) < windows.ROW or (isinstance(r[10], list) and all(isinstance(t, str) for t in r[10])))
+                for r in rows):
             raise ValueError(f"evidence of {key[:100]!r}: expected rows [score, id, headline, url, neg, neu, pos, "
-                             "story, copies, sources]")
+                             "story, copies, sources, tickers]")
 
 
 def _pkey(start: int, source: int, shard: int) -> str:

@@ -17,7 +17,7 @@ from riskpulse.records import EvidenceHeadline, ScoredNews, SentimentProbs, Tren
 SENTIMENT_SLOT = {"negative": 1, "neutral": 2, "positive": 3}
 EVIDENCE_PER_KEY = 5  # most negative headlines kept per key and window: an alert's evidence
 COUNTERS = 8  # count, negative, neutral, positive, sum(score), stories, negative stories, unscored
-ROW = 10  # evidence: score, id, headline, url, p(neg), p(neu), p(pos), story id, copies, sources
+ROW = 11  # evidence: score, id, headline, url, p(neg), p(neu), p(pos), story id, copies, sources, tickers
 
 
 def window_start(ts: float, window_s: int) -> int:
@@ -37,9 +37,12 @@ def counters(counts: list[Any]) -> list[Any]:
 
 
 def row(r: list[Any]) -> list[Any]:
-    """An evidence row in today's layout; a release before stories kept seven fields."""
+    """An evidence row in today's layout; a release before stories kept seven fields, one before
+    incidents ten (no tickers: an empty list, "not known")."""
     if len(r) == 7:
-        return list(r) + [r[1], 1, None]
+        return list(r) + [r[1], 1, None, []]
+    if len(r) == 10:
+        return list(r) + [[]]
     return list(r)
 
 
@@ -93,7 +96,7 @@ def count_keys(state: dict[str, Any], item: ScoredNews, keys: Iterable[str], new
         if item.sentiment == "negative":
             p = item.sentiment_probs
             evidence = [item.sentiment_score, item.id, item.headline[:300], item.url, p.negative, p.neutral, p.positive,
-                        story, item.story_copies or 1, item.story_sources]
+                        story, item.story_copies or 1, item.story_sources, list(item.tickers)]
             top[key] = _keep_most_negative(top.get(key, []) + [evidence])
         elif item.story_copies:  # another copy of a story in the evidence: the story has spread further
             rows = [row(r) for r in top.get(key, [])]
@@ -188,7 +191,7 @@ def trends(start: int, window_s: int, state: dict[str, Any]) -> list[Trend]:
 
 
 def _evidence(r: list[Any]) -> EvidenceHeadline:
-    score, id_, headline, url, neg, neu, pos, story, copies, sources = row(r)
+    score, id_, headline, url, neg, neu, pos, story, copies, sources, tickers = row(r)
     return EvidenceHeadline(id=id_, headline=headline, sentiment_score=score, url=url,
                             sentiment_probs=SentimentProbs(negative=neg, neutral=neu, positive=pos),
-                            story_id=story, copies=copies, sources=sources)
+                            story_id=story, copies=copies, sources=sources, tickers=tickers or None)

@@ -96,6 +96,8 @@ def sinks(settings: Settings, port: Callable[[], Outputs], access: StoreAccess, 
         """Store first, then the outbox: a delivery row exists only for a stored alert."""
         alerts = [Alert.model_validate(rec) for rec in records]  # a malformed record fails before anything is written
         access.store().upsert_alerts(records)
+        if rules.incidents.enabled:
+            return  # notified as incidents, from the stored alerts (alerts/notifier.py)
         for alert in alerts:
             enqueue_alert(access.outbox(), rules, alert, settings.dashboard_url)
 

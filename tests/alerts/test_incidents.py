@@ -96,3 +96,24 @@ def test_the_same_alerts_in_any_order_and_batching_give_the_same_incidents(seed:
         seen += batch
         got = incidents(seen)
     assert [(i.id, tuple((m.alert.id, m.alert.status, m.inhibited_by) for m in i.members)) for i in got] == expected
+
+
+def test_a_ticker_burst_across_two_topics_is_one_incident_though_their_evidence_samples_differ() -> None:
+    """Each alert carries its five most negative stories: fourteen negatives about TSLA split over
+    two topics give the topics other stories than the ticker's own five. Their evidence names
+    TSLA: one incident, both topics muted echoes of the ticker's alert."""
+    def named(a: Alert, tickers: list[str]) -> Alert:
+        return a.model_copy(update={"top_headlines": [h.model_copy(update={"tickers": tickers}) for h in a.top_headlines]})
+
+    ticker = named(alert("ticker", "TSLA", [f"t{k}" for k in range(5)], severity="critical"), ["TSLA"])
+    even = named(alert("topic", "Stock Movement", ["t0", "t2", "t4", "t6", "t8"], minute=1), ["TSLA"])
+    odd = named(alert("topic", "Markets", ["t1", "t3", "t5", "t7", "t9"], minute=1), ["TSLA"])
+    (incident,) = incidents([ticker, even, odd])
+    assert [m.alert.key for m in incident.notified] == ["TSLA"]
+    # the same samples without tickers (records from before incidents): only the stories shared count
+    plain = [alert("ticker", "TSLA", [f"t{k}" for k in range(5)]), alert("topic", "Stock Movement", ["t0", "t2", "t4", "t6", "t8"], 1),
+             alert("topic", "Markets", ["t1", "t3", "t5", "t7", "t9"], 1)]
+    assert [[m.alert.key for m in i.members] for i in incidents(plain)] == [["TSLA", "Stock Movement"], ["Markets"]]
+    # a topic whose evidence is mostly other companies' news is neither muted nor grouped by it
+    other = named(alert("topic", "Energy", ["x1", "x2", "x3"], minute=1), ["XOM"])
+    assert [[m.alert.key for m in i.notified] for i in incidents([ticker, other])] == [["TSLA"], ["Energy"]]
