@@ -99,4 +99,6 @@ def _am_alert(alert: Alert, external_url: str | None) -> dict[str, Any]:
 
 
 def _severity(members: list[Member]) -> str:
-    return "critical" if any(m.alert.severity == "critical" for m in members if m.firing) else "warning"
+    """The highest of the firing alerts' (of all, once resolved: what the incident was)."""
+    judged = [m for m in members if m.firing] or members
+    return "critical" if any(m.alert.severity == "critical" for m in judged) else "warning"

@@ -147,6 +147,53 @@ def test_spike_alert_is_published_stored_and_delivered_through_outage_and_kill(
         rx.close()
 
 
+def test_one_burst_on_a_ticker_and_its_topics_is_one_incident_told_once_firing_and_once_resolved(
+        pipeline: Any, kafka: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's burst: fourteen negative headlines about TSLA, falling under two topics, fire the
+    ticker's alert and the topics'. Each receiver is told once that an incident opened (the
+    topic alerts are the ticker's echoes, muted) and once that it is over; one receiver reads
+    Alertmanager's webhook body. Default timing but the interval between an incident's messages
+    (the default five minutes would make the resolution wait that long)."""
+    monkeypatch.setenv("RP_TEST_SECRET", new_secret())
+    desk, am = WebhookReceiver(), WebhookReceiver()
+    try:
+        route = f"  - {{name: am, url: '{am.url}', format: alertmanager}}\n"
+        pipeline(ALERT_RULES=rules_file(tmp_path, desk.url, route, incidents="{group_interval_s: 20}"))
+        items = history()
+        for item in items:  # every ticker's news under two topics, the burst's too
+            item["topic"] = "Markets" if int(item["id"][1:]) % 2 else "Stock Movement"
+        burst_ends = datetime.fromtimestamp(BASE_TS + 60 * 21 + 30, timezone.utc).isoformat().replace("+00:00", "Z")
+        produce_scored(kafka, pipeline, [i for i in items if i["published_at"] < burst_ends])
+        deadline = time.monotonic() + 150
+        while (not desk.unique or not am.unique) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        (opened,) = [json.loads(b) for b in desk.unique.values()]
+        alerts = consume(kafka.bootstrap, pipeline.topic(TOPIC_ALERTS), lambda r: len(r) >= 1)
+        fired = {a["id"]: (a["key_type"], a["key"]) for a in alerts if a["status"] == "firing"}
+        topics = sorted(alert_id for alert_id, (key_type, _) in fired.items() if key_type == "topic")
+        assert ("ticker", "TSLA") in fired.values() and topics, fired  # the burst moved a topic too
+        assert opened["type"] == "incident.firing"
+        assert [a["key"] for a in opened["data"]["alerts"]] == ["TSLA"]
+        assert opened["data"]["inhibited"] == topics  # the topics: their evidence is TSLA's news
+        (am_opened,) = [json.loads(b) for b in am.unique.values()]
+        assert am_opened["version"] == "4" and am_opened["status"] == "firing"
+        assert [a["labels"]["key"] for a in am_opened["alerts"]] == ["TSLA"]
+
+        produce_scored(kafka, pipeline, [i for i in items if i["published_at"] >= burst_ends] + [flush(30)])
+        deadline = time.monotonic() + 150
+        while (len(desk.unique) < 2 or len(am.unique) < 2) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        time.sleep(3)  # nothing more follows
+        bodies = [json.loads(b) for b in desk.unique.values()]
+        assert [b["type"] for b in bodies] == ["incident.firing", "incident.resolved"]
+        assert bodies[1]["data"]["id"] == opened["data"]["id"]
+        assert [json.loads(b)["status"] for b in am.unique.values()] == ["firing", "resolved"]
+        assert len(desk.requests) == 2 and len(am.requests) == 2  # one event: two messages per receiver
+    finally:
+        desk.close()
+        am.close()
+
+
 def test_a_dead_endpoint_never_blocks_the_stream(pipeline: Any, kafka: Any, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RP_TEST_SECRET", new_secret())
