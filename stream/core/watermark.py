@@ -30,7 +30,12 @@ from typing import Any, Iterable
 NEVER = -math.inf
 NEVER_HEARD_GRACE = 6  # x idle_s: how long a partition nobody reports on holds the watermark after start
 HEARTBEAT_S = 1.0  # how often each scorer says how far it has read (stream/runtime/worker.py, the tick)
-STALE_HEARTBEATS = 5  # heartbeats missed in a row: the scorer is gone (or rebalancing), its word no longer stands
+# heartbeats missed in a row: the scorer is gone (or rebalancing), its word no longer stands. Far
+# below IDLE_S: a scorer killed right after its last heartbeat must not let its partition turn
+# idle before its word goes stale (at 5, a partition whose last heartbeat came after its last
+# item was idle for up to a second after its scorer died, and at a 30x replay the watermark ran
+# a minute of event time past the records waiting for the next owner: counted late)
+STALE_HEARTBEATS = 2
 
 
 @dataclass
@@ -101,7 +106,7 @@ class PartitionClock:
                 return now_wall - self.started_wall >= NEVER_HEARD_GRACE * self.idle_s
             if partition not in self.confirmed:
                 return False
-            if now_wall - self.last_heard_wall[partition] > max(self.idle_s, STALE_HEARTBEATS * HEARTBEAT_S):
+            if now_wall - self.last_heard_wall[partition] > STALE_HEARTBEATS * HEARTBEAT_S:
                 return False  # its scorer has gone quiet: its "caught up" no longer stands
         return now_wall - self.last_seen_wall.get(partition, self.started_wall) >= self.idle_s
 

@@ -19,6 +19,7 @@ class StallWatchdog:
         self.stall_s = stall_s
         self.progress: dict[tuple[str, int], tuple[int, float]] = {}  # (topic, partition) -> (offset, when)
         self.busy: dict[str, float] = {}  # agent -> since when it is inside one batch
+        self.held: set[tuple[str, int]] = set()  # the partitions of the last assignment
 
     def begin(self, agent: str, now: float | None = None) -> None:
         """``agent`` took a batch: it must finish it (its output sent) within ``stall_s``."""
@@ -71,6 +72,16 @@ class StallWatchdog:
         if key not in self.progress or self.progress[key][0] < committed - 1:
             self.progress[key] = (committed - 1, now)
 
+    def assigned(self, keys: set[tuple[str, int]]) -> None:
+        """A new assignment. A partition this worker did not hold just before may have been moved
+        on, or left behind, by another member meanwhile: what this worker processed of it in an
+        earlier ownership no longer says where it stands, and is forgotten (it starts again from
+        the committed offset, :meth:`start_from`). Kept, that stale offset made the heartbeat say
+        a partition taken back after a kill -9 was read to its end while its next owner had
+        records to read again: the watermark ran past them and they were counted late."""
+        self.progress = {key: value for key, value in self.progress.items() if key in keys and key in self.held}
+        self.held = set(keys)
+
     def settle(self, now: float) -> None:
         """A rebalance or a table recovery ended: judge progress from now on, from the same offsets."""
         self.progress = {key: (offset, now) for key, (offset, _) in self.progress.items()}
@@ -105,6 +116,16 @@ class GroupWatch:
     def __init__(self, limit_s: float) -> None:
         self.limit_s = limit_s
         self.seen: dict[tuple[str, int], tuple[int, float]] = {}  # key -> (committed, since when unchanged)
+
+    def assigned(self, keys: set[tuple[str, int]]) -> None:
+        """A new assignment. A partition this worker did not hold just before may have been moved
+        on, or left behind, by another member meanwhile: what this worker processed of it in an
+        earlier ownership no longer says where it stands, and is forgotten (it starts again from
+        the committed offset, :meth:`start_from`). Kept, that stale offset made the heartbeat say
+        a partition taken back after a kill -9 was read to its end while its next owner had
+        records to read again: the watermark ran past them and they were counted late."""
+        self.progress = {key: value for key, value in self.progress.items() if key in keys and key in self.held}
+        self.held = set(keys)
 
     def settle(self, now: float) -> None:
         """This worker was rebalancing or recovering: the group's partitions are judged afresh from now."""

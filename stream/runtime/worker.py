@@ -48,6 +48,7 @@ class Runtime:
         self.partitions = settings.kafka_partitions  # of every topic: news, both internal ones, the outputs
         self.count_table, self.judge_table, self.score_table = state_tables(app, settings)
         self.watchdog = StallWatchdog(stall_s=settings.stall_s)
+        app.on_partitions_assigned.connect(self._on_assigned)
         # asked on a client of its own (the watches use it too: it must not lean on the consumer they judge)
         self.broker_offsets = BrokerOffsets(settings.kafka_bootstrap)
         topics = self.topics
@@ -93,6 +94,9 @@ class Runtime:
         self._page("/healthz", self.healthz)
         self._page("/readyz", self.readyz)
         self._page("/metrics", self.metrics_page)
+
+    async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
+        self.watchdog.assigned({(tp.topic, tp.partition) for tp in assigned})
 
     def behind(self, record: Record) -> int:
         """Records of the record's partition not yet read (the fetcher's last highwater; no broker call)."""

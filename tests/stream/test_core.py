@@ -364,10 +364,44 @@ def test_a_scorer_that_goes_quiet_no_longer_vouches_for_its_partition() -> None:
     clock.heard(1, w + 1, behind=0)  # the last word of partition 1's scorer: caught up; then it dies
     for second in range(1, 7):  # partition 0 keeps flowing
         clock.observe(0, T0 + 10 + second, now_wall=w + second)
-    assert clock.watermark(w + 6) == T0 + 16  # caught up, quiet 6 s, its word 5 s old: idle, as before
+    assert clock.watermark(w + 6) == T0 + 10  # quiet 6 s, but its word is 5 s old: not idle
     for second in range(7, 60):
         clock.observe(0, T0 + 10 + second, now_wall=w + second)
     assert clock.watermark(w + 59) == T0 + 10  # nearly a minute without a word: its partition holds again
     clock.heard(1, w + 60, behind=40)  # the next owner: a backlog of 40
     clock.observe(1, T0 + 12, now_wall=w + 61)  # ... not late
     assert clock.watermark(w + 61) == T0 + 12
+
+
+def test_a_scorer_killed_right_after_its_heartbeat_never_lets_its_partition_turn_idle() -> None:
+    """Its last item, then its heartbeat ("caught up") a moment later, then kill -9. Idleness
+    (5 s of silence) must not come before its word goes stale: the records waiting for the next
+    owner would be counted late (seen at a 30x replay: a minute of event time run past them)."""
+    w = T0 + 1000.0
+    clock = PartitionClock.restore(None, idle_s=5, max_skew_s=300, now_wall=w, expected=[0, 1], confirm=True)
+    clock.observe(1, T0 + 10, now_wall=w)
+    clock.heard(1, w + 0.9, behind=0)  # then it dies
+    for tenth in range(1, 80):  # partition 0 flows on, 30 s of event time per wall second
+        clock.observe(0, T0 + 10 + 3 * tenth, now_wall=w + tenth / 10)
+        clock.heard(0, w + tenth / 10)
+        assert clock.watermark(w + tenth / 10) <= T0 + 10, tenth / 10
+    # a live scorer that keeps saying "caught up" lets its quiet partition go idle, as before
+    clock.heard(1, w + 8)
+    assert clock.watermark(w + 8.1) == T0 + 10 + 3 * 79
+
+
+def test_a_partition_taken_back_is_judged_from_the_committed_offset_not_an_earlier_ownership() -> None:
+    """A worker processed news:0 to offset 95, lost it in a rebalance (its commit at the revoke
+    failed: the group had moved on), and gets it back after the next owner died at offset 88.
+    Where it stands is 87 (the commit), not 95: its heartbeat must not say records 88-95 were read."""
+    from riskpulse.stream.runtime.watchdog import StallWatchdog
+
+    watchdog = StallWatchdog(stall_s=45)
+    watchdog.assigned({("news", 0), ("news", 1)})
+    watchdog.advance(("news", 0), 95, 1.0)
+    watchdog.advance(("news", 1), 40, 1.0)
+    watchdog.assigned({("news", 1)})  # news:0 went to another member
+    watchdog.assigned({("news", 0), ("news", 1)})  # and came back
+    assert ("news", 0) not in watchdog.progress and watchdog.progress[("news", 1)] == (40, 1.0)  # held throughout
+    watchdog.start_from(("news", 0), 88, 2.0)
+    assert watchdog.progress[("news", 0)] == (87, 2.0)
