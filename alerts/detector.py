@@ -122,7 +122,7 @@ class Detector:
         named = self.rules.rule_for(trend.key_type, trend.key)
         count, negative, share = judged(trend, named[1])
         return self._advance_to(state, trend.key_type, trend.key, start, count, negative, share, trend.top_negative,
-                                copies=(trend.count, trend.negative), named=named)
+                                copies=(trend.count, trend.negative), named=named, stories=trend.negative_stories)
 
     def close_window(self, start: int, closed: list[Trend], firing: set[str],
                      load: Callable[[str], dict[str, Any] | None], save: Callable[[str, dict[str, Any]], None]) -> list[Alert]:
@@ -158,7 +158,8 @@ class Detector:
 
     def _advance_to(self, state: dict[str, Any], key_type: str, key: str, start: int, count: int, negative: int,
                     share: float, evidence: list[EvidenceHeadline], copies: tuple[int, int] | None = None,
-                    named: tuple[str, Rule] | None = None) -> list[Alert]:
+                    named: tuple[str, Rule] | None = None, stories: int | None = None) -> list[Alert]:
+        """``stories``: distinct negative stories in the window (None: not known, no minimum applies)."""
         last = state["last"]
         if last is not None and start <= last:
             return []
@@ -178,12 +179,12 @@ class Detector:
                     self._silent_step(state, rule, window)  # nothing can fire on zero negatives
                 else:
                     out += self._step(state, key_type, key, name, rule, window, 0, 0, 0.0, [])
-        out += self._step(state, key_type, key, name, rule, start, count, negative, share, evidence, copies)
+        out += self._step(state, key_type, key, name, rule, start, count, negative, share, evidence, copies, stories)
         return out
 
     def _step(self, state: dict[str, Any], key_type: str, key: str, name: str, rule: Rule, start: int,
               count: int, negative: int, share: float, evidence: list[EvidenceHeadline],
-              copies: tuple[int, int] | None = None) -> list[Alert]:
+              copies: tuple[int, int] | None = None, stories: int | None = None) -> list[Alert]:
         state["last"] = start
         recent = (state["recent"] + [negative])[-max(SCAN):]
         state["recent"] = recent
@@ -193,7 +194,8 @@ class Detector:
         span_negative = sum(recent[-span:])
         anomalous = (warm and z >= rule.warning_z and span_negative >= rule.min_negative and negative > 0
                      and share >= rule.min_share and share >= baseline_share + rule.min_share_lift)
-        severity = "critical" if z >= rule.critical_z else "warning"
+        severity = ("critical" if z >= rule.critical_z and (stories is None or stories >= rule.critical_min_stories)
+                    else "warning")
         sd = math.sqrt(max(state["var"], state["mean"], 0.25))
         figures = {"observed": {"negative": float(negative), "count": float(count), "negative_share": round(share, 4),
                                 "z": round(z, 3), "span_windows": float(span), "span_negative": float(span_negative)}

@@ -38,6 +38,9 @@ class Rule(BaseModel):
     warmup_windows: int = Field(30, ge=1)  # windows of baseline before a key may fire
     warning_z: float = Field(3.55, gt=0)  # deviation (baseline sds) that fires
     critical_z: float = Field(6.0, gt=0)
+    # a page needs this many distinct negative stories in the window: four copies of one headline
+    # are one story, however far above the baseline (a warning then)
+    critical_min_stories: int = Field(3, ge=1)
     min_negative: int = Field(5, ge=1)  # volume: negatives in the window(s) that fire
     min_share: float = Field(0.2, ge=0, le=1)  # negative share of the window that fires...
     min_share_lift: float = Field(0.05, ge=0, le=1)  # ...and how far above the key's usual share

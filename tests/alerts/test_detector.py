@@ -121,3 +121,19 @@ def test_a_gap_in_the_news_is_filled_with_quiet_windows() -> None:
     feed(det, state, [(20, 4)] * 30)
     det.observe(state, trend(200, 20, 4))
     assert state["mean"] < 0.1  # 170 silent windows taught the baseline to expect nothing
+
+
+def test_a_page_needs_distinct_stories_not_copies_of_one() -> None:
+    """judge: copies sees thirty negative copies, far above the baseline: critical by z, but they
+    are two stories (fewer than critical_min_stories, 3): a warning. Three stories page."""
+    rules = Rules.parse("defaults: {warmup_windows: 10, halflife_windows: 10, judge: copies}")
+    for stories, severity in ((2, "warning"), (3, "critical")):
+        det, state = Detector(rules, 60), new_state()
+        feed(det, state, [(20, 4)] * 30)
+        burst = trend(30, 40, 30).model_copy(update={"stories": 12, "negative_stories": stories})
+        (alert,) = det.observe(state, burst)
+        assert (alert.status, alert.severity) == ("firing", severity)
+    # a trend from before stories were counted says nothing of them: z alone decides
+    det, state = Detector(rules, 60), new_state()
+    feed(det, state, [(20, 4)] * 30)
+    assert det.observe(state, trend(30, 40, 30))[0].severity == "critical"
