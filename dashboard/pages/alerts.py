@@ -1,5 +1,6 @@
-"""Alerts: every alert of the range (and a week before it), an alert's page with its evidence,
-and the analyst's actions on it: acknowledge, silence its key's webhooks."""
+"""Alerts: every alert of the range (and a week before it) with the incident it belongs to, an
+alert's page with its evidence and its incident's other alerts, and the analyst's actions:
+acknowledge (every alert of the incident), silence its key's webhooks."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dash import Dash, Input, Output, State, dash_table, dcc, html
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import auth, figures, ids, movers, queries
+from ..incidents_view import current_places, incidents_spec
 from ..display import CARD, SILENCE_FOR, WARNING_TEXT, drill_panel, local_times, time_range, when
 from . import PageContext, guarded
 
@@ -75,7 +77,8 @@ def tab() -> dcc.Tab:
                   dash_table.DataTable(
                       id=ids.ALERTS_TABLE, row_selectable="single", page_size=15, sort_action="native",
                       columns=[{"name": c, "id": c} for c in ("fired_at", "severity", "status", "key_type", "key",
-                                                              "summary", "acked_by", "silenced")],
+                                                              "summary", "incident", "muted_by", "acked_by",
+                                                              "silenced")],
                       style_cell={"textAlign": "left", "whiteSpace": "normal", "fontSize": 13},
                       style_data_conditional=[
                           {"if": {"filter_query": '{severity} = "critical"', "column_id": "severity"},
@@ -100,6 +103,7 @@ def spread_note(headline: dict[str, Any]) -> str:
 
 def register(app: Dash, ctx: PageContext) -> None:
     engine, store, silences = ctx.engine, ctx.store, ctx.silences
+    spec = incidents_spec(ctx.settings.alert_rules)
 
     @app.callback(Output(ids.ALERTS_TABLE, "data"), Input(ids.TICK, "n_intervals"), Input(ids.RANGE, "value"),
                   Input(ids.ALERT_STATUS, "value"), Input(ids.ACK_DONE, "data"), Input(ids.SILENCE_DONE, "data"),
@@ -111,9 +115,14 @@ def register(app: Dash, ctx: PageContext) -> None:
             frame = queries.alert_rows(engine, start - timedelta(days=7), end + timedelta(days=1),
                                        status=None if status == "all" else status)
             holding = silences.active()
+            placed = current_places(store, spec)
         except SQLAlchemyError:
             return []
         now = datetime.now(timezone.utc).timestamp()
+        # the incident by its short id, and for a muted alert the alert that mutes it
+        frame["incident"] = [placed[i].incident[4:12] if i in placed else "" for i in frame["id"]]
+        frame["muted_by"] = [placed[i].named(placed[i].muted_by) if i in placed and placed[i].muted_by else ""
+                             for i in frame["id"]]
         frame["silenced"] = ["yes" if any(s.matches(kt, k, sev, now) for s in holding) else ""
                              for kt, k, sev in zip(frame["key_type"], frame["key"], frame["severity"])]
         frame["fired_at"] = local_times(frame["fired_at"])
@@ -145,14 +154,26 @@ def register(app: Dash, ctx: PageContext) -> None:
                              f"  ({h['sentiment_score']:+.2f})", spread_note(h)]) for h in detail["top_headlines"]]
         acked = (f"Acknowledged by {detail['acked_by']} at {when(detail['acked_at'])}"
                  if detail.get("acked_by") else "Not acknowledged")
+        place = (guarded(current_places)(store, spec) or {}).get(detail["id"])
+        others = [a for a in place.members if a != detail["id"]] if place else []
+        incident = html.P(
+            [f"Incident {place.incident[4:12]}: " + (f"with {len(others)} other alert{'s' if len(others) != 1 else ''} "
+                                                     f"({', '.join(place.named(a) for a in others[:6])}"
+                                                     f"{', ...' if len(others) > 6 else ''})"
+                                                     if others else "this alert alone"),
+             f" · muted by {place.named(place.muted_by)} (its evidence is that alert's news): not notified on its own"
+             if place.muted_by else ""] if place else "Incident: not among the last day's alerts",
+            id=ids.ALERT_INCIDENT, style={"color": "#555"})
         return html.Div([
             html.H4(detail["summary"], id=ids.ALERT_SUMMARY),
             html.P(f"{detail['severity']} · {detail['status']} · {detail['key_type']} {detail['key']} · window "
                    f"{when(start)} to {when(end, '%H:%M')} · rule {detail['rule']}"),
             html.P(figures_in_words(detail["observed"], detail["baseline"]), id=ids.ALERT_FIGURES, style={"color": "#555"}),
+            incident,
             _alert_chart(engine, detail, start, end),
             html.H5("Evidence: the most negative stories of the window, one headline each"), html.Ul(evidence, id=ids.ALERT_EVIDENCE),
-            html.Div([html.Button("Acknowledge", id=ids.ACK_BUTTON, disabled=not auth.may("analyst"),
+            html.Div([html.Button("Acknowledge" + (f" the incident ({len(others) + 1} alerts)" if others else ""),
+                                  id=ids.ACK_BUTTON, disabled=not auth.may("analyst"),
                                   title="" if auth.may("analyst") else f"your role ({auth.current_role()}) can read only"),
                       html.Span(acked, id=ids.ACK_STATUS, style={"marginLeft": "12px"})]),
             _silence_controls(guarded(silences.matching)(detail["key_type"], detail["key"], detail["severity"])),
@@ -167,8 +188,11 @@ def register(app: Dash, ctx: PageContext) -> None:
             return dash.no_update
         alert_id = shown["id"]
         when = datetime.now(timezone.utc)
-        store.acknowledge(alert_id, auth.current_user(), when)
-        log.info("alert acknowledged", extra={"alert_id": alert_id, "user": auth.current_user()})
+        place = (guarded(current_places)(store, spec) or {}).get(alert_id)
+        for member in (place.members if place else (alert_id,)):  # one event: acknowledged as one
+            store.acknowledge(member, auth.current_user(), when)
+        log.info("alert acknowledged", extra={"alert_id": alert_id, "user": auth.current_user(),
+                                              "incident": place.incident if place else None})
         return {"id": alert_id, "at": when.isoformat()}
 
     @app.callback(Output(ids.SILENCE_DONE, "data"), Output(ids.SILENCE_STATUS, "children"),

@@ -98,3 +98,22 @@ def test_a_storys_spread_chart_steps_once_per_copy() -> None:
     fig = figures.story_spread(copies)
     assert list(fig.data[0].y) == [1, 2, 3] and list(fig.data[1].y) == [1, 2, 2]
     assert figures.story_spread(copies.iloc[0:0]).layout.annotations
+
+
+def test_the_alerts_view_places_each_alert_in_its_incident_and_names_who_mutes_it(tmp_path: Path) -> None:
+    """The issue's burst as stored alerts: one incident of three, the topics muted by the ticker;
+    acknowledging one alert of an incident acknowledges them all."""
+    from riskpulse.dashboard.incidents_view import current_places, incidents_spec
+    from riskpulse.store.news import Store as NewsStore
+    from tests.alerts.test_incidents import burst
+
+    store = NewsStore(f"sqlite:///{tmp_path}/store.db")
+    store.upsert_alerts([a.to_json() for a in burst()])
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("incidents: {window_minutes: 10}\n")
+    placed = current_places(store, incidents_spec(rules))
+    ticker, *topics = burst()
+    assert {placed[a.id].incident for a in burst()} == {placed[ticker.id].incident}
+    assert placed[ticker.id].muted_by is None
+    assert [placed[t.id].named(placed[t.id].muted_by) for t in topics] == ["ticker TSLA", "ticker TSLA"]
+    assert incidents_spec(tmp_path / "missing.yaml").enabled  # unreadable rules: the defaults, with a warning
