@@ -127,12 +127,18 @@ class Notifier:
             return 0
         notices = self._notices([inc.id for inc in found])
         silences = self.silences.active(now)
+        reached: dict[tuple[str, str, str], set[str]] = {}  # (severity, key_type, key) -> route names, down the tree
         sent = 0
         for incident in found:
             for route in self.rules.routes:
-                members = [m for m in incident.notified
-                           if route.matches(m.alert.severity, m.alert.key_type, m.alert.key)
-                           and not any(s.matches(m.alert.key_type, m.alert.key, m.alert.severity, now) for s in silences)]
+                members = []
+                for m in incident.notified:
+                    labels = (m.alert.severity, m.alert.key_type, m.alert.key)
+                    if labels not in reached:
+                        reached[labels] = {r.name for r in self.rules.routes_for(*labels)}
+                    if route.name in reached[labels] and not any(
+                            s.matches(m.alert.key_type, m.alert.key, m.alert.severity, now) for s in silences):
+                        members.append(m)
                 if not members:
                     continue
                 try:

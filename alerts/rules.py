@@ -71,27 +71,34 @@ class SpreadRule(BaseModel):
 
 
 class Route(BaseModel):
-    """Where alerts go: every route whose filters match receives the alert."""
+    """Where alerts go, as a tree in Alertmanager's manner: an alert (an incident's alert) goes
+    down the routes whose matchers (severities, key_types, keys) it meets, in order; a route
+    with matching ``routes`` below hands it to them, else receives it itself; ``continue: false``
+    stops the routes after it at the same level (the default, true, keeps a flat list's meaning:
+    every matching route receives). A route below inherits what it leaves out (url, secrets,
+    format, timeout, timing) from the route above it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    url: str = Field(pattern=r"^https?://")
-    secrets: list[str] = Field(default_factory=list)  # whsec_... or env:NAME; several during rotation
+    url: str | None = Field(None, pattern=r"^https?://")
+    secrets: list[str] | None = None  # whsec_... or env:NAME; several during rotation
     severities: list[Literal["warning", "critical"]] = Field(default_factory=lambda: ["warning", "critical"])
     key_types: list[Literal["topic", "ticker", "story"]] = Field(default_factory=lambda: ["topic", "ticker", "story"])
     keys: list[str] | None = None  # None: every key
-    # alertmanager: the body Prometheus Alertmanager's webhook receivers parse (incidents only)
-    format: Literal["standard", "slack", "alertmanager"] = "standard"
-    timeout_s: float = Field(10.0, gt=0, le=60)
+    # alertmanager: the body Prometheus Alertmanager's webhook receivers parse
+    format: Literal["standard", "slack", "alertmanager"] | None = None
+    timeout_s: float | None = Field(None, gt=0, le=60)
     # this route's own notification timing for incidents (alerts/notifier.py); None: the incidents section's
     group_wait_s: float | None = Field(None, ge=0)
     group_interval_s: float | None = Field(None, gt=0)
     repeat_interval_s: float | None = Field(None, gt=0)
+    continue_: bool = Field(True, alias="continue")
+    routes: list["Route"] = Field(default_factory=list)
 
     @field_validator("secrets")
     @classmethod
-    def _secrets(cls, values: list[str]) -> list[str]:
-        for v in values:
+    def _secrets(cls, values: list[str] | None) -> list[str] | None:
+        for v in values or []:
             if not (v.startswith("whsec_") or v.startswith("env:")):
                 raise ValueError("each secret is 'whsec_<base64>' or 'env:VARIABLE_NAME'")
         return values
@@ -99,7 +106,7 @@ class Route(BaseModel):
     def resolved_secrets(self) -> list[str]:
         """Secrets with ``env:`` references read now; a missing variable is a start-up error."""
         out = []
-        for v in self.secrets:
+        for v in self.secrets or []:
             if v.startswith("env:"):
                 name = v[4:]
                 value = os.environ.get(name, "")
@@ -112,6 +119,35 @@ class Route(BaseModel):
 
     def matches(self, severity: str, key_type: str, key: str) -> bool:
         return severity in self.severities and key_type in self.key_types and (self.keys is None or key in self.keys)
+
+    def below(self, parent: "Route | None") -> "Route":
+        """This route with what it leaves out taken from ``parent`` (and the defaults at the top)."""
+        inherit = ("url", "secrets", "format", "timeout_s", "group_wait_s", "group_interval_s", "repeat_interval_s")
+        update = {f: getattr(parent, f) for f in inherit if getattr(self, f) is None and parent is not None}
+        made = self.model_copy(update=update)
+        return made.model_copy(update={"secrets": made.secrets or [], "format": made.format or "standard",
+                                       "timeout_s": made.timeout_s or 10.0})
+
+
+def _walk(routes: list[Route], severity: str, key_type: str, key: str) -> list[Route]:
+    """The routes an alert reaches in a level of the tree (see :class:`Route`)."""
+    out: list[Route] = []
+    for route in routes:
+        if not route.matches(severity, key_type, key):
+            continue
+        below = _walk(route.routes, severity, key_type, key)
+        out += below if below else ([route] if route.url else [])
+        if not route.continue_:
+            break
+    return out
+
+
+def _resolved(routes: list[Route], parent: Route | None = None) -> list[Route]:
+    return [r.below(parent).model_copy(update={"routes": _resolved(r.routes, r.below(parent))}) for r in routes]
+
+
+def _all(routes: list[Route]) -> list[Route]:
+    return [x for r in routes for x in [r, *_all(r.routes)]]
 
 
 class InhibitSpec(BaseModel):
@@ -159,10 +195,13 @@ class RulesFile(BaseModel):
 
     @model_validator(mode="after")
     def _unique_routes(self) -> "RulesFile":
-        names = [r.name for r in self.routes]
+        names = [r.name for r in _all(self.routes)]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"route names must be unique: {', '.join(dupes)}")
+        for route in _all(_resolved(self.routes)):
+            if route.url is None and not route.routes:
+                raise ValueError(f"route {route.name!r}: no url, and none from a route above it")
         return self
 
 
@@ -174,7 +213,9 @@ class Rules:
         self.default = Rule(**spec.defaults)
         self.overrides = {("topic", k): Rule(**{**spec.defaults, **v}) for k, v in spec.topics.items()}
         self.overrides.update({("ticker", k): Rule(**{**spec.defaults, **v}) for k, v in spec.tickers.items()})
-        self.routes = spec.routes
+        self.tree = _resolved(spec.routes)
+        # every route that can receive (has a url): the deliverer signs and sends for these
+        self.routes = [r for r in _all(self.tree) if r.url]
         self.spread = spec.spread
         self.incidents = spec.incidents
         for route in self.routes:
@@ -187,7 +228,8 @@ class Rules:
         return "default", self.default
 
     def routes_for(self, severity: str, key_type: str, key: str) -> list[Route]:
-        return [r for r in self.routes if r.matches(severity, key_type, key)]
+        """The routes an alert of this severity and key goes to, down the tree."""
+        return _walk(self.tree, severity, key_type, key)
 
     @classmethod
     def defaults(cls) -> "Rules":

@@ -173,3 +173,17 @@ def test_inhibition_and_grouping_come_from_the_rules_file(parts: tuple[Store, Ou
     keys = sorted(sorted(a["key"] for a in m["data"]["alerts"]) for m in messages(out, "desk"))
     # no inhibition; Financials' evidence lies wholly in TSLA's (one incident), Product News' does not
     assert keys == [["Company | Product News"], ["Financials", "TSLA"]]
+
+
+def test_an_incident_goes_down_the_routing_tree(parts: tuple[Store, Outbox]) -> None:
+    """The burst's critical ticker alert goes to the pager under the desk route (continue: false
+    there), and to the audit route beside it; the desk route itself hears nothing."""
+    from tests.alerts.test_rules_and_signing import TREE
+
+    store, out = parts
+    stored(store, burst())
+    n = notifier(parts, TREE)
+    n.tick(NOW)
+    assert n.tick(NOW + 30) == 2
+    assert (len(messages(out, "desk-pager")), len(messages(out, "audit")), len(messages(out, "desk"))) == (1, 1, 0)
+    assert "text" in messages(out, "desk-pager")[0] and messages(out, "audit")[0]["version"] == "4"

@@ -109,3 +109,43 @@ def test_retry_schedule_is_exponential_jittered_capped_and_honours_retry_after()
 ])
 def test_which_answers_are_retried(status: int | None, outcome: str) -> None:
     assert classify(status) == outcome
+
+
+TREE = """
+routes:
+  - name: desk
+    url: https://hooks.example.com/desk
+    format: slack
+    group_wait_s: 10
+    routes:
+      - {name: desk-pager, url: https://pager.example.com/hook, severities: [critical], continue: false}
+      - {name: desk-tesla, keys: [TSLA]}
+  - name: audit
+    url: https://audit.example.com/hook
+    format: alertmanager
+"""
+
+
+def test_a_routing_tree_hands_alerts_down_inherits_and_stops_where_continue_is_false() -> None:
+    rules = Rules.parse(TREE)
+    to = lambda *labels: [r.name for r in rules.routes_for(*labels)]  # noqa: E731
+    assert to("critical", "ticker", "TSLA") == ["desk-pager", "audit"]  # the pager, not the TSLA route after it
+    assert to("warning", "ticker", "TSLA") == ["desk-tesla", "audit"]
+    assert to("warning", "topic", "Macro") == ["desk", "audit"]  # no route below matches: the desk itself
+    tesla = next(r for r in rules.routes if r.name == "desk-tesla")
+    assert (tesla.url, tesla.format, tesla.group_wait_s) == ("https://hooks.example.com/desk", "slack", 10)
+    assert [r.name for r in rules.routes] == ["desk", "desk-pager", "desk-tesla", "audit"]
+    # a flat list keeps its meaning: every matching route receives
+    flat = Rules.parse("routes:\n  - {name: a, url: 'http://a/x'}\n  - {name: b, url: 'http://b/x', severities: [critical]}\n")
+    assert [r.name for r in flat.routes_for("critical", "ticker", "X")] == ["a", "b"]
+
+
+@pytest.mark.parametrize("text, expected", [
+    (TREE.replace("name: desk-tesla", "name: audit"), "route names must be unique: audit"),
+    ("routes:\n  - name: top\n    routes:\n      - {name: child}\n", "route 'child': no url"),
+    (TREE.replace("continue: false", "continue: maybe"), "line 8: routes.0.routes.0.continue"),
+])
+def test_a_bad_routing_tree_is_refused_at_start_up_naming_its_line(text: str, expected: str) -> None:
+    with pytest.raises(RulesError) as refused:
+        Rules.parse(text, "rules.yaml")
+    assert expected in str(refused.value)
