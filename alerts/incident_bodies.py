@@ -36,7 +36,7 @@ def standard_body(incident: Incident, members: list[Member], status: str, seq: i
     """riskpulse's own JSON: the incident, the alerts it notifies about, and the muted ones by id."""
     body: dict[str, Any] = {
         "type": f"incident.{status}", "timestamp": _iso(now),
-        "data": {"id": incident.id, "status": status, "severity": _severity(members), "notification": seq,
+        "data": {"id": incident.id, "status": status, "severity": severity_of(members), "notification": seq,
                  "reminder": reminder, "alerts": [m.alert.to_json() for m in members[:MAX_ALERTS]],
                  "truncated_alerts": max(0, len(members) - MAX_ALERTS),
                  "inhibited": sorted(m.alert.id for m in incident.members if m.inhibited_by is not None)}}
@@ -48,7 +48,7 @@ def standard_body(incident: Incident, members: list[Member], status: str, seq: i
 def slack_body(incident: Incident, members: list[Member], status: str, reminder: bool, link: str | None) -> dict[str, Any]:
     """One Slack message for the incident: its alerts, then its most negative stories once each."""
     icon = ":white_check_mark:" if status == "resolved" else (
-        ":rotating_light:" if _severity(members) == "critical" else ":warning:")
+        ":rotating_light:" if severity_of(members) == "critical" else ":warning:")
     head = "Resolved" if status == "resolved" else ("Still firing" if reminder else "Incident")
     lines = [f"{icon} {head}: {len(members)} alert{'s' if len(members) != 1 else ''}"]
     lines += [f"• {slack_escape(m.alert.summary)}" for m in members[:10]]
@@ -98,7 +98,7 @@ def _am_alert(alert: Alert, external_url: str | None) -> dict[str, Any]:
             "fingerprint": fingerprint}
 
 
-def _severity(members: list[Member]) -> str:
+def severity_of(members: list[Member]) -> str:
     """The highest of the firing alerts' (of all, once resolved: what the incident was)."""
     judged = [m for m in members if m.firing] or members
     return "critical" if any(m.alert.severity == "critical" for m in judged) else "warning"

@@ -41,6 +41,7 @@ from riskpulse.store.news import Store
 from riskpulse.store.schema import incident_notices
 
 from . import incident_bodies
+from .incident_bodies import severity_of
 from .incidents import Grouping, Incident, InhibitRule, Member, incidents
 from .outbox import Outbox
 from .rules import IncidentsSpec, Route, Rules
@@ -88,6 +89,7 @@ class Notice:
     status: str | None
     last_sent_at: float | None
     next_at: float
+    opened_at: float = 0.0
 
 
 def state_of(members: list[Member]) -> tuple[str, str]:
@@ -125,10 +127,11 @@ class Notifier:
         found = make_incidents(self.store.recent_alerts(self.horizon_s), self.spec)
         if not found:
             return 0
-        notices = self._notices([inc.id for inc in found])
+        notices = self._notices([inc.id for inc in found] + ["digest"])
         silences = self.silences.active(now)
         reached: dict[tuple[str, str, str], set[str]] = {}  # (severity, key_type, key) -> route names, down the tree
         sent = 0
+        digests: dict[str, list[tuple[Incident, list[Member]]]] = {}
         for incident in found:
             for route in self.rules.routes:
                 members = []
@@ -141,11 +144,22 @@ class Notifier:
                         members.append(m)
                 if not members:
                     continue
+                if route.digest_every_s is not None:
+                    digests.setdefault(route.name, []).append((incident, members))
+                    continue
                 try:
                     sent += self._route(incident, route, members, notices.get((incident.id, route.name)), now)
+                    if route.escalate_to is not None:
+                        sent += self._escalate(incident, route, members, notices, now)
                 except Exception:  # noqa: BLE001 - one incident must not stop the others' notifications
                     log.exception("incident notification failed; tried again next pass",
                                   extra={"incident": incident.id, "route": route.name})
+        for route in self.rules.routes:
+            if route.digest_every_s is not None:
+                try:
+                    sent += self._digest(route, digests.get(route.name, []), notices, now)
+                except Exception:  # noqa: BLE001 - as above
+                    log.exception("incident digest failed; tried again next pass", extra={"route": route.name})
         return sent
 
     def _notices(self, ids: list[str]) -> dict[tuple[str, str], Notice]:
@@ -155,7 +169,7 @@ class Notifier:
                 for r in conn.execute(select(incident_notices).where(
                         incident_notices.c.incident_id.in_(ids[start:start + 500]))).mappings():
                     out[(r["incident_id"], r["route"])] = Notice(r["seq"], r["state"], r["status"], r["last_sent_at"],
-                                                                 r["next_at"])
+                                                                 r["next_at"], r["opened_at"])
         return out
 
     def _route(self, incident: Incident, route: Route, members: list[Member], notice: Notice | None, now: float) -> int:
@@ -194,6 +208,115 @@ class Notifier:
         log.info("incident notification enqueued", extra={"incident": incident.id, "route": route.name, "seq": seq,
                                                           "status": status, "kind": kind, "alerts": len(members)})
         return 1
+
+    def _escalate(self, incident: Incident, route: Route, members: list[Member],
+                  notices: dict[tuple[str, str], Notice], now: float) -> int:
+        """Beyond Alertmanager: an incident ``route`` was told of, still firing, that nobody has
+        acknowledged ``escalate_after_s`` after the route first saw it, goes to ``escalate_to``
+        once (claimed by inserting its notice row, ``<route>>escalated``, with the message)."""
+        notice = notices.get((incident.id, route.name))
+        key = (incident.id, f"{route.name}>escalated")
+        if (route.escalate_after_s is None or notice is None or notice.seq < 1 or notice.status != "firing"
+                or key in notices or now < notice.opened_at + route.escalate_after_s):
+            return 0
+        if self.store.acknowledged(m.alert.id for m in incident.members):
+            return 0  # someone is on it
+        target = next(r for r in self.rules.routes if r.name == route.escalate_to)
+        body = self._body(incident, target, members, "firing", 1, False, now)
+        if target.format == "standard":
+            body["type"] = "incident.escalated"
+            body["data"]["escalated_from"] = route.name
+        lead = members[0].alert
+        try:
+            with self.outbox.engine.begin() as conn:
+                conn.execute(insert(incident_notices).values(
+                    incident_id=incident.id, route=key[1], seq=1, state=None, status="firing", opened_at=now,
+                    last_sent_at=now, next_at=now))
+                self.outbox.enqueue(f"inc_{incident.id}_esc_{route.name}", target.name, target.url or "", body, now,
+                                    key_type=lead.key_type, key=lead.key, severity=lead.severity, conn=conn)
+        except IntegrityError:
+            return 0  # another worker escalated it
+        notices[key] = Notice(1, None, "firing", now, now, now)
+        self.on_notified(target.name, "escalation")
+        log.warning("incident escalated: nobody acknowledged it", extra={
+            "incident": incident.id, "route": route.name, "to": target.name, "after_s": route.escalate_after_s})
+        return 1
+
+    def _digest(self, route: Route, reached: list[tuple[Incident, list[Member]]],
+                notices: dict[tuple[str, str], Notice], now: float) -> int:
+        """Beyond Alertmanager: one message per ``digest_every_s`` (wall-clock periods) listing the
+        incidents opened, changed and resolved since the last, for readers who want no page per
+        event. What each incident was when last listed is its notice row; the period sent last
+        is the ``digest`` row's ``seq``, claimed with the message like any notification."""
+        assert route.digest_every_s is not None
+        period = int(now // route.digest_every_s)
+        last = notices.get(("digest", route.name))
+        if last is None:
+            try:
+                with self.outbox.engine.begin() as conn:  # the first period is a partial one: nothing sent for it
+                    conn.execute(insert(incident_notices).values(
+                        incident_id="digest", route=route.name, seq=period, state=None, status=None, opened_at=now,
+                        last_sent_at=None, next_at=(period + 1) * route.digest_every_s))
+            except IntegrityError:
+                pass
+            return 0
+        if period <= last.seq:
+            return 0
+        entries, changed = [], []
+        for incident, members in reached:
+            status, state = state_of(members)
+            before = notices.get((incident.id, route.name))
+            if before is not None and before.state == state:
+                continue
+            what = ("resolved" if status == "resolved" else "opened" if before is None or before.state is None
+                    else "changed")
+            entries.append({"change": what, "id": incident.id, "status": status, "severity": severity_of(members),
+                             "alerts": [{"id": m.alert.id, "key_type": m.alert.key_type, "key": m.alert.key,
+                                         "severity": m.alert.severity, "status": m.alert.status,
+                                         "summary": m.alert.summary} for m in members]})
+            changed.append((incident.id, before, status, state))
+        try:
+            with self.outbox.engine.begin() as conn:
+                claimed = conn.execute(update(incident_notices).where(and_(
+                    incident_notices.c.incident_id == "digest", incident_notices.c.route == route.name,
+                    incident_notices.c.seq == last.seq)).values(seq=period, last_sent_at=now,
+                                                                next_at=(period + 1) * route.digest_every_s)).rowcount
+                if claimed != 1:
+                    return 0
+                for incident_id, before, status, state in changed:
+                    values = {"seq": (before.seq if before else 0) + 1, "state": state, "status": status,
+                              "last_sent_at": now, "next_at": now}
+                    if before is None:
+                        conn.execute(insert(incident_notices).values(incident_id=incident_id, route=route.name,
+                                                                     opened_at=now, **values))
+                    else:
+                        conn.execute(update(incident_notices).where(and_(
+                            incident_notices.c.incident_id == incident_id,
+                            incident_notices.c.route == route.name)).values(**values))
+                if entries:
+                    body = self._digest_body(route, entries, period, now)
+                    self.outbox.enqueue(f"digest_{route.name}_{period}", route.name, route.url or "", body, now,
+                                        conn=conn)
+        except IntegrityError:
+            return 0  # another worker sent this period's digest
+        if entries:
+            self.on_notified(route.name, "digest")
+        return 1 if entries else 0
+
+    def _digest_body(self, route: Route, entries: list[dict[str, Any]], period: int, now: float) -> dict[str, Any]:
+        assert route.digest_every_s is not None
+        since = datetime.fromtimestamp((period - 1) * route.digest_every_s, timezone.utc)
+        until = datetime.fromtimestamp(period * route.digest_every_s, timezone.utc)
+        if route.format == "slack":
+            lines = [f":newspaper: riskpulse digest, {since:%H:%M} to {until:%H:%M} UTC: {len(entries)} incident(s)"]
+            lines += [f"• {e['change']} ({e['severity']}): " + "; ".join(a["key"] for a in e["alerts"][:5])
+                      for e in entries]
+            text = "\n".join(lines)
+            return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+        return {"type": "incident.digest", "timestamp": datetime.fromtimestamp(now, timezone.utc).isoformat()
+                .replace("+00:00", "Z"), "data": {"since": since.isoformat().replace("+00:00", "Z"),
+                                                  "until": until.isoformat().replace("+00:00", "Z"),
+                                                  "incidents": entries}}
 
     def _body(self, incident: Incident, route: Route, members: list[Member], status: str, seq: int, reminder: bool,
               now: float) -> dict[str, Any]:

@@ -92,6 +92,13 @@ class Route(BaseModel):
     group_wait_s: float | None = Field(None, ge=0)
     group_interval_s: float | None = Field(None, gt=0)
     repeat_interval_s: float | None = Field(None, gt=0)
+    # an incident this route was told of, still firing and acknowledged by nobody this long after
+    # the route first saw it, is sent to the route named ``escalate_to`` (once)
+    escalate_after_s: float | None = Field(None, gt=0)
+    escalate_to: str | None = None
+    # a digest receiver: no message per incident, one every this many seconds listing the
+    # incidents opened, changed and resolved since the last (none when nothing happened)
+    digest_every_s: float | None = Field(None, ge=60)
     continue_: bool = Field(True, alias="continue")
     routes: list["Route"] = Field(default_factory=list)
 
@@ -202,6 +209,10 @@ class RulesFile(BaseModel):
         for route in _all(_resolved(self.routes)):
             if route.url is None and not route.routes:
                 raise ValueError(f"route {route.name!r}: no url, and none from a route above it")
+            if (route.escalate_after_s is None) != (route.escalate_to is None):
+                raise ValueError(f"route {route.name!r}: escalate_after_s and escalate_to go together")
+            if route.escalate_to is not None and route.escalate_to not in set(names):
+                raise ValueError(f"route {route.name!r}: escalate_to names no route ({route.escalate_to!r})")
         return self
 
 

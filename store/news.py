@@ -300,6 +300,16 @@ class Store:
                       summary=r["summary"], top_headlines=json.loads(r["top_headlines"]),
                       fired_at=_aware(r["fired_at"])) for r in rows]
 
+    def acknowledged(self, alert_ids: Iterable[str]) -> set[str]:
+        """Those of ``alert_ids`` someone has acknowledged."""
+        ids = list(alert_ids)
+        out: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                out |= {r[0] for r in conn.execute(select(alerts.c.id).where(
+                    alerts.c.id.in_(ids[start:start + 500]), alerts.c.acked_at.is_not(None)))}
+        return out
+
     def revisions_of(self, news_id: str) -> list[dict[str, Any]]:
         """An item's earlier revisions, oldest first (its latest is its news row)."""
         with self.engine.connect() as conn:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from riskpulse.alerts.notifier import HORIZON_S, Notifier, make_incidents
 from riskpulse.alerts.outbox import Outbox
-from riskpulse.alerts.rules import Rules
+from riskpulse.alerts.rules import Rules, RulesError
 from riskpulse.alerts.silences import Silences
 from riskpulse.records import Alert
 from riskpulse.store.news import Store
@@ -187,3 +187,71 @@ def test_an_incident_goes_down_the_routing_tree(parts: tuple[Store, Outbox]) -> 
     assert n.tick(NOW + 30) == 2
     assert (len(messages(out, "desk-pager")), len(messages(out, "audit")), len(messages(out, "desk"))) == (1, 1, 0)
     assert "text" in messages(out, "desk-pager")[0] and messages(out, "audit")[0]["version"] == "4"
+
+
+ESCALATING = """
+routes:
+  - {name: desk, url: "http://127.0.0.1:9/desk", escalate_after_s: 600, escalate_to: head-of-desk}
+  - {name: head-of-desk, url: "http://127.0.0.1:9/head", key_types: [story]}
+"""
+
+
+def test_an_incident_nobody_acknowledges_escalates_once_and_an_acknowledged_one_never(
+        parts: tuple[Store, Outbox]) -> None:
+    from datetime import datetime, timezone
+
+    store, out = parts
+    stored(store, burst())
+    n = notifier(parts, ESCALATING)
+    n.tick(NOW)
+    assert n.tick(NOW + 30) == 1  # the desk
+    assert n.tick(NOW + 599) == 0
+    assert n.tick(NOW + 600) == 1 and n.tick(NOW + 700) == 0  # escalated, once
+    (escalated,) = messages(out, "head-of-desk")
+    assert escalated["type"] == "incident.escalated" and escalated["data"]["escalated_from"] == "desk"
+    assert [a["key"] for a in escalated["data"]["alerts"]] == ["TSLA"]
+    # another burst, acknowledged in time: nobody above the desk is woken
+    later = [alert("ticker", "NVDA", ["n1", "n2", "n3"], minute=120, severity="critical")]
+    stored(store, later)
+    n.tick(NOW + 1000)
+    assert n.tick(NOW + 1030) == 1
+    store.acknowledge(later[0].id, "dana", datetime.now(timezone.utc))
+    assert n.tick(NOW + 2000) == 0
+    assert len(messages(out, "head-of-desk")) == 1
+
+
+def test_escalation_needs_both_fields_and_a_route_to_go_to() -> None:
+    with pytest.raises(RulesError, match="escalate_to names no route"):
+        Rules.parse(ESCALATING.replace("escalate_to: head-of-desk", "escalate_to: nobody"))
+    with pytest.raises(RulesError, match="go together"):
+        Rules.parse(ESCALATING.replace(", escalate_to: head-of-desk", ""))
+
+
+DIGEST = """
+routes:
+  - {name: desk, url: "http://127.0.0.1:9/desk"}
+  - {name: morning-note, url: "http://127.0.0.1:9/note", digest_every_s: 3600}
+"""
+
+
+def test_a_digest_route_gets_one_message_per_period_listing_what_opened_changed_and_resolved(
+        parts: tuple[Store, Outbox]) -> None:
+    store, out = parts
+    n = notifier(parts, DIGEST)
+    start = 3600 * (int(NOW) // 3600)
+    n.tick(start + 10)  # the first period is partial: nothing is listed for it
+    stored(store, burst())
+    stored(store, [alert("ticker", "AMD", ["x"], minute=200)])
+    n.tick(start + 20)
+    n.tick(start + 60)  # the desk is paged as usual meanwhile
+    assert len(messages(out, "desk")) == 2 and messages(out, "morning-note") == []
+    assert n.tick(start + 3600) == 1 and n.tick(start + 3700) == 0
+    (first,) = messages(out, "morning-note")
+    assert first["type"] == "incident.digest"
+    assert sorted((e["change"], e["alerts"][0]["key"]) for e in first["data"]["incidents"]) == [
+        ("opened", "AMD"), ("opened", "TSLA")]
+    stored(store, resolved(burst()))
+    assert n.tick(start + 7200) == 2  # the digest, and the desk's resolved message
+    second = messages(out, "morning-note")[1]
+    assert [(e["change"], e["status"]) for e in second["data"]["incidents"]] == [("resolved", "resolved")]
+    assert n.tick(start + 10800) == 0  # a quiet period: no message
