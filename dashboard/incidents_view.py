@@ -23,10 +23,15 @@ class Place:
     incident: str
     members: tuple[str, ...]  # the incident's alert ids, first window first
     muted_by: str | None  # the id of the alert that inhibits this one
-    names: dict[str, str]  # alert id -> "key_type key", for the incident's members
+    labels: dict[str, tuple[str, str]]  # alert id -> (key_type, key), for the incident's members
 
     def named(self, alert_id: str | None) -> str:
-        return self.names.get(alert_id or "", alert_id or "")
+        found = self.labels.get(alert_id or "")
+        return f"{found[0]} {found[1]}" if found else (alert_id or "")
+
+    def keys(self) -> list[tuple[str, str]]:
+        """The incident's keys, each once, in its members' order."""
+        return list(dict.fromkeys(self.labels[a] for a in self.members))
 
 
 def incidents_spec(path: Path | None) -> IncidentsSpec:
@@ -44,9 +49,9 @@ def places(found: list[Incident]) -> dict[str, Place]:
     out = {}
     for incident in found:
         members = tuple(m.alert.id for m in incident.members)
-        names = {m.alert.id: f"{m.alert.key_type} {m.alert.key}" for m in incident.members}
+        labels = {m.alert.id: (m.alert.key_type, m.alert.key) for m in incident.members}
         for m in incident.members:
-            out[m.alert.id] = Place(incident.id, members, m.inhibited_by, names)
+            out[m.alert.id] = Place(incident.id, members, m.inhibited_by, labels)
     return out
 
 

@@ -52,7 +52,7 @@ def _alert_chart(engine: Any, detail: dict[str, Any], start: datetime, end: date
     return dcc.Graph(id=ids.ALERT_CHART, figure=fig, config={"displayModeBar": False})
 
 
-def _silence_controls(silence: Any) -> html.Div:
+def _silence_controls(silence: Any, keys: int = 1) -> html.Div:
     """Mute this key's webhooks (the alert stays listed and shown), or say who muted it and until when."""
     if silence is not None:
         until = datetime.fromtimestamp(silence.ends_at, timezone.utc)
@@ -63,7 +63,8 @@ def _silence_controls(silence: Any) -> html.Div:
         dcc.Dropdown(id=ids.SILENCE_FOR, value="4h", clearable=False, style={"width": "90px"},
                      options=[{"label": k, "value": k} for k in SILENCE_FOR]),
         dcc.Input(id=ids.SILENCE_COMMENT, placeholder="Why (required)", style={"width": "280px"}),
-        html.Button("Silence this key", id=ids.SILENCE_BUTTON, disabled=not auth.may("analyst"),
+        html.Button("Silence this key" if keys == 1 else f"Silence the incident's {keys} keys", id=ids.SILENCE_BUTTON,
+                    disabled=not auth.may("analyst"),
                     title="" if auth.may("analyst") else f"your role ({auth.current_role()}) can read only"),
         html.Span(state, id=ids.SILENCE_STATUS, style={"marginLeft": "8px", "color": "#555"}),
     ], style={"display": "flex", "gap": "8px", "alignItems": "center", "marginTop": "10px"})
@@ -176,7 +177,8 @@ def register(app: Dash, ctx: PageContext) -> None:
                                   id=ids.ACK_BUTTON, disabled=not auth.may("analyst"),
                                   title="" if auth.may("analyst") else f"your role ({auth.current_role()}) can read only"),
                       html.Span(acked, id=ids.ACK_STATUS, style={"marginLeft": "12px"})]),
-            _silence_controls(guarded(silences.matching)(detail["key_type"], detail["key"], detail["severity"])),
+            _silence_controls(guarded(silences.matching)(detail["key_type"], detail["key"], detail["severity"]),
+                              len(place.keys()) if place else 1),
             html.Div(drill_panel(engine, detail["key_type"], detail["key"], start, end,
                                   "All headlines of this key and window"), style={"marginTop": "12px"}),
         ]), {"id": detail["id"], "key_type": detail["key_type"], "key": detail["key"]}
@@ -203,10 +205,14 @@ def register(app: Dash, ctx: PageContext) -> None:
             return dash.no_update, dash.no_update
         if not auth.may("analyst"):
             return dash.no_update, f"Not silenced: your role ({auth.current_role()}) can read only"
+        place = (guarded(current_places)(store, spec) or {}).get(row.get("id", ""))
+        keys = place.keys() if place else [(row["key_type"], row["key"])]  # an incident: every key in it
+        ends = datetime.now(timezone.utc).timestamp() + SILENCE_FOR.get(duration, SILENCE_FOR["4h"])
         try:
-            made = silences.add(auth.current_user(), comment or "", datetime.now(timezone.utc).timestamp()
-                                + SILENCE_FOR.get(duration, SILENCE_FOR["4h"]), key_type=row["key_type"], key=row["key"])
+            made = [silences.add(auth.current_user(), comment or "", ends, key_type=key_type, key=key)
+                    for key_type, key in keys]
         except ValueError as exc:
             return dash.no_update, f"Not silenced: {exc}"
-        log.info("silence created", extra={"silence": made.id, "user": made.created_by, "key": row["key"]})
-        return {"id": made.id}, dash.no_update
+        log.info("silence created", extra={"silences": [m.id for m in made], "user": auth.current_user(),
+                                           "keys": [k for _, k in keys]})
+        return {"id": made[0].id}, dash.no_update

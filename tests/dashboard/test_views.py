@@ -102,7 +102,7 @@ def test_a_storys_spread_chart_steps_once_per_copy() -> None:
 
 def test_the_alerts_view_places_each_alert_in_its_incident_and_names_who_mutes_it(tmp_path: Path) -> None:
     """The issue's burst as stored alerts: one incident of three, the topics muted by the ticker;
-    acknowledging one alert of an incident acknowledges them all."""
+    acknowledging or silencing one alert of an incident acts on all of them."""
     from riskpulse.dashboard.incidents_view import current_places, incidents_spec
     from riskpulse.store.news import Store as NewsStore
     from tests.alerts.test_incidents import burst
@@ -116,4 +116,5 @@ def test_the_alerts_view_places_each_alert_in_its_incident_and_names_who_mutes_i
     assert {placed[a.id].incident for a in burst()} == {placed[ticker.id].incident}
     assert placed[ticker.id].muted_by is None
     assert [placed[t.id].named(placed[t.id].muted_by) for t in topics] == ["ticker TSLA", "ticker TSLA"]
+    assert sorted(placed[ticker.id].keys()) == sorted((a.key_type, a.key) for a in burst())  # what silencing it mutes
     assert incidents_spec(tmp_path / "missing.yaml").enabled  # unreadable rules: the defaults, with a warning
