@@ -19,10 +19,13 @@ group_interval, repeat_interval) is the delivery's business, over these incident
   the connected groups; an incident's id comes from its earliest alert, so it is stable while the
   incident grows (two incidents a later alert bridges become one, under the earlier's id).
 - **Inhibition.** Rules in Alertmanager's spirit: an alert matching ``source`` inhibits alerts
-  matching ``target`` that agree on the ``equal`` labels, while both fire within ``window_s``; and,
-  beyond Alertmanager, only where at least ``min_evidence_share`` of the target's evidence is the
-  source's news (for a ticker source: names the ticker; else: is among the source's stories). Default: a ticker alert inhibits the topic alerts whose evidence is mostly that
-  ticker's news. An inhibited alert is kept (and shown) as inhibited and is not notified on its own.
+  matching ``target`` that agree on the ``equal`` labels, within ``window_s``, while the source
+  fires; and, beyond Alertmanager, a rule with ``min_evidence_share`` mutes only targets with at
+  least that share of their evidence the source's news (for a ticker source: naming the
+  ticker; else: among the source's stories), and keeps them muted when the source resolves
+  first (the echo of a cause is an echo however the two end). Default: a ticker alert inhibits
+  the topic alerts whose evidence is mostly that ticker's news. An inhibited alert is kept (and
+  shown) as inhibited and is not notified on its own.
 """
 
 from __future__ import annotations
@@ -178,7 +181,10 @@ def inhibitions(members: dict[str, Member], rules: tuple[InhibitRule, ...] = DEF
             for source_id in ids:
                 source = members[source_id]
                 s_labels = labels(source.alert)
-                if (source_id == target_id or not source.firing or not rule.matches(rule.source, s_labels)
+                # an echo made of the cause's news stays muted when the cause resolves first; a rule
+                # of labels alone mutes only while its source fires, as Alertmanager's do
+                if (source_id == target_id or (not source.firing and rule.min_evidence_share is None)
+                        or not rule.matches(rule.source, s_labels)
                         or any(s_labels.get(k) != t_labels.get(k) for k in rule.equal)
                         or not _near(source.alert, target.alert, rule.window_s)):
                     continue

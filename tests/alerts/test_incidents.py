@@ -117,3 +117,13 @@ def test_a_ticker_burst_across_two_topics_is_one_incident_though_their_evidence_
     # a topic whose evidence is mostly other companies' news is neither muted nor grouped by it
     other = named(alert("topic", "Energy", ["x1", "x2", "x3"], minute=1), ["XOM"])
     assert [[m.alert.key for m in i.notified] for i in incidents([ticker, other])] == [["TSLA"], ["Energy"]]
+
+
+def test_an_echo_stays_muted_when_its_cause_resolves_first_and_a_label_rule_only_while_it_fires() -> None:
+    ticker, topic, _ = burst()
+    ticker_over = alert("ticker", "TSLA", [], status="resolved")  # the ticker resolves a window before the topic
+    (incident,) = incidents([ticker, topic, ticker_over])
+    assert [m.alert.key for m in incident.members if m.inhibited_by] == ["Financials"]
+    by_labels = (InhibitRule(source={"key_type": "ticker"}, target={"key_type": "topic"}),)
+    (incident,) = incidents([ticker, topic, ticker_over], inhibit=by_labels)
+    assert all(m.inhibited_by is None for m in incident.members)  # Alertmanager's: the source no longer fires
