@@ -33,11 +33,13 @@ class Mover:
     count_recent: int  # headlines in the last RECENT windows
     spark: str  # negatives per window, the last RECENT + 25
     firing: str  # severity of a firing alert, or ""
+    when_fired: bool = False  # the figures are the alert's, from when it fired (its recent windows are quiet)
 
     def row(self) -> dict[str, object]:
         return {"key_type": self.key_type, "key": self.key, "firing": self.firing,
                 "unusual": "" if not math.isfinite(self.z) else f"{self.z:+.1f}",
-                "negatives": f"{self.negative_recent} in {self.span} window{'s' if self.span > 1 else ''}",
+                "negatives": f"{self.negative_recent} in {self.span} window{'s' if self.span > 1 else ''}"
+                             + (" when it fired" if self.when_fired else ""),
                 "usual": f"{self.usual:.1f} per window", "headlines": self.count_recent, "last_windows": self.spark}
 
 
@@ -49,10 +51,14 @@ def sparkline(values: list[float]) -> str:
     return "".join(SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))] for v in values)
 
 
-def rank(frame: pd.DataFrame, windows: list[int], firing: dict[tuple[str, str], str], limit: int = 25) -> list[Mover]:
+def rank(frame: pd.DataFrame, windows: list[int], firing: dict[tuple[str, str], str], limit: int = 25,
+         fired: dict[tuple[str, str], dict[str, float]] | None = None) -> list[Mover]:
     """``frame``: key_type, key, window_ts, count, negative (one row per key and window with news);
     ``windows``: the window starts of the baseline and the recent windows, oldest first;
-    ``firing``: (key_type, key) -> severity of a firing alert."""
+    ``firing``: (key_type, key) -> severity of a firing alert; ``fired``: what its alert observed
+    when it fired, shown where the key's recent windows have no negatives (a firing row with
+    "0 in 1 window" and no z says nothing of why it fires)."""
+    fired = fired or {}
     if not windows:
         return []
     recent_from = windows[-RECENT] if len(windows) >= RECENT else windows[0]
@@ -69,9 +75,14 @@ def rank(frame: pd.DataFrame, windows: list[int], firing: dict[tuple[str, str], 
         mean = sum(base) / len(base)
         var = sum((x - mean) ** 2 for x in base) / len(base)
         z, span = deviation({"mean": mean, "var": var}, recent)
-        movers.append(Mover(key[0], key[1], z, span, sum(recent[-span:]), mean,
+        negative_recent, when_fired = sum(recent[-span:]), False
+        observed = fired.get(key)
+        if key in firing and observed and "z" in observed and (negative_recent == 0 or not math.isfinite(z)):
+            z, span = observed["z"], max(1, int(observed.get("span_windows", 1)))
+            negative_recent, when_fired = int(observed.get("negative", 0)), True
+        movers.append(Mover(key[0], key[1], z, span, negative_recent, mean,
                             sum(int(counts.get(w, 0)) for w in windows[-RECENT:]),
-                            sparkline(series[-(RECENT + 25):]), firing.get(key, "")))
+                            sparkline(series[-(RECENT + 25):]), firing.get(key, ""), when_fired))
     movers.sort(key=lambda m: (SEVERITY_RANK.get(m.firing, 2), -m.z if math.isfinite(m.z) else math.inf,
                                -m.negative_recent, m.key_type, m.key))
     return movers[:limit]

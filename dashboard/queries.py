@@ -289,6 +289,22 @@ def firing_keys(engine: Engine, since: datetime) -> dict[tuple[str, str], str]:
     return out
 
 
+def fired_figures(engine: Engine, since: datetime) -> dict[tuple[str, str], dict[str, float]]:
+    """(key_type, key) -> what the detector observed when the key's latest firing alert fired
+    (negatives, z, span): the figures behind a firing row whose recent windows are quiet."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(alerts.c.key_type, alerts.c.key, alerts.c.observed)
+                            .where(and_(alerts.c.status == "firing", alerts.c.fired_at >= _bound(engine, since)))
+                            .order_by(alerts.c.fired_at)).all()
+    out = {}
+    for key_type, key, observed in rows:
+        try:
+            out[(key_type, key)] = {k: float(v) for k, v in json.loads(observed).items()}
+        except (ValueError, TypeError, AttributeError):
+            continue  # a row the detector did not write: its row shows the recent windows alone
+    return out
+
+
 def key_series(engine: Engine, key_type: str, key: str, start: datetime, end: datetime) -> pd.DataFrame:
     """One key's headlines and negatives per bucket of the range, every bucket present (zeros
     where it had no news: a quiet window is part of its baseline)."""

@@ -94,7 +94,15 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 180.
         except OSError:
             pass
         time.sleep(1)
-    raise RuntimeError("the worker did not become ready; see its log above")
+    raise RuntimeError("the worker did not become ready")
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    """The end of the worker's and dashboard's log, for a failure the console must explain."""
+    try:
+        return "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:])
+    except OSError:
+        return ""
 
 
 def _stop_on_terminate(signum: int, frame: object) -> None:
@@ -128,14 +136,25 @@ def run_demo(speed: float = 60.0) -> int:
         env_backend = {"RISKPULSE_BACKEND": backend} if s.backend == "auto" else {}
         import os
 
-        worker = subprocess.Popen([sys.executable, "-m", "riskpulse.cli", "worker"], env={**os.environ, **env_backend})
+        # the worker's and dashboard's own output (faust's banner, client chatter, every log line)
+        # goes to one file: the console tells the demo's story, and says where the rest is
+        log_path = s.home / "demo.log"
+        log_file = open(log_path, "ab", buffering=0)  # noqa: SIM115 - held until the demo ends
+        print(f"worker and dashboard log: {log_path}", flush=True)
+        worker = subprocess.Popen([sys.executable, "-m", "riskpulse.cli", "worker"], env={**os.environ, **env_backend},
+                                  stdout=log_file, stderr=subprocess.STDOUT)
         started.append(worker)
-        dashboard = subprocess.Popen([sys.executable, "-m", "riskpulse.cli", "dashboard"])
+        dashboard = subprocess.Popen([sys.executable, "-m", "riskpulse.cli", "dashboard"], stdout=log_file,
+                                     stderr=subprocess.STDOUT)
         started.insert(0, dashboard)
         printer = threading.Thread(target=print_alerts, daemon=True,
                                    args=(s.kafka_bootstrap, [s.topic_prefix + "alerts", s.topic_prefix + "trends"],
                                          stop))
-        wait_ready(s.worker_web_port, worker)
+        try:
+            wait_ready(s.worker_web_port, worker)
+        except RuntimeError:
+            print(f"the worker did not become ready; the end of {log_path}:\n{_tail(log_path)}", flush=True)
+            raise
         printer.start()
         sample = write(s.home / "sample-news.jsonl")
         print(f"\ndashboard: http://127.0.0.1:{s.dashboard_port}/  (user {s.dashboard_user}, password "
@@ -146,6 +165,8 @@ def run_demo(speed: float = 60.0) -> int:
         print("\nreplay done; the last windows close within seconds. Ctrl-C stops everything.", flush=True)
         while worker.poll() is None and dashboard.poll() is None:
             time.sleep(1)
+        print(f"the {'worker' if worker.poll() is not None else 'dashboard'} stopped; the end of {log_path}:\n"
+              f"{_tail(log_path)}", flush=True)
         return worker.returncode or dashboard.returncode or 0
     except KeyboardInterrupt:
         return 0

@@ -50,9 +50,10 @@ def register(app: Dash, ctx: PageContext) -> None:
             windows = [last - window_s * i for i in range(movers.BASELINE + movers.RECENT - 1, -1, -1)]
             frame = queries.window_counts(engine, windows)
             firing = queries.firing_keys(engine, end - timedelta(days=7))
+            fired = queries.fired_figures(engine, end - timedelta(days=7))
         except SQLAlchemyError:
             return []
-        return [m.row() for m in movers.rank(frame, windows, firing)]
+        return [m.row() for m in movers.rank(frame, windows, firing, fired=fired)]
 
     @app.callback(Output(ids.KEY_PAGE, "children"), Output(ids.KEY_SHOWN, "data"),
                   Input(ids.MOVERS_TABLE, "selected_rows"), Input(ids.KEY_FOCUS, "data"), Input(ids.RANGE, "value"),

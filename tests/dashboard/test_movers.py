@@ -49,3 +49,15 @@ def test_sparkline_and_band() -> None:
     assert band["usual"].iloc[:5].isna().all()  # too few windows before them to say what is usual
     assert band["usual"].iloc[18] == 3.0 and band["upper"].iloc[18] > 3.0 and band["negative"].iloc[18] > band["upper"].iloc[18]
     assert (band["lower"].dropna() >= 0).all()
+
+
+def test_a_firing_key_whose_last_windows_are_quiet_shows_the_figures_that_fired_it() -> None:
+    """A firing row read "0 in 1 window" with no z: it says nothing of why the key fires."""
+    quiet = [("ticker", "NVDA", w, 4, 0) for w in WINDOWS]
+    fired = {("ticker", "NVDA"): {"negative": 14.0, "z": 7.2, "span_windows": 2.0}}
+    (row,) = [m.row() for m in movers.rank(frame(quiet), WINDOWS, firing={("ticker", "NVDA"): "critical"}, fired=fired)]
+    assert (row["unusual"], row["negatives"]) == ("+7.2", "14 in 2 windows when it fired")
+    # a key burning now shows its own recent windows, firing or not
+    hot = [("ticker", "NVDA", w, 12, 0) for w in WINDOWS[:-2]] + [("ticker", "NVDA", w, 20, 9) for w in WINDOWS[-2:]]
+    (row,) = [m.row() for m in movers.rank(frame(hot), WINDOWS, firing={("ticker", "NVDA"): "critical"}, fired=fired)]
+    assert "when it fired" not in row["negatives"]
