@@ -65,3 +65,28 @@ def test_layers_point_down_only(installed: Path) -> None:
     assert str(installed) in subprocess.run(  # the contracts judged the installed tree, not the checkout
         [sys.executable, "-c", "import riskpulse.stream.core, sys; print(riskpulse.stream.core.__file__)"],
         cwd=installed, env=env, capture_output=True, text=True, timeout=60).stdout
+
+
+def test_the_installed_package_runs_its_commands_and_scores_with_its_shipped_model(installed: Path,
+                                                                                    tmp_path: Path) -> None:
+    """What a user of the wheel runs first, from the installed tree alone (no checkout on the path)."""
+    env = {**os.environ, "PYTHONPATH": str(installed), "RISKPULSE_HOME": str(tmp_path)}
+    env.pop("RISKPULSE_MODEL_DIR", None)
+    for command in ("train", "worker"):
+        done = subprocess.run([sys.executable, "-m", "riskpulse.cli", command, "--help"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "usage" in done.stdout.lower(), done.stdout[-2000:] + done.stderr[-2000:]
+    score = ("from datetime import datetime, timezone\n"
+             "import riskpulse.stream.scoring as scoring\n"
+             "from riskpulse.records import NewsItem\n"
+             "from riskpulse.settings import Settings\n"
+             "service = scoring.ScoringService.from_settings(Settings())\n"
+             "item = NewsItem(id='1', headline='Tesla shares plunge after regulators open a probe',"
+             " published_at=datetime.now(timezone.utc))\n"
+             "(out,) = service.score_items([item], datetime.now(timezone.utc))\n"
+             "print(scoring.__file__, out.sentiment, out.model_version)\n")
+    done = subprocess.run([sys.executable, "-c", score], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    where, sentiment, _ = done.stdout.split()[-3:]
+    assert where.startswith(str(installed)) and sentiment == "negative", done.stdout
