@@ -98,7 +98,7 @@ class Route(BaseModel):
     escalate_to: str | None = None
     # a digest receiver: no message per incident, one every this many seconds listing the
     # incidents opened, changed and resolved since the last (none when nothing happened)
-    digest_every_s: float | None = Field(None, ge=60)
+    digest_every_s: float | None = Field(None, gt=0)
     continue_: bool = Field(True, alias="continue")
     routes: list["Route"] = Field(default_factory=list)
 

@@ -60,7 +60,8 @@ def print_alerts(bootstrap: str, topics: list[str], stop: threading.Event) -> No
     """Alerts in full, trends as a one-line tally per closed window."""
     from riskpulse.stream.reader import reader
 
-    consumer = reader(*topics, bootstrap=bootstrap, auto_offset_reset="latest", consumer_timeout_ms=500)
+    consumer = reader(*topics, bootstrap=bootstrap, auto_offset_reset="latest", consumer_timeout_ms=500,
+                      enable_auto_commit=False)  # no group: nothing to commit (kafka-python warns otherwise)
     windows: dict[str, int] = {}
     while not stop.is_set():
         for msg in consumer:

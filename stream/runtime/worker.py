@@ -116,12 +116,20 @@ class Runtime:
         close windows, and tell the judges so, while no news arrives."""
         app, out = self.app, self.outputs
         consumer = app.consumer
-        if consumer is not None and not app.rebalancing:
+        # only while this worker reads news: during a table recovery (the scorer's own table, after
+        # a rebalance) its news partitions are paused, and the highwater its fetcher last saw is
+        # stale while the producers go on; "caught up" against it let the watermark run past the
+        # records waiting there, and at a 30x replay they were counted late (a worker joining)
+        if consumer is not None and not app.rebalancing and not app.tables.recovery.in_recovery \
+                and app.flow_control.is_active():
             try:
                 assigned = [tp for tp in consumer.assignment() if tp.topic == self.topics.news.get_topic_name()]
+                paused = set(getattr(consumer, "_paused_partitions", ()) or ())  # faust pinned: versions.py
             except Exception:  # noqa: BLE001 - no assignment yet
-                assigned = []
+                assigned, paused = [], set()
             for tp in assigned:
+                if tp in paused:
+                    continue  # not being read: no claim either way, it keeps holding the watermark
                 seen = self.watchdog.progress.get((tp.topic, tp.partition))
                 try:
                     highwater = consumer.highwater(tp)

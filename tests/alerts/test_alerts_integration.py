@@ -194,12 +194,56 @@ def test_one_burst_on_a_ticker_and_its_topics_is_one_incident_told_once_firing_a
         am.close()
 
 
+def test_incidents_go_down_the_routing_tree_repeat_escalate_and_are_digested(
+        pipeline: Any, kafka: Any, tmp_path: Path) -> None:
+    """The worker's notifier with a routing tree: a critical ticker incident goes to the pager
+    below the desk route (continue: false there), is repeated while it fires, escalates to the
+    head of desk when nobody acknowledges it, and a digest route lists it once. Short intervals:
+    the scenario's, not the defaults' (those are the unit tests' and the burst test's)."""
+    pager, head, note = WebhookReceiver(), WebhookReceiver(), WebhookReceiver()
+    try:
+        rules = tmp_path / "rules.yaml"
+        rules.write_text(
+            "incidents: {group_wait_s: 0, group_interval_s: 2, repeat_interval_s: 4}\n"
+            "routes:\n"
+            "  - name: desk\n"
+            f"    url: '{note.url}/unused'\n"
+            "    key_types: [ticker]\n"
+            "    routes:\n"
+            f"      - {{name: pager, url: '{pager.url}', severities: [critical], continue: false,"
+            " escalate_after_s: 6, escalate_to: head}\n"
+            f"  - {{name: head, url: '{head.url}', key_types: [story]}}\n"
+            f"  - {{name: note, url: '{note.url}', digest_every_s: 5}}\n")
+        pipeline(ALERT_RULES=rules)
+        stamp = datetime.fromtimestamp(BASE_TS, timezone.utc).isoformat().replace("+00:00", "Z")
+        fired = {"schema_version": 1, "id": "al-NVDA", "status": "firing", "severity": "critical",
+                 "key_type": "ticker", "key": "NVDA", "window_start": stamp, "window_end": stamp,
+                 "observed": {"negative": 12.0}, "baseline": {"negative_mean": 1.0}, "rule": "default",
+                 "summary": "CRITICAL: negative news on ticker NVDA", "top_headlines": [], "fired_at": stamp}
+        produce(kafka.bootstrap, pipeline.topic(TOPIC_ALERTS), [fired], key=lambda a: a["id"].encode())
+        deadline = time.monotonic() + 90
+        while (len(pager.unique) < 2 or not head.unique or not note.unique) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        bodies = [json.loads(b) for b in pager.unique.values()]
+        assert [b["data"]["reminder"] for b in bodies[:2]] == [False, True]  # told, then reminded
+        (escalated,) = [json.loads(b) for b in head.unique.values()]
+        assert escalated["type"] == "incident.escalated" and escalated["data"]["escalated_from"] == "pager"
+        digest = json.loads(next(iter(note.unique.values())))
+        assert digest["type"] == "incident.digest"
+        assert [(e["change"], e["alerts"][0]["key"]) for e in digest["data"]["incidents"]] == [("opened", "NVDA")]
+        assert not [r for r in note.requests if r["path"].endswith("/unused")]  # the desk itself: handed down
+    finally:
+        for rx in (pager, head, note):
+            rx.close()
+
+
 def test_a_dead_endpoint_never_blocks_the_stream(pipeline: Any, kafka: Any, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RP_TEST_SECRET", new_secret())
     hang = WebhookReceiver(delay_s=5)  # accepts, then never answers in time
     try:
-        rules = rules_file(tmp_path, hang.url, "  - {name: nowhere, url: 'http://127.0.0.1:9/hook', timeout_s: 2}\n")
+        rules = rules_file(tmp_path, hang.url, "  - {name: nowhere, url: 'http://127.0.0.1:9/hook', timeout_s: 2}\n",
+                           incidents="{group_wait_s: 0}")  # deliveries at once: this test is about them
         worker = pipeline(ALERT_RULES=rules, WEBHOOK_RETRY_BASE_S=0.5, WEBHOOK_RETRY_CAP_S=2)
         fake = [{**scored(0, BASE_TS, "AAPL", True), "id": f"al{i}"} for i in range(30)]
         alerts = [{"schema_version": 1, "id": f"al{i}", "status": "firing", "severity": "critical", "key_type": "ticker",
