@@ -216,3 +216,28 @@ def task_stacks(frames: int = 4) -> list[str]:
                             for f in reversed(chain))
         out.append(where or f"{task.get_name()}: not started")
     return sorted(out)
+
+
+class RecoveryWatch:
+    """A table recovery that reads nothing: its changelog partitions keep the same records left to
+    read for ``limit_s`` (faust's recovery waits on events for a partition that its fetcher never
+    delivers, "No event received for active tp ... since recovery start", seen after a member was
+    killed; faust-streaming#155 reads alike). The recovering worker restarts itself; before, it sat
+    until a peer's group watch (three times as long) restarted that peer instead."""
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self._last: dict[Any, int] | None = None
+        self._since = 0.0
+
+    def reset(self) -> None:
+        self._last = None
+
+    def stuck(self, remaining: dict[Any, int], now: float) -> list[Any]:
+        """The changelog partitions with records left and no progress since ``limit_s`` ago."""
+        left = {tp: n for tp, n in remaining.items() if n > 0}
+        if left != self._last:
+            self._last, self._since = left, now
+            return []
+        return sorted(left, key=str) if left and now - self._since >= self.limit_s else []
+

@@ -405,3 +405,16 @@ def test_a_partition_taken_back_is_judged_from_the_committed_offset_not_an_earli
     assert ("news", 0) not in watchdog.progress and watchdog.progress[("news", 1)] == (40, 1.0)  # held throughout
     watchdog.start_from(("news", 0), 88, 2.0)
     assert watchdog.progress[("news", 0)] == (87, 2.0)
+
+
+def test_a_table_recovery_that_reads_nothing_is_stuck_after_the_limit_and_one_that_reads_is_not() -> None:
+    from riskpulse.stream.runtime.watchdog import RecoveryWatch
+
+    watch = RecoveryWatch(limit_s=45)
+    assert watch.stuck({"count-changelog:1": 120, "judge-changelog:1": 0}, 0.0) == []
+    assert watch.stuck({"count-changelog:1": 120, "judge-changelog:1": 0}, 44.0) == []
+    assert watch.stuck({"count-changelog:1": 120, "judge-changelog:1": 0}, 45.0) == ["count-changelog:1"]
+    watch.reset()
+    for second in range(0, 200, 10):  # a long recovery that makes progress is never stuck
+        assert watch.stuck({"count-changelog:1": 100_000 - second * 50}, float(second)) == []
+    assert watch.stuck({"count-changelog:1": 0}, 300.0) == []  # done
