@@ -429,8 +429,11 @@ def test_the_first_view_ranks_what_is_burning_and_a_key_has_a_page(populated: Da
     b.find_element(By.CSS_SELECTOR, "#range input[value='24h']").click()
     wait(lambda: b.find_elements(By.CSS_SELECTOR, "#key-chart .barlayer .point"), message="negatives per window")
     wait(lambda: b.find_elements(By.CSS_SELECTOR, "#key-chart .shapelayer path"), message="the alert's window shaded")
-    evidence = b.find_elements(By.CSS_SELECTOR, "#key-evidence a")
-    assert evidence and all(a.get_attribute("href").startswith("https://news.example/") for a in evidence)
+    # read whole between renders: the page is drawn anew on its refresh, and an element found
+    # before it is stale after it (seen: StaleElementReferenceException)
+    evidence = wait(lambda: [a.get_attribute("href") for a in b.find_elements(By.CSS_SELECTOR, "#key-evidence a")],
+                    message="the key's evidence")
+    assert all(href.startswith("https://news.example/") for href in evidence)
     wait(lambda: b.find_element(By.ID, "share-link").get_attribute("href").endswith("/keys/ticker/TSLA?range=24h"),
          message="the key page's own link")
     b.execute_script("document.getElementById('key-page').scrollIntoView()")
