@@ -38,7 +38,7 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from riskpulse.store.news import Store
-from riskpulse.store.schema import incident_notices
+from riskpulse.store.schema import incident_notices, outbox
 
 from . import incident_bodies
 from .incident_bodies import severity_of
@@ -176,12 +176,16 @@ class Notifier:
         timing = Timing.of(route, self.spec)
         status, state = state_of(members)
         if notice is None:
-            notice = Notice(0, None, None, None, now + timing.group_wait_s)
+            # every alert of it already told as it stands, one message per alert (a release before
+            # incidents, or incidents turned on): the route knows; nothing to say until it changes
+            told = self._told_per_alert(route, members)
+            notice = Notice(0, state if told else None, status if told else None, now if told else None,
+                            now + timing.group_wait_s, now)
             try:
                 with self.outbox.engine.begin() as conn:
                     conn.execute(insert(incident_notices).values(
-                        incident_id=incident.id, route=route.name, seq=0, state=None, status=None, opened_at=now,
-                        last_sent_at=None, next_at=notice.next_at))
+                        incident_id=incident.id, route=route.name, seq=0, state=notice.state, status=notice.status,
+                        opened_at=now, last_sent_at=notice.last_sent_at, next_at=notice.next_at))
             except IntegrityError:
                 return 0  # another worker opened it first: the next pass reads its row
         kind = due(notice, status, state, now, timing)
@@ -208,6 +212,13 @@ class Notifier:
         log.info("incident notification enqueued", extra={"incident": incident.id, "route": route.name, "seq": seq,
                                                           "status": status, "kind": kind, "alerts": len(members)})
         return 1
+
+    def _told_per_alert(self, route: Route, members: list[Member]) -> bool:
+        ids = [f"msg_{m.alert.id}_{m.alert.status}_{m.alert.severity}" for m in members]
+        with self.outbox.engine.connect() as conn:
+            found = {r[0] for r in conn.execute(select(outbox.c.message_id).where(
+                outbox.c.route == route.name, outbox.c.message_id.in_(ids)))}
+        return found == set(ids)
 
     def _escalate(self, incident: Incident, route: Route, members: list[Member],
                   notices: dict[tuple[str, str], Notice], now: float) -> int:

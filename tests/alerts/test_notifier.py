@@ -255,3 +255,21 @@ def test_a_digest_route_gets_one_message_per_period_listing_what_opened_changed_
     second = messages(out, "morning-note")[1]
     assert [(e["change"], e["status"]) for e in second["data"]["incidents"]] == [("resolved", "resolved")]
     assert n.tick(start + 10800) == 0  # a quiet period: no message
+
+
+def test_incidents_whose_alerts_were_told_one_by_one_are_not_told_again(parts: tuple[Store, Outbox]) -> None:
+    """The upgrade to incidents (or turning them on): the past day's alerts were each sent as a
+    message of their own; the route hears of them again only when they change."""
+    from riskpulse.alerts.delivery import enqueue_alert
+
+    store, out = parts
+    before = Rules.parse(RULES + "incidents: {enabled: false}\n")
+    stored(store, burst())
+    for a in burst():
+        enqueue_alert(out, before, a)
+    n = notifier(parts)
+    assert n.tick(NOW) == 0 and n.tick(NOW + 400) == 0  # already told, as it stands
+    stored(store, resolved(burst()))
+    n.tick(NOW + 800)
+    assert [m["type"] for m in messages(out, "desk") if "type" in m and m["type"].startswith("incident")] == [
+        "incident.resolved"]
