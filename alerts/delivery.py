@@ -29,7 +29,7 @@ from .incidents import Member, evidence
 from .outbox import Outbox
 from .rules import Route, Rules
 from .signing import headers_for
-from .slack import slack_escape, slack_link
+from .slack import slack_escape, slack_headline, slack_message
 from .silences import Silences
 
 log = logging.getLogger(__name__)
@@ -58,14 +58,8 @@ def standard_body(alert: Alert, link: str | None = None) -> dict[str, Any]:
 def slack_body(alert: Alert, page: str | None = None) -> dict[str, Any]:
     """A Slack incoming-webhook message (also understood by Mattermost and Rocket.Chat)."""
     icon = {"critical": ":rotating_light:", "warning": ":warning:"}[alert.severity] if alert.status == "firing" else ":white_check_mark:"
-    lines = [f"{icon} {slack_escape(alert.summary)}"]
-    for h in alert.top_headlines[:3]:
-        text = slack_escape(h.headline)
-        lines.append(f"• {slack_link(h.url, text) if h.url else text} ({h.sentiment_score:+.2f})")
-    if page:
-        lines.append(slack_link(page, "Open in riskpulse"))
-    text = "\n".join(lines)
-    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+    lines = [f"{icon} {slack_escape(alert.summary)}"] + [slack_headline(h, "• ") for h in alert.top_headlines[:3]]
+    return slack_message(lines, page)
 
 
 def enqueue_alert(outbox: Outbox, rules: Rules, alert: Alert, dashboard_url: str | None = None) -> int:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from riskpulse.records import Alert
 
 from .incidents import Incident, Member, labels
-from .slack import slack_escape, slack_link
+from .slack import slack_escape, slack_headline, slack_message
 
 MAX_ALERTS = 50  # alerts listed in one body (Alertmanager's max_alerts); the rest counted as truncated
 NEVER = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of an alert still firing
@@ -59,13 +59,7 @@ def slack_body(incident: Incident, members: list[Member], status: str, reminder:
         if story not in seen:
             seen.add(story)
             stories.append(h)
-    for h in stories[:3]:
-        text = slack_escape(h.headline)
-        lines.append(f"    {slack_link(h.url, text) if h.url else text} ({h.sentiment_score:+.2f})")
-    if link:
-        lines.append(slack_link(link, "Open in riskpulse"))
-    text = "\n".join(lines)
-    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+    return slack_message(lines + [slack_headline(h, "    ") for h in stories[:3]], link)
 
 
 def alertmanager_body(group_key: str, receiver: str, members: list[Member], status: str,

@@ -46,6 +46,7 @@ from .incidents import Grouping, Incident, InhibitRule, Member, incidents
 from .outbox import Outbox
 from .rules import IncidentsSpec, Route, Rules
 from .silences import Silences
+from .slack import slack_message
 
 log = logging.getLogger(__name__)
 
@@ -322,8 +323,7 @@ class Notifier:
             lines = [f":newspaper: riskpulse digest, {since:%H:%M} to {until:%H:%M} UTC: {len(entries)} incident(s)"]
             lines += [f"• {e['change']} ({e['severity']}): " + "; ".join(a["key"] for a in e["alerts"][:5])
                       for e in entries]
-            text = "\n".join(lines)
-            return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+            return slack_message(lines, None)
         return {"type": "incident.digest", "timestamp": datetime.fromtimestamp(now, timezone.utc).isoformat()
                 .replace("+00:00", "Z"), "data": {"since": since.isoformat().replace("+00:00", "Z"),
                                                   "until": until.isoformat().replace("+00:00", "Z"),

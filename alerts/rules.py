@@ -150,7 +150,11 @@ def _walk(routes: list[Route], severity: str, key_type: str, key: str) -> list[R
 
 
 def _resolved(routes: list[Route], parent: Route | None = None) -> list[Route]:
-    return [r.below(parent).model_copy(update={"routes": _resolved(r.routes, r.below(parent))}) for r in routes]
+    out = []
+    for route in routes:
+        made = route.below(parent)
+        out.append(made.model_copy(update={"routes": _resolved(route.routes, made)}))
+    return out
 
 
 def _all(routes: list[Route]) -> list[Route]:

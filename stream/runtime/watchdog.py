@@ -117,16 +117,6 @@ class GroupWatch:
         self.limit_s = limit_s
         self.seen: dict[tuple[str, int], tuple[int, float]] = {}  # key -> (committed, since when unchanged)
 
-    def assigned(self, keys: set[tuple[str, int]]) -> None:
-        """A new assignment. A partition this worker did not hold just before may have been moved
-        on, or left behind, by another member meanwhile: what this worker processed of it in an
-        earlier ownership no longer says where it stands, and is forgotten (it starts again from
-        the committed offset, :meth:`start_from`). Kept, that stale offset made the heartbeat say
-        a partition taken back after a kill -9 was read to its end while its next owner had
-        records to read again: the watermark ran past them and they were counted late."""
-        self.progress = {key: value for key, value in self.progress.items() if key in keys and key in self.held}
-        self.held = set(keys)
-
     def settle(self, now: float) -> None:
         """This worker was rebalancing or recovering: the group's partitions are judged afresh from now."""
         self.seen = {key: (committed, now) for key, (committed, _) in self.seen.items()}
