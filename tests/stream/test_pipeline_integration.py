@@ -141,23 +141,24 @@ def test_scores_dedupes_windows_and_dead_letters(pipeline: Any, kafka: Any) -> N
 
 
 def test_chaos_kill_9_of_the_worker_child_loses_nothing_and_counts_once(pipeline: Any, kafka: Any, tmp_path: Path) -> None:
-    """The worker child killed -9 five times, at random points and right at window closes, on its own data
-    directory, production defaults: news.scored has every item, trends and alerts equal a clean run's."""
+    """The worker child killed -9 four times, at random points and right at window closes, on its own data
+    directory, production defaults (the supervisor's back-off too: 11, 11, 11 and 16 s before the
+    restarts): news.scored has every item, trends and alerts equal a clean run's."""
     import threading
 
     from riskpulse.stream.replay import replay
 
-    # 40 minutes of event time, with a negative burst on ACME in minute 34
-    path, items = write_feed(tmp_path, "c", 1200, 2.0, 9, lambda i, rng: (
-        f"$ACME plunges after fraud probe and profit warning, report {i}" if 1020 <= i < 1050 else
+    # 30 minutes of event time, with a negative burst on ACME in minute 25; 40 s of replay
+    path, items = write_feed(tmp_path, "c", 900, 2.0, 9, lambda i, rng: (
+        f"$ACME plunges after fraud probe and profit warning, report {i}" if 750 <= i < 780 else
         f"{rng.choice(HEADLINES)} ${rng.choice(['ACME', 'XOM', 'JPM'])} #{i}"))
     worker = pipeline(KAFKA_PARTITIONS=4)
-    feeder = threading.Thread(target=replay, args=(path, kafka.bootstrap, 30.0),
+    feeder = threading.Thread(target=replay, args=(path, kafka.bootstrap, 45.0),
                               kwargs={"topic": pipeline.topic(TOPIC_NEWS), "progress": False})
     feeder.start()
     kills = []
     rng = random.Random(9)  # when to kill
-    for k in range(5):
+    for k in range(4):
         # alternate: a random moment mid-stream, and the moment a window close is being published
         if k % 2 == 0:
             time.sleep(rng.uniform(2, 8))
@@ -174,7 +175,7 @@ def test_chaos_kill_9_of_the_worker_child_loses_nothing_and_counts_once(pipeline
         assert worker.child_pid() not in (None, kills[-1]), "the supervisor did not restart the child"
     feeder.join()
     scored = assert_counted_once(pipeline, kafka, items, worker, scored_timeout_s=600)
-    assert worker.restarts() == 5
+    assert worker.restarts() == 4
     # reprocessing re-published some items (at-least-once), never with different content
     redelivered = Counter(x["id"] for x in scored)
     for rec in scored:
@@ -259,42 +260,22 @@ def assert_committed_to_the_end(kafka: Any, topic: str, group: str, timeout_s: f
         admin.close()
 
 
-def test_a_worker_joining_and_leaving_mid_stream_loses_nothing(pipeline: Any, kafka: Any, tmp_path: Path) -> None:
-    """Scale out and back in while news flows (two rebalances among live members, production
-    defaults): every item scored and counted once, trends and alerts equal the backtest's."""
-    import threading
-
-    from riskpulse.stream.replay import replay
-
-    path, items = burst_feed(tmp_path, "s", 600)
-    first = pipeline(KAFKA_PARTITIONS=4)
-    feeder = threading.Thread(target=replay, args=(path, kafka.bootstrap, 30.0),
-                              kwargs={"topic": pipeline.topic(TOPIC_NEWS), "progress": False})
-    feeder.start()
-    consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= 100, timeout_s=120)
-    second = pipeline(KAFKA_PARTITIONS=4)  # joins: partitions move while the first one is busy
-    consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= 400, timeout_s=180)
-    assert second.counter("riskpulse_items_in_total") > 0  # both members of the group scored a share
-    second.stop()  # leaves: they move back
-    feeder.join()
-    assert_counted_once(pipeline, kafka, items, first)
-
-
 def test_three_workers_one_killed_and_one_added_under_load_count_every_item_once(pipeline: Any, kafka: Any,
                                                                                  tmp_path: Path,
                                                                                  postgres_server: Any) -> None:
     """`docker compose up --scale worker=3` on this machine, without Docker: three workers in one
     group over the news partitions, sharing one PostgreSQL store; while news flows one node is
     lost (SIGKILL to supervisor and child: no shutdown, no final commit, its membership expires
-    after the session timeout) and another is added. Every item scored and counted once; trends
-    and alerts equal the backtest's; the store holds every item once."""
+    after the session timeout), another is added, and then one leaves as a scale-in does
+    (SIGTERM: partitions move to live members mid-stream). Every item scored and counted once;
+    trends and alerts equal the backtest's; the store holds every item once."""
     import threading
 
     from riskpulse.store.news import Store
     from riskpulse.stream.replay import replay
 
     postgres_server.reset()
-    path, items = burst_feed(tmp_path, "t", 600)
+    path, items = burst_feed(tmp_path, "t", 800)
     workers = [pipeline(KAFKA_PARTITIONS=4, STORE_URL=postgres_server.url) for _ in range(3)]
     feeder = threading.Thread(target=replay, args=(path, kafka.bootstrap, 30.0),
                               kwargs={"topic": pipeline.topic(TOPIC_NEWS), "progress": False})
@@ -304,9 +285,12 @@ def test_three_workers_one_killed_and_one_added_under_load_count_every_item_once
     lost.kill()
     consume(kafka.bootstrap, pipeline.topic(TOPIC_SCORED), lambda r: len(r) >= 300, timeout_s=180)
     added = pipeline(KAFKA_PARTITIONS=4, STORE_URL=postgres_server.url)
+    print("scale-in while the feed runs:", feeder.is_alive())  # else while the members work off its backlog
+    left = kept.pop()
+    left.stop()  # leaves: its partitions move to the two live members mid-stream
     feeder.join()
     assert_counted_once(pipeline, kafka, items, *kept, added)
-    assert sum(worker.counter("riskpulse_items_in_total") > 0 for worker in (*kept, added)) >= 2  # shared out
+    assert all(worker.counter("riskpulse_items_in_total") > 0 for worker in (*kept, added))  # shared out
     store = Store(postgres_server.url)
     deadline = time.monotonic() + 60
     while store.counts()["scored_news"] < len(items) and time.monotonic() < deadline:
