@@ -293,11 +293,31 @@ def make_engine(model_dir: Path, backend: Backend = "auto", threads: int | None 
         if refusal:
             raise BackendUnavailableError(refusal)
         return TorchEngine.from_dir(model_dir, "cpu", bf16=True, spin=spin, compile=compile)
+    if backend == "null":
+        return NullEngine(model_dir)
     if backend == "tensorrt":
         from .tensorrt_engine import TensorRTEngine
 
         return TensorRTEngine.for_model(model_dir)
     raise BackendUnavailableError(f"unknown backend {backend!r}; choose one of {list(Backend.__args__)}")  # type: ignore[attr-defined]
+
+
+class NullEngine:
+    """Fixed logits (neutral, the first topic) at no cost: what the stream around the model can
+    carry when scoring is free (bench/bench_stream.py ``--backend null``). Never chosen by
+    ``auto``; a worker serving it says so loudly at start (stream/scoring.py)."""
+
+    def __init__(self, model_dir: Path) -> None:
+        meta = ModelMeta.read(Path(model_dir))
+        self.name = "null"
+        self._topic = np.zeros(len(meta.topics), dtype=np.float32)
+        self._topic[0] = 1.0
+        self._sentiment = np.zeros(len(meta.sentiments), dtype=np.float32)
+        self._sentiment[meta.sentiments.index("neutral")] = 1.0
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(input_ids)
+        return np.tile(self._topic, (n, 1)), np.tile(self._sentiment, (n, 1))
 
 
 class Scorer:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-Backend = Literal["auto", "tensorrt", "onnx-cuda", "onnx", "onnx-fp32", "torch", "torch-bf16"]
+# "null": fixed logits, no model run; for measuring the stream's own ceiling (bench/), never for news
+Backend = Literal["auto", "tensorrt", "onnx-cuda", "onnx", "onnx-fp32", "torch", "torch-bf16", "null"]
 Precision = Literal["auto", "fp32", "bf16"]
 
 BACKENDS: tuple[str, ...] = get_args(Backend)

@@ -28,6 +28,9 @@ class ScoringService:
         scorer = Scorer(settings.model_dir, backend=settings.backend, batch_size=min(settings.batch_max_size, 64),
                         max_length=settings.max_length, spin=settings.ort_spin,
                         compile=settings.torch_compile)
+        if scorer.engine.name == "null":
+            log.warning("RISKPULSE_BACKEND=null: every headline is scored neutral without a model; for measuring "
+                        "the stream only, never for news anyone reads")
         log.info("scoring service ready", extra={"backend": scorer.engine.name, "model_version": scorer.model_version})
         return cls(scorer, Watchlist.load(settings.watchlist))
 

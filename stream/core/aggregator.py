@@ -258,11 +258,8 @@ class Aggregator:
         Returns the fields to update on the item, its status and its story."""
         current = self.state.get(dkey)
         mine = entry_at(current, item.id, [partition, offset])
-        if mine is not None:  # this very record, read again
-            story = current_story = mine[1].get("story") or item.id
-            if current_story == item.id:
-                self.stories.refound(item, ts, words)
-            return {}, "redelivered", story  # the window shards know whether they hold it, while it is open
+        if mine is not None:  # this very record, read again (a story a crash lost is made again by its register)
+            return {}, "redelivered", mine[1].get("story") or item.id  # the window shards know whether they hold it
         first = current
         if first is not None and first.get("gone") is not None:
             first = None  # a revision since corrected: its headline no longer stands for the item

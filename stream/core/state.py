@@ -12,11 +12,12 @@ leaves no half-applied state behind (it is dead-lettered, the batch goes on).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
 _MISSING = object()
+_CALL = object()  # an undo entry that is a function to call (Overlay.on_undo), not a key
 
 
 class Overlay:
@@ -24,22 +25,37 @@ class Overlay:
         self.base = base
         self._cache: dict[str, Any] = {}
         self._dirty: dict[str, None] = {}  # insertion-ordered set: order of last write
-        self._undo: list[tuple[str, Any, bool]] | None = None
+        self._early: set[str] = set()  # keys whose last write goes out before the others (:meth:`set`)
+        # (key or _CALL, old value or function, was dirty, was early)
+        self._undo: list[tuple[Any, Any, bool, bool]] | None = None
 
     def get(self, key: str) -> Any:
         if key not in self._cache:
             self._cache[key] = self.base.get(key)
         return self._cache[key]
 
-    def set(self, key: str, value: Any) -> None:
+    def set(self, key: str, value: Any, early: bool = False) -> None:
+        """``early``: flushed before every other write of the batch (in their order), unless the key
+        is written again without it. For indexes whose members must be listed wherever a member's
+        own value survived a crash (a store keeps a prefix of the flush): see stream/core/time_index.py."""
         if self._undo is not None:
-            self._undo.append((key, self._cache.get(key, _MISSING), key in self._dirty))
+            self._undo.append((key, self._cache.get(key, _MISSING), key in self._dirty, key in self._early))
         self._cache[key] = value
         self._dirty.pop(key, None)
         self._dirty[key] = None
+        if early:
+            self._early.add(key)
+        else:
+            self._early.discard(key)
 
     def delete(self, key: str) -> None:
         self.set(key, None)
+
+    def on_undo(self, undo: Callable[[], None]) -> None:
+        """``undo`` runs if the enclosing savepoint rolls back: what a caller keeps beside the store
+        (in memory, derived from it) is undone with the writes it was derived from."""
+        if self._undo is not None:
+            self._undo.append((_CALL, undo, False, False))
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -48,13 +64,20 @@ class Overlay:
         try:
             yield
         except BaseException:
-            for key, old, was_dirty in reversed(self._undo):
+            for key, old, was_dirty, was_early in reversed(self._undo):
+                if key is _CALL:
+                    old()
+                    continue
                 if old is _MISSING:
                     self._cache.pop(key, None)
                 else:
                     self._cache[key] = old
                 if not was_dirty:
                     self._dirty.pop(key, None)
+                if was_early:
+                    self._early.add(key)
+                else:
+                    self._early.discard(key)
             raise
         finally:
             undone, self._undo = self._undo, outer
@@ -66,8 +89,10 @@ class Overlay:
         return len(self._dirty)
 
     def flush(self) -> None:
-        """Write every changed key once, oldest last-write first; ``None`` deletes."""
-        for key in list(self._dirty):
+        """Write every changed key once, oldest last-write first (the early ones before all others);
+        ``None`` deletes."""
+        early = [key for key in self._dirty if key in self._early]
+        for key in early + [key for key in self._dirty if key not in self._early]:
             value = self._cache[key]
             if value is None:
                 if key in self.base:
@@ -75,6 +100,7 @@ class Overlay:
             else:
                 self.base[key] = value
         self._dirty.clear()
+        self._early.clear()
         self._cache.clear()
 
 

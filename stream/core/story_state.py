@@ -3,13 +3,18 @@ new headline joins, how far each story has spread, and in which (window, key) it
 
 Keys in the store (all bounded: a story is forgotten past the horizon, like dedupe entries):
 
-- ``sk|<band>``: the recent stories of one LSH band bucket (stream/core/stories.py ``bands``),
-  newest last, each ``[story_id, first_ts]``: the only candidates a new headline is compared
-  to (the partition itself is the headline's block, so copies meet here).
 - ``s|<story_id>``: the story: its words, first and last event time, copies, distinct sources, the highest
   offset per source partition already registered, and per ``"window|key"`` the position of
   the copy that brought it into that window's counts.
 - ``sb|<bucket>|<shard>``: story ids by the time bucket of their latest copy, for pruning.
+
+Which stories a new headline is compared to (its LSH band buckets, stream/core/stories.py
+``bands``) is not stored: :class:`BandIndex` keeps it in memory, a function of the stories the
+store holds, built from them when the partition is first read and kept in step with every story
+made or forgotten (undone with the write when a record's savepoint rolls back). Stored, the six
+band buckets of each new story were two thirds of the values a counting partition wrote per
+item, each one more changelog record (issue 32's profile); rebuilt, a restart finds the same
+candidates as a run that never stopped.
 
 Exact under redelivery and kill -9 (the store keeps a prefix of a batch's writes, and the
 uncommitted input is read again in the same order): a copy is registered once per position (the
@@ -20,6 +25,7 @@ own guard decides alone whether it is counted.
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,12 +35,13 @@ from . import stories
 from .state import Overlay
 from .time_index import TimeIndex
 
-BUCKET_CAP = 50  # recent stories kept per LSH band bucket: candidates for a new headline
+BUCKET_CAP = 50  # the most recent stories of an LSH band bucket a new headline is compared to
 WORDS_CACHED = 100_000
 PLACES_CAP = 500  # copies whose place is remembered per story (beyond: a copy read again reports the count then)
 TIMELINE_CAP = 20  # first copies kept per story: a spread alert's evidence
 SOURCES_CAP = 100  # distinct sources named per story; the count stops there
 STORY_INDEX = TimeIndex("sb", "story_buckets", 600)  # stories by the time of their latest copy
+LAYOUT = 2  # story values written without band buckets in the store (1: with ``sk|<band>`` keys)
 
 
 def source_of(item: ScoredNews) -> str | None:
@@ -55,6 +62,19 @@ class Stories:
         self.state, self.horizon_s, self.threshold = state, horizon_s, threshold
         self._words: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         self._last_bands: tuple[frozenset[str], list[str]] = (frozenset(), [])
+        self._index: BandIndex | None = None  # built from the store on first use
+
+    def _band_index(self) -> "BandIndex":
+        if self._index is None:
+            index = BandIndex()
+            for story_id in STORY_INDEX.members(self.state):
+                story = self.state.get("s|" + story_id)
+                if story is not None and _indexed(story):
+                    words = frozenset(story["words"])
+                    self._remember(story_id, words, frozenset(story.get("tickers") or ()))
+                    index.add(stories.bands(words), story_id, float(story["ts"]))
+            self._index = index
+        return self._index
 
     # -- which story ---------------------------------------------------------------------------
 
@@ -64,14 +84,13 @@ class Stories:
         story of its own id. ``words``: its story words (stream/core/stories.py ``story_tokens``)."""
         if len(words) < stories.MIN_TOKENS:
             return item.id  # too few words to judge: only exact re-publication makes a copy
-        keys = ["sk|" + band for band in self._bands(words)]
-        buckets = [self.state.get(key) or [] for key in keys]
+        index = self._band_index()
         tickers = frozenset(item.tickers)
         need = self.threshold / (1 + self.threshold)  # shared words / (|a| + |b|) at the threshold
         best: tuple[float, float, str] | None = None
         seen: set[str] = set()
-        for members in buckets:
-            for story_id, first_ts in members:
+        for band in self._bands(words):
+            for first_ts, story_id in index.recent(band):
                 if story_id == item.id:
                     return story_id  # this item founded it (read again after a crash)
                 if story_id in seen or abs(ts - float(first_ts)) > self.horizon_s:
@@ -94,28 +113,7 @@ class Stories:
                     best = (sim, float(first_ts), story_id)
         if best is not None:
             return best[2]
-        self._found(keys, buckets, item.id, ts, words)
-        return item.id
-
-    def refound(self, item: ScoredNews, ts: float, words: frozenset[str]) -> None:
-        """A story's founder read again (redelivery): its place in its bands is restored if a
-        crash kept the item's dedupe entry but lost a band's write, so later copies still find
-        the story."""
-        if len(words) < stories.MIN_TOKENS:
-            return
-        keys = ["sk|" + band for band in self._bands(words)]
-        buckets = [self.state.get(key) or [] for key in keys]
-        if not all(any(m[0] == item.id for m in members) for members in buckets):
-            self._found(keys, buckets, item.id, ts, words)
-
-    def _found(self, keys: list[str], buckets: list[list[list[Any]]], story_id: str, ts: float,
-               words: frozenset[str]) -> None:
-        entry = [story_id, ts]
-        for key, members in zip(keys, buckets):
-            if any(m[0] == story_id for m in members):
-                continue
-            kept = [m for m in members if float(m[1]) > ts - self.horizon_s]
-            self.state.set(key, sorted(kept + [entry], key=lambda m: (float(m[1]), m[0]))[-BUCKET_CAP:])
+        return item.id  # a story of its own: its bands list it once registered (:meth:`register`)
 
     def _bands(self, words: frozenset[str]) -> list[str]:
         """The band keys of the item in hand (asked for twice per new story: found, registered)."""
@@ -145,7 +143,9 @@ class Stories:
             return {"story_id": story_id, "story_copies": place[0], "story_sources": place[1]}
         story = _copy(current) if current is not None else {
             "ts": ts, "last": ts, "copies": 0, "sources": [], "applied": {}, "seen": {},
-            "words": sorted(words), "tickers": sorted(item.tickers), "indexed": story_id == item.id}
+            "words": sorted(words), "tickers": sorted(item.tickers), "indexed": story_id == item.id, "v": LAYOUT}
+        if current is None and _indexed(story):  # a new story: new headlines are compared to it from now on
+            self._listed(story_id, words, ts, True)
         story["applied"][p] = offset
         story["copies"] += 1
         source = source_of(item)
@@ -237,18 +237,68 @@ class Stories:
 
     def _forget(self, story_id: str, story: dict[str, Any]) -> None:
         words = frozenset(story.get("words") or ())
-        indexed = story.get("indexed") and len(words) >= stories.MIN_TOKENS
-        for band in stories.bands(words) if indexed else []:
-            members = self.state.get("sk|" + band)
-            if members is None:
-                continue
-            rest = [m for m in members if m[0] != story_id]
-            if not rest:
-                self.state.delete("sk|" + band)
-            elif len(rest) != len(members):
-                self.state.set("sk|" + band, rest)
+        if _indexed(story):
+            self._listed(story_id, words, float(story["ts"]), False)
+            if story.get("v", 1) < LAYOUT:  # written before the bands left the store: its band buckets go with it
+                for band in stories.bands(words):
+                    members = self.state.get("sk|" + band)
+                    if members is not None:
+                        rest = [m for m in members if m[0] != story_id]
+                        self.state.set("sk|" + band, rest or None)
         self._words.pop(story_id, None)
         self.state.delete("s|" + story_id)
+
+    def _listed(self, story_id: str, words: frozenset[str], ts: float, listed: bool) -> None:
+        """List a story in its band buckets (or take it out), undone if the record's savepoint rolls
+        back, so the buckets always hold exactly the indexed stories the store holds."""
+        index = self._band_index()
+        keys = self._bands(words) if len(words) >= stories.MIN_TOKENS else []
+        if listed:
+            index.add(keys, story_id, ts)
+            self.state.on_undo(lambda: index.remove(keys, story_id, ts))
+        else:
+            index.remove(keys, story_id, ts)
+            self.state.on_undo(lambda: index.add(keys, story_id, ts))
+
+
+def _indexed(story: dict[str, Any]) -> bool:
+    """Whether new headlines are compared to this story: founded by its own first copy, with words enough to judge."""
+    return bool(story.get("indexed")) and len(story.get("words") or ()) >= stories.MIN_TOKENS
+
+
+class BandIndex:
+    """The stories of one counting partition by LSH band, in memory (see the module doc): per
+    band, ``(first_ts, story_id)`` in that order, a new headline compared to the newest
+    :data:`BUCKET_CAP`. Bounded like the stories: a story leaves when it is forgotten."""
+
+    def __init__(self) -> None:
+        self._bands: dict[str, list[tuple[float, str]]] = {}
+
+    def recent(self, band: str) -> list[tuple[float, str]]:
+        return self._bands.get(band, [])[-BUCKET_CAP:]
+
+    def add(self, bands: list[str], story_id: str, ts: float) -> None:
+        entry = (ts, story_id)
+        for band in bands:
+            members = self._bands.setdefault(band, [])
+            at = bisect.bisect_left(members, entry)
+            if at == len(members) or members[at] != entry:
+                members.insert(at, entry)
+
+    def remove(self, bands: list[str], story_id: str, ts: float) -> None:
+        entry = (ts, story_id)
+        for band in bands:
+            members = self._bands.get(band)
+            if members is None:
+                continue
+            at = bisect.bisect_left(members, entry)
+            if at < len(members) and members[at] == entry:
+                del members[at]
+                if not members:
+                    del self._bands[band]
+
+    def __len__(self) -> int:
+        return sum(map(len, self._bands.values()))
 
 
 def _copy(story: dict[str, Any]) -> dict[str, Any]:

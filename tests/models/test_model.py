@@ -80,7 +80,7 @@ def test_parity_gate_fails_loudly_and_removes_the_failed_model(tiny_model: Path,
     assert (model / "onnx" / "manifest.json").exists()  # the figures stay for the post-mortem
 
 
-@pytest.mark.parametrize("backend", ["onnx", "onnx-fp32", "torch", "torch-bf16"])
+@pytest.mark.parametrize("backend", ["onnx", "onnx-fp32", "torch", "torch-bf16", "null"])
 def test_backends_return_the_scorer_contract(tiny_model: Path, backend: str) -> None:
     if backend == "torch-bf16" and not cpu_has_bf16():
         pytest.skip("torch-bf16 needs a CPU with AMX or AVX-512 BF16; this host has neither")
@@ -275,6 +275,13 @@ def test_auto_backend_prefers_what_the_host_has(tiny_model: Path, tmp_path: Path
         manifest["parity"]["int8_quantisation"] = quantisation
         manifest_path.write_text(json.dumps(manifest))
         assert Scorer(model).engine.name.startswith(engine)
+    assert "null" not in found  # the benchmark's free scorer is only ever chosen by name
+
+
+def test_the_null_backend_scores_every_headline_neutral_without_a_model(tiny_model: Path) -> None:
+    scores = Scorer(tiny_model, backend="null").score(HEADLINES)
+    assert {s.sentiment for s in scores} == {"neutral"}
+    assert {s.topic for s in scores} == {ModelMeta.read(tiny_model).topics[0]}
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None,

@@ -287,6 +287,26 @@ def test_a_savepoint_undoes_a_failed_item_and_flush_keeps_the_order_of_last_writ
     assert logged.log == [("d", 4), ("b", 5)] and logged["a"] == 1 and "c" not in logged
 
 
+def test_early_writes_flush_first_unless_written_again_later_and_a_rollback_restores_which() -> None:
+    """An index's listing goes out before the values it lists (stream/core/time_index.py), so a
+    crash that keeps a prefix of the flush never keeps a value its index does not list."""
+    state = Overlay({})
+    state.set("s|x", 1)
+    state.set("index", ["x"], early=True)
+    state.set("s|x", 2)
+    state.set("pruned", [], early=True)
+    state.set("pruned", ["y"])  # written again without it: in the order of last writes
+    with pytest.raises(ValueError):
+        with state.savepoint():
+            state.set("pruned", ["z"], early=True)
+            state.set("index", None)
+            raise ValueError("bad item")
+    logged = LoggedStore()
+    state.base = logged
+    state.flush()
+    assert logged.log == [("index", ["x"]), ("s|x", 2), ("pruned", ["y"])]
+
+
 def test_dedupe_entries_and_silent_keys_are_pruned() -> None:
     store: dict[str, Any] = {}
     cfg = AggregatorConfig(dedupe_horizon_s=3600, key_ttl_s=86400)

@@ -219,8 +219,8 @@ def test_stories_past_the_horizon_are_forgotten_with_their_candidates() -> None:
     agg.end_batch()
     agg.state.flush()
     assert "s|old" not in store and "s|n3" in store
-    members = [m for k, v in store.items() if k.startswith("sk|") and v for m in v]
-    assert {m[0] for m in members} == {"n3"}  # no candidate left for a forgotten story
+    assert not [k for k in store if k.startswith("sk|")]  # the band buckets live in memory, not in the store
+    assert len(agg.stories._band_index()) == 6  # n3's six bands: no candidate left for a forgotten story
     # a copy of the old story now is a story of its own (news again)
     again = agg.add(scored("late-copy", T0 + 4 * 86400, tickers=["TSLA"], headline="UPDATE 1-" + LAWSUIT), 0, 9, 0.0)
     assert again.item.story_id == "late-copy"
@@ -238,3 +238,56 @@ def test_a_story_the_spread_rule_cannot_judge_is_skipped_not_fatal() -> None:
     assert story is not None
     agg.state.set("s|n0", {**story, "timeline": [["not", "a", "copy"]]})  # a value the rule cannot read
     assert agg.spread_alerts(0.0) == []  # logged and skipped: the batch goes on
+
+
+def test_a_restarted_partition_finds_the_stories_its_store_holds_and_cleans_the_old_band_keys() -> None:
+    """The band buckets live in memory, built from the stored stories: a new instance over the
+    same store (a restart, a partition moved) finds a story founded before it, and a store
+    written before the buckets left it loses their keys as its stories are forgotten."""
+    store: dict[str, Any] = {}
+    first = Aggregator(Overlay(store), AggregatorConfig(dedupe_horizon_s=3600), DETECTOR, now_wall=0.0)
+    first.add(scored("n0", T0, tickers=["TSLA"], headline=SYNDICATED[0]), 0, 0, 0.0)
+    first.end_batch()
+    first.state.flush()
+    assert not [k for k in store if k.startswith("sk|")]
+    # as the previous layout left it: the story without "v", and its six band buckets stored
+    words = frozenset(store["s|n0"]["words"])
+    store["s|n0"] = {k: v for k, v in store["s|n0"].items() if k != "v"}
+    for band in stories.bands(words):
+        store["sk|" + band] = [["n0", T0]]
+
+    again = Aggregator(Overlay(store), AggregatorConfig(dedupe_horizon_s=3600), DETECTOR, now_wall=0.0)
+    copy = again.add(scored("n1", T0 + 60, tickers=["TSLA"], headline=SYNDICATED[1]), 1, 0, 0.0)
+    assert copy.item.story_id == "n0" and copy.item.story_copies == 2
+    again.prune(T0 + 86400)  # both forgotten past the horizon
+    again.end_batch()
+    again.state.flush()
+    assert "s|n0" not in store and not [k for k in store if k.startswith("sk|")]
+    assert len(again.stories._band_index()) == 0
+
+
+def test_a_record_that_fails_after_founding_a_story_leaves_no_candidate_behind() -> None:
+    """A record's writes are undone when it fails (dead-lettered); the band buckets beside the
+    store are undone with them, so no later headline is compared to a story the store never held."""
+    agg = Aggregator(Overlay({}), AggregatorConfig(), DETECTOR, now_wall=0.0)
+    agg.add(scored("n0", T0, tickers=["TSLA"], headline=LAWSUIT), 0, 0, 0.0)
+    assert len(agg.stories._band_index()) == 6
+    fails = scored("x", T0 + 5, tickers=["XOM"], headline="Exxon refinery outage widens after fire at Baytown plant")
+    try:
+        with agg.state.savepoint():
+            agg.add(fails, 0, 1, 0.0)
+            assert len(agg.stories._band_index()) == 12  # listed while the record is in hand
+            raise RuntimeError("a later stage fails on this record")
+    except RuntimeError:
+        pass
+    assert agg.stories.story("x") is None
+    assert len(agg.stories._band_index()) == 6
+    # and a story forgotten while a record that then fails was in hand is listed again
+    try:
+        with agg.state.savepoint():
+            agg.prune(T0 + 3 * 86400)  # as a window close the record brought about does
+            assert agg.stories.story("n0") is None and len(agg.stories._band_index()) == 0
+            raise RuntimeError("fails after forgetting")
+    except RuntimeError:
+        pass
+    assert agg.stories.story("n0") is not None and len(agg.stories._band_index()) == 6
