@@ -22,6 +22,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from faust.utils import json as faust_json  # noqa: E402
+
 from riskpulse.alerts.detector import Detector  # noqa: E402
 from riskpulse.alerts.rules import Rules  # noqa: E402
 from bench.bench_model import host  # noqa: E402
@@ -33,14 +35,16 @@ TARGET = 5000.0
 
 
 class JsonStore(dict):
-    """Values stored as JSON bytes, like a Faust table's store and changelog."""
+    """Values stored as JSON bytes with the codec of a Faust table's store and changelog (faust's
+    JSON module: orjson where it is installed, as requirements/*.lock install it)."""
 
     def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, json.dumps(value, separators=(",", ":")).encode())
+        encoded = faust_json.dumps(value)
+        super().__setitem__(key, encoded if isinstance(encoded, bytes) else encoded.encode())
 
     def get(self, key: str, default: Any = None) -> Any:
         raw = super().get(key)
-        return default if raw is None else json.loads(raw)
+        return default if raw is None else faust_json.loads(raw)
 
 
 VOCABULARY = [f"{a}{b}{c}" for a in "bcdfghklmnprst" for b in "aeiou" for c in "dgklmnrstx"]  # 700 made-up words

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -50,12 +51,24 @@ def stream_origin(tree: Path) -> Path:
     return Path(out.stdout.strip())
 
 
-def run_bench(tree: Path, script: str, *args: str) -> dict:
+def hiding(modules: list[str], folder: Path) -> dict[str, str]:
+    """Environment for a run that cannot import ``modules`` (a dependency a revision did not have
+    but this environment does): a sitecustomize in ``folder``, first on PYTHONPATH, for the
+    bench and every process it starts."""
+    if not modules:
+        return {}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text("import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in modules))
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))}
+
+
+def run_bench(tree: Path, script: str, *args: str, env: dict[str, str] | None = None) -> dict:
     """``bench/<script>`` run in ``tree`` on the tree's own code; its last JSON line."""
     origin = stream_origin(tree)
     if not origin.is_relative_to(tree):
         raise SystemExit(f"the bench in {tree} would import the stream from {origin}: not the revision's own code")
-    out = subprocess.run([sys.executable, f"bench/{script}", *args], cwd=tree, capture_output=True, text=True, check=False)
+    out = subprocess.run([sys.executable, f"bench/{script}", *args], cwd=tree, capture_output=True, text=True, check=False,
+                         env={**os.environ, **(env or {})})
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode != 0 or not lines:
         raise SystemExit(f"{script} failed in {tree}:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
@@ -91,22 +104,30 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--backend", default="onnx", help="null: the stream's ceiling (both revisions need the null backend)")
+    ap.add_argument("--a-hide", default="", help="modules revision A runs without (comma-separated): dependencies "
+                                                  "added since A, which this environment has")
     args = ap.parse_args()
     results: dict[str, list[dict]] = {args.a: [], args.b: []}
-    with revision_trees([args.a, args.b]) as trees:
+    with revision_trees([args.a, args.b]) as trees, tempfile.TemporaryDirectory() as hide:
+        env = {args.a: hiding([m for m in args.a_hide.split(",") if m], Path(hide)), args.b: {}}
         for _ in range(args.rounds):
             for rev, tree in trees.items():
                 results[rev].append(run_bench(tree, "bench_stream.py", "--model", str(args.model.resolve()),
-                                              "--data", str(args.data.resolve()), "--n", str(args.n)))
+                                              "--data", str(args.data.resolve()), "--n", str(args.n),
+                                              "--backend", args.backend, env=env[rev]))
     print(f"\n{'revision':<14}{'round':>6}{'model-only /s':>15}{'end to end /s':>15}{'ratio':>8}{'p99 ms':>8}")
     for rev, runs in results.items():
         for i, r in enumerate(runs, 1):
             print(f"{rev:<14}{i:>6}{r['model_only_s']:>15.1f}{r['e2e_max_s']:>15.1f}{r['ratio']:>8.2f}"
                   f"{r['latency_ms']['p99']:>8.0f}")
     ratio = {rev: statistics.mean(r["ratio"] for r in runs) for rev, runs in results.items()}
+    e2e = {rev: statistics.mean(r["e2e_max_s"] for r in runs) for rev, runs in results.items()}
     print(f"\nmean ratio {args.a}: {ratio[args.a]:.2f}, {args.b}: {ratio[args.b]:.2f}; "
-          f"{args.b} / {args.a}: {ratio[args.b] / ratio[args.a]:.2f}")
-    print(json.dumps({"bench": "stream_revisions", "a": args.a, "b": args.b, "runs": results,
+          f"{args.b} / {args.a}: {ratio[args.b] / ratio[args.a]:.2f}; "
+          f"mean end to end {e2e[args.a]:.0f} and {e2e[args.b]:.0f} /s ({e2e[args.b] / e2e[args.a]:.2f}x)")
+    print(json.dumps({"bench": "stream_revisions", "a": args.a, "b": args.b, "backend": args.backend,
+                      "a_hidden": args.a_hide, "runs": results,
                       "ratio_b_over_a": ratio[args.b] / ratio[args.a]}))
 
 
