@@ -28,6 +28,7 @@ from bench.bench_model import headlines, host  # noqa: E402
 from riskpulse.models.scorer import Scorer  # noqa: E402
 from riskpulse.settings import Settings  # noqa: E402
 from riskpulse.stream.local_broker import LocalBroker  # noqa: E402
+from riskpulse.stream.scoring import rows_per_call  # noqa: E402
 from riskpulse.stream.reader import reader  # noqa: E402
 from tests.helpers import Worker, worker_env  # noqa: E402
 
@@ -83,6 +84,7 @@ def main() -> None:
         texts = headlines(args.data, args.n)
         # the same Scorer settings as the worker's (spinning included), so the ratio compares like with like
         scorer = Scorer(args.model, backend=args.backend, batch_size=args.batch, spin=s.ort_spin)  # type: ignore[arg-type]
+        scorer.batch_size = rows_per_call(scorer.engine.name, args.batch)  # as the worker cuts its micro-batches
         scorer.score(texts[:64])
         t0 = time.perf_counter()
         for i in range(0, len(texts), args.batch):
