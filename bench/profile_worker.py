@@ -31,7 +31,7 @@ from kafka import KafkaProducer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_model import headlines, host  # noqa: E402
-from bench.bench_stream import Arrivals, items  # noqa: E402
+from bench.bench_stream import Arrivals, items, send_all, warm_up  # noqa: E402
 from riskpulse.settings import Settings  # noqa: E402
 from riskpulse.stream.local_broker import LocalBroker  # noqa: E402
 from tests.helpers import Worker, worker_env  # noqa: E402
@@ -102,14 +102,10 @@ def main() -> None:
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5, acks=1, batch_size=256 * 1024)
         arrivals = Arrivals(broker.bootstrap, "prof.news.scored")
         arrivals.start()
-        warm = items(texts[:200], "warm", 1_780_000_000)
-        for it in warm:
-            producer.send("prof.news", json.dumps(it).encode())
-        producer.flush()
-        arrivals.wait_for({i["id"] for i in warm}, 120)
+        warm_up(producer, arrivals, "prof.news", texts)
 
         batch = items(texts, "load", 1_780_001_000)
-        feeder = threading.Thread(target=lambda: [producer.send("prof.news", json.dumps(it).encode()) for it in batch])
+        feeder = threading.Thread(target=send_all, args=(producer, "prof.news", batch))
         feeder.start()
         time.sleep(2)  # a backlog first, so the worker never waits for input while sampled
         raw = tmp / "samples.raw"

@@ -38,10 +38,9 @@ class ScoringService:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "ScoringService":
-        scorer = Scorer(settings.model_dir, backend=settings.backend, batch_size=min(settings.batch_max_size, 64),
-                        max_length=settings.max_length, spin=settings.ort_spin,
-                        compile=settings.torch_compile)
-        scorer.batch_size = rows_per_call(scorer.engine.name, settings.batch_max_size)
+        scorer = Scorer(settings.model_dir, backend=settings.backend, max_length=settings.max_length,
+                        spin=settings.ort_spin, compile=settings.torch_compile)
+        scorer.batch_size = rows_per_call(scorer.engine.name, settings.batch_max_size)  # known once the engine is
         if scorer.engine.name == "null":
             log.warning("RISKPULSE_BACKEND=null: every headline is scored neutral without a model; for measuring "
                         "the stream only, never for news anyone reads")

@@ -116,7 +116,7 @@ class Stories:
         return item.id  # a story of its own: its bands list it once registered (:meth:`register`)
 
     def _bands(self, words: frozenset[str]) -> list[str]:
-        """The band keys of the item in hand (asked for twice per new story: found, registered)."""
+        """The band keys of the words in hand (asked for twice per new story: assigned, registered)."""
         if self._last_bands[0] != words:
             self._last_bands = (words, stories.bands(words))
         return self._last_bands[1]
@@ -145,7 +145,7 @@ class Stories:
             "ts": ts, "last": ts, "copies": 0, "sources": [], "applied": {}, "seen": {},
             "words": sorted(words), "tickers": sorted(item.tickers), "indexed": story_id == item.id, "v": LAYOUT}
         if current is None and _indexed(story):  # a new story: new headlines are compared to it from now on
-            self._listed(story_id, words, ts, True)
+            self._listed(story_id, self._bands(words), ts, True)
         story["applied"][p] = offset
         story["copies"] += 1
         source = source_of(item)
@@ -238,9 +238,10 @@ class Stories:
     def _forget(self, story_id: str, story: dict[str, Any]) -> None:
         words = frozenset(story.get("words") or ())
         if _indexed(story):
-            self._listed(story_id, words, float(story["ts"]), False)
+            bands = self._bands(words)
+            self._listed(story_id, bands, float(story["ts"]), False)
             if story.get("v", 1) < LAYOUT:  # written before the bands left the store: its band buckets go with it
-                for band in stories.bands(words):
+                for band in bands:
                     members = self.state.get("sk|" + band)
                     if members is not None:
                         rest = [m for m in members if m[0] != story_id]
@@ -248,11 +249,10 @@ class Stories:
         self._words.pop(story_id, None)
         self.state.delete("s|" + story_id)
 
-    def _listed(self, story_id: str, words: frozenset[str], ts: float, listed: bool) -> None:
-        """List a story in its band buckets (or take it out), undone if the record's savepoint rolls
-        back, so the buckets always hold exactly the indexed stories the store holds."""
+    def _listed(self, story_id: str, keys: list[str], ts: float, listed: bool) -> None:
+        """List an indexed story in its band buckets ``keys`` (or take it out), undone if the record's
+        savepoint rolls back, so the buckets always hold exactly the indexed stories the store holds."""
         index = self._band_index()
-        keys = self._bands(words) if len(words) >= stories.MIN_TOKENS else []
         if listed:
             index.add(keys, story_id, ts)
             self.state.on_undo(lambda: index.remove(keys, story_id, ts))
