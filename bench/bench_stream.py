@@ -2,8 +2,12 @@
 
 In one run on this machine: (1) model-only throughput of the same Scorer the worker uses
 (same backend, batch size and headlines), (2) maximum end-to-end throughput news ->
-news.scored, (3) news -> news.scored latency p50/p95/p99 at half of (2). Prints a table and,
-last, one JSON line with the figures and the ratio (2)/(1).
+news.scored, and news -> the store (the worker's own sink: its whole work on an item), with the
+records the worker wrote and read per item meanwhile, (3) news -> news.scored latency
+p50/p95/p99 at half of (2), started once the store has caught up (before 2026-12-06 it started
+while the sink still worked off the burst, and measured that backlog: p99 3.2 s against 0.6 s
+once caught up, null backend). Prints a table and, last, one JSON line with the figures and the
+ratio (2)/(1).
 
     python bench/bench_stream.py --model ~/.riskpulse/model [--n 3000]
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -20,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -49,6 +54,46 @@ def warm_up(producer: KafkaProducer, arrivals: "Arrivals", topic: str, texts: li
     warm = items(texts[:200], "warm", 1_780_000_000)
     send_all(producer, topic, warm)
     arrivals.wait_for({i["id"] for i in warm}, 120)
+
+
+def topic_ends(bootstrap: str) -> dict[str, int]:
+    """Records on each topic so far (end offsets summed over partitions), changelogs included."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        out = {}
+        for topic in consumer.topics():
+            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            out[topic] = sum(consumer.end_offsets(parts).values())
+        return out
+    finally:
+        consumer.close()
+
+
+def records_per_item(before: dict[str, int], after: dict[str, int], news: str, n: int) -> tuple[float, float]:
+    """Records the worker wrote, and read, per item over a phase: everything written except the
+    news it was given; read, every topic it consumes (news, the internal ones, its own outputs
+    for the sinks). Ticks and progress markers in those seconds count: they are its load too."""
+    delta = {t: after.get(t, 0) - before.get(t, 0) for t in after}
+    written = sum(v for t, v in delta.items() if t != news)
+    read = sum(v for t, v in delta.items() if not t.endswith(("-changelog", ".dlq")))
+    return written / n, read / n
+
+
+def wait_stored(db: Path, like: str, n: int, timeout_s: float) -> float:
+    """When the worker's own sink has stored ``n`` items whose id is ``like``: the worker's work on
+    an item ends there, not on news.scored (a burst leaves the sink behind the counting stage, and
+    a latency figure taken while it catches up would measure that backlog)."""
+    deadline = time.time() + timeout_s
+    with sqlite3.connect(db, timeout=30) as conn:
+        while time.time() < deadline:
+            try:
+                stored = conn.execute("select count(*) from scored_news where id like ?", (like,)).fetchone()[0]
+            except sqlite3.OperationalError:  # not created yet, or locked a moment
+                stored = 0
+            if stored >= n:
+                return time.time()
+            time.sleep(0.05)
+    raise SystemExit(f"timed out: the store holds {stored} of {n} items")
 
 
 class Arrivals(threading.Thread):
@@ -87,6 +132,7 @@ def main() -> None:
     ap.add_argument("--backend", default="onnx")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--latency-seconds", type=float, default=20.0)
+    ap.add_argument("--latencies-out", type=Path, help="write each latency item's send time and latency (ms) here, to see when the slow ones came")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="riskpulse-bench-"))
@@ -114,10 +160,14 @@ def main() -> None:
         warm_up(producer, arrivals, "bench.news", texts)
 
         batch = items(texts, "max", 1_780_001_000)
+        before = topic_ends(broker.bootstrap)
         start = time.time()
         send_all(producer, "bench.news", batch)
         end = arrivals.wait_for({i["id"] for i in batch}, 600)
         e2e = len(batch) / (end - start)
+        stored_end = wait_stored(tmp / "store.db", "max-%", len(batch), 600)
+        e2e_stored = len(batch) / (stored_end - start)
+        written, read = records_per_item(before, topic_ends(broker.bootstrap), "bench.news", len(batch))
 
         rate = e2e / 2
         n_lat = int(rate * args.latency_seconds)
@@ -135,14 +185,20 @@ def main() -> None:
         lat_ms = np.array([(arrivals.seen[i] - t) * 1000 for i, t in sent.items()])
         arrivals.stop = True
         p50, p95, p99 = (float(np.percentile(lat_ms, q)) for q in (50, 95, 99))
+        if args.latencies_out:
+            args.latencies_out.write_text("".join(f"{t - begin:.3f} {(arrivals.seen[i] - t) * 1000:.1f}\n"
+                                                  for i, t in sent.items()))
 
         print(f"\n{'figure':<52}{'value':>12}")
         print(f"{'model-only throughput (headlines/s)':<52}{model_only:>12.1f}")
         print(f"{'end-to-end max throughput news->news.scored (/s)':<52}{e2e:>12.1f}")
         print(f"{'ratio end-to-end / model-only':<52}{e2e / model_only:>12.2f}")
+        print(f"{'end-to-end max throughput news->the store (/s)':<52}{e2e_stored:>12.1f}")
+        print(f"{'records per item over that, written / read':<52}{written:>6.2f} {read:>5.2f}")
         print(f"{'latency at %.0f/s, p50 / p95 / p99 (ms)' % rate:<52}{p50:>6.0f} {p95:>5.0f} {p99:>5.0f}")
         print(json.dumps({"bench": "stream", "host": host(), "backend": args.backend, "batch": args.batch, "n": len(texts),
                           "model_only_s": model_only, "e2e_max_s": e2e, "ratio": e2e / model_only,
+                          "e2e_stored_s": e2e_stored, "records_per_item": {"written": written, "read": read},
                           "latency_rate_s": rate, "latency_n": len(lat_ms),
                           "latency_ms": {"p50": p50, "p95": p95, "p99": p99}}))
     finally:
