@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka.admin import NewTopic
@@ -182,7 +182,8 @@ def run_shape_librdkafka(bootstrap: str, shape: Shape, n: int, round_no: int) ->
         consumer.close()
 
 
-def faust_child(bootstrap: str, prefix: str, n: int, internal: float, changelog: float, out: str) -> None:
+def faust_child(bootstrap: str, prefix: str, n: int, internal: float, changelog: float, out: str,
+                direct: bool = False) -> None:
     """The same loop as faust agents (a child process: faust's worker owns its process): batches
     by ``take_events`` as the worker's driver takes them, each record sent by ``Topic.send``, each
     batch's sends awaited before the next. Writes its figures to ``out`` (items/s and this
@@ -198,6 +199,12 @@ def faust_child(bootstrap: str, prefix: str, n: int, internal: float, changelog:
     rng = random.Random(0)
     state = {"sunk": 0, "t0": 0.0, "cpu0": 0.0}
 
+    async def send(name: str, key: bytes, value: bytes, partition: int) -> Any:
+        """Through faust's Topic.send, or (``direct``) straight to faust's producer, that is aiokafka's."""
+        if direct:
+            return await app.producer.send(f"{prefix}.{name}", key, value, partition, None, None)
+        return await topics[name].send(key=key, value=value, partition=partition)
+
     @app.agent(topics["news"])
     async def stage1(stream):  # type: ignore[no-untyped-def]
         async for events in stream.take_events(500, within=0.02):
@@ -206,11 +213,11 @@ def faust_child(bootstrap: str, prefix: str, n: int, internal: float, changelog:
             pending = []
             for e in events:
                 part = e.message.partition
-                pending.append(await topics["internal"].send(key=e.key, value=VALUE, partition=part))
+                pending.append(await send("internal", e.key, VALUE, part))
                 for _ in range(spread(internal, 1, rng)[0] - 1):
-                    pending.append(await topics["internal"].send(key=b"marker", value=b"m", partition=part))
+                    pending.append(await send("internal", b"marker", b"m", part))
                 for _ in range(spread(changelog, 1, rng)[0]):
-                    pending.append(await topics["changelog1"].send(key=e.key, value=VALUE[:200], partition=part))
+                    pending.append(await send("changelog1", e.key, VALUE[:200], part))
             await asyncio.gather(*pending)
 
     @app.agent(topics["internal"])
@@ -221,9 +228,9 @@ def faust_child(bootstrap: str, prefix: str, n: int, internal: float, changelog:
                 if e.key == b"marker":
                     continue
                 part = e.message.partition
-                pending.append(await topics["published"].send(key=e.key, value=VALUE, partition=part))
+                pending.append(await send("published", e.key, VALUE, part))
                 for _ in range(spread(changelog, 1, rng)[0]):
-                    pending.append(await topics["changelog2"].send(key=e.key, value=VALUE[:200], partition=part))
+                    pending.append(await send("changelog2", e.key, VALUE[:200], part))
             await asyncio.gather(*pending)
 
     @app.agent(topics["published"])
@@ -239,9 +246,9 @@ def faust_child(bootstrap: str, prefix: str, n: int, internal: float, changelog:
     faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False).execute_from_commandline()
 
 
-def run_shape_faust(bootstrap: str, shape: Shape, n: int, round_no: int) -> tuple[float, float]:
+def run_shape_faust(bootstrap: str, shape: Shape, n: int, round_no: int, direct: bool = False) -> tuple[float, float]:
     """The shape through faust agents in a child process: (items/s, the child's CPU us per item)."""
-    prefix = f"floor-f-{shape.name}-{round_no}"
+    prefix = f"floor-f{'d' if direct else ''}-{shape.name}-{round_no}"
     adm = admin(bootstrap=bootstrap)
     adm.create_topics([NewTopic(f"{prefix}.{k}", PARTITIONS, 1)
                        for k in ("news", "internal", "published", "changelog1", "changelog2")])
@@ -260,7 +267,8 @@ def run_shape_faust(bootstrap: str, shape: Shape, n: int, round_no: int) -> tupl
     with tempfile.TemporaryDirectory(prefix="floor-faust-") as cwd:  # faust writes its data dir in the cwd
         out = Path(cwd) / "figures.json"
         done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--faust-child", bootstrap, prefix, str(n),
-                               str(shape.internal), str(shape.changelog), str(out)], cwd=cwd, capture_output=True,
+                               str(shape.internal), str(shape.changelog), str(out), str(int(direct))], cwd=cwd,
+                              capture_output=True,
                               text=True, timeout=600)
         if not out.exists():
             raise SystemExit(f"the faust child gave no figure (rc {done.returncode}): {done.stderr[-2000:]}")
@@ -270,8 +278,8 @@ def run_shape_faust(bootstrap: str, shape: Shape, n: int, round_no: int) -> tupl
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--faust-child":
-        bootstrap, prefix, n, internal, changelog, out = sys.argv[2:8]
-        faust_child(bootstrap, prefix, int(n), float(internal), float(changelog), out)
+        bootstrap, prefix, n, internal, changelog, out, direct = sys.argv[2:9]
+        faust_child(bootstrap, prefix, int(n), float(internal), float(changelog), out, direct == "1")
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20_000)
@@ -286,7 +294,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="riskpulse-floor-"))
     broker = LocalBroker(tmp / "kafka", Path.home() / ".cache" / "riskpulse" / "kafka")
     broker.start()
-    clients = ["aiokafka", "faust"] + (["librdkafka"] if args.librdkafka else [])
+    clients = ["aiokafka", "faust", "faust+direct-send"] + (["librdkafka"] if args.librdkafka else [])
     rates: dict[str, list[float]] = {f"{s.name}/{c}": [] for s in shapes for c in clients}
     # CPU seconds per item, of the broker and of this (client) process, over each timed run
     cpu: dict[str, list[tuple[float, float]]] = {name: [] for name in rates}
@@ -300,20 +308,21 @@ def main() -> None:
         for round_no in range(args.rounds):
             for shape in shapes:
                 timed(f"{shape.name}/aiokafka", lambda: asyncio.run(run_shape(broker.bootstrap, shape, args.n, round_no)))
-                b0 = cpu_seconds(broker.process.pid)
-                rate, child_cpu = run_shape_faust(broker.bootstrap, shape, args.n, round_no)
-                rates[f"{shape.name}/faust"].append(rate)
-                cpu[f"{shape.name}/faust"].append(((cpu_seconds(broker.process.pid) - b0) / args.n * 1e6, child_cpu))
+                for client, direct in (("faust", False), ("faust+direct-send", True)):
+                    b0 = cpu_seconds(broker.process.pid)
+                    rate, child_cpu = run_shape_faust(broker.bootstrap, shape, args.n, round_no, direct)
+                    rates[f"{shape.name}/{client}"].append(rate)
+                    cpu[f"{shape.name}/{client}"].append(((cpu_seconds(broker.process.pid) - b0) / args.n * 1e6, child_cpu))
                 if args.librdkafka:
                     timed(f"{shape.name}/librdkafka",
                           lambda: run_shape_librdkafka(broker.bootstrap, shape, args.n, round_no))
     finally:
         broker.stop()
-    print(f"\n{'shape/client':<22}{'written/item':>14}{'read/item':>11}   items/s per round")
+    print(f"\n{'shape/client':<30}{'written/item':>14}{'read/item':>11}   items/s per round")
     for shape in shapes:
         for client in clients:
             name = f"{shape.name}/{client}"
-            print(f"{name:<22}{shape.produce:>14.2f}{shape.consume:>11.2f}   " + ", ".join(f"{r:,.0f}" for r in rates[name])
+            print(f"{name:<30}{shape.produce:>14.2f}{shape.consume:>11.2f}   " + ", ".join(f"{r:,.0f}" for r in rates[name])
                   + "   CPU us/item broker, client: " + ", ".join(f"{b:.0f}/{c:.0f}" for b, c in cpu[name]))
     best = {name: max(r) for name, r in rates.items()}
     ratios = {f"{a} over today/aiokafka": round(best[a] / best["today/aiokafka"], 2) for a in best if a != "today/aiokafka"}

@@ -20,16 +20,33 @@ from ..stages.ports import SCORED_BY_STORY, WINDOWS
 from .app import Topics
 
 
+def _seen(sent: "asyncio.Future[Any]") -> None:
+    """A send's failure is raised where it is awaited (a stage's settle); one nobody awaits (the
+    heartbeat's, or a batch abandoned as the worker stops, which the next owner reads again)
+    must not be logged as an error when the future is collected."""
+    if not sent.cancelled():
+        sent.exception()
+
+
 class TopicOutputs:
-    def __init__(self, topics: Topics) -> None:
-        self._topics = {SCORED_BY_STORY: topics.scored_internal, WINDOWS: topics.windows_internal,
-                        TOPIC_SCORED: topics.scored, TOPIC_TRENDS: topics.trends, TOPIC_ALERTS: topics.alerts,
-                        TOPIC_DLQ: topics.dlq}
+    """Records go straight to the app's producer (faust's thin wrapper over aiokafka's), not through
+    faust's ``Topic.send``: that path wraps each record in a pending and a future message, runs
+    the sensors and a completion callback, and cost about as much Python again as aiokafka's own
+    send (bench/bench_kafka_floor.py, docs/benchmarks.md). Nothing here needs what it adds: the
+    values are bytes already, partitions are given or left to aiokafka's partitioner (as faust
+    leaves them), and faust still flushes the same producer before it commits."""
+
+    def __init__(self, app: Any, topics: Topics) -> None:
+        self._app = app
+        self._names = {name: topic.get_topic_name() for name, topic in (
+            (SCORED_BY_STORY, topics.scored_internal), (WINDOWS, topics.windows_internal), (TOPIC_SCORED, topics.scored),
+            (TOPIC_TRENDS, topics.trends), (TOPIC_ALERTS, topics.alerts), (TOPIC_DLQ, topics.dlq))}
 
     async def send(self, topic: str, value: bytes, *, key: bytes | None = None, partition: int | None = None,
                    headers: list[tuple[str, bytes]] | None = None, timestamp: float | None = None) -> Awaitable[Any]:
-        return await self._topics[topic].send(key=key, value=value, partition=partition, headers=headers,
-                                              timestamp=timestamp)
+        sent = await self._app.producer.send(self._names[topic], key, value, partition, timestamp, headers)
+        sent.add_done_callback(_seen)
+        return sent
 
     async def settle(self) -> None:
         """Nothing to wait for: the heartbeat's records answer to no input."""

@@ -58,7 +58,7 @@ class Runtime:
         self.passed_over = PassedOver(app, caught_up, self.broker_offsets)
         # every stage accounts for each offset of what it reads (driver.py): the commits follow that
         commits.install(app, {t.get_topic_name() for t in topics.read()})
-        self.outputs = TopicOutputs(topics)  # the heartbeat sends through it; each stage has a port of its own
+        self.outputs = TopicOutputs(app, topics)  # the heartbeat sends through it; each stage has a port of its own
         inputs = [t.get_topic_name() for t in (topics.news, topics.scored_internal, topics.windows_internal)]
         self.watches = Watches(app, inputs, self.partitions, settings.stall_s, self.watchdog, self.passed_over,
                                self.broker_offsets)
