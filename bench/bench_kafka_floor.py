@@ -8,6 +8,11 @@ record and writes ``internal`` records to the next stage and ``changelog`` recor
 reads those and writes the published record plus its own changelog records; stage 3 (the sink)
 reads the published record. Nothing else: no decoding, no model, no state.
 
+Each shape is moved three ways, or four: aiokafka alone; faust agents (``take_events`` batches
+as the worker's driver takes them, each record sent by ``Topic.send``) in a child process; the
+same agents sending straight to faust's producer (as the worker's output ports do since
+2026-12-06); with ``--librdkafka``, confluent-kafka where it imports.
+
 Two shapes side by side in one run, alternated ``--rounds`` times:
 
 - ``today``: the records per item a worker writes and reads now (bench_stream.py prints them for
