@@ -116,11 +116,16 @@ def main() -> None:
                 results[rev].append(run_bench(tree, "bench_stream.py", "--model", str(args.model.resolve()),
                                               "--data", str(args.data.resolve()), "--n", str(args.n),
                                               "--backend", args.backend, env=env[rev]))
-    print(f"\n{'revision':<14}{'round':>6}{'model-only /s':>15}{'end to end /s':>15}{'ratio':>8}{'p99 ms':>8}")
+    # to the store, and records per item: bench_stream.py since 2026-12-06 ("-" for a revision before)
+    print(f"\n{'revision':<14}{'round':>6}{'model-only /s':>15}{'end to end /s':>15}{'ratio':>8}{'p99 ms':>8}"
+          f"{'to store /s':>13}{'written/read per item':>23}")
     for rev, runs in results.items():
         for i, r in enumerate(runs, 1):
+            stored = f"{r['e2e_stored_s']:.1f}" if "e2e_stored_s" in r else "-"
+            per_item = (f"{r['records_per_item']['written']:.2f} / {r['records_per_item']['read']:.2f}"
+                        if "records_per_item" in r else "-")
             print(f"{rev:<14}{i:>6}{r['model_only_s']:>15.1f}{r['e2e_max_s']:>15.1f}{r['ratio']:>8.2f}"
-                  f"{r['latency_ms']['p99']:>8.0f}")
+                  f"{r['latency_ms']['p99']:>8.0f}{stored:>13}{per_item:>23}")
     ratio = {rev: statistics.mean(r["ratio"] for r in runs) for rev, runs in results.items()}
     e2e = {rev: statistics.mean(r["e2e_max_s"] for r in runs) for rev, runs in results.items()}
     print(f"\nmean ratio {args.a}: {ratio[args.a]:.2f}, {args.b}: {ratio[args.b]:.2f}; "
