@@ -39,7 +39,7 @@ from .dedupe import entries, entry_at, key_of_normalised, normalise_headline, re
 from .limits import MAX_TICKERS
 from .detection import Detection, Verdicts, shard_of
 from .state import Overlay
-from .spread import SpreadConfig, spread_alert
+from .spread import SpreadConfig, commit_spread, due_alerts
 from .story_state import Stories
 from .time_index import TimeIndex
 from .window_changes import Changes, apply, as_fix, by_shard, keys_of
@@ -57,7 +57,6 @@ BEFORE_KEPT = 4  # corrected sightings kept under a dedupe entry whose headline 
 WM, PRUNED, BUCKETS = "wm", "pruned", "dedupe_buckets"
 DEDUPE_INDEX = TimeIndex("db", BUCKETS, DEDUPE_BUCKET_S)  # dedupe entries by the time of their sighting
 CLOSED_INDEX = TimeIndex("cb", "closed_buckets", DEDUPE_BUCKET_S)  # what closed windows held (corrections)
-SPREAD_FIRING = "spread_firing"  # stories whose spread alert fires, until their pick-up goes quiet
 
 # "redelivered": the same record again after its window closed (a restart re-reads uncommitted
 # input); it was counted, or judged late, the first time: neither counted nor late now
@@ -400,48 +399,17 @@ class Aggregator:
         return close
 
     def spread_alerts(self, now_wall: float) -> list[tuple[str, Alert]]:
-        """The spread alerts due: stories that reached their spread, and firing
-        ones whose pick-up has been quiet for ``within`` in event time (resolved). Publish them,
+        """The spread alerts due (stream/core/spread.py, :func:`~.spread.due_alerts`). Publish them,
         and once the broker has acknowledged them, :meth:`commit_spread` each (a crash in between
         sends the same record again: its id comes from the story)."""
-        spread = self.config.spread
-        if spread is None:
+        if self.config.spread is None:
             return []
-        out = []
-        due: dict[str, None] = {}
-        for story_id in self._touched:  # a story's spread changes only with its copies
-            try:
-                story = self.stories.spreading(story_id, spread.min_sources, spread.within_s, spread.min_negative_share)
-                if story is not None:
-                    out.append((story_id, spread_alert(story_id, story, spread)))
-                    due[story_id] = None
-            except Exception:  # noqa: BLE001 - one story the rule cannot judge must not stop the stream
-                log.exception("spread rule failed on a story; skipped", extra={"story_id": story_id})
-        self._touched = due  # until commit_spread
-        watermark = self.watermark(now_wall)
-        firing = self.state.get(SPREAD_FIRING) or []
-        remembered = [story_id for story_id in firing if self.stories.story(story_id) is not None]
-        for story_id in list(remembered):
-            try:
-                story = self.stories.story(story_id)
-                if float(story["last"]) + spread.within_s <= watermark:
-                    out.append((story_id, spread_alert(story_id, story, spread, resolved=True)))
-            except Exception:  # noqa: BLE001 - as above; it is not tried again
-                log.exception("spread rule failed to resolve a story; dropped", extra={"story_id": story_id})
-                remembered.remove(story_id)
-        if len(remembered) != len(firing):  # forgotten past the horizon
-            self.state.set(SPREAD_FIRING, remembered)
+        out, self._touched = due_alerts(self.stories, self.state, self.config.spread, self._touched,
+                                        self.watermark(now_wall))
         return out
 
     def commit_spread(self, story_id: str, alert: Alert) -> None:
-        firing = list(self.state.get(SPREAD_FIRING) or [])
-        if alert.status == "firing":
-            self.stories.mark_spread(story_id)
-            self._touched.pop(story_id, None)
-            if story_id not in firing:
-                self.state.set(SPREAD_FIRING, firing + [story_id])
-        elif story_id in firing:
-            self.state.set(SPREAD_FIRING, [s for s in firing if s != story_id])
+        commit_spread(self.stories, self.state, story_id, alert, self._touched)
 
     def commit(self, close: WindowClose) -> None:
         """Mark ``close`` done: call only once its trends and alerts (or counters) are acknowledged

@@ -9,11 +9,19 @@ whose evidence is that timeline. The id comes from the story, so a re-sent alert
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from riskpulse.records import Alert, EvidenceHeadline
+
+from .state import Overlay
+from .story_state import Stories
+
+log = logging.getLogger(__name__)
+
+SPREAD_FIRING = "spread_firing"  # stories whose spread alert fires, until their pick-up goes quiet
 
 
 @dataclass(frozen=True)
@@ -71,3 +79,46 @@ def spread_alert(story_id: str, story: dict[str, Any], config: SpreadConfig, res
         summary=(f"{config.severity.upper()}: a negative story spreading: {len(sources)} outlets in {minutes:.0f} min "
                  f"({', '.join(sources[:6])}{', ...' if len(sources) > 6 else ''}): {timeline[0][2][:160]}"),
         top_headlines=evidence, fired_at=datetime.fromtimestamp(reached, timezone.utc))
+
+
+def due_alerts(stories: Stories, state: Overlay, spread: SpreadConfig, touched: dict[str, None],
+               watermark: float) -> tuple[list[tuple[str, Alert]], dict[str, None]]:
+    """The spread alerts due on one counting partition: stories ``touched`` (a copy since the last
+    call) that reached their spread, and firing ones whose pick-up has been quiet for ``within``
+    in event time (resolved). Also returns the stories still to commit (:func:`commit_spread`)."""
+    out = []
+    due: dict[str, None] = {}
+    for story_id in touched:  # a story's spread changes only with its copies
+        try:
+            story = stories.spreading(story_id, spread.min_sources, spread.within_s, spread.min_negative_share)
+            if story is not None:
+                out.append((story_id, spread_alert(story_id, story, spread)))
+                due[story_id] = None
+        except Exception:  # noqa: BLE001 - one story the rule cannot judge must not stop the stream
+            log.exception("spread rule failed on a story; skipped", extra={"story_id": story_id})
+    firing = state.get(SPREAD_FIRING) or []
+    remembered = [story_id for story_id in firing if stories.story(story_id) is not None]
+    for story_id in list(remembered):
+        try:
+            story = stories.story(story_id)
+            if float(story["last"]) + spread.within_s <= watermark:
+                out.append((story_id, spread_alert(story_id, story, spread, resolved=True)))
+        except Exception:  # noqa: BLE001 - as above; it is not tried again
+            log.exception("spread rule failed to resolve a story; dropped", extra={"story_id": story_id})
+            remembered.remove(story_id)
+    if len(remembered) != len(firing):  # forgotten past the horizon
+        state.set(SPREAD_FIRING, remembered)
+    return out, due
+
+
+def commit_spread(stories: Stories, state: Overlay, story_id: str, alert: Alert, touched: dict[str, None]) -> None:
+    """``alert`` is acknowledged by the broker: a firing story is marked (and no longer due), a
+    resolved one leaves the firing list."""
+    firing = list(state.get(SPREAD_FIRING) or [])
+    if alert.status == "firing":
+        stories.mark_spread(story_id)
+        touched.pop(story_id, None)
+        if story_id not in firing:
+            state.set(SPREAD_FIRING, firing + [story_id])
+    elif story_id in firing:
+        state.set(SPREAD_FIRING, [s for s in firing if s != story_id])
