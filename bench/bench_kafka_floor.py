@@ -59,10 +59,46 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def spread(total: float, n: int, rng: random.Random) -> list[int]:
-    """``n`` whole counts averaging ``total`` (1.65 -> ones and twos, 65 % twos)."""
-    whole, frac = int(total), total - int(total)
-    return [whole + (rng.random() < frac) for _ in range(n)]
+def draw(average: float, rng: random.Random) -> int:
+    """A whole count averaging ``average`` (1.65 -> one or two, two 65 % of the time)."""
+    return int(average) + (rng.random() < average - int(average))
+
+
+TOPICS = ("news", "internal", "published", "changelog1", "changelog2")
+
+
+def make_topics(bootstrap: str, prefix: str) -> dict[str, str]:
+    """A run's own topics, by stage name."""
+    names = {k: f"{prefix}.{k}" for k in TOPICS}
+    adm = admin(bootstrap=bootstrap)
+    adm.create_topics([NewTopic(t, PARTITIONS, 1) for t in names.values()])
+    adm.close()
+    return names
+
+
+def emits(topic: str, key: bytes, internal: float, changelog: float, rng: random.Random) -> list[tuple[str, bytes, bytes]]:
+    """What a stage writes, (topic, key, value), for one record it read: for a news record, the
+    item's internal record, markers (read, and dropped, by stage 2) and stage 1's changelog
+    records; for an item's internal record, the published record and stage 2's changelog
+    records; for a marker, nothing. Every client's loop writes exactly this."""
+    if topic == "news":
+        return ([("internal", key, VALUE)] + [("internal", b"marker", b"m")] * (draw(internal, rng) - 1)
+                + [("changelog1", key, VALUE[:200])] * draw(changelog, rng))
+    if key == b"marker":
+        return []
+    return [("published", key, VALUE)] + [("changelog2", key, VALUE[:200])] * draw(changelog, rng)
+
+
+async def write_backlog(bootstrap: str, topic: str, n: int) -> None:
+    """``n`` news records waiting before anything is timed."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        for i in range(n):
+            await producer.send(topic, VALUE, key=str(i).encode(), partition=i % PARTITIONS)
+        await producer.flush()
+    finally:
+        await producer.stop()
 
 
 class Shape:
@@ -80,55 +116,35 @@ class Shape:
 
 async def run_shape(bootstrap: str, shape: Shape, n: int, round_no: int) -> float:
     prefix = f"floor-{shape.name}-{round_no}"
-    names = {k: f"{prefix}.{k}" for k in ("news", "internal", "published", "changelog1", "changelog2")}
-    adm = admin(bootstrap=bootstrap)
-    adm.create_topics([NewTopic(t, PARTITIONS, 1) for t in names.values()])
-    adm.close()
+    names = make_topics(bootstrap, prefix)
+    stage_of = {topic: stage for stage, topic in names.items()}
     rng = random.Random(round_no)
+    await write_backlog(bootstrap, names["news"], n)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    consumer = AIOKafkaConsumer(names["news"], names["internal"], names["published"], bootstrap_servers=bootstrap,
+                                group_id=prefix, auto_offset_reset="earliest", enable_auto_commit=False,
+                                max_poll_records=500)
     await producer.start()
+    await consumer.start()
     try:
-        for i in range(n):  # the backlog, before anything is timed
-            await producer.send(names["news"], VALUE, key=str(i).encode(), partition=i % PARTITIONS)
-        await producer.flush()
-        consumer = AIOKafkaConsumer(names["news"], names["internal"], names["published"], bootstrap_servers=bootstrap,
-                                    group_id=prefix, auto_offset_reset="earliest", enable_auto_commit=False,
-                                    max_poll_records=500)
-        await consumer.start()
         sunk, started = 0, time.perf_counter()
-        try:
-            while sunk < n:
-                batches = await consumer.getmany(timeout_ms=100, max_records=500)
-                pending = []
-                for tp, records in batches.items():
-                    if tp.topic == names["news"]:
-                        for r, k in zip(records, spread(shape.internal, len(records), rng)):
-                            # the item's own internal record, then markers (read, and dropped, by stage 2)
-                            pending.append(await producer.send(names["internal"], VALUE, key=r.key, partition=tp.partition))
-                            for _ in range(k - 1):
-                                pending.append(await producer.send(names["internal"], b"m", key=b"marker",
-                                                                   partition=tp.partition))
-                            for _ in range(spread(shape.changelog, 1, rng)[0]):
-                                pending.append(await producer.send(names["changelog1"], VALUE[:200], key=r.key,
-                                                                   partition=tp.partition))
-                    elif tp.topic == names["internal"]:
-                        for r in records:
-                            if r.key == b"marker":
-                                continue
-                            pending.append(await producer.send(names["published"], VALUE, key=r.key, partition=tp.partition))
-                            for _ in range(spread(shape.changelog, 1, rng)[0]):
-                                pending.append(await producer.send(names["changelog2"], VALUE[:200], key=r.key,
-                                                                   partition=tp.partition))
-                    else:
-                        sunk += len(records)
-                if pending:
-                    await asyncio.gather(*pending)  # a batch is released only once what it caused is acknowledged
-                if batches:
-                    await consumer.commit()
-            return n / (time.perf_counter() - started)
-        finally:
-            await consumer.stop()
+        while sunk < n:
+            batches = await consumer.getmany(timeout_ms=100, max_records=500)
+            pending = []
+            for tp, records in batches.items():
+                if stage_of[tp.topic] == "published":
+                    sunk += len(records)
+                    continue
+                for r in records:
+                    for stage, key, value in emits(stage_of[tp.topic], r.key, shape.internal, shape.changelog, rng):
+                        pending.append(await producer.send(names[stage], value, key=key, partition=tp.partition))
+            if pending:
+                await asyncio.gather(*pending)  # a batch is released only once what it caused is acknowledged
+            if batches:
+                await consumer.commit()
+        return n / (time.perf_counter() - started)
     finally:
+        await consumer.stop()
         await producer.stop()
 
 
@@ -138,13 +154,11 @@ def run_shape_librdkafka(bootstrap: str, shape: Shape, n: int, round_no: int) ->
     from confluent_kafka import Consumer, Producer  # not a riskpulse dependency: ``--librdkafka`` only
 
     prefix = f"floor-c-{shape.name}-{round_no}"
-    names = {k: f"{prefix}.{k}" for k in ("news", "internal", "published", "changelog1", "changelog2")}
-    adm = admin(bootstrap=bootstrap)
-    adm.create_topics([NewTopic(t, PARTITIONS, 1) for t in names.values()])
-    adm.close()
+    names = make_topics(bootstrap, prefix)
+    stage_of = {topic: stage for stage, topic in names.items()}
     rng = random.Random(round_no)
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
-    for i in range(n):
+    for i in range(n):  # the backlog on this client too: its CPU is in the client's column, as aiokafka's is
         producer.produce(names["news"], VALUE, key=str(i).encode(), partition=i % PARTITIONS)
         producer.poll(0)
     producer.flush()
@@ -163,21 +177,11 @@ def run_shape_librdkafka(bootstrap: str, shape: Shape, n: int, round_no: int) ->
             for r in records:
                 if r.error():
                     continue
-                topic, part = r.topic(), r.partition()
-                if topic == names["news"]:
-                    producer.produce(names["internal"], VALUE, key=r.key(), partition=part, on_delivery=acked)
-                    for _ in range(spread(shape.internal, 1, rng)[0] - 1):
-                        producer.produce(names["internal"], b"m", key=b"marker", partition=part, on_delivery=acked)
-                    for _ in range(spread(shape.changelog, 1, rng)[0]):
-                        producer.produce(names["changelog1"], VALUE[:200], key=r.key(), partition=part, on_delivery=acked)
-                elif topic == names["internal"]:
-                    if r.key() == b"marker":
-                        continue
-                    producer.produce(names["published"], VALUE, key=r.key(), partition=part, on_delivery=acked)
-                    for _ in range(spread(shape.changelog, 1, rng)[0]):
-                        producer.produce(names["changelog2"], VALUE[:200], key=r.key(), partition=part, on_delivery=acked)
-                else:
+                if stage_of[r.topic()] == "published":
                     sunk += 1
+                    continue
+                for stage, key, value in emits(stage_of[r.topic()], r.key(), shape.internal, shape.changelog, rng):
+                    producer.produce(names[stage], value, key=key, partition=r.partition(), on_delivery=acked)
             if records:
                 producer.flush()  # a batch is released only once what it caused is acknowledged
                 if failed:
@@ -200,8 +204,7 @@ def faust_child(bootstrap: str, prefix: str, n: int, internal: float, changelog:
                     consumer_auto_offset_reset="earliest", producer_acks=-1, producer_linger_ms=5,
                     broker_commit_every=500, broker_commit_interval=1.0, stream_wait_empty=False, web_enabled=False)
     topics = {k: app.topic(f"{prefix}.{k}", key_type=bytes, value_type=bytes, key_serializer="raw",
-                           value_serializer="raw", internal=False)
-              for k in ("news", "internal", "published", "changelog1", "changelog2")}
+                           value_serializer="raw", internal=False) for k in TOPICS}
     rng = random.Random(0)
     state = {"sunk": 0, "t0": 0.0, "cpu0": 0.0}
 
@@ -210,6 +213,14 @@ def faust_child(bootstrap: str, prefix: str, n: int, internal: float, changelog:
         if direct:
             return await app.producer.send(f"{prefix}.{name}", key, value, partition, None, None)
         return await topics[name].send(key=key, value=value, partition=partition)
+
+    async def emit_all(stage: str, events: list[Any]) -> None:
+        """What one batch causes, each batch's sends awaited before the next (as the worker settles)."""
+        pending = []
+        for e in events:
+            for target, key, value in emits(stage, e.key, internal, changelog, rng):
+                pending.append(await send(target, key, value, e.message.partition))
+        await asyncio.gather(*pending)
 
     def quiet() -> None:
         """The client libraries' loggers at WARNING, as the worker sets them (riskpulse/logs.py):
@@ -224,28 +235,12 @@ def faust_child(bootstrap: str, prefix: str, n: int, internal: float, changelog:
             if not state["t0"]:
                 quiet()  # once faust's worker has set logging up
                 state["t0"], state["cpu0"] = time.perf_counter(), sum(os.times()[:2])
-            pending = []
-            for e in events:
-                part = e.message.partition
-                pending.append(await send("internal", e.key, VALUE, part))
-                for _ in range(spread(internal, 1, rng)[0] - 1):
-                    pending.append(await send("internal", b"marker", b"m", part))
-                for _ in range(spread(changelog, 1, rng)[0]):
-                    pending.append(await send("changelog1", e.key, VALUE[:200], part))
-            await asyncio.gather(*pending)
+            await emit_all("news", events)
 
     @app.agent(topics["internal"])
     async def stage2(stream):  # type: ignore[no-untyped-def]
         async for events in stream.take_events(500, within=0.02):
-            pending = []
-            for e in events:
-                if e.key == b"marker":
-                    continue
-                part = e.message.partition
-                pending.append(await send("published", e.key, VALUE, part))
-                for _ in range(spread(changelog, 1, rng)[0]):
-                    pending.append(await send("changelog2", e.key, VALUE[:200], part))
-            await asyncio.gather(*pending)
+            await emit_all("internal", events)
 
     @app.agent(topics["published"])
     async def sink(stream):  # type: ignore[no-untyped-def]
@@ -263,27 +258,12 @@ def faust_child(bootstrap: str, prefix: str, n: int, internal: float, changelog:
 def run_shape_faust(bootstrap: str, shape: Shape, n: int, round_no: int, direct: bool = False) -> tuple[float, float]:
     """The shape through faust agents in a child process: (items/s, the child's CPU us per item)."""
     prefix = f"floor-f{'d' if direct else ''}-{shape.name}-{round_no}"
-    adm = admin(bootstrap=bootstrap)
-    adm.create_topics([NewTopic(f"{prefix}.{k}", PARTITIONS, 1)
-                       for k in ("news", "internal", "published", "changelog1", "changelog2")])
-    adm.close()
-
-    async def backlog() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-        await producer.start()
-        try:
-            for i in range(n):
-                await producer.send(f"{prefix}.news", VALUE, key=str(i).encode(), partition=i % PARTITIONS)
-            await producer.flush()
-        finally:
-            await producer.stop()
-    asyncio.run(backlog())
+    asyncio.run(write_backlog(bootstrap, make_topics(bootstrap, prefix)["news"], n))
     with tempfile.TemporaryDirectory(prefix="floor-faust-") as cwd:  # faust writes its data dir in the cwd
         out = Path(cwd) / "figures.json"
         done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--faust-child", bootstrap, prefix, str(n),
                                str(shape.internal), str(shape.changelog), str(out), str(int(direct))], cwd=cwd,
-                              capture_output=True,
-                              text=True, timeout=600)
+                              capture_output=True, text=True, timeout=600)
         if not out.exists():
             raise SystemExit(f"the faust child gave no figure (rc {done.returncode}): {done.stderr[-2000:]}")
         figures = json.loads(out.read_text())

@@ -132,7 +132,8 @@ def main() -> None:
     ap.add_argument("--backend", default="onnx")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--latency-seconds", type=float, default=20.0)
-    ap.add_argument("--latencies-out", type=Path, help="write each latency item's send time and latency (ms) here, to see when the slow ones came")
+    ap.add_argument("--latencies-out", type=Path,
+                    help="write each latency item's send time and latency (ms) here, to see when the slow ones came")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="riskpulse-bench-"))
