@@ -75,6 +75,9 @@ SINGLE = {"greek": "el", "hebrew": "he", "thai": "th", "devanagari": "hi", "hang
 
 def scripts(text: str) -> dict[str, int]:
     """Letters per script, dense scripts weighted (see :data:`DENSE_WEIGHT`)."""
+    if text.isascii():  # most headlines: Latin letters only, counted in C rather than letter by letter
+        letters = sum(map(str.isalpha, text))
+        return {"latin": letters} if letters else {}
     out: dict[str, int] = {}
     for ch in text:
         script = _script(ch)

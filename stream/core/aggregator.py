@@ -120,11 +120,14 @@ def _ckey(start: int) -> str:
     return f"wc|{start}"
 
 
-def _copy_shard(value: dict[str, Any] | None) -> dict[str, Any]:
+def _copy_shard(value: dict[str, Any] | None, deep: bool) -> dict[str, Any]:
+    """A window value to change without touching ``value`` (a savepoint may restore it). Counting
+    replaces a key's counters and evidence lists, never edits them (windows.count_keys), so only a
+    fix, which adds into counters in place (windows.merge), needs them copied (``deep``)."""
     if value is None:
         return {"applied": {}, "keys": {}, "top": {}}
-    return {"applied": dict(value["applied"]), "keys": {k: list(v) for k, v in value["keys"].items()},
-            "top": dict(value["top"])}
+    keys = {k: list(v) for k, v in value["keys"].items()} if deep else dict(value["keys"])
+    return {"applied": dict(value["applied"]), "keys": keys, "top": dict(value["top"])}
 
 
 class Aggregator:
@@ -319,7 +322,7 @@ class Aggregator:
             current = self.state.get(_wkey(start, shard))
             if current is not None and current["applied"].get(p, -1) >= offset:
                 continue  # this shard already holds the item (redelivery)
-            value = _copy_shard(current)
+            value = _copy_shard(current, deep=any(op[0] != "count" for op in ops))
             new_keys = [k for k in keys_of(ops) if k not in value["keys"]]
             if len(value["keys"]) + len(new_keys) > MAX_KEYS_PER_SHARD:
                 raise StateFull(f"window {start} holds {len(value['keys'])} keys in shard {shard}; "

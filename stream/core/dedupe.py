@@ -13,8 +13,11 @@ NON_WORD = re.compile(r"[^\w$]+")
 
 def normalise_headline(headline: str) -> str:
     """Case, accents, links, punctuation and spacing removed: 'Apple beats!' == 'apple  beats https://t.co/x'."""
-    text = unicodedata.normalize("NFKD", headline)
-    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
+    if headline.isascii():  # no accents to strip: NFKD and the combining-mark filter change nothing
+        text = headline.lower()
+    else:
+        text = unicodedata.normalize("NFKD", headline)
+        text = "".join(c for c in text if not unicodedata.combining(c)).lower()
     text = URL.sub(" ", text).replace("&amp;", "&")
     return " ".join(NON_WORD.sub(" ", text).split())
 

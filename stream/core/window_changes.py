@@ -7,7 +7,7 @@ case stays as cheap as before corrections.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from riskpulse.records import ScoredNews
 
@@ -46,7 +46,10 @@ def as_fix(ops: list[tuple[Any, ...]]) -> dict[str, Any]:
     return fix
 
 
-def keys_of(ops: list[tuple[Any, ...]]) -> set[str]:
+def keys_of(ops: list[tuple[Any, ...]]) -> Iterable[str]:
+    """The keys ``ops`` touch, each once."""
+    if len(ops) == 1 and ops[0][0] == "count":
+        return dict.fromkeys(ops[0][2])  # the common case: one item counted
     return {k for op in ops for k in (op[2] if op[0] == "count" else op[1]["keys"])}
 
 
