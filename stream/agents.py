@@ -51,6 +51,7 @@ class Pipeline:
         rules = Rules.load(settings.alert_rules)  # validated by `riskpulse worker` before this process starts
         self.score = Score(settings, runtime.port(), runtime.behind)
         runtime.run(self.score, topics.news, runtime.score_table)
+        runtime.on_tick(self.score.pending_progress)
         runtime.run(Count(settings, runtime.port(), rules.spread), topics.scored_internal, runtime.count_table)
         runtime.run(Judge(settings, runtime.port(), Detector(rules, settings.window_s)), topics.windows_internal,
                     runtime.judge_table)

@@ -64,6 +64,7 @@ class Runtime:
                                self.broker_offsets)
         self._readers: dict[str, str] = {}  # topic -> the stage reading it
         self._model_loaded: Callable[[], bool] = lambda: False
+        self._waiting_markers: list[Callable[[set[int]], list[bytes]]] = []  # told at the tick (on_tick)
         self._said_cancelled = False
 
     # -- what the pipeline puts on the worker ------------------------------------------------
@@ -81,6 +82,11 @@ class Runtime:
     def beside(self, task: Callable[[], Awaitable[None]]) -> None:
         """A task that runs beside the stream for the worker's life (the webhook loop)."""
         self.app.task(task)
+
+    def on_tick(self, markers: Callable[[set[int]], list[bytes]]) -> None:
+        """``markers(news partitions read)``: progress markers a stage kept back for the tick
+        (stream/core/progress.py), sent to every counting partition before the heartbeats."""
+        self._waiting_markers.append(markers)
 
     def every(self, interval_s: float, name: str, job: Callable[[], Awaitable[None]]) -> None:
         self.app.timer(interval=interval_s, name=name)(job)
@@ -127,6 +133,12 @@ class Runtime:
                 paused = set(getattr(consumer, "_paused_partitions", ()) or ())  # faust pinned: versions.py
             except Exception:  # noqa: BLE001 - no assignment yet
                 assigned, paused = [], set()
+            if assigned:
+                reading = {tp.partition for tp in assigned if tp not in paused}
+                for waiting in self._waiting_markers:
+                    for marker in waiting(reading):
+                        for target in range(self.partitions):
+                            await out.send(SCORED_BY_STORY, marker, key=b"progress", partition=target)
             for tp in assigned:
                 if tp in paused:
                     continue  # not being read: no claim either way, it keeps holding the watermark

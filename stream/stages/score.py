@@ -20,6 +20,7 @@ from riskpulse.settings import Settings
 from .. import metrics
 from ..core.event_time import EventTimePolicy, judge
 from ..core.messages import Progress, Retract, Scored, Source
+from ..core.progress import ProgressTeller
 from ..core.revisions import Revision, Revisions
 from ..core.validation import Invalid, parse_news
 from ..isolation import score_isolated
@@ -56,6 +57,7 @@ class Score(Stage):
         self.policy = EventTimePolicy(settings.max_clock_skew_s, settings.max_event_age_days * 86400.0,
                                       settings.clock_policy)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")  # the model runs off the event loop
+        self.progress = ProgressTeller(settings.window_s, settings.lateness_s)  # which markers go now, which at the tick
         self.service: ScoringService | None = None
 
     async def start(self) -> None:
@@ -136,12 +138,21 @@ class Score(Stage):
         sent on reach (whichever counting partition they went to). A counting partition receives
         only its own stories; with this its clock follows all of news, as one aggregator's would
         (stream/core/watermark.py). A partition whose last records were dead-lettered still says it
-        moved on: otherwise its last word ("more behind me") would hold the watermark for ever."""
+        moved on: otherwise its last word ("more behind me") would hold the watermark for ever.
+        A marker that passes no window's close waits for the tick (stream/core/progress.py,
+        :meth:`pending_progress`)."""
         last: dict[int, Record] = {}
         for record in records:
             last[record.partition] = record
         for partition, record in last.items():
-            marker = Progress(Source(record.topic, partition, record.offset, self.behind(record)),
-                              sent_up_to.get(partition)).encode()
-            for target in range(self.partitions):
-                await self.out.send(SCORED_BY_STORY, marker, key=b"progress", partition=target)
+            marker = self.progress.after_batch(Progress(Source(record.topic, partition, record.offset,
+                                                               self.behind(record)), sent_up_to.get(partition)))
+            if marker is not None:
+                encoded = marker.encode()
+                for target in range(self.partitions):
+                    await self.out.send(SCORED_BY_STORY, encoded, key=b"progress", partition=target)
+
+    def pending_progress(self, reading: set[int]) -> list[bytes]:
+        """The progress markers that waited for the tick, for the news partitions this worker still
+        reads; the runtime sends each to every counting partition before its heartbeats."""
+        return [marker.encode() for marker in self.progress.take_pending(reading)]
