@@ -1,0 +1,130 @@
+"""The time indexes of the stages' state (stream/core/time_index.py) stay small under a sustained
+stream: each stored list is a page of bounded size, however many members a bucket gets. Before
+pages, one list per shard held a whole bucket and was written whole with every new member; at a
+sustained rate it grew past Kafka's 1 MB for a changelog record, and the stage stopped."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from hypothesis import given, settings as hyp_settings, strategies as st
+
+from riskpulse.stream.core.aggregator import Aggregator, AggregatorConfig
+from riskpulse.stream.core.detection import INDEX_SHARDS
+from riskpulse.stream.core.revisions import Revisions
+from riskpulse.stream.core.state import Overlay
+from riskpulse.stream.core.time_index import PAGE, TimeIndex
+
+from .test_core import DETECTOR, T0, LoggedStore, crash_in_flush, scored
+
+INDEX = TimeIndex("xb", "x_buckets", 600)
+LIMIT = 16_000  # bytes of JSON per stored value: a page of ids is about 8 KB
+
+
+def _key_of(member: str) -> str:
+    """The shard list ``member`` goes to at T0."""
+    state = Overlay({})
+    INDEX.add(state, member, T0)
+    return next(k for k in state._cache if k.startswith("xb|"))
+
+
+def largest(store: dict[str, Any], prefix: str = "") -> tuple[int, str]:
+    return max((len(json.dumps(v)), k) for k, v in store.items() if k.startswith(prefix))
+
+
+def test_a_bucket_of_sixty_thousand_members_is_stored_in_pages_listed_once_each_and_pruned_whole() -> None:
+    store: dict[str, Any] = {}
+    members = [f"d|{k:024x}" for k in range(60_000)]
+    for start in range(0, len(members), 500):  # batches of 500, one bucket of event time
+        state = Overlay(store)
+        for k, member in enumerate(members[start:start + 500]):
+            INDEX.add(state, member, T0 + (start + k) * 0.005)
+        state.flush()
+    size, key = largest(store, "xb|")
+    assert size < LIMIT, f"{key} holds {size} bytes"  # one list per shard: 3,750 ids, 75 KB
+    state = Overlay(store)
+    assert sorted(INDEX.members(state)) == members
+    forgotten: list[str] = []
+    INDEX.prune(state, 0, T0 + 10_000, lambda member, end: forgotten.append(member))
+    state.flush()
+    assert sorted(forgotten) == members
+    assert not [k for k in store if k.startswith("xb|")] and store["x_buckets"] == []
+
+
+def test_a_list_written_before_pages_is_read_whole_and_becomes_a_page_at_the_next_member() -> None:
+    bucket = (T0 // 600) * 600
+    old = [f"old{k}" for k in range(1_000)]
+    store: dict[str, Any] = {f"xb|{bucket}|3": old, "x_buckets": [bucket]}
+    new = next(f"new{k}" for k in range(100) if INDEX_SHARDS and f"xb|{bucket}|3" in _key_of(f"new{k}"))
+    state = Overlay(store)
+    INDEX.add(state, new, T0)
+    state.flush()
+    assert store[f"xb|{bucket}|3|pages"] == 1 and store[f"xb|{bucket}|3|1"] == old and store[f"xb|{bucket}|3"] == [new]
+    assert set(INDEX.members(Overlay(store))) == set(old) | {new}
+    state = Overlay(store)
+    INDEX.prune(state, 0, T0 + 10_000, lambda member, end: None)
+    state.flush()
+    assert [k for k in store if k.startswith("xb|")] == []
+
+
+@hyp_settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31), st.lists(st.integers(1, 400), min_size=1, max_size=6), st.integers(0, 5),
+       st.integers(0, 2_000))
+def test_a_crash_at_any_write_keeps_every_member_whose_value_survived_listed(
+        seed: int, batches: list[int], crash_batch: int, kept: int) -> None:
+    """Each batch writes its members' own values and lists them (the listing early); a kill -9 in
+    one batch's flush keeps a prefix of its writes, and the batch is read again."""
+    rng = random.Random(seed)
+    store = LoggedStore()
+    n = 0
+    for b, size in enumerate(batches):
+        batch = [f"m{n + k}-{rng.randrange(4)}" for k in range(size)]  # a few members come again
+        n += size
+        for attempt in (0, 1):
+            state = Overlay(store)
+            for member in batch:
+                state.set("v|" + member, 1)
+                INDEX.add(state, member, T0 + rng.uniform(0, 1_200))
+            if b == crash_batch and attempt == 0:
+                crash_in_flush(store, state, kept)
+                continue  # read again
+            state.flush()
+            break
+        listed = set(INDEX.members(Overlay(store)))
+        assert {k[2:] for k in store if k.startswith("v|")} <= listed
+        assert all(len(v) <= PAGE for k, v in store.items() if k.startswith("xb|") and isinstance(v, list))
+
+
+def test_a_sustained_stream_of_distinct_headlines_keeps_every_counting_value_small() -> None:
+    """Production defaults, 20,000 distinct items at 400 a second of event time into one counting
+    partition: its dedupe and story indexes are the values that grew with the rate."""
+    store: dict[str, Any] = {}
+    agg = Aggregator(Overlay(store), AggregatorConfig(), DETECTOR, now_wall=float(T0), partitions=range(1))
+    for start in range(0, 20_000, 500):
+        state = agg.state = Overlay(store)
+        for k in range(start, start + 500):
+            item = scored(f"i{k}", T0 + k / 400, tickers=[f"T{k % 300}"], headline=f"company {k} files report number {k * 7}")
+            with state.savepoint():
+                agg.add(item, 0, k, float(T0))
+        agg.end_batch()
+        state.flush()
+    assert sum(1 for k in store if k.startswith("d|")) == 20_000
+    size, key = largest(store)
+    assert size < LIMIT, f"{key} holds {size} bytes"
+
+
+def test_a_sustained_stream_of_distinct_ids_keeps_every_revision_value_small() -> None:
+    """The scoring stage's revisions of one news partition: an hour's bucket of 20,000 ids."""
+    store: dict[str, Any] = {}
+    for start in range(0, 20_000, 500):
+        state = Overlay(store)
+        revisions = Revisions(state, 86_400)
+        for k in range(start, start + 500):
+            revisions.observe(scored(f"{k:032x}", T0 + k / 10), k, k % 4)
+        state.flush()
+    assert sum(1 for k in store if k.startswith("r|")) == 20_000
+    assert 20_000 > INDEX_SHARDS * PAGE  # more than one page per shard: the case that grew
+    size, key = largest(store)
+    assert size < LIMIT, f"{key} holds {size} bytes"
