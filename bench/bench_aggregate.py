@@ -63,7 +63,9 @@ def make_headlines(n: int, rng: random.Random) -> list[str]:
     return out
 
 
-def make_items(n: int, seed: int = 1) -> list[tuple[int, int, ScoredNews]]:
+def make_items(n: int, seed: int = 1, event_rate: float = 2.0) -> list[tuple[int, int, ScoredNews]]:
+    """``event_rate``: items per second of event time (2: a quiet feed; a sustained burst of news
+    is hundreds, and the state that grows with a time span's items grows with it)."""
     rng = random.Random(seed)
     heads = make_headlines(n, rng)
     t0 = 1_780_000_000
@@ -76,7 +78,7 @@ def make_items(n: int, seed: int = 1) -> list[tuple[int, int, ScoredNews]]:
         p = rng.randrange(4)
         sentiment = rng.choice(["negative", "neutral", "positive"])
         item = ScoredNews(id=f"i{i}", headline=heads[i],
-                          published_at=datetime.fromtimestamp(t0 + i * 0.5 + rng.uniform(0, 2), timezone.utc),
+                          published_at=datetime.fromtimestamp(t0 + i / event_rate + rng.uniform(0, 2), timezone.utc),
                           tickers=rng.sample(tickers, rng.randint(0, 2)), topic=rng.choice(topics), topic_confidence=0.9,
                           sentiment=sentiment, sentiment_probs={"negative": 0.6, "neutral": 0.3, "positive": 0.1},
                           sentiment_score=-0.5 if sentiment == "negative" else 0.2, model_version="bench", scored_at=now)
@@ -110,8 +112,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=50_000)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--event-rate", type=float, default=2.0, help="items per second of event time")
     args = ap.parse_args()
-    items = make_items(args.n)
+    items = make_items(args.n, event_rate=args.event_rate)
     rates = []
     for _ in range(args.repeat):
         rate, closes = run_once(items, args.batch)
@@ -121,7 +124,7 @@ def main() -> None:
     print(f"aggregate stage: {args.n} items, batches of {args.batch}, {closes} window closes")
     print("runs (items/s): " + ", ".join(f"{r:,.0f}" for r in rates))
     print(f"best {best:,.0f} items/s = {best / TARGET:.2f}x the {TARGET:,.0f}/s target")
-    print(json.dumps({"bench": "aggregate", "n": args.n, "items_per_s": round(best), "runs": [round(r) for r in rates],
+    print(json.dumps({"bench": "aggregate", "n": args.n, "event_rate": args.event_rate, "items_per_s": round(best), "runs": [round(r) for r in rates],
                       "ratio_to_target": round(best / TARGET, 2), "window_closes": closes, "host": host()}))
 
 

@@ -6,6 +6,7 @@ importing its own revision's core (bench_stream_revisions.link_packages). Prints
 one JSON line with the ratio B / A of the best rates.
 
     python bench/bench_aggregate_revisions.py 784d77d HEAD --n 30000 --rounds 3
+    python bench/bench_aggregate_revisions.py core-before HEAD --n 60000 --event-rate 400  # a sustained burst
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def main() -> None:
     ap.add_argument("b")
     ap.add_argument("--n", type=int, default=30_000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--event-rate", type=float, default=2.0, help="items per second of event time (bench_aggregate.py)")
     args = ap.parse_args()
     rates: dict[str, list[float]] = {args.a: [], args.b: []}
     # both revisions run this checkout's workload over their own core
@@ -34,12 +36,14 @@ def main() -> None:
             REPO / "bench" / "bench_aggregate.py", tree / "bench" / "bench_aggregate.py")) as trees:
         for _ in range(args.rounds):
             for rev, tree in trees.items():
-                rates[rev].append(run_bench(tree, "bench_aggregate.py", "--n", str(args.n), "--repeat", "1")["items_per_s"])
+                rates[rev].append(run_bench(tree, "bench_aggregate.py", "--n", str(args.n), "--repeat", "1",
+                                                   "--event-rate", str(args.event_rate))["items_per_s"])
     for rev, runs in rates.items():
         print(f"{rev:<14} items/s: " + ", ".join(f"{r:,.0f}" for r in runs) + f"  (best {max(runs):,.0f})")
     ratio = max(rates[args.b]) / max(rates[args.a])
     print(f"{args.b} / {args.a} (best rates): {ratio:.2f}")
-    print(json.dumps({"bench": "aggregate_revisions", "a": args.a, "b": args.b, "n": args.n, "items_per_s": rates,
+    print(json.dumps({"bench": "aggregate_revisions", "a": args.a, "b": args.b, "n": args.n,
+                      "event_rate": args.event_rate, "items_per_s": rates,
                       "ratio_b_over_a": round(ratio, 3)}))
 
 
