@@ -26,7 +26,7 @@ from .detection import INDEX_SHARDS, shard_of
 from .state import Overlay
 
 
-PAGE = 256  # members per stored list: about 8 KB of ids
+PAGE = 64  # members per stored list: about 2 KB of ids (at low load a batch is one item and rewrites one)
 
 
 class TimeIndex:

@@ -20,7 +20,7 @@ from riskpulse.stream.core.time_index import PAGE, TimeIndex
 from .test_core import DETECTOR, T0, LoggedStore, crash_in_flush, scored
 
 INDEX = TimeIndex("xb", "x_buckets", 600)
-LIMIT = 16_000  # bytes of JSON per stored value: a page of ids is about 8 KB
+LIMIT = 16_000  # bytes of JSON per stored value: a page of ids is about 2 KB
 
 
 def _key_of(member: str) -> str:
