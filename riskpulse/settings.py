@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     batch_max_size: int = Field(64, ge=1)
     batch_max_wait_ms: int = Field(50, ge=0)
     ort_spin: bool = False  # busy-waiting threads (ONNX Runtime, and torch's OpenMP); off in the worker, which shares its cores
+    model_threads: int | None = Field(None, ge=1)  # ONNX Runtime's threads per model call; None: one per core
     torch_compile: bool = True  # torch-bf16: compile with TorchInductor at start (needs g++), else eager
 
     window_s: int = Field(60, ge=1)

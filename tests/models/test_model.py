@@ -327,18 +327,22 @@ def test_cuda_backend_matches_cpu(tiny_model: Path) -> None:
 
 
 def test_the_worker_cuts_micro_batches_into_short_calls_on_a_cpu_and_keeps_them_whole_on_a_gpu(tiny_model: Path) -> None:
-    """A CPU engine pads each call to its longest row: the worker's micro-batch of up to 64
-    arrivals, sorted by length, goes to it in calls of 16 (bench/bench_scorer_settings.py); a GPU
-    keeps the whole micro-batch in one call. Either way the scores are the same, in input order."""
-    from riskpulse.stream.scoring import CPU_ROWS_PER_CALL, rows_per_call
+    """A CPU engine pads each call to its longest row: the worker's micro-batch of arrivals, sorted
+    by length, goes to it in calls of 8, or of 4 when the micro-batch is small
+    (bench/bench_rows_per_call.py); a GPU keeps the whole micro-batch in one call. Either way the
+    scores are the same, in input order."""
+    from riskpulse.stream.scoring import CPU_ROWS_PER_CALL, CPU_ROWS_PER_SMALL_CALL, CPU_SMALL_BATCH, rows_per_call
 
-    assert rows_per_call("onnx:model.onnx:CPUExecutionProvider", 64) == CPU_ROWS_PER_CALL == 16
-    assert rows_per_call("torch:cpu:bf16", 64) == 16 and rows_per_call("null", 8) == 8
+    cpu = "onnx:model.onnx:CPUExecutionProvider"
+    assert rows_per_call(cpu, 64) == rows_per_call(cpu, 64, CPU_SMALL_BATCH + 1) == CPU_ROWS_PER_CALL == 8
+    assert rows_per_call(cpu, 64, 16) == rows_per_call(cpu, 64, CPU_SMALL_BATCH) == CPU_ROWS_PER_SMALL_CALL == 4
+    assert rows_per_call("torch:cpu:bf16", 64) == 8 and rows_per_call("null", 2, 2) == 2
     assert rows_per_call("onnx:model.onnx:CUDAExecutionProvider", 64) == 64
     assert rows_per_call("tensorrt:model.plan", 200) == 64 and rows_per_call("torch:cuda", 32) == 32
     texts = [" ".join([h] * k) for k in (1, 3, 2, 4) for h in HEADLINES] * 2  # rows of four lengths, mixed
     assert len(texts) > 32
     whole = Scorer(tiny_model, backend="onnx-fp32", batch_size=64).score(texts)
-    cut = Scorer(tiny_model, backend="onnx-fp32", batch_size=16).score(texts)
-    assert [(s.topic, s.sentiment) for s in cut] == [(s.topic, s.sentiment) for s in whole]
-    assert all(abs(a.sentiment_score - b.sentiment_score) < 1e-4 for a, b in zip(cut, whole))
+    for rows in (8, 4):
+        cut = Scorer(tiny_model, backend="onnx-fp32", batch_size=rows).score(texts)
+        assert [(s.topic, s.sentiment) for s in cut] == [(s.topic, s.sentiment) for s in whole]
+        assert all(abs(a.sentiment_score - b.sentiment_score) < 1e-4 for a, b in zip(cut, whole))
