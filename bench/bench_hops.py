@@ -192,6 +192,7 @@ def compare(args: argparse.Namespace) -> None:
     from bench.bench_stream_revisions import revision_trees, run_bench
 
     passed = ["--rate", str(args.rate), "--seconds", str(args.seconds), "--backend", args.backend,
+              "--data", str(Path(args.data).resolve()),
               *[f"--set={kv}" for kv in args.set]]
     runs: dict[str, list[dict[str, Any]]] = {rev: [] for rev in args.revisions}
     with revision_trees(list(args.revisions), prepare=lambda tree: shutil.copy(__file__, tree / "bench" / "bench_hops.py")) as trees:
