@@ -9,6 +9,8 @@ ITEMS_OUT = Counter("riskpulse_items_out_total", "Records produced", ["topic"])
 SENDS_CANCELLED = Counter("riskpulse_sends_cancelled_at_stop_total",
                           "Records still being sent when the worker stopped (their input is read again by the next owner)")
 DLQ = Counter("riskpulse_dlq_total", "Records sent to news.dlq, by the stage they failed", ["stage"])
+EVIDENCE_DROPPED = Counter("riskpulse_evidence_dropped_total",
+                           "Items counted without their evidence rows: their window's value was at its size budget")
 CLOCK_ADJUSTED = Counter("riskpulse_clock_adjusted_total", "Items whose published_at broke the event-time policy and were clamped")
 DETECTOR_ERRORS = Counter("riskpulse_detector_errors_total", "Keys whose window the detector could not judge")
 WATERMARK = Gauge("riskpulse_watermark_seconds", "Event time (Unix s) through which windows are closed")

@@ -31,6 +31,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal
 
+import orjson
+
 from riskpulse.records import Alert, ScoredNews, Trend
 
 from . import windows
@@ -48,7 +50,12 @@ from .watermark import PartitionClock
 log = logging.getLogger(__name__)
 
 KEY_SHARDS = 64  # window counters split by key hash: each table value stays small
-MAX_KEYS_PER_SHARD = 256  # ~16k distinct keys per window; a value stays far below Kafka's 1 MB
+MAX_KEYS_PER_SHARD = 256  # ~16k distinct keys per window
+# a window value's evidence stops growing at this size (its counters go on): a record, in the
+# changelog or sent to the judges, stays well below Kafka's 1 MB. 128 negative items naming the
+# same 256 tickers with 2,000-character links made one value of 3-4 MB before (tests/stream/test_stages.py)
+MAX_WINDOW_VALUE_BYTES = 256_000
+MEASURED_ABOVE_KEYS = 8  # smaller values cannot reach the budget (8 keys x 5 rows x ~3.4 KB): not measured
 MAX_KEYS_PER_ITEM = 1 + MAX_TICKERS  # its topic and its tickers
 DEDUPE_BUCKET_S = 600
 PRUNE_EVERY_S = 3600.0
@@ -157,6 +164,7 @@ class Aggregator:
         self.fixes: list[tuple[int, int, tuple[int, int], dict[str, Any]]] = []
         self._touched: dict[str, None] = {}  # stories with a copy since the last spread_alerts (ordered), or due
         self._closed_inline: list[WindowClose] = []  # closed between records, to publish (_close_due)
+        self.evidence_dropped = 0  # items counted without evidence rows: their window value was at its budget
         limit = now_wall + config.max_skew_s
         moved = self.clock.clamp_to(limit)
         if self.closed > limit or moved:
@@ -329,6 +337,11 @@ class Aggregator:
                                 f"at most {MAX_KEYS_PER_SHARD} (a flood of distinct tickers?)")
             value["applied"][p] = offset
             apply(value, ops)
+            if len(value["keys"]) > MEASURED_ABOVE_KEYS and len(orjson.dumps(value)) > MAX_WINDOW_VALUE_BYTES:
+                value = _copy_shard(current, deep=True)  # counted, but its evidence would pass the budget
+                value["applied"][p] = offset
+                apply(value, ops, evidence=False)
+                self.evidence_dropped += 1
             updates.append((_wkey(start, shard), value))
         for key, value in updates:
             self.state.set(key, value)

@@ -24,8 +24,10 @@ from typing import Any, Callable, Literal
 
 from riskpulse.records import Trend
 
+import orjson
+
 from . import windows
-from .aggregator import KEY_SHARDS, WindowClose
+from .aggregator import KEY_SHARDS, MAX_WINDOW_VALUE_BYTES, MEASURED_ABOVE_KEYS, WindowClose
 from .detection import Detection
 from .state import Overlay
 
@@ -226,8 +228,8 @@ class WindowMerge:
         judged = dict(self.state.get(JUDGED) or {})
         for shard, part in close.parts.items():
             if part["keys"]:
-                self.state.set(_jkey(close.start, shard), {"keys": part["keys"], "top": part["top"],
-                                                           "fixed": part.get("fixed") or {}})
+                self.state.set(_jkey(close.start, shard), _within_budget(
+                    {"keys": part["keys"], "top": part["top"], "fixed": part.get("fixed") or {}}))
         judged[str(close.start)] = sorted(s for s, p in close.parts.items() if p["keys"])
         for start in [s for s in judged if int(s) + self.window_s + self.correction_horizon_s <= close.watermark]:
             for shard in range(KEY_SHARDS):  # corrections may have added shards
@@ -250,3 +252,14 @@ class WindowMerge:
     def is_current(self, state: Overlay) -> bool:
         """False if another worker wrote the store since (see Aggregator.is_current)."""
         return int((state.get(MARK) or {}).get("seq") or 0) == self.seq
+
+
+def _within_budget(kept: dict[str, Any]) -> dict[str, Any]:
+    """A judged window's shard as kept for corrections, under the counting stage's size budget
+    (stream/core/aggregator.py): merged from every counting partition, its evidence can add up
+    past it where each part stayed within. Trimmed to one evidence row per key, then to none (a
+    corrected trend of such a window then comes without its evidence); counters always stay."""
+    if len(kept["keys"]) <= MEASURED_ABOVE_KEYS or len(orjson.dumps(kept)) <= MAX_WINDOW_VALUE_BYTES:
+        return kept
+    one = {**kept, "top": {key: rows[:1] for key, rows in kept["top"].items()}}
+    return one if len(orjson.dumps(one)) <= MAX_WINDOW_VALUE_BYTES else {**kept, "top": {}}

@@ -27,10 +27,11 @@ class Changes(dict):  # type: ignore[type-arg]
         self.setdefault((start, shard), []).append(("count", item, keys, new_story))
 
 
-def apply(value: dict[str, Any], ops: list[tuple[Any, ...]]) -> None:
+def apply(value: dict[str, Any], ops: list[tuple[Any, ...]], evidence: bool = True) -> None:
+    """``evidence`` False: counted without evidence rows (windows.count_keys)."""
     for op in ops:
         if op[0] == "count":
-            windows.count_keys(value, op[1], op[2], op[3])
+            windows.count_keys(value, op[1], op[2], op[3], evidence)
         else:
             windows.apply_fix(value, op[1])
 

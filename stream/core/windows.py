@@ -72,9 +72,12 @@ def keys_of(item: ScoredNews) -> list[str]:
     return tickers if item.sentiment_status != "scored" else [f"topic|{item.topic}"] + tickers
 
 
-def count_keys(state: dict[str, Any], item: ScoredNews, keys: Iterable[str], new_story: Iterable[str] = ()) -> None:
+def count_keys(state: dict[str, Any], item: ScoredNews, keys: Iterable[str], new_story: Iterable[str] = (),
+               evidence: bool = True) -> None:
     """Count ``item`` into ``state`` (mutated) under ``keys`` (some or all of :func:`keys_of`);
     under the keys in ``new_story`` it is also the first copy of its story in this window.
+    ``evidence`` False: counters only, no evidence row (a window value at its size budget,
+    stream/core/aggregator.py).
 
     Exactly-once is the caller's job (stream/core/aggregator.py tracks applied offsets).
     """
@@ -91,6 +94,8 @@ def count_keys(state: dict[str, Any], item: ScoredNews, keys: Iterable[str], new
         if key in new_story:
             c[5] += 1
             c[6] += item.sentiment == "negative"
+        if not evidence:
+            continue
         top = state.setdefault("top", {})
         story = item.story_id or item.id
         if item.sentiment == "negative":

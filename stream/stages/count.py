@@ -110,6 +110,12 @@ class Count(Stage):
         await self._send_closed_windows(agg, partition)  # before the corrections of windows they close
         await self._send_fixes(agg, partition)
         await self._send_spread_alerts(agg)
+        if agg.evidence_dropped:
+            metrics.EVIDENCE_DROPPED.inc(agg.evidence_dropped)
+            log.warning("items counted without evidence rows: their window's value reached its size budget "
+                        "(a flood of distinct tickers with long headlines or links?)",
+                        extra={"items": agg.evidence_dropped, "partition": partition})
+            agg.evidence_dropped = 0
         through = agg.settle(time.time())
         agg.end_batch()
         agg.state.flush()

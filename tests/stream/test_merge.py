@@ -3,6 +3,7 @@ aggregator (the backtest), for any routing, interleaving, batching, redelivery a
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -379,3 +380,18 @@ def test_malformed_window_counters_are_refused_before_they_are_stored() -> None:
     merge.closed_through(0, T0 + 200)
     close = merge.next_close()
     assert close is not None and [t.count for t in close.trends] == [1]  # only the good counters were kept
+
+
+def test_a_judged_window_kept_for_corrections_is_trimmed_to_the_budget_and_keeps_its_counters() -> None:
+    """Merged from every counting partition, a shard's evidence can add up past the budget each
+    part stayed within: the copy kept for corrections keeps one row per key, or none."""
+    from riskpulse.stream.core.aggregator import MAX_WINDOW_VALUE_BYTES
+    from riskpulse.stream.core.merge import _within_budget
+
+    row = [-0.9, "i" * 200, "h" * 300, "https://example.com/" + "a" * 1_980, 0.9, 0.05, 0.05, "s", 1, 1, []]
+    keys = {f"ticker|T{k}": [5, 5, 0, 0, -4.5, 5, 5, 0] for k in range(300)}
+    big = {"keys": keys, "top": {k: [row] * 5 for k in keys}, "fixed": {}}
+    kept = _within_budget(big)
+    assert len(json.dumps(kept)) < MAX_WINDOW_VALUE_BYTES and kept["keys"] == keys
+    small = {"keys": dict(list(keys.items())[:3]), "top": {k: [row] * 5 for k in list(keys)[:3]}, "fixed": {}}
+    assert _within_budget(small) is small

@@ -247,3 +247,42 @@ def test_a_stateful_stage_reads_whole_batches_and_writes_each_partitions_state_u
     driver = StageDriver(stage, _PassedOver(), StallWatchdog(60.0), table)  # type: ignore[arg-type]
     asyncio.run(driver.run(Stream(batch)))
     assert table == {"0|seen": 3, "1|seen": 2} and current == [0, 1]
+
+
+def test_a_flood_of_long_evidence_stays_under_kafkas_record_size_and_every_item_is_counted(tmp_path: Path) -> None:
+    """128 negative items naming the same 256 tickers (all in one key shard), each with a 2,000-character
+    link and a 300-character headline: before the window value's budget, one counting value was 4 MB,
+    four times Kafka's 1 MB for a record, so its changelog write and the close sent to the judges
+    failed, and the stage stopped on every restart. Now every value and every record stays under
+    the budget, the evidence stops growing, and every item is counted."""
+    from riskpulse.stream.core.aggregator import KEY_SHARDS, MAX_WINDOW_VALUE_BYTES
+    from riskpulse.stream.core.detection import shard_of
+
+    settings = Settings(home=tmp_path, kafka_partitions=3)
+    tickers = [t for t in (f"T{k:018d}" for k in range(20_000)) if shard_of(f"ticker|{t}", KEY_SHARDS) == 0][:256]
+    assert len(tickers) == 256
+    items = [scored(f"{'x' * 180}{k:010d}", T0 + k * 0.1, tickers=[tickers[(k * 20 + j) % 256] for j in range(20)],
+                    headline=" ".join(f"w{k}x{j}" for j in range(60))[:300]).model_copy(
+                        update={"url": "https://example.com/" + "a" * 1_980}) for k in range(128)]
+    sent = [{"partition": story_partition(item.headline, 3), "value": Scored(item, Source("news", 0, k)).encode()}
+            for k, item in enumerate(items)]
+    sent += [{"partition": p, "value": Progress(Source("news", n, 200), T0 + 10_000).encode()}
+             for n in range(3) for p in range(3)]
+    counting: dict[str, Any] = {}
+    judging: dict[str, Any] = {}
+
+    async def pipeline() -> list[dict[str, Any]]:
+        out = Memory()
+        await run(Count(settings, out), as_input(sent, SCORED_BY_STORY, 3), counting)
+        windows_sent = out.take(WINDOWS)
+        assert max(len(s["value"]) for s in windows_sent) < MAX_WINDOW_VALUE_BYTES
+        await run(Judge(settings, out, DETECTOR), as_input(windows_sent, WINDOWS, 3), judging)
+        assert not out.take(TOPIC_DLQ)
+        return [json.loads(s["value"]) for s in out.take(TOPIC_TRENDS)]
+
+    trends = asyncio.run(pipeline())
+    for store in (counting, judging):
+        assert max(len(json.dumps(v)) for v in store.values()) < MAX_WINDOW_VALUE_BYTES
+    counts = {t["key"]: t["count"] for t in trends if t["key_type"] == "ticker"}
+    assert counts == {t: 10 for t in tickers}  # 128 items x 20 tickers over 256: every item counted
+    assert all(t["top_negative"] for t in trends if t["key_type"] == "ticker" and t["key"] == tickers[0])
