@@ -97,11 +97,11 @@ class Revisions:
         return Revision(number, replaces)
 
     def _maybe_prune(self, ts: float) -> None:
-        """Past the horizon of the latest event time seen here, an id's revisions are forgotten
-        (checked once per bucket of event time)."""
+        """Past the horizon of this item's event time, an id's revisions are forgotten (checked
+        once per bucket of event time). Written per item, the latest event time seen was one more
+        changelog record per item at low load; an item dated earlier only prunes later, never
+        more (``r_latest``, kept by earlier releases, is still read)."""
         latest = max(ts, float(self.state.get(LATEST) or ts))
-        if latest != self.state.get(LATEST):
-            self.state.set(LATEST, latest)
         pruned = self.state.get(PRUNED)
         if pruned is not None and latest - float(pruned) < BUCKET_S:
             return
