@@ -31,8 +31,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal
 
-import orjson
-
 from riskpulse.records import Alert, ScoredNews, Trend
 
 from . import windows
@@ -44,18 +42,13 @@ from .state import Overlay
 from .spread import SpreadConfig, commit_spread, due_alerts
 from .story_state import Stories
 from .time_index import TimeIndex
-from .window_changes import Changes, apply, as_fix, by_shard, keys_of
+from .window_changes import MAX_WINDOW_VALUE_BYTES, Changes, applied, as_fix, by_shard, keys_of  # noqa: F401 (the budget)
 from .watermark import PartitionClock
 
 log = logging.getLogger(__name__)
 
 KEY_SHARDS = 64  # window counters split by key hash: each table value stays small
 MAX_KEYS_PER_SHARD = 256  # ~16k distinct keys per window
-# a window value's evidence stops growing at this size (its counters go on): a record, in the
-# changelog or sent to the judges, stays well below Kafka's 1 MB. 128 negative items naming the
-# same 256 tickers with 2,000-character links made one value of 3-4 MB before (tests/stream/test_stages.py)
-MAX_WINDOW_VALUE_BYTES = 256_000
-MEASURED_ABOVE_KEYS = 8  # smaller values cannot reach the budget (8 keys x 5 rows x ~3.4 KB): not measured
 MAX_KEYS_PER_ITEM = 1 + MAX_TICKERS  # its topic and its tickers
 DEDUPE_BUCKET_S = 600
 PRUNE_EVERY_S = 3600.0
@@ -125,16 +118,6 @@ def _wkey(start: int, shard: int) -> str:
 def _ckey(start: int) -> str:
     """What a closed window's values held when it closed: per key shard, the applied offsets."""
     return f"wc|{start}"
-
-
-def _copy_shard(value: dict[str, Any] | None, deep: bool) -> dict[str, Any]:
-    """A window value to change without touching ``value`` (a savepoint may restore it). Counting
-    replaces a key's counters and evidence lists, never edits them (windows.count_keys), so only a
-    fix, which adds into counters in place (windows.merge), needs them copied (``deep``)."""
-    if value is None:
-        return {"applied": {}, "keys": {}, "top": {}}
-    keys = {k: list(v) for k, v in value["keys"].items()} if deep else dict(value["keys"])
-    return {"applied": dict(value["applied"]), "keys": keys, "top": dict(value["top"])}
 
 
 class Aggregator:
@@ -330,18 +313,13 @@ class Aggregator:
             current = self.state.get(_wkey(start, shard))
             if current is not None and current["applied"].get(p, -1) >= offset:
                 continue  # this shard already holds the item (redelivery)
-            value = _copy_shard(current, deep=any(op[0] != "count" for op in ops))
-            new_keys = [k for k in keys_of(ops) if k not in value["keys"]]
-            if len(value["keys"]) + len(new_keys) > MAX_KEYS_PER_SHARD:
-                raise StateFull(f"window {start} holds {len(value['keys'])} keys in shard {shard}; "
+            held = current["keys"] if current is not None else {}
+            new_keys = [k for k in keys_of(ops) if k not in held]
+            if len(held) + len(new_keys) > MAX_KEYS_PER_SHARD:
+                raise StateFull(f"window {start} holds {len(held)} keys in shard {shard}; "
                                 f"at most {MAX_KEYS_PER_SHARD} (a flood of distinct tickers?)")
-            value["applied"][p] = offset
-            apply(value, ops)
-            if len(value["keys"]) > MEASURED_ABOVE_KEYS and len(orjson.dumps(value)) > MAX_WINDOW_VALUE_BYTES:
-                value = _copy_shard(current, deep=True)  # counted, but its evidence would pass the budget
-                value["applied"][p] = offset
-                apply(value, ops, evidence=False)
-                self.evidence_dropped += 1
+            value, with_evidence = applied(current, ops, p, offset)
+            self.evidence_dropped += not with_evidence
             updates.append((_wkey(start, shard), value))
         for key, value in updates:
             self.state.set(key, value)

@@ -27,7 +27,8 @@ from riskpulse.records import Trend
 import orjson
 
 from . import windows
-from .aggregator import KEY_SHARDS, MAX_WINDOW_VALUE_BYTES, MEASURED_ABOVE_KEYS, WindowClose
+from .aggregator import KEY_SHARDS, WindowClose
+from .window_changes import MAX_WINDOW_VALUE_BYTES, MEASURED_ABOVE_KEYS
 from .detection import Detection
 from .state import Overlay
 
