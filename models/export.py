@@ -164,16 +164,27 @@ def write_manifest(folder: Path, files: Sequence[Path], tolerance: Tolerance, pa
     return manifest
 
 
+def recipe_int8(model_dir: Path) -> bool:
+    """Whether the model's recipe serves an int8 variant (its card's ``recipe.int8``; True without one)."""
+    try:
+        return bool(read_card(Path(model_dir)).get("recipe", {}).get("int8", True))
+    except FileNotFoundError:
+        return True
+
+
 def export(model_dir: Path, parity_texts: Sequence[str], threads: int | None = None,
-           min_agreement: dict[str, float] | None = None) -> ExportManifest:
+           min_agreement: dict[str, float] | None = None, int8: bool | None = None) -> ExportManifest:
     """Export, quantise and gate. Returns the manifest (also written to ``onnx/manifest.json``).
 
     ``min_agreement`` overrides the argmax-agreement bars (per ``fp32`` / ``int8``); the
-    defaults are the product's.
+    defaults are the product's. ``int8`` False exports and gates fp32 alone: for a model whose
+    recipe serves fp32 (the accurate recipe, whose int8 misses the bar), quantising would only
+    cost minutes and end in an error. None: as the model's card says (``recipe.int8``), else True.
     """
     bars = {**MIN_AGREEMENT, **(min_agreement or {})}
     model_dir = Path(model_dir)
-    fp32, int8 = onnx_path(model_dir, int8=False), onnx_path(model_dir, int8=True)
+    quantise = recipe_int8(model_dir) if int8 is None else int8
+    fp32, int8_file = onnx_path(model_dir, int8=False), onnx_path(model_dir, int8=True)
     export_onnx(model_dir, fp32)
     reference = Scorer(model_dir, engine=TorchEngine.from_dir(model_dir, "cpu"), batch_size=64)
     fp32_parity = parity(reference, Scorer(model_dir, engine=OnnxEngine(fp32, threads=threads), batch_size=64),
@@ -181,9 +192,11 @@ def export(model_dir: Path, parity_texts: Sequence[str], threads: int | None = N
     log.info("parity", extra={"kind": "fp32", **fp32_parity.to_json()})
     results: dict[str, Any] = {"fp32": fp32_parity.to_json(), "int8_candidates": {}}
     chosen: str | None = None
-    for name, roles in INT8_CANDIDATES.items():
-        quantize_int8(fp32, int8, roles)
-        p = parity(reference, Scorer(model_dir, engine=OnnxEngine(int8, threads=threads), batch_size=64), parity_texts)
+    int8_file.unlink(missing_ok=True)  # a stale variant of an earlier export is never served
+    for name, roles in INT8_CANDIDATES.items() if quantise else ():
+        quantize_int8(fp32, int8_file, roles)
+        p = parity(reference, Scorer(model_dir, engine=OnnxEngine(int8_file, threads=threads), batch_size=64),
+                   parity_texts)
         results["int8_candidates"][name] = p.to_json()
         log.info("parity", extra={"kind": name, **p.to_json()})
         if min(p.topic_agreement, p.sentiment_agreement) >= bars["int8"]:
@@ -195,7 +208,7 @@ def export(model_dir: Path, parity_texts: Sequence[str], threads: int | None = N
         bf16 = parity(reference, Scorer(model_dir, engine=engine, batch_size=64), parity_texts)
         results["torch_bf16"] = {**bf16.to_json(), "engine": engine.name}
         log.info("parity", extra={"kind": "torch-bf16", **results["torch_bf16"]})
-    manifest = write_manifest(model_dir, [f for f in (fp32, int8) if f.exists()],
+    manifest = write_manifest(model_dir, [f for f in (fp32, int8_file) if f.exists()],
                               Tolerance(fp32_max_abs_logit_diff=FP32_MAX_LOGIT_DIFF, min_argmax_agreement=bars),
                               ParityRecord.model_validate(results))
     try:
@@ -205,8 +218,8 @@ def export(model_dir: Path, parity_texts: Sequence[str], threads: int | None = N
     except FileNotFoundError:
         pass
     check("fp32", fp32_parity, bars["fp32"], FP32_MAX_LOGIT_DIFF)
-    if chosen is None:
-        int8.unlink(missing_ok=True)  # never leave a model behind that failed its gate
+    if chosen is None and quantise:
+        int8_file.unlink(missing_ok=True)  # never leave a model behind that failed its gate
         raise ParityError(f"no int8 quantisation reaches {bars['int8']} argmax agreement with PyTorch on "
                           f"{len(parity_texts)} held-out texts: {results['int8_candidates']}; serve fp32 "
                           "(RISKPULSE_BACKEND=onnx-fp32) or retrain")

@@ -246,6 +246,10 @@ def _onnx(model_dir: Path, int8: bool) -> Path:
     """The ONNX file to serve, checked against the hash the export recorded after gating it."""
     path = onnx_path(model_dir, int8=int8)
     exported = manifest.read(path.parent)
+    if int8 and not path.exists() and exported is not None:
+        raise BackendUnavailableError(
+            f"{model_dir} has no int8 variant (its export made none, or none passed the agreement gate: "
+            "see its card); serve it with RISKPULSE_BACKEND=onnx-fp32 or auto")
     if exported is not None and path.exists():
         exported.check_file(path)
     return path

