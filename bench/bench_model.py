@@ -5,6 +5,11 @@ data (../shared/data), and the ratios to the baseline are printed; machines here
 and noisy, so only same-run ratios mean anything. The last line printed is one JSON object.
 
     python bench/bench_model.py --model ~/.riskpulse/model [--n 2000] [--baseline-n 200]
+        [--compare ACCURATE_MODEL_DIR ...]
+
+``--compare`` also measures other model folders as a worker serves them (backend ``auto``), in
+alternated rounds with ``--model`` served the same way, and prints each one's headlines/s over
+``--model``'s at the same batch size: the speed one pays for another model (the accurate recipe's).
 """
 
 from __future__ import annotations
@@ -97,6 +102,30 @@ def host() -> dict[str, Any]:
     return info
 
 
+def compare_models(models: list[Path], texts: list[str], batches: list[int], rounds: int = 3) -> list[dict[str, Any]]:
+    """Each model as a worker serves it (backend auto), best of ``rounds`` alternated passes per
+    batch size, with its ratio to the first model at the same batch size."""
+    engines = [make_engine(m, "auto") for m in models]
+    best: dict[tuple[int, int], float] = {}
+    for _ in range(rounds):
+        for batch in batches:
+            for i, (model, engine) in enumerate(zip(models, engines)):
+                r = rate(Scorer(model, engine=engine, batch_size=batch).score, texts, warmup=64, repeats=1)
+                best[i, batch] = max(best.get((i, batch), 0.0), r)
+    rows = []
+    print(f"\n{'model':<44}{'engine':<34}{'batch':>6}{'headlines/s':>13}{'x first':>9}")
+    for i, (model, engine) in enumerate(zip(models, engines)):
+        card = json.loads((model / "card.json").read_text()) if (model / "card.json").exists() else {}
+        for batch in batches:
+            row = {"model": str(model), "model_version": card.get("model_version"), "parameters": card.get("parameters"),
+                   "engine": engine.name, "batch": batch, "headlines_s": best[i, batch],
+                   "x_first": best[i, batch] / best[0, batch]}
+            rows.append(row)
+            print(f"{str(card.get('model_version') or model)[:43]:<44}{engine.name[:33]:<34}{batch:>6}"
+                  f"{row['headlines_s']:>13.1f}{row['x_first']:>9.3f}")
+    return rows
+
+
 def main() -> None:
     s = Settings()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -105,7 +134,16 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000, help="headlines per measurement of our backends")
     ap.add_argument("--baseline-n", type=int, default=200, help="headlines for the (slow) per-item baseline")
     ap.add_argument("--batch-sizes", default="1,8,32,64,128")
+    ap.add_argument("--compare", type=Path, nargs="+", default=[], metavar="MODEL_DIR",
+                    help="other model folders to measure as served, side by side with --model")
+    ap.add_argument("--compare-only", action="store_true", help="skip the baseline and the backend table")
     args = ap.parse_args()
+    if args.compare:
+        texts = headlines(args.data, args.n)
+        compared = compare_models([args.model, *args.compare], texts, [b for b in (8, 32, 64)])
+        if args.compare_only:
+            print(json.dumps({"bench": "model-compare", "host": host(), "rows": compared}))
+            return
 
     texts = headlines(args.data, args.n)
     rows: list[dict[str, Any]] = []
@@ -146,7 +184,8 @@ def main() -> None:
     print(f"\npadding share at batch 32: arrival order {waste['arrival_order']:.1%}, length-sorted {waste['length_sorted']:.1%}")
     best = max((r for r in rows[1:] if not r.get("refused")), key=lambda r: r["headlines_s"])
     print(json.dumps({"bench": "model", "host": host(), "model_dir": str(args.model), "rows": rows,
-                      "best": best, "padding_waste_b32": waste, "export_parity": shipped}))
+                      "best": best, "padding_waste_b32": waste, "export_parity": shipped,
+                      **({"compared": compared} if args.compare else {})}))
 
 
 if __name__ == "__main__":
