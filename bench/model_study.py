@@ -20,7 +20,9 @@ baseline every variant is tested against); ``soft`` (lever 3: agreement-soft Phr
 checkpoints by target, an EMA of the weights); ``pretrain`` (lever 2: the encoder after one epoch
 of masked-LM training on the cut's training texts, made once under RUNS/encoder); ``teacher``
 (lever 1: distilled from --teacher, by default the kept mpnet-s13: today's default recipe);
-``combo`` (all three).
+``combo`` (all three); ``accurate`` (issue 31: the accurate recipe, all-mpnet-base-v2 fine-tuned, no
+teacher: the served alternative to the default student; needs ``--encoder``, the folder `riskpulse
+teacher fetch` writes).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from riskpulse.settings import Settings  # noqa: E402
 BASELINE = "plain"
 RESULTS = Path(__file__).resolve().parent / "results" / "model-study"
 LEVERS = {"plain": set(), "soft": {"soft"}, "pretrain": {"pretrain"}, "teacher": {"teacher"},
-          "combo": {"soft", "pretrain", "teacher"}}
+          "combo": {"soft", "pretrain", "teacher"}, "accurate": {"accurate"}}
 
 
 def run_folder(runs: Path, variant: str, seed: int) -> Path:
@@ -56,7 +58,7 @@ def run_folder(runs: Path, variant: str, seed: int) -> Path:
 
 
 def train_variant(variant: str, seed: int, runs: Path, data: Path, teacher: str, split_seed: int,
-                  recipe_name: str) -> Path:
+                  recipe_name: str, encoder: Path | None = None) -> Path:
     from riskpulse.models.pretrain import pretrain
     from riskpulse.models.train import recipe_by_name, train
 
@@ -64,6 +66,15 @@ def train_variant(variant: str, seed: int, runs: Path, data: Path, teacher: str,
     if (out / "card.json").exists():
         return out
     levers = LEVERS[variant]
+    if "accurate" in levers:
+        if encoder is None:
+            raise SystemExit("the accurate variant fine-tunes all-mpnet-base-v2: pass --encoder DIR "
+                             "(riskpulse teacher fetch --out DIR writes it)")
+        # its own recipe (step, schedule, fp32 serving), not --recipe's; a smoke run (--recipe tiny) takes its slice
+        smoke = {} if recipe_name == "default" else {
+            k: getattr(recipe_by_name(recipe_name), k) for k in ("epochs", "limit_per_source", "max_length", "num_layers")}
+        recipe = recipe_by_name("accurate", seed=seed, split_seed=split_seed, teachers=(), **smoke)
+        return train(data, out, recipe, progress=False, base_model=encoder, resume=True)
     limit = recipe_by_name(recipe_name).limit_per_source
     # every lever set explicitly: a variant is the same model whatever the named recipe's defaults become
     overrides: dict[str, Any] = {"seed": seed, "split_seed": split_seed,
@@ -217,6 +228,7 @@ def main() -> int:
                     help="teacher of the variants teacher and combo: kept predictions (by name or folder) or a model")
     ap.add_argument("--adopt", nargs="*", default=[], metavar="VARIANT:SEED=MODEL_DIR",
                     help="use an existing model for a variant and seed (e.g. the shipped model's training folder)")
+    ap.add_argument("--encoder", type=Path, help="all-mpnet-base-v2's folder, for the accurate variant")
     ap.add_argument("--split-seed", type=int, default=13)
     ap.add_argument("--recipe", default="default", help="the recipe every variant starts from (tiny: smoke runs)")
     ap.add_argument("--data", type=Path, default=Settings().data_dir)
@@ -254,7 +266,8 @@ def main() -> int:
             if not (model / "card.json").exists():
                 if args.finished_only:
                     continue
-                model = train_variant(variant, seed, args.runs, args.data, args.teacher, args.split_seed, args.recipe)
+                model = train_variant(variant, seed, args.runs, args.data, args.teacher, args.split_seed, args.recipe,
+                                      args.encoder)
             card = read_card(model)
             if card["recipe"].get("split_seed", card["recipe"]["seed"]) != args.split_seed:
                 raise SystemExit(f"{model} is of another held-out cut")

@@ -93,3 +93,11 @@ def test_a_record_stands_in_for_its_own_model_or_a_missing_one_but_not_for_a_ret
     assert record_stands_for(kept, model)  # the same model: scoring it again gives the same bits
     (model / "card.json").write_text(json.dumps({"model_version": "v2"}))
     assert not record_stands_for(kept, model)  # retrained since: score it again
+
+
+def test_the_accurate_variant_says_which_encoder_it_needs(tmp_path: Path) -> None:
+    from bench.model_study import LEVERS, train_variant
+
+    assert LEVERS["accurate"] == {"accurate"}
+    with pytest.raises(SystemExit, match="--encoder DIR"):
+        train_variant("accurate", 13, tmp_path, tmp_path, "mpnet-s13", 13, "default", encoder=None)
