@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from .augment import transfer_texts
 from .logits import softmax
 from .targets import label_loss
 from .teacher_predictions import TeacherPredictions
@@ -72,6 +74,31 @@ def teacher_targets(teachers: Sequence[Path | str], texts: list[str], split_seed
     topic, sentiment = (np.log(np.clip(np.mean(h, axis=0), 1e-8, None)).astype(np.float32) if h else None
                         for h in heads)
     return topic, sentiment
+
+
+def transfer_rows(teachers: Sequence[Path | str], train: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the transfer set a teacher's kept predictions carry (models/augment.py): the variants
+    of ``train``'s texts, without labels (the teacher's soft targets are all a student learns from
+    them), each with the source of the text it came from. Empty where no teacher has one."""
+    kept = [TeacherPredictions.read(Path(t)) for t in teachers if TeacherPredictions.is_artifact(Path(t))]
+    with_set = [p for p in kept if p.augmentation is not None]
+    if not with_set:
+        return train.iloc[:0]
+    if len(teachers) > 1:
+        raise ValueError("a teacher's transfer set is labelled by that teacher alone: train with it as the only "
+                         "teacher (--teachers PREDICTIONS_DIR)")
+    predictions = with_set[0]
+    if predictions.neighbours is None:
+        raise ValueError(f"teacher predictions {predictions.meta.get('teacher', '?')} name an augmentation but hold "
+                         "no neighbour table; recompute them with `riskpulse teacher predict --augment-copies N`")
+    texts, origin = transfer_texts(train.text.tolist(), predictions.augmentation,  # type: ignore[arg-type]
+                                   predictions.neighbours.lookup())
+    rows = train.iloc[origin].copy()
+    rows["text"] = texts
+    rows["topic"] = -1
+    rows["sentiment"] = -1
+    rows["agreement"] = 0
+    return rows.reset_index(drop=True)
 
 
 def distill_ensemble_loss(student: tuple[torch.Tensor, torch.Tensor],

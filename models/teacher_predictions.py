@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .augment import Augmentation, NeighbourTable
 from .card import check_same_cut, read_card
 from .card import split_seed as card_split_seed
 from .labels import SENTIMENTS, TOPICS
@@ -56,6 +57,25 @@ class TeacherPredictions:
     keys: np.ndarray
     topic: np.ndarray | None  # float16 logits, one row per key; None: the teacher has no such head
     sentiment: np.ndarray | None
+    # a transfer set (models/augment.py): the table its variants were made with; the rest is in meta
+    neighbours: NeighbourTable | None = None
+
+    @property
+    def augmentation(self) -> Augmentation | None:
+        """How the variants of the training texts these predictions also cover were made, if any."""
+        return Augmentation.from_json(self.meta["augmentation"]) if self.meta.get("augmentation") else None
+
+    def with_transfer_set(self, other: "TeacherPredictions", aug: Augmentation,
+                          table: NeighbourTable) -> "TeacherPredictions":
+        """These predictions and ``other``'s (the same teacher on the variants), as one artifact."""
+        meta = {**self.meta, "rows": self.meta["rows"] + other.meta["rows"], "transfer_rows": other.meta["rows"],
+                "augmentation": aug.to_json()}
+
+        def join(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None or b is None else np.concatenate([a, b])
+
+        return TeacherPredictions(meta, np.concatenate([self.keys, other.keys]), join(self.topic, other.topic),
+                                  join(self.sentiment, other.sentiment), table)
 
     @classmethod
     def is_artifact(cls, path: Path) -> bool:
@@ -123,13 +143,17 @@ class TeacherPredictions:
         folder = Path(folder)
         meta = cls.read_meta(folder)
         with np.load(folder / ARRAYS) as arrays:
+            table = NeighbourTable(arrays["neighbour_words"], arrays["neighbour_nearest"]) \
+                if "neighbour_words" in arrays else None
             return cls(meta, arrays["key"], arrays["topic"] if "topic" in arrays else None,
-                       arrays["sentiment"] if "sentiment" in arrays else None)
+                       arrays["sentiment"] if "sentiment" in arrays else None, table)
 
     def write(self, folder: Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         heads = {k: v for k, v in (("topic", self.topic), ("sentiment", self.sentiment)) if v is not None}
+        if self.neighbours is not None:
+            heads.update(neighbour_words=self.neighbours.words, neighbour_nearest=self.neighbours.nearest)
         np.savez_compressed(folder / ARRAYS, key=self.keys, **heads)
         (folder / META).write_text(json.dumps(self.meta, indent=2) + "\n")
         return folder

@@ -34,7 +34,7 @@ from .checkpoint import Checkpoint
 from .pretrain import check_pretrained
 from riskpulse.choices import PRECISIONS, Precision
 from .data import Splits, load_splits
-from .distill import distill_ensemble_loss, is_outside_teacher, teacher_targets
+from .distill import distill_ensemble_loss, is_outside_teacher, teacher_targets, transfer_rows
 from .teacher_predictions import resolve_teacher
 from .targets import DevScore, dev_score, label_loss, sentiment_targets
 from .base_model import BaseModel, resolve, write_tokenizer
@@ -201,6 +201,10 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
         model = TwoHeadClassifier.load(init_from).train()
     else:
         model = TwoHeadClassifier.from_base(base.path, recipe.num_layers)
+    transfer = transfer_rows(teachers, splits.train) if teachers else splits.train.iloc[:0]
+    if len(transfer):  # variants of the training texts a teacher labelled: taught by it alone
+        splits = replace(splits, train=pd.concat([splits.train, transfer], ignore_index=True))
+        log.info("transfer set", extra={"rows": len(transfer)})
     ids = encode(tok, splits.train.text.tolist())
     soft: tuple[torch.Tensor | None, torch.Tensor | None] | None = None
     if teachers:
@@ -325,7 +329,8 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
                        **({"pretrained": {k: pretrained[k] for k in (
                            "base_model", "texts", "steps", "epochs", "dev_masked_lm_loss")}} if pretrained else {})},
         "parameters": model.num_parameters(),
-        "data": {"files": splits.files, "train_rows": len(splits.train), "dev_rows": len(splits.dev),
+        "data": {"files": splits.files, "train_rows": len(splits.train), "transfer_rows": len(transfer),
+                 "dev_rows": len(splits.dev),
                  "train_rows_by_source": splits.train.source.value_counts().to_dict(),
                  "eval_rows": {k: len(v) for k, v in splits.evals.items()}},
         "recipe": asdict(recipe),

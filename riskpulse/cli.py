@@ -170,9 +170,19 @@ def cmd_teacher_predict(args: argparse.Namespace) -> int:
     card = read_card(teacher)
     # every training text of the teacher's cut, whatever options a student trains with
     splits = load_splits(Path(args.data or get_settings().data_dir), seed=split_seed(card) or 13, use_sentfin=True)
-    predictions = TeacherPredictions.from_model(teacher, splits.train.text.tolist(), split_seed(card), splits.files)
+    texts = splits.train.text.tolist()
+    predictions = TeacherPredictions.from_model(teacher, texts, split_seed(card), splits.files)
+    if args.augment_copies:  # the transfer set: variants of every training text, labelled by the same teacher
+        from riskpulse.models.augment import Augmentation, NeighbourTable, transfer_texts
+        from riskpulse.models.encoder import base_model_dir
+
+        aug = Augmentation(copies=args.augment_copies, ops=tuple(args.augment_ops), seed=args.augment_seed)
+        table = NeighbourTable.from_encoder(base_model_dir(), aug.neighbours)  # the shipped student encoder's
+        variants, _ = transfer_texts(texts, aug, table.lookup())
+        predictions = predictions.with_transfer_set(TeacherPredictions.from_model(teacher, variants), aug, table)
     out = predictions.write(Path(args.out))
-    print(f"{out}: {predictions.meta['rows']} training texts, teacher {predictions.meta['teacher_version']}")
+    print(f"{out}: {predictions.meta['rows']} texts ({predictions.meta.get('transfer_rows', 0)} of them variants), "
+          f"teacher {predictions.meta['teacher_version']}")
     print(f"train a student with: riskpulse train --teachers {out}")
     return 0
 
@@ -321,6 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--teacher", required=True, metavar="MODEL_DIR", help="a riskpulse model folder")
     tp.add_argument("--data", help="labelled data folder (default RISKPULSE_DATA_DIR)")
     tp.add_argument("--out", required=True, help="folder to write (then: riskpulse train --teachers OUT)")
+    tp.add_argument("--augment-copies", type=int, default=0, metavar="N",
+                    help="also label up to N variants of each training text (a transfer set, docs/model.md); "
+                         "a student taught by OUT trains on them too")
+    tp.add_argument("--augment-ops", nargs="+", default=["replace", "delete"], choices=["replace", "delete"],
+                    help="how variants are made: words replaced by embedding neighbours, a short span deleted")
+    tp.add_argument("--augment-seed", type=int, default=0)
     tp.set_defaults(func=cmd_teacher_predict)
 
     sc = sub.add_parser("score", help="score a CSV/JSONL of texts into JSONL")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import shutil
 from pathlib import Path
 
@@ -165,3 +166,39 @@ def test_the_command_line_keeps_replaces_or_drops_the_recipes_teachers() -> None
     assert teachers("--no-teachers") == () and teachers("--recipe", "quick") == ()
     with pytest.raises(SystemExit):  # both at once is a contradiction argparse refuses
         teachers("--no-teachers", "--teachers", "models/a")
+
+
+def test_a_student_also_learns_the_teachers_transfer_set_and_regenerates_it_exactly(tiny_model: Path, tmp_path: Path,
+                                                                                  data_dir: Path) -> None:
+    from riskpulse.models.augment import Augmentation, NeighbourTable, transfer_texts
+    from riskpulse.models.data import load_splits
+    from riskpulse.models.distill import transfer_rows
+    from riskpulse.models.encoder import base_model_dir
+    from riskpulse.models.teacher_predictions import TeacherPredictions
+
+    card = json.loads((tiny_model / "card.json").read_text())
+    cut, files = card["recipe"]["split_seed"], card["data"]["files"]
+    recipe = recipe_by_name("tiny", int8_epochs=0.0)
+    texts = load_splits(data_dir, seed=cut, limit_per_source=recipe.limit_per_source).train.text.tolist()
+    # as `riskpulse teacher predict --augment-copies 2` makes it, on the tiny recipe's slice
+    aug = Augmentation(copies=2, seed=3)
+    table = NeighbourTable.from_encoder(base_model_dir(), aug.neighbours)
+    variants, _ = transfer_texts(texts, aug, table.lookup())
+    kept = TeacherPredictions.from_model(tiny_model, texts, cut, files).with_transfer_set(
+        TeacherPredictions.from_model(tiny_model, variants), aug, table).write(tmp_path / "kept")
+
+    out = train(data_dir, tmp_path / "student", replace(recipe, teachers=(str(kept),)), progress=False)
+    student = json.loads((out / "card.json").read_text())
+    assert student["data"]["transfer_rows"] == len(variants) > len(texts)
+    assert student["data"]["train_rows"] == len(texts) + len(variants)
+    # the variants carry no labels: only the teacher's soft targets teach them
+    rows = transfer_rows([kept], load_splits(data_dir, seed=cut, limit_per_source=recipe.limit_per_source).train)
+    assert rows.text.tolist() == variants and (rows.topic == -1).all() and (rows.sentiment == -1).all()
+    with pytest.raises(ValueError, match="labelled by that teacher alone"):
+        transfer_rows([kept, tiny_model], rows)
+    # a transfer set made with another seed is not this one: its texts are missing, and said so
+    other = TeacherPredictions.read(kept)
+    other.meta["augmentation"] = Augmentation(copies=2, seed=4).to_json()
+    other.write(tmp_path / "other")
+    with pytest.raises(ValueError, match="lack"):
+        train(data_dir, tmp_path / "student2", replace(recipe, teachers=(str(tmp_path / "other"),)), progress=False)
