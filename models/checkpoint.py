@@ -37,6 +37,7 @@ class Checkpoint:
     bad_evals: int
     torch_rng: torch.Tensor
     ema: dict[str, Any] | None = None  # the weights' moving average, where the recipe keeps one
+    projections: dict[str, Any] | None = None  # hidden-state distillation's projections, where it learns them
 
     def save(self, folder: Path) -> Path:
         """Atomically: a run killed while writing keeps its previous checkpoint."""

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .augment import transfer_texts
 from .logits import softmax
@@ -121,3 +122,29 @@ def distill_ensemble_loss(student: tuple[torch.Tensor, torch.Tensor],
             hard = 1 - weight
         loss = loss + hard * label_loss(logits, y, q)
     return loss
+
+
+def student_layers(student_depth: int, teacher_layers: Sequence[int], teacher_depth: int) -> tuple[int, ...]:
+    """The student layer matched with each kept teacher layer: the same relative depth (TinyBERT's
+    uniform mapping: a 6-layer student's layer 3 learns the 12-layer teacher's layer 6)."""
+    return tuple(max(1, min(student_depth, round(layer * student_depth / teacher_depth))) for layer in teacher_layers)
+
+
+def hidden_loss(student: list[torch.Tensor], projections: nn.ModuleList, target: torch.Tensor) -> torch.Tensor:
+    """Mean over the matched layers of 1 - cosine between the student's pooled state, projected to
+    the teacher's width (384 -> 768 for MiniLM under MPNet: learned, dropped after training), and
+    the teacher's (``target``: rows x layers x width). Sentence-level, so the two models'
+    tokenisers need not agree on a single token."""
+    losses = [1 - F.cosine_similarity(proj(s.float()), target[:, i].float(), dim=-1).mean()
+              for i, (proj, s) in enumerate(zip(projections, student))]
+    return torch.stack(losses).mean()
+
+
+def kept_hidden(teachers: Sequence[Path | str]) -> TeacherPredictions:
+    """The one teacher whose kept predictions carry hidden states; ValueError saying what to do otherwise."""
+    kept = [TeacherPredictions.read(Path(t)) for t in teachers if TeacherPredictions.is_artifact(Path(t))]
+    if len(teachers) != 1 or not kept or kept[0].hidden is None:
+        raise ValueError("hidden-state distillation learns from one teacher's kept predictions with hidden states: "
+                         "`riskpulse teacher predict --teacher T --out DIR --hidden-layers 2 4 6 8 10 12`, then "
+                         "`riskpulse train --teachers DIR --hidden-weight W`")
+    return kept[0]

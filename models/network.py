@@ -38,6 +38,17 @@ class TwoHeadClassifier(nn.Module):
         pooled = self.dropout(pooled)
         return self.topic_head(pooled), self.sentiment_head(pooled)
 
+    def forward_with_layers(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                            layers: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """The two heads' logits and the mean-pooled hidden states of ``layers`` (1 = the first
+        encoder layer's output): what hidden-state distillation compares (models/distill.py)."""
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        mask = attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)
+        count = mask.sum(1).clamp(min=1.0)
+        pooled = [(out.hidden_states[layer] * mask).sum(1) / count for layer in layers]
+        last = self.dropout((out.last_hidden_state * mask).sum(1) / count)
+        return self.topic_head(last), self.sentiment_head(last), pooled
+
     @classmethod
     def from_base(cls, base_dir: Path, num_layers: int | None = None) -> "TwoHeadClassifier":
         """Start from a pretrained encoder (any ``AutoModel``; BERT-family is what export is tested on);

@@ -59,6 +59,30 @@ class TeacherPredictions:
     sentiment: np.ndarray | None
     # a transfer set (models/augment.py): the table its variants were made with; the rest is in meta
     neighbours: NeighbourTable | None = None
+    # (rows, layers, width) float16: the teacher's mean-pooled hidden states at ``meta["hidden_layers"]``,
+    # for hidden-state distillation (``--hidden-layers``); None where not kept (they are ~300 MB)
+    hidden: np.ndarray | None = None
+
+    def with_hidden(self, texts: Sequence[str], teacher: Path, layers: tuple[int, ...]) -> "TeacherPredictions":
+        """These predictions with the teacher's pooled hidden states at ``layers`` for every row;
+        ``texts`` must be the rows' texts in order (their keys are checked)."""
+        if not np.array_equal(text_keys(list(texts)), self.keys):
+            raise ValueError("hidden states must be computed for exactly the predictions' rows, in order")
+        hidden, depth = pooled_hidden_states(teacher, list(texts), layers)
+        return TeacherPredictions({**self.meta, "hidden_layers": list(layers), "hidden_depth": depth}, self.keys,
+                                  self.topic, self.sentiment, self.neighbours, hidden)
+
+    def hidden_for(self, texts: Sequence[str]) -> np.ndarray:
+        """Float16 pooled hidden states for ``texts`` in order; ValueError where not kept or lacking."""
+        if self.hidden is None:
+            raise ValueError(f"teacher predictions {self.meta.get('teacher', '?')} keep no hidden states; recompute "
+                             "them with `riskpulse teacher predict --hidden-layers ...`")
+        index = {key: i for i, key in enumerate(self.keys.tolist())}
+        rows = [index.get(k) for k in text_keys(texts).tolist()]
+        if any(r is None for r in rows):
+            raise ValueError(f"teacher predictions {self.meta.get('teacher', '?')} lack hidden states of "
+                             f"{sum(r is None for r in rows)} of {len(texts)} training texts")
+        return self.hidden[np.array(rows, dtype=np.int64)]
 
     @property
     def augmentation(self) -> Augmentation | None:
@@ -75,7 +99,7 @@ class TeacherPredictions:
             return None if a is None or b is None else np.concatenate([a, b])
 
         return TeacherPredictions(meta, np.concatenate([self.keys, other.keys]), join(self.topic, other.topic),
-                                  join(self.sentiment, other.sentiment), table)
+                                  join(self.sentiment, other.sentiment), table, join(self.hidden, other.hidden))
 
     @classmethod
     def is_artifact(cls, path: Path) -> bool:
@@ -146,7 +170,8 @@ class TeacherPredictions:
             table = NeighbourTable(arrays["neighbour_words"], arrays["neighbour_nearest"]) \
                 if "neighbour_words" in arrays else None
             return cls(meta, arrays["key"], arrays["topic"] if "topic" in arrays else None,
-                       arrays["sentiment"] if "sentiment" in arrays else None, table)
+                       arrays["sentiment"] if "sentiment" in arrays else None, table,
+                       arrays["hidden"] if "hidden" in arrays else None)
 
     def write(self, folder: Path) -> Path:
         folder = Path(folder)
@@ -154,6 +179,8 @@ class TeacherPredictions:
         heads = {k: v for k, v in (("topic", self.topic), ("sentiment", self.sentiment)) if v is not None}
         if self.neighbours is not None:
             heads.update(neighbour_words=self.neighbours.words, neighbour_nearest=self.neighbours.nearest)
+        if self.hidden is not None:
+            heads["hidden"] = self.hidden
         np.savez_compressed(folder / ARRAYS, key=self.keys, **heads)
         (folder / META).write_text(json.dumps(self.meta, indent=2) + "\n")
         return folder
@@ -175,6 +202,34 @@ class TeacherPredictions:
         picked = np.array(rows, dtype=np.int64)
         return tuple(None if head is None else head[picked].astype(np.float32)  # type: ignore[return-value]
                      for head in (self.topic, self.sentiment))
+
+
+def pooled_hidden_states(teacher: Path, texts: list[str], layers: tuple[int, ...],
+                         batch_size: int = 64) -> tuple[np.ndarray, int]:
+    """A riskpulse model's mean-pooled hidden states at ``layers`` for ``texts``, (n, layers, width)
+    float16, and its number of layers: in PyTorch, bf16 autocast where the CPU has it (as
+    ``from_model``), batches of similar length."""
+    import torch
+
+    from .encoder import encode, load_tokenizer, pad_batch
+    from .network import TwoHeadClassifier
+    from .artifact import ModelMeta
+    from .scorer import cpu_has_bf16
+
+    model = TwoHeadClassifier.load(Path(teacher))
+    depth = model.encoder.config.num_hidden_layers
+    if not layers or min(layers) < 1 or max(layers) > depth:
+        raise ValueError(f"hidden layers must be between 1 and the teacher's {depth}, not {list(layers)}")
+    ids = encode(load_tokenizer(Path(teacher), ModelMeta.read(Path(teacher)).max_length), texts)
+    order = np.argsort([len(r) for r in ids], kind="stable")
+    out = np.zeros((len(texts), len(layers), model.encoder.config.hidden_size), dtype=np.float16)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_has_bf16()):
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            input_ids, mask = pad_batch([ids[i] for i in rows])
+            _, _, pooled = model.forward_with_layers(torch.from_numpy(input_ids), torch.from_numpy(mask), layers)
+            out[rows] = torch.stack(pooled, 1).float().numpy().astype(np.float16)
+    return out, depth
 
 
 def model_meta(teacher: Path) -> dict[str, Any]:

@@ -34,7 +34,8 @@ from .checkpoint import Checkpoint
 from .pretrain import check_pretrained
 from riskpulse.choices import PRECISIONS, Precision
 from .data import Splits, load_splits
-from .distill import distill_ensemble_loss, is_outside_teacher, teacher_targets, transfer_rows
+from .distill import (distill_ensemble_loss, hidden_loss, is_outside_teacher, kept_hidden, student_layers,
+                      teacher_targets, transfer_rows)
 from .teacher_predictions import resolve_teacher
 from .targets import DevScore, dev_score, label_loss, sentiment_targets
 from .base_model import BaseModel, resolve, write_tokenizer
@@ -77,6 +78,9 @@ class Recipe:
     soft_agreement: bool = False  # PhraseBank rows' sentiment targets soft by their annotators' agreement
     dev_score: DevScore = "pooled"  # checkpoints picked on pooled dev accuracy, or by target (models/targets.py)
     ema_decay: float = 0.0  # >0: evaluate and keep an exponential moving average of the weights
+    # >0: also learn the teacher's pooled hidden states (kept with its predictions, --hidden-layers)
+    # through learned projections, at this weight beside the logit loss (models/distill.py)
+    hidden_weight: float = 0.0
     # teachers whose averaged predictions the model also learns from (models/distill.py): names of kept
     # predictions shipped in models/teachers/, riskpulse model or predictions folders, or HF classifiers
     teachers: tuple[str, ...] = ()
@@ -219,6 +223,15 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
         {"params": list(model.encoder.parameters()), "lr": recipe.lr},
         {"params": head_params, "lr": recipe.head_lr},
     ], weight_decay=recipe.weight_decay)
+    projections, layers, hidden_targets = None, (), None
+    if recipe.hidden_weight > 0:
+        kept = kept_hidden(teachers)
+        hidden_targets = torch.from_numpy(kept.hidden_for(splits.train.text.tolist()))  # float16, per batch to fp32
+        layers = student_layers(model.encoder.config.num_hidden_layers, kept.meta["hidden_layers"],
+                                kept.meta["hidden_depth"])
+        projections = nn.ModuleList(nn.Linear(model.encoder.config.hidden_size, hidden_targets.shape[-1])
+                                    for _ in layers)
+        optimizer.add_param_group({"params": list(projections.parameters()), "lr": recipe.head_lr})
     steps_per_epoch = math.ceil(len(ids) / recipe.batch_size)
     total_steps = int(steps_per_epoch * recipe.epochs) if recipe.epochs > 0 else 0
     schedule = _warmup_then_linear_decay(optimizer, total_steps, recipe.warmup_frac)
@@ -241,6 +254,8 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
         schedule.load_state_dict(saved.schedule)
         if ema is not None:
             ema.load_state_dict(saved.ema)
+        if projections is not None:
+            projections.load_state_dict(saved.projections)
         best, history, bad_evals, step, position = saved.best, saved.history, saved.bad_evals, saved.step, saved.position
         rng.bit_generator.state = saved.epoch_rng
         torch.set_rng_state(saved.torch_rng)
@@ -253,7 +268,11 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
         for position, batch in enumerate(batches[position:], start=position + 1):
             input_ids, mask = pad_batch([ids[i] for i in batch])
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                topic_logits, sent_logits = model(torch.from_numpy(input_ids), torch.from_numpy(mask))
+                if projections is None:
+                    topic_logits, sent_logits = model(torch.from_numpy(input_ids), torch.from_numpy(mask))
+                else:
+                    topic_logits, sent_logits, pooled = model.forward_with_layers(
+                        torch.from_numpy(input_ids), torch.from_numpy(mask), layers)
             topic_logits, sent_logits = topic_logits.float(), sent_logits.float()  # the loss in fp32
             ty, sy = topic_y[batch], sent_y[batch]
             sq = None if sent_q is None else sent_q[batch]
@@ -264,6 +283,8 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
                                              recipe.distill_weight, recipe.distill_temperature, label_q=(None, sq))
             else:
                 loss = label_loss(topic_logits, ty) + label_loss(sent_logits, sy, sq)
+            if projections is not None:
+                loss = loss + recipe.hidden_weight * hidden_loss(pooled, projections, hidden_targets[batch])
             _update(model, optimizer, schedule, loss)
             if ema is not None:
                 ema.update_parameters(model)
@@ -285,7 +306,8 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
                         break
                 Checkpoint(fingerprint, step, epoch_rng, position, model.state_dict(), optimizer.state_dict(),
                            schedule.state_dict(), best, history, bad_evals, torch.get_rng_state(),
-                           None if ema is None else ema.state_dict()).save(work)
+                           None if ema is None else ema.state_dict(),
+                           None if projections is None else projections.state_dict()).save(work)
             if step >= total_steps:
                 break
         position = 0
@@ -338,6 +360,8 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
                      "teachers": list(recipe.teachers),  # as named: a kept teacher's name, not this machine's path
                      "outside_teachers": [str(n) for n, t in zip(recipe.teachers, teachers) if is_outside_teacher(t)],  # data unknown:
                      # if they saw Financial PhraseBank, the held-out PhraseBank figures are optimistic
+                     **({"hidden": {"teacher_layers": kept.meta["hidden_layers"], "student_layers": list(layers),
+                                    "weight": recipe.hidden_weight}} if projections is not None else {}),
                      "steps": step, "best_step": best["step"],
                      "best_dev": best["score"], "history": history, "precision": precision, "train_seconds": round(train_seconds, 1), "threads": torch.get_num_threads()},
         "int8_stage": int8_stage,

@@ -34,7 +34,7 @@ def train_recipe(args: argparse.Namespace) -> "Recipe":
                           int8_epochs=args.int8_epochs, use_sentfin=False if args.no_sentfin else None,
                           precision=args.precision, split_seed=args.split_seed,
                           soft_agreement=True if args.soft_agreement else None, dev_score=args.dev_score,
-                          ema_decay=args.ema_decay,
+                          ema_decay=args.ema_decay, hidden_weight=args.hidden_weight,
                           teachers=() if args.no_teachers else tuple(args.teachers) if args.teachers else None)
 
 
@@ -170,8 +170,9 @@ def cmd_teacher_predict(args: argparse.Namespace) -> int:
     card = read_card(teacher)
     # every training text of the teacher's cut, whatever options a student trains with
     splits = load_splits(Path(args.data or get_settings().data_dir), seed=split_seed(card) or 13, use_sentfin=True)
-    texts = splits.train.text.tolist()
+    texts = list(dict.fromkeys(splits.train.text.tolist()))  # the rows predictions keep, in their order
     predictions = TeacherPredictions.from_model(teacher, texts, split_seed(card), splits.files)
+    variants: list[str] = []
     if args.augment_copies:  # the transfer set: variants of every training text, labelled by the same teacher
         from riskpulse.models.augment import Augmentation, NeighbourTable, transfer_texts
         from riskpulse.models.encoder import base_model_dir
@@ -180,6 +181,8 @@ def cmd_teacher_predict(args: argparse.Namespace) -> int:
         table = NeighbourTable.from_encoder(base_model_dir(), aug.neighbours)  # the shipped student encoder's
         variants, _ = transfer_texts(texts, aug, table.lookup())
         predictions = predictions.with_transfer_set(TeacherPredictions.from_model(teacher, variants), aug, table)
+    if args.hidden_layers:  # for hidden-state distillation (train --hidden-weight): ~9 KB a row in float16
+        predictions = predictions.with_hidden(texts + variants, teacher, tuple(args.hidden_layers))
     out = predictions.write(Path(args.out))
     print(f"{out}: {predictions.meta['rows']} texts ({predictions.meta.get('transfer_rows', 0)} of them variants), "
           f"teacher {predictions.meta['teacher_version']}")
@@ -270,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dev-score", choices=["pooled", "by_target"],
                    help="pick checkpoints on pooled dev accuracy (default) or the mean of the four target sets'")
     t.add_argument("--ema-decay", type=float, help="keep and judge a moving average of the weights (e.g. 0.999)")
+    t.add_argument("--hidden-weight", type=float, help="also learn the teacher's pooled hidden states, kept with its "
+                   "predictions (teacher predict --hidden-layers), at this weight (e.g. 1.0)")
     t.add_argument("--threads", type=int)
     t.add_argument("--resume", action="store_true",
                    help="go on from the checkpoint an interrupted run with the same settings left in OUT.partial")
@@ -337,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--augment-ops", nargs="+", default=["replace", "delete"], choices=["replace", "delete"],
                     help="how variants are made: words replaced by embedding neighbours, a short span deleted")
     tp.add_argument("--augment-seed", type=int, default=0)
+    tp.add_argument("--hidden-layers", type=int, nargs="+", metavar="L",
+                    help="also keep the teacher's mean-pooled hidden states of these layers (1 = first), for "
+                         "students trained with --hidden-weight; e.g. 2 4 6 8 10 12 for a 12-layer teacher")
     tp.set_defaults(func=cmd_teacher_predict)
 
     sc = sub.add_parser("score", help="score a CSV/JSONL of texts into JSONL")

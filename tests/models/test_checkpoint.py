@@ -74,3 +74,20 @@ def test_a_checkpoint_of_another_recipe_is_refused(data_dir: Path, tmp_path: Pat
     with pytest.raises(ValueError, match="checkpoint of another run .*recipe"):
         train(data_dir, tmp_path / "model", other, progress=False, threads=1, resume=True)
     assert (tmp_path / "model.partial" / FILE).exists()  # refused, not overwritten
+
+
+def test_a_resumed_run_learning_hidden_states_resumes_its_projections(tiny_model: Path, data_dir: Path,
+                                                                     tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.models.test_distill import _kept_with_hidden
+
+    kept = _kept_with_hidden(tiny_model, data_dir, tmp_path / "kept", RECIPE.limit_per_source)
+    recipe = replace(RECIPE, teachers=(str(kept),), hidden_weight=1.0)
+    unbroken = train(data_dir, tmp_path / "unbroken", recipe, progress=False, threads=1)
+    with monkeypatch.context() as m:
+        _kill_at(m, 40)
+        with pytest.raises(Killed):
+            train(data_dir, tmp_path / "resumed", recipe, progress=False, threads=1)
+    resumed = train(data_dir, tmp_path / "resumed", recipe, progress=False, threads=1, resume=True)
+    a, b = TwoHeadClassifier.load(unbroken).state_dict(), TwoHeadClassifier.load(resumed).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the projections came back: else the weights part ways

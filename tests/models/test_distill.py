@@ -202,3 +202,52 @@ def test_a_student_also_learns_the_teachers_transfer_set_and_regenerates_it_exac
     other.write(tmp_path / "other")
     with pytest.raises(ValueError, match="lack"):
         train(data_dir, tmp_path / "student2", replace(recipe, teachers=(str(tmp_path / "other"),)), progress=False)
+
+
+def _kept_with_hidden(tiny_model: Path, data_dir: Path, folder: Path, limit: int | None) -> Path:
+    """The tiny teacher's kept predictions on the tiny recipe's slice, with its pooled hidden states
+    of both its layers (as `riskpulse teacher predict --hidden-layers 1 2` keeps them)."""
+    from riskpulse.models.data import load_splits
+    from riskpulse.models.teacher_predictions import TeacherPredictions
+
+    card = json.loads((tiny_model / "card.json").read_text())
+    cut, files = card["recipe"]["split_seed"], card["data"]["files"]
+    texts = list(dict.fromkeys(load_splits(data_dir, seed=cut, limit_per_source=limit).train.text.tolist()))
+    kept = TeacherPredictions.from_model(tiny_model, texts, cut, files).with_hidden(texts, tiny_model, (1, 2))
+    return kept.write(folder)
+
+
+def test_a_student_learns_the_teachers_pooled_hidden_states_through_a_projection(tiny_model: Path, tmp_path: Path,
+                                                                               data_dir: Path) -> None:
+    from riskpulse.models.distill import hidden_loss, kept_hidden, student_layers
+    from riskpulse.models.teacher_predictions import TeacherPredictions
+
+    assert student_layers(6, [2, 4, 6, 8, 10, 12], 12) == (1, 2, 3, 4, 5, 6)
+    assert student_layers(2, [3, 6, 9, 12], 12) == (1, 1, 2, 2)
+    recipe = recipe_by_name("tiny", int8_epochs=0.0)
+    kept = _kept_with_hidden(tiny_model, data_dir, tmp_path / "kept", recipe.limit_per_source)
+    back = TeacherPredictions.read(kept)
+    width = json.loads((tiny_model / "config.json").read_text())["hidden_size"]
+    assert back.hidden is not None and back.hidden.shape == (back.keys.shape[0], 2, width)
+    assert back.meta["hidden_layers"] == [1, 2] and back.meta["hidden_depth"] == 2
+
+    out = train(data_dir, tmp_path / "student", replace(recipe, teachers=(str(kept),), hidden_weight=1.0),
+                progress=False)
+    card = json.loads((out / "card.json").read_text())
+    assert card["training"]["hidden"] == {"teacher_layers": [1, 2], "student_layers": [1, 2], "weight": 1.0}
+    from riskpulse.models.network import TwoHeadClassifier
+
+    assert set(TwoHeadClassifier.load(out).state_dict()) == set(TwoHeadClassifier.load(tiny_model).state_dict())
+
+    # the loss: zero where the projected student equals the teacher, larger the further it is
+    proj = torch.nn.ModuleList([torch.nn.Linear(3, 3)])
+    with torch.no_grad():
+        proj[0].weight.copy_(torch.eye(3))
+        proj[0].bias.zero_()
+    same = torch.tensor([[1.0, 2.0, 3.0]])
+    assert hidden_loss([same], proj, same.unsqueeze(1)).item() < 1e-6
+    assert hidden_loss([same], proj, (-same).unsqueeze(1)).item() > 1.9
+    with pytest.raises(ValueError, match="--hidden-layers"):
+        kept_hidden([tiny_model])  # a model folder keeps no hidden states
+    with pytest.raises(ValueError, match="one teacher"):
+        kept_hidden([kept, kept])
