@@ -194,13 +194,25 @@ def _sleeping_openmp_threads() -> None:
 
 
 @functools.cache
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags (empty where /proc/cpuinfo cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    return frozenset(word for line in text.splitlines() if line.startswith("flags") for word in line.split())
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 in hardware; elsewhere bf16 is emulated and slow."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " amx_bf16" in flags or " avx512_bf16" in flags
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+
+
+def bf16_pays() -> bool:
+    """Whether bf16 autocast makes training and the teacher's labelling pass faster here: on AMX
+    tiles, not on AVX-512 BF16 alone, where a training step ran about twice as slow as fp32
+    (bench/bench_train_precision.py)."""
+    return "amx_bf16" in cpu_flags()
 
 
 def _has_nvidia_gpu() -> bool:

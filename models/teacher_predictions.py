@@ -108,16 +108,16 @@ class TeacherPredictions:
     @classmethod
     def from_model(cls, teacher: Path, texts: Sequence[str], split_seed: int | None = None,
                    files: dict[str, str] | None = None) -> "TeacherPredictions":
-        """Run a riskpulse model folder over ``texts``: PyTorch (bf16 where the CPU has it, eager),
+        """Run a riskpulse model folder over ``texts``: PyTorch (bf16 on AMX CPUs, where it pays; eager),
         not int8, so the serving format's rounding does not become the student's target. With
         ``split_seed`` and ``files``, a teacher that may not teach them is refused before it runs."""
-        from .scorer import Scorer, cpu_has_bf16
+        from .scorer import Scorer, bf16_pays
 
         meta = model_meta(teacher)
         if split_seed is not None:
             check_meta(meta, split_seed, files or {})
         unique = list(dict.fromkeys(texts))
-        backend = "torch-bf16" if cpu_has_bf16() else "torch"
+        backend = "torch-bf16" if bf16_pays() else "torch"
         scorer = Scorer(Path(teacher), backend=backend, batch_size=128, compile=False)  # type: ignore[arg-type]
         topic, sentiment = scorer.logits(unique)
         meta.update(topics=list(scorer.meta.topics), sentiments=list(scorer.meta.sentiments), rows=len(unique),
@@ -214,7 +214,7 @@ def pooled_hidden_states(teacher: Path, texts: list[str], layers: tuple[int, ...
     from .encoder import encode, load_tokenizer, pad_batch
     from .network import TwoHeadClassifier
     from .artifact import ModelMeta
-    from .scorer import cpu_has_bf16
+    from .scorer import bf16_pays
 
     model = TwoHeadClassifier.load(Path(teacher))
     depth = model.encoder.config.num_hidden_layers
@@ -223,7 +223,7 @@ def pooled_hidden_states(teacher: Path, texts: list[str], layers: tuple[int, ...
     ids = encode(load_tokenizer(Path(teacher), ModelMeta.read(Path(teacher)).max_length), texts)
     order = np.argsort([len(r) for r in ids], kind="stable")
     out = np.zeros((len(texts), len(layers), model.encoder.config.hidden_size), dtype=np.float16)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_has_bf16()):
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_pays()):
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             input_ids, mask = pad_batch([ids[i] for i in rows])

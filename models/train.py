@@ -46,7 +46,7 @@ from .logits import softmax
 from .metrics import expected_calibration_error, fit_temperature
 from .network import TwoHeadClassifier
 from .quant_aware import fake_quant_ready, simulated_int8
-from .scorer import Scorer, TorchEngine, cpu_has_bf16
+from .scorer import Scorer, TorchEngine, bf16_pays, cpu_has_bf16
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Recipe:
     phrasebank_repeat: int = 1  # >1 shows the small PhraseBank set this many times per epoch
     int8_epochs: float = 0.0  # quantisation-aware stage after the main one (see models/quant_aware.py)
     int8_lr: float = 2e-5
-    precision: Precision = "auto"  # auto: bf16 autocast where the CPU multiplies bf16 in hardware, else fp32
+    precision: Precision = "auto"  # auto: bf16 autocast on AMX CPUs (where it pays), else fp32
     eval_every: int = 300  # steps between dev evaluations
     patience: int = 4  # dev evaluations without improvement before stopping
     seed: int = 13  # initialisation and batch order
@@ -129,13 +129,14 @@ def _warmup_then_linear_decay(optimizer: torch.optim.Optimizer, total: int,
 
 
 def _training_precision(requested: str) -> str:
-    """bf16 autocast trains 1.7x faster per step on AMX CPUs (measured here); emulated bf16 is slower."""
+    """bf16 autocast trains 1.7x faster per step on AMX CPUs, but slower than fp32 on AVX-512 BF16
+    alone (bench/bench_train_precision.py), so ``auto`` takes it on AMX only."""
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {requested!r}")
     if requested == "bf16" and not cpu_has_bf16():
         raise ValueError("bf16 training needs a CPU with AMX or AVX-512 BF16; use --precision fp32 here")
     if requested == "auto":
-        return "bf16" if cpu_has_bf16() else "fp32"
+        return "bf16" if bf16_pays() else "fp32"
     return requested
 
 

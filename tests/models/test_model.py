@@ -17,7 +17,7 @@ from riskpulse.models.artifact import ModelMeta
 from riskpulse.models.data import sha256
 from riskpulse.models.errors import BackendUnavailableError, InvalidTextError, ParityError
 from riskpulse.models.labels import SENTIMENTS, TOPICS
-from riskpulse.models.scorer import Scorer, available_backends, cpu_has_bf16
+from riskpulse.models.scorer import Scorer, available_backends, bf16_pays, cpu_has_bf16
 
 HEADLINES = [
     "Apple shares slide after weak iPhone guidance",
@@ -48,7 +48,7 @@ def test_model_card_records_data_recipe_metrics_and_calibration(tiny_model: Path
         cal = card["calibration"][head]
         assert cal["temperature"] > 0 and 0 <= cal["dev_ece_after"] <= 1 and 0 <= cal["dev_ece_before"] <= 1
     assert card["recipe"]["name"] == "tiny" and card["versions"]["torch"]
-    assert card["training"]["precision"] == ("bf16" if cpu_has_bf16() else "fp32")  # auto follows the hardware
+    assert card["training"]["precision"] == ("bf16" if bf16_pays() else "fp32")  # auto follows the hardware
     stage = card["int8_stage"]  # the quantisation-aware stage ran and measured itself
     assert stage["steps"] > 0
     for when in ("before", "after"):
@@ -202,11 +202,25 @@ def test_bf16_training_refuses_a_cpu_without_bf16_hardware(tmp_path: Path, data_
     from riskpulse.models import train
 
     monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(train, "bf16_pays", lambda: False)
     assert train._training_precision("auto") == "fp32"
     with pytest.raises(ValueError, match="use --precision fp32"):
         train.train(data_dir, tmp_path / "out", train.recipe_by_name("tiny", precision="bf16"),
              progress=False)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("flags", "auto"), [({"avx512f", "avx512_bf16"}, "fp32"),
+                                             ({"avx512_bf16", "amx_bf16", "amx_tile"}, "bf16"), (set(), "fp32")])
+def test_auto_precision_takes_bf16_on_amx_only(flags: set[str], auto: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AVX-512 BF16 without AMX multiplies bf16 in hardware, yet a training step ran about twice as
+    slow as fp32 there (bench/bench_train_precision.py): auto must not pick it, an explicit ask may."""
+    from riskpulse.models import scorer as scorer_module, train
+
+    monkeypatch.setattr(scorer_module, "cpu_flags", lambda: frozenset(flags))
+    assert train._training_precision("auto") == auto
+    if flags:
+        assert train._training_precision("bf16") == "bf16"
 
 
 def test_order_is_kept_through_length_sorting(tiny_model: Path) -> None:
