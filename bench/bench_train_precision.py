@@ -2,10 +2,11 @@
 
     python bench/bench_train_precision.py [--base-model DIR] [--steps 4] [--rounds 3] [--batch 32]
 
-``--precision auto`` (training) and the teacher's labelling pass take bf16 only where this says
-it pays. bf16 autocast halved a step's time on AMX CPUs (Sapphire Rapids); on a CPU with
-AVX-512 BF16 but no AMX the same step ran about twice as slow as fp32 (the accurate recipe,
-2026-12-06: 5.5 against 2.5 s per step in tqdm's rate), which is what made the rule AMX-only.
+Hardware bf16 does not settle whether bf16 pays: a training step ran 1.86x faster in bf16 on a
+Zen 4, yet about twice as slow as fp32 on a Xeon VM with AVX-512 BF16 and no AMX exposed (the
+accurate recipe, 2026-12-06: 5.5 against 2.5 s per step in tqdm's rate). So ``--precision auto``
+and the teacher's labelling pass take bf16 where a half-second probe measures it faster
+(models/cpu_features.py); this measures the whole step, to check the probe's verdict.
 Rounds alternate the two precisions so a noisy neighbour slows both alike; read the ratios.
 """
 
@@ -23,7 +24,7 @@ from riskpulse.models.base_model import resolve
 from riskpulse.models.data import load_splits
 from riskpulse.models.encoder import encode, load_tokenizer, pad_batch
 from riskpulse.models.network import TwoHeadClassifier
-from riskpulse.models.scorer import cpu_flags
+from riskpulse.models.cpu_features import cpu_flags
 from riskpulse.settings import get_settings
 
 

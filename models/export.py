@@ -22,7 +22,8 @@ from .artifact import ModelMeta, onnx_path
 from .card import read_card, write_card
 from .errors import ParityError
 from .manifest import ExportManifest, ParityRecord, Tolerance, sha256
-from .scorer import WHOLE_ENCODER_INT8, OnnxEngine, Scorer, TorchEngine, cpu_has_bf16
+from .cpu_features import cpu_has_bf16
+from .scorer import WHOLE_ENCODER_INT8, OnnxEngine, Scorer, TorchEngine
 
 log = logging.getLogger(__name__)
 

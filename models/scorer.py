@@ -25,6 +25,7 @@ from . import manifest
 from .artifact import ModelMeta, onnx_path
 from riskpulse.choices import Backend
 from .encoder import encode, length_sorted_batches, load_tokenizer, pad_batch
+from .cpu_features import cpu_has_bf16
 from .errors import BackendUnavailableError, InvalidTextError
 from .logits import softmax
 
@@ -191,28 +192,6 @@ def _sleeping_openmp_threads() -> None:
                         "set OMP_WAIT_POLICY=PASSIVE in the environment to make them sleep")
         return
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
-@functools.cache
-def cpu_flags() -> frozenset[str]:
-    """This CPU's feature flags (empty where /proc/cpuinfo cannot be read)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    return frozenset(word for line in text.splitlines() if line.startswith("flags") for word in line.split())
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware; elsewhere bf16 is emulated and slow."""
-    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
-
-
-def bf16_pays() -> bool:
-    """Whether bf16 autocast makes training and the teacher's labelling pass faster here: on AMX
-    tiles, not on AVX-512 BF16 alone, where a training step ran about twice as slow as fp32
-    (bench/bench_train_precision.py)."""
-    return "amx_bf16" in cpu_flags()
 
 
 def _has_nvidia_gpu() -> bool:

@@ -108,10 +108,11 @@ class TeacherPredictions:
     @classmethod
     def from_model(cls, teacher: Path, texts: Sequence[str], split_seed: int | None = None,
                    files: dict[str, str] | None = None) -> "TeacherPredictions":
-        """Run a riskpulse model folder over ``texts``: PyTorch (bf16 on AMX CPUs, where it pays; eager),
+        """Run a riskpulse model folder over ``texts``: PyTorch (bf16 where it measures faster here, eager),
         not int8, so the serving format's rounding does not become the student's target. With
         ``split_seed`` and ``files``, a teacher that may not teach them is refused before it runs."""
-        from .scorer import Scorer, bf16_pays
+        from .cpu_features import bf16_pays
+        from .scorer import Scorer
 
         meta = model_meta(teacher)
         if split_seed is not None:
@@ -214,7 +215,7 @@ def pooled_hidden_states(teacher: Path, texts: list[str], layers: tuple[int, ...
     from .encoder import encode, load_tokenizer, pad_batch
     from .network import TwoHeadClassifier
     from .artifact import ModelMeta
-    from .scorer import bf16_pays
+    from .cpu_features import bf16_pays
 
     model = TwoHeadClassifier.load(Path(teacher))
     depth = model.encoder.config.num_hidden_layers

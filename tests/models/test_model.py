@@ -17,7 +17,8 @@ from riskpulse.models.artifact import ModelMeta
 from riskpulse.models.data import sha256
 from riskpulse.models.errors import BackendUnavailableError, InvalidTextError, ParityError
 from riskpulse.models.labels import SENTIMENTS, TOPICS
-from riskpulse.models.scorer import Scorer, available_backends, bf16_pays, cpu_has_bf16
+from riskpulse.models.cpu_features import bf16_pays, cpu_has_bf16
+from riskpulse.models.scorer import Scorer, available_backends
 
 HEADLINES = [
     "Apple shares slide after weak iPhone guidance",
@@ -210,17 +211,27 @@ def test_bf16_training_refuses_a_cpu_without_bf16_hardware(tmp_path: Path, data_
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(("flags", "auto"), [({"avx512f", "avx512_bf16"}, "fp32"),
-                                             ({"avx512_bf16", "amx_bf16", "amx_tile"}, "bf16"), (set(), "fp32")])
-def test_auto_precision_takes_bf16_on_amx_only(flags: set[str], auto: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """AVX-512 BF16 without AMX multiplies bf16 in hardware, yet a training step ran about twice as
-    slow as fp32 there (bench/bench_train_precision.py): auto must not pick it, an explicit ask may."""
-    from riskpulse.models import scorer as scorer_module, train
+@pytest.mark.parametrize(("flags", "speedup", "auto"), [
+    ({"avx512f", "avx512_bf16"}, 0.6, "fp32"),  # a Xeon VM without AMX: hardware bf16, yet slower
+    ({"avx512f", "avx512_bf16"}, 1.8, "bf16"),  # Zen 4
+    ({"amx_bf16", "avx512_bf16"}, 2.5, "bf16"),
+    ({"avx512f"}, 3.0, "fp32"),  # emulated bf16: never, whatever a probe says
+])
+def test_auto_precision_takes_bf16_where_it_measures_faster(flags: set[str], speedup: float, auto: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from riskpulse.models import cpu_features, train
 
-    monkeypatch.setattr(scorer_module, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(cpu_features, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(cpu_features, "bf16_speedup", lambda: speedup)
     assert train._training_precision("auto") == auto
-    if flags:
-        assert train._training_precision("bf16") == "bf16"
+    if "avx512_bf16" in flags:
+        assert train._training_precision("bf16") == "bf16"  # asked for, it is given
+
+
+def test_bf16_speedup_is_measured() -> None:
+    from riskpulse.models.cpu_features import bf16_speedup
+
+    assert bf16_speedup() > 0
 
 
 def test_order_is_kept_through_length_sorting(tiny_model: Path) -> None:
