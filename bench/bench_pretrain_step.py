@@ -26,7 +26,7 @@ from riskpulse.models.pretrain import mlm_loss
 from riskpulse.settings import get_settings
 
 
-def _texts(data: Path, n: int) -> list[str]:
+def training_texts(data: Path, n: int) -> list[str]:
     """Training texts of the held-out cut: what pretraining reads."""
     try:
         texts = list(dict.fromkeys(load_splits(data).train.text.tolist()))
@@ -61,7 +61,7 @@ def main() -> None:
     base = resolve(None)
     tokenizer = AutoTokenizer.from_pretrained(str(base.path))
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15, return_tensors="pt")
-    texts = _texts(args.data, args.steps * args.batch)
+    texts = training_texts(args.data, args.steps * args.batch)
     ids = tokenizer(texts, truncation=True, max_length=80)["input_ids"]
     batches = [collator([{"input_ids": i} for i in ids[s:s + args.batch]]) for s in range(0, len(ids), args.batch)]
     model = AutoModelForMaskedLM.from_pretrained(str(base.path)).train()

@@ -21,19 +21,17 @@ from pathlib import Path
 import torch
 
 from riskpulse.models.base_model import resolve
-from riskpulse.models.data import load_splits
 from riskpulse.models.encoder import encode, load_tokenizer, pad_batch
 from riskpulse.models.network import TwoHeadClassifier
 from riskpulse.models.cpu_features import cpu_flags
 from riskpulse.settings import get_settings
 
+from bench_pretrain_step import training_texts  # a sibling script: python puts bench/ first on the path
+
 
 def _batches(data: Path, base_dir: Path, steps: int, batch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Training headlines of the held-out cut, tokenised as training tokenises them."""
-    try:
-        texts = list(dict.fromkeys(load_splits(data).train.text.tolist()))[: steps * batch]
-    except FileNotFoundError as exc:
-        raise SystemExit(f"{exc}: pass --data with the labelled data sets (docs/model.md says where they live)") from exc
+    texts = training_texts(data, steps * batch)
     ids = encode(load_tokenizer(base_dir, max_length=64), texts)
     out = []
     for start in range(0, len(ids), batch):
