@@ -22,7 +22,12 @@ of masked-LM training on the cut's training texts, made once under RUNS/encoder)
 (lever 1: distilled from --teacher, by default the kept mpnet-s13: today's default recipe);
 ``combo`` (all three); ``accurate`` (issue 31: the accurate recipe, all-mpnet-base-v2 fine-tuned, no
 teacher: the served alternative to the default student; needs ``--encoder``, the folder `riskpulse
-teacher fetch` writes).
+teacher fetch` writes); ``transfer`` (issue 31, lever 1: the default recipe taught by
+``--transfer-teacher``, kept predictions that also label variants of the training texts: `riskpulse
+teacher predict --augment-copies N`); ``hidden`` (lever 2 on top of it: also the teacher's pooled
+hidden states, kept by `teacher predict --hidden-layers`, at weight 1). A transfer teacher that is
+not --teacher's model changes two things at once: say so beside the figures, or add a ``teacher``
+study taught by that model's predictions without variants.
 """
 
 from __future__ import annotations
@@ -49,7 +54,8 @@ from riskpulse.settings import Settings  # noqa: E402
 BASELINE = "plain"
 RESULTS = Path(__file__).resolve().parent / "results" / "model-study"
 LEVERS = {"plain": set(), "soft": {"soft"}, "pretrain": {"pretrain"}, "teacher": {"teacher"},
-          "combo": {"soft", "pretrain", "teacher"}, "accurate": {"accurate"}}
+          "combo": {"soft", "pretrain", "teacher"}, "accurate": {"accurate"},
+          "transfer": {"teacher", "transfer"}, "hidden": {"teacher", "transfer", "hidden"}}
 
 
 def run_folder(runs: Path, variant: str, seed: int) -> Path:
@@ -58,7 +64,7 @@ def run_folder(runs: Path, variant: str, seed: int) -> Path:
 
 
 def train_variant(variant: str, seed: int, runs: Path, data: Path, teacher: str, split_seed: int,
-                  recipe_name: str, encoder: Path | None = None) -> Path:
+                  recipe_name: str, encoder: Path | None = None, transfer_teacher: Path | None = None) -> Path:
     from riskpulse.models.pretrain import pretrain
     from riskpulse.models.train import recipe_by_name, train
 
@@ -76,9 +82,15 @@ def train_variant(variant: str, seed: int, runs: Path, data: Path, teacher: str,
         recipe = recipe_by_name("accurate", seed=seed, split_seed=split_seed, teachers=(), **smoke)
         return train(data, out, recipe, progress=False, base_model=encoder, resume=True)
     limit = recipe_by_name(recipe_name).limit_per_source
+    if "transfer" in levers:
+        if transfer_teacher is None:
+            raise SystemExit(f"the {variant} variant learns a transfer set: pass --transfer-teacher DIR (riskpulse "
+                             "teacher predict --augment-copies 2 --hidden-layers 4 8 12 writes it)")
+        teacher = str(transfer_teacher)
     # every lever set explicitly: a variant is the same model whatever the named recipe's defaults become
     overrides: dict[str, Any] = {"seed": seed, "split_seed": split_seed,
-                                 "teachers": (str(teacher),) if "teacher" in levers else ()}
+                                 "teachers": (str(teacher),) if "teacher" in levers else (),
+                                 "hidden_weight": 1.0 if "hidden" in levers else 0.0}
     if "soft" in levers:
         overrides.update(soft_agreement=True, dev_score="by_target", ema_decay=0.999)
     base = None
@@ -229,6 +241,8 @@ def main() -> int:
     ap.add_argument("--adopt", nargs="*", default=[], metavar="VARIANT:SEED=MODEL_DIR",
                     help="use an existing model for a variant and seed (e.g. the shipped model's training folder)")
     ap.add_argument("--encoder", type=Path, help="all-mpnet-base-v2's folder, for the accurate variant")
+    ap.add_argument("--transfer-teacher", type=Path,
+                    help="kept predictions with a transfer set (and hidden states), for the transfer and hidden variants")
     ap.add_argument("--split-seed", type=int, default=13)
     ap.add_argument("--recipe", default="default", help="the recipe every variant starts from (tiny: smoke runs)")
     ap.add_argument("--data", type=Path, default=Settings().data_dir)
@@ -267,7 +281,7 @@ def main() -> int:
                 if args.finished_only:
                     continue
                 model = train_variant(variant, seed, args.runs, args.data, args.teacher, args.split_seed, args.recipe,
-                                      args.encoder)
+                                      args.encoder, args.transfer_teacher)
             card = read_card(model)
             if card["recipe"].get("split_seed", card["recipe"]["seed"]) != args.split_seed:
                 raise SystemExit(f"{model} is of another held-out cut")

@@ -63,15 +63,6 @@ class TeacherPredictions:
     # for hidden-state distillation (``--hidden-layers``); None where not kept (they are ~300 MB)
     hidden: np.ndarray | None = None
 
-    def with_hidden(self, texts: Sequence[str], teacher: Path, layers: tuple[int, ...]) -> "TeacherPredictions":
-        """These predictions with the teacher's pooled hidden states at ``layers`` for every row;
-        ``texts`` must be the rows' texts in order (their keys are checked)."""
-        if not np.array_equal(text_keys(list(texts)), self.keys):
-            raise ValueError("hidden states must be computed for exactly the predictions' rows, in order")
-        hidden, depth = pooled_hidden_states(teacher, list(texts), layers)
-        return TeacherPredictions({**self.meta, "hidden_layers": list(layers), "hidden_depth": depth}, self.keys,
-                                  self.topic, self.sentiment, self.neighbours, hidden)
-
     def hidden_for(self, texts: Sequence[str]) -> np.ndarray:
         """Float16 pooled hidden states for ``texts`` in order; ValueError where not kept or lacking."""
         if self.hidden is None:
@@ -89,41 +80,37 @@ class TeacherPredictions:
         """How the variants of the training texts these predictions also cover were made, if any."""
         return Augmentation.from_json(self.meta["augmentation"]) if self.meta.get("augmentation") else None
 
-    def with_transfer_set(self, other: "TeacherPredictions", aug: Augmentation,
-                          table: NeighbourTable) -> "TeacherPredictions":
-        """These predictions and ``other``'s (the same teacher on the variants), as one artifact."""
-        meta = {**self.meta, "rows": self.meta["rows"] + other.meta["rows"], "transfer_rows": other.meta["rows"],
-                "augmentation": aug.to_json()}
-
-        def join(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None or b is None else np.concatenate([a, b])
-
-        return TeacherPredictions(meta, np.concatenate([self.keys, other.keys]), join(self.topic, other.topic),
-                                  join(self.sentiment, other.sentiment), table, join(self.hidden, other.hidden))
-
     @classmethod
     def is_artifact(cls, path: Path) -> bool:
         return (Path(path) / META).is_file()
 
     @classmethod
     def from_model(cls, teacher: Path, texts: Sequence[str], split_seed: int | None = None,
-                   files: dict[str, str] | None = None) -> "TeacherPredictions":
+                   files: dict[str, str] | None = None, hidden_layers: tuple[int, ...] = (),
+                   work: Path | None = None) -> "TeacherPredictions":
         """Run a riskpulse model folder over ``texts``: PyTorch (bf16 where it measures faster here, eager),
         not int8, so the serving format's rounding does not become the student's target. With
-        ``split_seed`` and ``files``, a teacher that may not teach them is refused before it runs."""
-        from .cpu_features import bf16_pays
-        from .scorer import Scorer
+        ``split_seed`` and ``files``, a teacher that may not teach them is refused before it runs.
 
+        ``hidden_layers``: also keep its pooled hidden states there, from the same pass (a base-size
+        teacher over a transfer set is hours on 2 cores: one pass, not two). ``work``: a folder where
+        finished chunks are kept, so a pass cut off (a stop, a crash) goes on where it was."""
         meta = model_meta(teacher)
         if split_seed is not None:
             check_meta(meta, split_seed, files or {})
         unique = list(dict.fromkeys(texts))
-        backend = "torch-bf16" if bf16_pays() else "torch"
-        scorer = Scorer(Path(teacher), backend=backend, batch_size=128, compile=False)  # type: ignore[arg-type]
-        topic, sentiment = scorer.logits(unique)
-        meta.update(topics=list(scorer.meta.topics), sentiments=list(scorer.meta.sentiments), rows=len(unique),
-                    backend=scorer.engine.name, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        return cls(meta, text_keys(unique), topic.astype(np.float16), sentiment.astype(np.float16))
+        out = teacher_pass(Path(teacher), unique, tuple(hidden_layers), work=work)
+        meta.update(topics=list(TOPICS), sentiments=list(SENTIMENTS), rows=len(unique), backend=out.backend,
+                    created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        if hidden_layers:
+            meta.update(hidden_layers=list(hidden_layers), hidden_depth=out.depth)
+        return cls(meta, text_keys(unique), out.topic, out.sentiment, None, out.hidden)
+
+    def as_transfer_set(self, originals: int, aug: Augmentation, table: NeighbourTable) -> "TeacherPredictions":
+        """These predictions, made over the training texts and then their variants in one pass
+        (:meth:`from_model`), marked as a transfer set: the rows past the first ``originals`` are variants."""
+        meta = {**self.meta, "transfer_rows": self.meta["rows"] - originals, "augmentation": aug.to_json()}
+        return TeacherPredictions(meta, self.keys, self.topic, self.sentiment, table, self.hidden)
 
     @classmethod
     def from_hf_classifier(cls, name: str, texts: Sequence[str], max_length: int = 128,
@@ -205,32 +192,85 @@ class TeacherPredictions:
                      for head in (self.topic, self.sentiment))
 
 
-def pooled_hidden_states(teacher: Path, texts: list[str], layers: tuple[int, ...],
-                         batch_size: int = 64) -> tuple[np.ndarray, int]:
-    """A riskpulse model's mean-pooled hidden states at ``layers`` for ``texts``, (n, layers, width)
-    float16, and its number of layers: in PyTorch, bf16 autocast where the CPU has it (as
-    ``from_model``), batches of similar length."""
+@dataclass
+class TeacherOutputs:
+    topic: np.ndarray  # float16 logits
+    sentiment: np.ndarray
+    hidden: np.ndarray | None  # (n, layers, width) float16 pooled hidden states; None without layers
+    depth: int  # the teacher's number of encoder layers
+    backend: str  # "torch" or "torch-bf16"
+
+
+CHUNK = 4096  # texts per kept chunk of a resumable pass: ~2 minutes of a base-size teacher on 2 cores
+
+
+def teacher_pass(teacher: Path, texts: list[str], layers: tuple[int, ...] = (), batch_size: int = 64,
+                 work: Path | None = None, chunk: int = CHUNK) -> TeacherOutputs:
+    """A riskpulse model's logits for ``texts`` and, at ``layers`` (1 = the first encoder layer's
+    output), its mean-pooled hidden states: one PyTorch pass, bf16 autocast where it measures faster
+    here, batches of similar length.
+
+    With ``work``, every finished chunk of ``chunk`` texts (in length order) is kept there with
+    a plan naming the teacher, the texts and the layers; a later call with the same plan reads the
+    chunks back and runs only the rest, and a different plan starts over. The caller removes
+    ``work`` once the result is written."""
     import torch
 
-    from .encoder import encode, load_tokenizer, pad_batch
-    from .network import TwoHeadClassifier
     from .artifact import ModelMeta
     from .cpu_features import bf16_pays
+    from .encoder import encode, load_tokenizer, pad_batch
+    from .network import TwoHeadClassifier
 
-    model = TwoHeadClassifier.load(Path(teacher))
+    model = TwoHeadClassifier.load(Path(teacher)).eval()
     depth = model.encoder.config.num_hidden_layers
-    if not layers or min(layers) < 1 or max(layers) > depth:
+    if layers and (min(layers) < 1 or max(layers) > depth):
         raise ValueError(f"hidden layers must be between 1 and the teacher's {depth}, not {list(layers)}")
+    bf16 = bf16_pays()
     ids = encode(load_tokenizer(Path(teacher), ModelMeta.read(Path(teacher)).max_length), texts)
     order = np.argsort([len(r) for r in ids], kind="stable")
-    out = np.zeros((len(texts), len(layers), model.encoder.config.hidden_size), dtype=np.float16)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_pays()):
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            input_ids, mask = pad_batch([ids[i] for i in rows])
-            _, _, pooled = model.forward_with_layers(torch.from_numpy(input_ids), torch.from_numpy(mask), layers)
-            out[rows] = torch.stack(pooled, 1).float().numpy().astype(np.float16)
-    return out, depth
+    width = model.encoder.config.hidden_size
+    topic = np.zeros((len(texts), model.topic_head.out_features), dtype=np.float16)
+    sentiment = np.zeros((len(texts), model.sentiment_head.out_features), dtype=np.float16)
+    hidden = np.zeros((len(texts), len(layers), width), dtype=np.float16) if layers else None
+    plan = {"teacher": str(model_meta(Path(teacher)).get("teacher_version")), "layers": list(layers), "bf16": bf16,
+            "texts": hashlib.sha256(text_keys(texts).tobytes()).hexdigest(), "chunk": chunk}
+    if work is not None:
+        _start_work(Path(work), plan)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        for first in range(0, len(order), chunk):
+            rows = order[first:first + chunk]
+            kept = Path(work) / f"chunk-{first // chunk:05d}.npz" if work is not None else None
+            if kept is not None and kept.exists():
+                with np.load(kept) as done:
+                    topic[rows], sentiment[rows] = done["topic"], done["sentiment"]
+                    if hidden is not None:
+                        hidden[rows] = done["hidden"]
+                continue
+            for start in range(0, len(rows), batch_size):
+                batch = rows[start:start + batch_size]
+                input_ids, mask = pad_batch([ids[i] for i in batch])
+                t, s, pooled = model.forward_with_layers(torch.from_numpy(input_ids), torch.from_numpy(mask), layers)
+                topic[batch], sentiment[batch] = t.float().numpy(), s.float().numpy()
+                if hidden is not None:
+                    hidden[batch] = torch.stack(pooled, 1).float().numpy()
+            if kept is not None:
+                arrays = {"topic": topic[rows], "sentiment": sentiment[rows]}
+                if hidden is not None:
+                    arrays["hidden"] = hidden[rows]
+                np.savez(kept.with_suffix(".tmp.npz"), **arrays)
+                kept.with_suffix(".tmp.npz").replace(kept)  # a chunk is there whole or not at all
+    return TeacherOutputs(topic, sentiment, hidden, depth, "torch-bf16" if bf16 else "torch")
+
+
+def _start_work(work: Path, plan: dict[str, Any]) -> None:
+    """Keep ``work``'s chunks if they were made for ``plan``; else empty it and record ``plan``."""
+    work.mkdir(parents=True, exist_ok=True)
+    recorded = work / "plan.json"
+    if recorded.exists() and json.loads(recorded.read_text()) == plan:
+        return
+    for stale in work.glob("chunk-*"):
+        stale.unlink()
+    recorded.write_text(json.dumps(plan) + "\n")
 
 
 def model_meta(teacher: Path) -> dict[str, Any]:

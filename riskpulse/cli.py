@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -171,7 +172,6 @@ def cmd_teacher_predict(args: argparse.Namespace) -> int:
     # every training text of the teacher's cut, whatever options a student trains with
     splits = load_splits(Path(args.data or get_settings().data_dir), seed=split_seed(card) or 13, use_sentfin=True)
     texts = list(dict.fromkeys(splits.train.text.tolist()))  # the rows predictions keep, in their order
-    predictions = TeacherPredictions.from_model(teacher, texts, split_seed(card), splits.files)
     variants: list[str] = []
     if args.augment_copies:  # the transfer set: variants of every training text, labelled by the same teacher
         from riskpulse.models.augment import Augmentation, NeighbourTable, transfer_texts
@@ -180,10 +180,16 @@ def cmd_teacher_predict(args: argparse.Namespace) -> int:
         aug = Augmentation(copies=args.augment_copies, ops=tuple(args.augment_ops), seed=args.augment_seed)
         table = NeighbourTable.from_encoder(base_model_dir(), aug.neighbours)  # the shipped student encoder's
         variants, _ = transfer_texts(texts, aug, table.lookup())
-        predictions = predictions.with_transfer_set(TeacherPredictions.from_model(teacher, variants), aug, table)
-    if args.hidden_layers:  # for hidden-state distillation (train --hidden-weight): ~9 KB a row in float16
-        predictions = predictions.with_hidden(texts + variants, teacher, tuple(args.hidden_layers))
+    # one pass over the texts and their variants, logits and (--hidden-layers: ~9 KB a row in float16,
+    # for train --hidden-weight) pooled hidden states together; finished chunks are kept beside OUT,
+    # so a pass cut off goes on where it was when the same command runs again
+    work = Path(str(Path(args.out).resolve()) + ".partial")
+    predictions = TeacherPredictions.from_model(teacher, texts + variants, split_seed(card), splits.files,
+                                                tuple(args.hidden_layers or ()), work=work)
+    if args.augment_copies:
+        predictions = predictions.as_transfer_set(len(texts), aug, table)
     out = predictions.write(Path(args.out))
+    shutil.rmtree(work, ignore_errors=True)
     print(f"{out}: {predictions.meta['rows']} texts ({predictions.meta.get('transfer_rows', 0)} of them variants), "
           f"teacher {predictions.meta['teacher_version']}")
     print(f"train a student with: riskpulse train --teachers {out}")

@@ -101,3 +101,20 @@ def test_the_accurate_variant_says_which_encoder_it_needs(tmp_path: Path) -> Non
     assert LEVERS["accurate"] == {"accurate"}
     with pytest.raises(SystemExit, match="--encoder DIR"):
         train_variant("accurate", 13, tmp_path, tmp_path, "mpnet-s13", 13, "default", encoder=None)
+
+
+def test_the_transfer_variants_are_taught_by_the_transfer_teacher_and_hidden_adds_its_states(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.model_study import train_variant
+    from riskpulse.models import train as training
+
+    with pytest.raises(SystemExit, match="--transfer-teacher DIR"):
+        train_variant("transfer", 13, tmp_path, tmp_path, "mpnet-s13", 13, "default")
+    recipes = {}
+    monkeypatch.setattr(training, "train", lambda data, out, recipe, **kw: recipes.setdefault(out.name, recipe))
+    for variant in ("teacher", "transfer", "hidden"):
+        train_variant(variant, 14, tmp_path, tmp_path, "mpnet-s13", 13, "default", transfer_teacher=tmp_path / "kept")
+    assert recipes["teacher-s14"].teachers == ("mpnet-s13",) and recipes["teacher-s14"].hidden_weight == 0
+    assert recipes["transfer-s14"].teachers == (str(tmp_path / "kept"),) and recipes["transfer-s14"].hidden_weight == 0
+    assert recipes["hidden-s14"].teachers == (str(tmp_path / "kept"),) and recipes["hidden-s14"].hidden_weight == 1.0
+    assert recipes["hidden-s14"].seed == 14 and recipes["hidden-s14"].split_seed == 13

@@ -76,16 +76,16 @@ def test_the_neighbour_table_of_the_shipped_encoder_holds_near_words_and_no_func
 
 def test_predictions_keep_their_transfer_set_and_table(tmp_path: Path) -> None:
     table = NeighbourTable(np.array(["plunge", "profit", "tumble"]), np.array([[2, 1], [0, 2], [0, 1]], np.int32))
-    meta = {"format": 1, "teacher": "t", "rows": 2, "split_seed": 13, "files": {}}
-    base = TeacherPredictions(meta, text_keys(["a", "b"]), np.zeros((2, 20), np.float16), np.ones((2, 3), np.float16))
-    more = TeacherPredictions({**meta, "rows": 1}, text_keys(["c"]), np.ones((1, 20), np.float16),
-                              np.zeros((1, 3), np.float16))
+    meta = {"format": 1, "teacher": "t", "rows": 3, "split_seed": 13, "files": {}}
+    # one pass over two training texts and then one variant (teacher predict --augment-copies)
+    both = TeacherPredictions(meta, text_keys(["a", "b", "c"]), np.array([[0] * 20, [0] * 20, [1] * 20], np.float16),
+                              np.array([[1] * 3, [1] * 3, [0] * 3], np.float16))
     aug = Augmentation(copies=3, seed=5)
-    joined = base.with_transfer_set(more, aug, table).write(tmp_path / "p")
+    joined = both.as_transfer_set(2, aug, table).write(tmp_path / "p")
     back = TeacherPredictions.read(joined)
     assert back.augmentation == aug and back.meta["rows"] == 3 and back.meta["transfer_rows"] == 1
     assert back.neighbours is not None and back.neighbours.lookup() == table.lookup()
     topic, sentiment = back.logits_for(["c", "a"])
     assert topic is not None and sentiment is not None
     assert topic[0].tolist() == [1.0] * 20 and sentiment[1].tolist() == [1.0] * 3
-    assert TeacherPredictions.read(base.write(tmp_path / "plain")).augmentation is None
+    assert TeacherPredictions.read(both.write(tmp_path / "plain")).augmentation is None

@@ -184,8 +184,8 @@ def test_a_student_also_learns_the_teachers_transfer_set_and_regenerates_it_exac
     aug = Augmentation(copies=2, seed=3)
     table = NeighbourTable.from_encoder(base_model_dir(), aug.neighbours)
     variants, _ = transfer_texts(texts, aug, table.lookup())
-    kept = TeacherPredictions.from_model(tiny_model, texts, cut, files).with_transfer_set(
-        TeacherPredictions.from_model(tiny_model, variants), aug, table).write(tmp_path / "kept")
+    kept = TeacherPredictions.from_model(tiny_model, texts + variants, cut, files).as_transfer_set(
+        len(set(texts)), aug, table).write(tmp_path / "kept")
 
     out = train(data_dir, tmp_path / "student", replace(recipe, teachers=(str(kept),)), progress=False)
     student = json.loads((out / "card.json").read_text())
@@ -213,7 +213,7 @@ def _kept_with_hidden(tiny_model: Path, data_dir: Path, folder: Path, limit: int
     card = json.loads((tiny_model / "card.json").read_text())
     cut, files = card["recipe"]["split_seed"], card["data"]["files"]
     texts = list(dict.fromkeys(load_splits(data_dir, seed=cut, limit_per_source=limit).train.text.tolist()))
-    kept = TeacherPredictions.from_model(tiny_model, texts, cut, files).with_hidden(texts, tiny_model, (1, 2))
+    kept = TeacherPredictions.from_model(tiny_model, texts, cut, files, hidden_layers=(1, 2))
     return kept.write(folder)
 
 
@@ -251,3 +251,45 @@ def test_a_student_learns_the_teachers_pooled_hidden_states_through_a_projection
         kept_hidden([tiny_model])  # a model folder keeps no hidden states
     with pytest.raises(ValueError, match="one teacher"):
         kept_hidden([kept, kept])
+
+
+def test_the_teacher_pass_keeps_its_chunks_and_goes_on_where_it_was_cut_off(tiny_model: Path, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A base-size teacher over a transfer set is hours on 2 cores: logits and hidden states come
+    from one pass, and a pass cut off (a stop, a crash) runs only the chunks it had not finished."""
+    import numpy as np
+
+    from riskpulse.models import network
+    from riskpulse.models.teacher_predictions import teacher_pass
+
+    texts = [f"Company {i} shares {'fall' if i % 2 else 'rise'} after {'weak' if i % 3 else 'strong'} results"
+             + " again" * (i % 5) for i in range(40)]
+    whole = teacher_pass(tiny_model, texts, (1, 2))
+    assert whole.hidden is not None and whole.hidden.shape[:2] == (40, 2) and whole.depth == 2
+    assert np.abs(whole.topic.astype(np.float32)).sum() > 0
+
+    work = tmp_path / "work"
+    calls: list[int] = []
+    cut_at = [3]  # cut off in its third batch: two chunks of 8 finished
+    forward = network.TwoHeadClassifier.forward_with_layers
+
+    def counted(self, input_ids, mask, layers):  # type: ignore[no-untyped-def]
+        calls.append(len(input_ids))
+        if len(calls) == cut_at[0]:
+            cut_at[0] = 0
+            raise RuntimeError("cut off")
+        return forward(self, input_ids, mask, layers)
+
+    monkeypatch.setattr(network.TwoHeadClassifier, "forward_with_layers", counted)
+    with pytest.raises(RuntimeError, match="cut off"):
+        teacher_pass(tiny_model, texts, (1, 2), batch_size=8, work=work, chunk=8)
+    assert sorted(p.name for p in work.glob("chunk-*")) == ["chunk-00000.npz", "chunk-00001.npz"]
+    calls.clear()
+    again = teacher_pass(tiny_model, texts, (1, 2), batch_size=8, work=work, chunk=8)
+    assert sum(calls) == 40 - 16  # only what was not finished ran
+    np.testing.assert_allclose(again.topic.astype(np.float32), whole.topic.astype(np.float32), atol=2e-2)
+    np.testing.assert_allclose(again.hidden.astype(np.float32), whole.hidden.astype(np.float32), atol=2e-2)
+
+    calls.clear()  # other layers: another plan, started over
+    teacher_pass(tiny_model, texts, (2,), batch_size=8, work=work, chunk=8)
+    assert sum(calls) == 40 and len(list(work.glob("chunk-*"))) == 5
