@@ -1,6 +1,7 @@
 """Keys of a store listed by the time bucket of their latest event, so that state past its
 horizon can be found and dropped without scanning the store: the dedupe entries and the stories
-of a counting partition (stream/core/aggregator.py, stream/core/story_state.py) both use it.
+of a counting partition (stream/core/aggregator.py, stream/core/story_state.py), the scoring
+stage's revisions and the judges' detector states (stream/core/detection.py) use it.
 
 Layout (names given by the caller): ``<prefix>|<bucket>|<shard>`` lists the members indexed in
 that bucket, newest last, at most :data:`PAGE` of them; when it is full it moves to
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterator
 
-from .detection import INDEX_SHARDS, shard_of
+from .shards import INDEX_SHARDS, shard_of
 from .state import Overlay
 
 

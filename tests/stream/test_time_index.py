@@ -128,3 +128,60 @@ def test_a_sustained_stream_of_distinct_ids_keeps_every_revision_value_small() -
     assert 20_000 > INDEX_SHARDS * PAGE  # more than one page per shard: the case that grew
     size, key = largest(store)
     assert size < LIMIT, f"{key} holds {size} bytes"
+
+
+def test_a_feed_naming_new_tickers_keeps_every_detector_value_small_and_silent_keys_still_go() -> None:
+    """Production defaults, 1,000 items naming 20 new tickers each (20,000 keys) into one store with
+    the detector, as the judges keep it: the index of detector states by their latest window grew
+    with the distinct keys of a week (one dict per index shard, 44 KB here; past Kafka's 1 MB at
+    ~500,000 keys, under an hour of such a feed, and the judging stage stopped)."""
+    store: dict[str, Any] = {}
+    cfg = AggregatorConfig()
+    agg = Aggregator(Overlay(store), cfg, DETECTOR, now_wall=float(T0), partitions=range(1))
+    for start in range(0, 1_000, 100):
+        state = agg.state = Overlay(store)
+        for k in range(start, start + 100):
+            item = scored(f"i{k}", T0 + k / 10, tickers=[f"N{k}X{j}" for j in range(20)],
+                          headline=f"company {k} files report number {k * 7}")
+            with state.savepoint():
+                agg.add(item, 0, k, float(T0))
+        while (close := agg.next_close(float(T0), until=T0 + (start + 100) / 10)) is not None:  # behind the batch
+            agg.commit(close)
+        agg.end_batch()
+        state.flush()
+    state = agg.state = Overlay(store)
+    while (close := agg.next_close(float(T0), until=T0 + 200)) is not None:
+        agg.commit(close)
+    agg.end_batch()
+    state.flush()
+    assert sum(1 for k in store if k.startswith("k|ticker|")) == 20_000
+    size, key = largest(store)
+    assert size < LIMIT, f"{key} holds {size} bytes"
+    # a week and a day later, one more item: every silent key is gone, the new one kept
+    state = agg.state = Overlay(store)
+    late = T0 + cfg.key_ttl_s + 86_400
+    agg.add(scored("late", late, tickers=["LATE"]), 0, 1_000, float(T0))
+    while (close := agg.next_close(float(T0), until=late + 200)) is not None:
+        agg.commit(close)
+    agg.end_batch()
+    state.flush()
+    assert [k for k in store if k.startswith("k|ticker|")] == ["k|ticker|LATE"]
+
+
+def test_the_detector_index_of_a_release_before_pages_is_read_once_and_a_firing_key_is_kept() -> None:
+    from riskpulse.stream.core.detection import FIRING, KEY_INDEX, Detection
+
+    ttl, now = 86_400.0, float(T0 + 10 * 86_400)
+    store: dict[str, Any] = {"k|ticker|OLD": {"last": T0}, "k|ticker|NEW": {"last": now - 600},
+                             "k|ticker|HOT": {"last": T0}, "ki|3": {"ticker|OLD": T0, "ticker|NEW": now - 600},
+                             "ki|5": {"ticker|HOT": T0}, FIRING: ["ticker|HOT"]}
+    state = Overlay(store)
+    Detection.prune(state, now, ttl)
+    state.flush()
+    assert "k|ticker|OLD" not in store and not [k for k in store if k.startswith("ki|")]
+    assert set(KEY_INDEX.members(Overlay(store))) == {"ticker|NEW", "ticker|HOT"}
+    store[FIRING] = []  # HOT resolved: both go once silent past the TTL
+    state = Overlay(store)
+    Detection.prune(state, now + ttl + 7_200, ttl)
+    state.flush()
+    assert not [k for k in store if k.startswith("k|")] and not list(KEY_INDEX.members(Overlay(store)))
