@@ -27,7 +27,9 @@ from .time_index import TimeIndex
 
 log = logging.getLogger(__name__)
 
-FIRING = "firing"
+FIRING = "firing"  # the keys firing, one sorted list per index shard: ``firing|<shard>`` (a release
+# before kept one list of every firing key, ``firing``, read until the next commit replaces it): a
+# feed can keep tens of thousands of keys firing (16,000 a window, three quiet windows each to resolve)
 # detector states by the hour of their latest window, so keys silent past their TTL are found
 # without scanning the store. Paged (stream/core/time_index.py): it held one dict per index shard
 # of every key's latest window before (``ki|<shard>``), which grew with the distinct keys of a
@@ -66,7 +68,7 @@ class Detection:
 
         Keys firing before this window but without news in it are told of a quiet window."""
         out = Verdicts(windows.trends(start, self.window_s, merged))
-        firing = set(state.get(FIRING) or [])
+        firing = firing_keys(state)
         seen = set()
         for trend in out.trends:
             key = f"{trend.key_type}|{trend.key}"
@@ -100,13 +102,20 @@ class Detection:
         for key, st in verdicts.detector_states.items():
             _list(state, key, st, start)
             state.set("k|" + key, st)
-        state.set(FIRING, verdicts.firing)
+        by_shard: list[list[str]] = [[] for _ in range(INDEX_SHARDS)]
+        for key in verdicts.firing:
+            by_shard[shard_of(key, INDEX_SHARDS)].append(key)
+        for i, keys in enumerate(by_shard):
+            if (state.get(f"{FIRING}|{i}") or []) != sorted(keys):
+                state.set(f"{FIRING}|{i}", sorted(keys))
+        if state.get(FIRING) is not None:
+            state.delete(FIRING)
 
     @staticmethod
     def prune(state: Overlay, watermark: float, key_ttl_s: float) -> None:
         """Forget the detector state of keys silent for ``key_ttl_s`` (a key that is firing is kept,
         and listed again: it is looked at once more a TTL later)."""
-        firing = set(state.get(FIRING) or [])
+        firing = firing_keys(state)
         again: list[tuple[str, dict[str, Any], float]] = []  # keys to list (again), at this time
 
         def relist_at(st: dict[str, Any]) -> float:  # a firing key: now (the backtest's last close is at infinity)
@@ -138,6 +147,14 @@ class Detection:
             st = dict(st)
             _list(state, key, st, ts)
             state.set("k|" + key, st)
+
+
+def firing_keys(state: Overlay) -> set[str]:
+    """The keys whose alert is firing."""
+    legacy = state.get(FIRING)
+    if legacy is not None:  # written by a release before the shards: until the next commit
+        return set(legacy)
+    return {key for i in range(INDEX_SHARDS) for key in state.get(f"{FIRING}|{i}") or []}
 
 
 def _list(state: Overlay, key: str, st: dict[str, Any], ts: float) -> None:

@@ -185,3 +185,23 @@ def test_the_detector_index_of_a_release_before_pages_is_read_once_and_a_firing_
     Detection.prune(state, now + ttl + 7_200, ttl)
     state.flush()
     assert not [k for k in store if k.startswith("k|")] and not list(KEY_INDEX.members(Overlay(store)))
+
+
+def test_tens_of_thousands_of_firing_keys_are_kept_in_small_values_and_an_old_list_is_replaced() -> None:
+    """A feed can keep ~64,000 keys firing (16,000 keys a window, each three quiet windows from
+    resolving); one list of them all was 1.2 MB, past Kafka's 1 MB for a record."""
+    from riskpulse.stream.core.detection import FIRING, Detection, Verdicts, firing_keys
+
+    firing = sorted(f"ticker|F{k:07d}" for k in range(64_000))
+    store: dict[str, Any] = {FIRING: ["ticker|OLD"]}  # as a release before the shards left it
+    state = Overlay(store)
+    assert firing_keys(state) == {"ticker|OLD"}
+    Detection(DETECTOR, 60).commit(state, T0, Verdicts([], firing=firing))
+    state.flush()
+    assert FIRING not in store and firing_keys(Overlay(store)) == set(firing)
+    size, key = largest(store)
+    assert size < 8 * LIMIT, f"{key} holds {size} bytes"  # 16 shards: ~76 KB each at this count
+    state = Overlay(store)
+    Detection(DETECTOR, 60).commit(state, T0 + 60, Verdicts([], firing=firing[:10]))
+    state.flush()
+    assert firing_keys(Overlay(store)) == set(firing[:10])
