@@ -219,11 +219,13 @@ class Stories:
             return story
         return None
 
-    def mark_spread(self, story_id: str) -> None:
-        """Its spread alert is acknowledged by the broker: never again for this story."""
+    def mark_spread(self, story_id: str, resolved: bool = False) -> None:
+        """Its spread alert is acknowledged by the broker: never again for this story (``resolved``:
+        its resolution, never again either)."""
+        flag = "spread_resolved" if resolved else "spread_fired"
         story = self.state.get("s|" + story_id)
-        if story is not None and not story.get("spread_fired"):
-            self.state.set("s|" + story_id, {**_copy(story), "spread_fired": True})
+        if story is not None and not story.get(flag):
+            self.state.set("s|" + story_id, {**_copy(story), flag: True})
 
     # -- bounded state ---------------------------------------------------------------------------
 

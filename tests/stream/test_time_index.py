@@ -205,3 +205,53 @@ def test_tens_of_thousands_of_firing_keys_are_kept_in_small_values_and_an_old_li
     Detection(DETECTOR, 60).commit(state, T0 + 60, Verdicts([], firing=firing[:10]))
     state.flush()
     assert firing_keys(Overlay(store)) == set(firing[:10])
+
+
+def test_thousands_of_spreading_stories_with_long_ids_keep_every_value_small_and_each_resolves_once() -> None:
+    """6,000 stories firing at once with 200-character ids (the longest an id may be): one list of
+    them all was 1.2 MB. Listed by their latest copy, each resolves once its pick-up is quiet."""
+    from riskpulse.stream.core.spread import SPREAD_FIRING, SpreadConfig, commit_spread, due_alerts, spread_alert
+    from riskpulse.stream.core.story_state import Stories
+
+    config = SpreadConfig()
+    store: dict[str, Any] = {}
+    ids = [f"{k:06d}" + "x" * 194 for k in range(6_000)]
+    for k, story_id in enumerate(ids):
+        ts = T0 + k * 0.3  # half an hour of them
+        store["s|" + story_id] = {"ts": ts, "last": ts + 60, "copies": 5, "sources": [f"s{j}" for j in range(5)],
+                                  "applied": {}, "seen": {}, "scored": 5, "negative": 5,
+                                  "timeline": [[ts + 15 * j, f"s{j}", "Acme sued", f"c{j}",
+                                                                            -0.8, None] for j in range(5)]}
+    state = Overlay(store)
+    stories = Stories(state, 86_400)
+    for story_id in ids:
+        commit_spread(stories, state, story_id, spread_alert(story_id, state.get("s|" + story_id), config), {})
+    state.flush()
+    size, key = largest(store, "sfb|")
+    assert size < LIMIT, f"{key} holds {size} bytes"
+    assert largest({k: v for k, v in store.items() if not k.startswith("s|")})[0] < LIMIT
+
+    halfway = T0 + 900 + 60 + config.within_s  # the first half's pick-up has been quiet for the span
+    state = Overlay(store)
+    stories = Stories(state, 86_400)
+    resolved, _ = due_alerts(stories, state, config, {}, halfway)
+    assert {a.status for _, a in resolved} == {"resolved"} and 2_000 < len(resolved) < 3_000
+    for story_id, alert in resolved:
+        commit_spread(stories, state, story_id, alert, {})
+    state.flush()
+    state = Overlay(store)
+    stories = Stories(state, 86_400)
+    rest, _ = due_alerts(stories, state, config, {}, T0 + 3 * 3600)
+    assert sorted(s for s, _ in resolved + rest) == ids  # every story resolved, once
+    for story_id, alert in rest:
+        commit_spread(stories, state, story_id, alert, {})
+    state.flush()
+    assert not [k for k in store if k.startswith("sfb|")]
+
+    # the list a release before the index kept is read once
+    store["s|" + ids[0]].pop("spread_resolved")
+    store[SPREAD_FIRING] = [ids[0]]
+    state = Overlay(store)
+    again, _ = due_alerts(Stories(state, 86_400), state, config, {}, T0 + 3 * 3600)
+    state.flush()
+    assert [s for s, _ in again] == [ids[0]] and SPREAD_FIRING not in store
