@@ -25,9 +25,9 @@ teacher: the served alternative to the default student; needs ``--encoder``, the
 teacher fetch` writes); ``transfer`` (issue 31, lever 1: the default recipe taught by
 ``--transfer-teacher``, kept predictions that also label variants of the training texts: `riskpulse
 teacher predict --augment-copies N`); ``hidden`` (lever 2 on top of it: also the teacher's pooled
-hidden states, kept by `teacher predict --hidden-layers`, at weight 1). A transfer teacher that is
-not --teacher's model changes two things at once: say so beside the figures, or add a ``teacher``
-study taught by that model's predictions without variants.
+hidden states, kept by `teacher predict --hidden-layers`, at weight 1); ``taught`` (their control:
+the default recipe taught by the same transfer teacher on the training texts alone, its variants
+left out, so a transfer teacher that is not --teacher's model is judged against itself).
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ BASELINE = "plain"
 RESULTS = Path(__file__).resolve().parent / "results" / "model-study"
 LEVERS = {"plain": set(), "soft": {"soft"}, "pretrain": {"pretrain"}, "teacher": {"teacher"},
           "combo": {"soft", "pretrain", "teacher"}, "accurate": {"accurate"},
-          "transfer": {"teacher", "transfer"}, "hidden": {"teacher", "transfer", "hidden"}}
+          "transfer": {"teacher", "transfer"}, "hidden": {"teacher", "transfer", "hidden"},
+          "taught": {"teacher", "transfer", "originals"}}
 
 
 def run_folder(runs: Path, variant: str, seed: int) -> Path:
@@ -87,6 +88,8 @@ def train_variant(variant: str, seed: int, runs: Path, data: Path, teacher: str,
             raise SystemExit(f"the {variant} variant learns a transfer set: pass --transfer-teacher DIR (riskpulse "
                              "teacher predict --augment-copies 2 --hidden-layers 4 8 12 writes it)")
         teacher = str(transfer_teacher)
+        if "originals" in levers:
+            teacher = str(originals_of(transfer_teacher, runs))
     # every lever set explicitly: a variant is the same model whatever the named recipe's defaults become
     overrides: dict[str, Any] = {"seed": seed, "split_seed": split_seed,
                                  "teachers": (str(teacher),) if "teacher" in levers else (),
@@ -99,6 +102,16 @@ def train_variant(variant: str, seed: int, runs: Path, data: Path, teacher: str,
         if not (base / "PRETRAIN.json").exists():
             pretrain(data, base, split_seed=split_seed, limit_per_source=limit)
     return train(data, out, recipe_by_name(recipe_name, **overrides), progress=False, base_model=base, resume=True)
+
+
+def originals_of(transfer_teacher: Path, runs: Path) -> Path:
+    """The transfer teacher's predictions without its variants (made once under RUNS)."""
+    from riskpulse.models.teacher_predictions import TeacherPredictions
+
+    out = runs / f"{Path(transfer_teacher).name}-originals"
+    if not TeacherPredictions.is_artifact(out):
+        TeacherPredictions.read(Path(transfer_teacher)).without_transfer_set().write(out)
+    return out
 
 
 def correct_on(model: Path, evals: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -112,6 +112,17 @@ class TeacherPredictions:
         meta = {**self.meta, "transfer_rows": self.meta["rows"] - originals, "augmentation": aug.to_json()}
         return TeacherPredictions(meta, self.keys, self.topic, self.sentiment, table, self.hidden)
 
+    def without_transfer_set(self) -> "TeacherPredictions":
+        """The same teacher on the training texts alone: what its transfer set is judged against
+        (the same teacher without the variants), with no second pass of the teacher."""
+        n = self.meta["rows"] - int(self.meta.get("transfer_rows") or 0)
+        meta = {k: v for k, v in self.meta.items() if k not in ("transfer_rows", "augmentation")}
+        meta["rows"] = n
+
+        def head(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[:n]
+        return TeacherPredictions(meta, self.keys[:n], head(self.topic), head(self.sentiment), None, head(self.hidden))
+
     @classmethod
     def from_hf_classifier(cls, name: str, texts: Sequence[str], max_length: int = 128,
                            batch_size: int = 64) -> "TeacherPredictions":

@@ -110,11 +110,23 @@ def test_the_transfer_variants_are_taught_by_the_transfer_teacher_and_hidden_add
 
     with pytest.raises(SystemExit, match="--transfer-teacher DIR"):
         train_variant("transfer", 13, tmp_path, tmp_path, "mpnet-s13", 13, "default")
+    import numpy as np
+
+    from riskpulse.models.augment import Augmentation, NeighbourTable
+    from riskpulse.models.teacher_predictions import TeacherPredictions, text_keys
+
+    meta = {"format": 1, "teacher": "t", "rows": 3, "split_seed": 13, "files": {}}
+    TeacherPredictions(meta, text_keys(["a", "b", "a2"]), np.zeros((3, 20), np.float16), np.zeros((3, 3), np.float16)) \
+        .as_transfer_set(2, Augmentation(copies=1), NeighbourTable(np.array(["x"]), np.zeros((1, 1), np.int32))) \
+        .write(tmp_path / "kept")
     recipes = {}
     monkeypatch.setattr(training, "train", lambda data, out, recipe, **kw: recipes.setdefault(out.name, recipe))
-    for variant in ("teacher", "transfer", "hidden"):
+    for variant in ("teacher", "transfer", "hidden", "taught"):
         train_variant(variant, 14, tmp_path, tmp_path, "mpnet-s13", 13, "default", transfer_teacher=tmp_path / "kept")
     assert recipes["teacher-s14"].teachers == ("mpnet-s13",) and recipes["teacher-s14"].hidden_weight == 0
     assert recipes["transfer-s14"].teachers == (str(tmp_path / "kept"),) and recipes["transfer-s14"].hidden_weight == 0
     assert recipes["hidden-s14"].teachers == (str(tmp_path / "kept"),) and recipes["hidden-s14"].hidden_weight == 1.0
     assert recipes["hidden-s14"].seed == 14 and recipes["hidden-s14"].split_seed == 13
+    # the control: the same teacher on the training texts alone
+    control = TeacherPredictions.read(Path(recipes["taught-s14"].teachers[0]))
+    assert control.meta["rows"] == 2 and control.augmentation is None and recipes["taught-s14"].hidden_weight == 0

@@ -89,3 +89,8 @@ def test_predictions_keep_their_transfer_set_and_table(tmp_path: Path) -> None:
     assert topic is not None and sentiment is not None
     assert topic[0].tolist() == [1.0] * 20 and sentiment[1].tolist() == [1.0] * 3
     assert TeacherPredictions.read(both.write(tmp_path / "plain")).augmentation is None
+    # the same teacher without its variants: the transfer set's control
+    alone = TeacherPredictions.read(joined).without_transfer_set()
+    assert alone.augmentation is None and alone.neighbours is None and alone.meta["rows"] == 2
+    assert "transfer_rows" not in alone.meta and alone.keys.tolist() == text_keys(["a", "b"]).tolist()
+    assert alone.topic is not None and alone.topic.shape == (2, 20) and alone.topic.max() == 0
