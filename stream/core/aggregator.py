@@ -37,7 +37,8 @@ from . import windows
 from . import stories
 from .dedupe import entries, entry_at, key_of_normalised, normalise_headline, replace_entry
 from .limits import MAX_TICKERS
-from .detection import Detection, Verdicts, shard_of
+from .shards import shard_of
+from .detection import Detection, Verdicts
 from .state import Overlay
 from .spread import SpreadConfig, commit_spread, due_alerts
 from .story_state import Stories

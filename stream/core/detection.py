@@ -21,7 +21,7 @@ from typing import Any, Callable
 from riskpulse.records import Alert, Trend
 
 from . import windows
-from .shards import INDEX_SHARDS, shard_of  # noqa: F401 (imported from here by the stages)
+from .shards import INDEX_SHARDS, shard_of
 from .state import Overlay
 from .time_index import TimeIndex
 
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 FIRING = "firing"  # the keys firing, one sorted list per index shard: ``firing|<shard>`` (a release
 # before kept one list of every firing key, ``firing``, read until the next commit replaces it): a
 # feed can keep tens of thousands of keys firing (16,000 a window, three quiet windows each to resolve)
+
 # detector states by the hour of their latest window, so keys silent past their TTL are found
 # without scanning the store. Paged (stream/core/time_index.py): it held one dict per index shard
 # of every key's latest window before (``ki|<shard>``), which grew with the distinct keys of a

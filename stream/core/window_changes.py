@@ -14,7 +14,7 @@ import orjson
 from riskpulse.records import ScoredNews
 
 from . import windows
-from .detection import shard_of
+from .shards import shard_of
 
 
 class Changes(dict):  # type: ignore[type-arg]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from aiokafka.partitioner import murmur2
 
-from ..core.detection import shard_of
+from ..core.shards import shard_of
 from ..core.stories import block_of
 
 

@@ -256,7 +256,7 @@ def test_a_flood_of_long_evidence_stays_under_kafkas_record_size_and_every_item_
     failed, and the stage stopped on every restart. Now every value and every record stays under
     the budget, the evidence stops growing, and every item is counted."""
     from riskpulse.stream.core.aggregator import KEY_SHARDS, MAX_WINDOW_VALUE_BYTES
-    from riskpulse.stream.core.detection import shard_of
+    from riskpulse.stream.core.shards import shard_of
 
     settings = Settings(home=tmp_path, kafka_partitions=3)
     tickers = [t for t in (f"T{k:018d}" for k in range(20_000)) if shard_of(f"ticker|{t}", KEY_SHARDS) == 0][:256]

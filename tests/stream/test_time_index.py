@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import given, settings as hyp_settings, strategies as st
 
 from riskpulse.stream.core.aggregator import Aggregator, AggregatorConfig
-from riskpulse.stream.core.detection import INDEX_SHARDS
+from riskpulse.stream.core.shards import INDEX_SHARDS
 from riskpulse.stream.core.revisions import Revisions
 from riskpulse.stream.core.state import Overlay
 from riskpulse.stream.core.time_index import PAGE, TimeIndex
