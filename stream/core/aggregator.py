@@ -293,7 +293,7 @@ class Aggregator:
             keys_by_shard.setdefault(_shard(key, KEY_SHARDS), []).append(key)
         for shard, shard_keys in keys_by_shard.items():
             changes.count(start, shard, item, shard_keys, new_story)
-        if found is not None and entry is not None and "in" not in entry:  # a correction takes the story out where this copy brought it in
+        if found is not None and entry is not None and value is not None and "in" not in entry:  # a correction takes the story out where this copy brought it in
             self.state.set(dkey, replace_entry(value, found[0], {**entry, "in": new_story}))
 
     def _write(self, changes: "Changes", partition: int, offset: int) -> None:

@@ -38,9 +38,10 @@ def next_commit(committed: int | None, acked: Iterable[int], processed: Iterable
     done, half-open ``(begin, end)``, in any order, overlaps allowed."""
     done = set(acked)
     ranges = sorted((b, e) for b, e in processed if e > b)
-    start = committed if committed is not None else min([b for b, _ in ranges] + list(done), default=None)
-    if start is None:
+    lowest = [b for b, _ in ranges] + list(done)
+    if committed is None and not lowest:
         return None
+    start = committed if committed is not None else min(lowest)
     at = start
     for begin, end in ranges:
         while at in done:  # acknowledged offsets up to this range

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
 from riskpulse.records import Alert, Trend
@@ -51,7 +52,7 @@ def _copy_detector_state(state: dict[str, Any]) -> dict[str, Any]:
 class Verdicts:
     trends: list[Trend]
     alerts: list[Alert] = field(default_factory=list)
-    detector_states: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    detector_states: dict[str, dict[str, Any]] = field(default_factory=dict)
     firing: list[str] = field(default_factory=list)
 
 
@@ -74,11 +75,11 @@ class Detection:
         for trend in out.trends:
             key = f"{trend.key_type}|{trend.key}"
             seen.add(key)
-            self._observe(state, out, key, lambda st, t=trend: self.detector.observe(st, t), create=True)
+            self._observe(state, out, key, partial(self.detector.observe, trend=trend), create=True)
         for key in sorted(firing - seen):
             key_type, name = key.split("|", 1)
-            self._observe(state, out, key,
-                          lambda st, kt=key_type, n=name: self.detector.quiet_window(st, kt, n, start), create=False)
+            self._observe(state, out, key, partial(self.detector.quiet_window, key_type=key_type, key=name,
+                                                   start=start), create=False)
         after = {k: (out.detector_states[k] if k in out.detector_states else state.get("k|" + k))
                  for k in firing | seen}
         out.firing = sorted(k for k, st in after.items() if st is not None and st.get("alert") is not None)

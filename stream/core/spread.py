@@ -48,15 +48,15 @@ def spread_alert(story_id: str, story: dict[str, Any], config: SpreadConfig, res
     first = float(story["ts"])
     if resolved:
         quiet = float(story["last"]) + config.within_s
-        sources = len(story.get("sources") or [])
+        n_sources = len(story.get("sources") or [])
         return Alert(
             id=spread_alert_id(story_id), status="resolved", severity=config.severity,  # type: ignore[arg-type]
             key_type="story", key=story_id, window_start=datetime.fromtimestamp(first, timezone.utc),
             window_end=datetime.fromtimestamp(quiet, timezone.utc),
-            observed={"sources": float(sources), "copies": float(story["copies"])},
+            observed={"sources": float(n_sources), "copies": float(story["copies"])},
             baseline={"min_sources": float(config.min_sources), "within_minutes": config.within_s / 60},
             rule="spread", summary=f"RESOLVED: the story's pick-up has been quiet for {config.within_s / 60:g} min "
-                                   f"({int(story['copies'])} copies from {sources} sources)",
+                                   f"({int(story['copies'])} copies from {n_sources} sources)",
             top_headlines=[], fired_at=datetime.fromtimestamp(quiet, timezone.utc))
     timeline = sorted(story.get("timeline") or [], key=lambda c: c[0])
     seen: set[str] = set()

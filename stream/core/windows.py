@@ -100,9 +100,9 @@ def count_keys(state: dict[str, Any], item: ScoredNews, keys: Iterable[str], new
         story = item.story_id or item.id
         if item.sentiment == "negative":
             p = item.sentiment_probs
-            evidence = [item.sentiment_score, item.id, item.headline[:300], item.url, p.negative, p.neutral, p.positive,
-                        story, item.story_copies or 1, item.story_sources, list(item.tickers)]
-            top[key] = _keep_most_negative(top.get(key, []) + [evidence])
+            line = [item.sentiment_score, item.id, item.headline[:300], item.url, p.negative, p.neutral, p.positive,
+                    story, item.story_copies or 1, item.story_sources, list(item.tickers)]
+            top[key] = _keep_most_negative(top.get(key, []) + [line])
         elif item.story_copies:  # another copy of a story in the evidence: the story has spread further
             rows = [row(r) for r in top.get(key, [])]
             for r in rows:
