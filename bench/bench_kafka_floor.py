@@ -46,17 +46,12 @@ from kafka.admin import NewTopic
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_model import host  # noqa: E402
+from bench.cpu import cpu_seconds  # noqa: E402
 from riskpulse.stream.kafka_clients import admin  # noqa: E402
 from riskpulse.stream.local_broker import LocalBroker  # noqa: E402
 
 PARTITIONS = 4
 VALUE = b"x" * 600  # about a scored record's JSON
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def draw(average: float, rng: random.Random) -> int:

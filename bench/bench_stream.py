@@ -9,6 +9,13 @@ while the sink still worked off the burst, and measured that backlog: p99 3.2 s 
 once caught up, null backend). Prints a table and, last, one JSON line with the figures and the
 ratio (2)/(1).
 
+CPU seconds per item beside the rates (bench/cpu.py): the model alone (this process), and the
+worker (supervisor and child) plus the broker over the burst until the store holds it. On a
+machine of C cores no worker can pass C / (worker + broker CPU per item); over the model-only
+rate that is the ratio (2)/(1) can reach here at best, whatever the scheduling: it says
+whether a ratio is lost to contention or to work, and how little CPU per item the stream
+around the model must take for a ratio of 0.9.
+
     python bench/bench_stream.py --model ~/.riskpulse/model [--n 3000]
 """
 
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
 import tempfile
@@ -30,6 +38,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_model import headlines, host  # noqa: E402
+from bench.cpu import cpu_seconds, tree_cpu_seconds  # noqa: E402
 from riskpulse.models.scorer import Scorer  # noqa: E402
 from riskpulse.settings import Settings  # noqa: E402
 from riskpulse.stream.local_broker import LocalBroker  # noqa: E402
@@ -132,6 +141,9 @@ def main() -> None:
     ap.add_argument("--backend", default="onnx")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--latency-seconds", type=float, default=20.0)
+    ap.add_argument("--idle-seconds", type=float, default=10.0, help="how long the idle worker and broker are timed")
+    ap.add_argument("--settle-seconds", type=float, default=45.0,
+                    help="wait after the warm-up, before anything is timed: the broker's JIT settles")
     ap.add_argument("--latencies-out", type=Path,
                     help="write each latency item's send time and latency (ms) here, to see when the slow ones came")
     args = ap.parse_args()
@@ -146,10 +158,11 @@ def main() -> None:
         scorer = Scorer(args.model, backend=args.backend, batch_size=args.batch, spin=s.ort_spin)  # type: ignore[arg-type]
         scorer.batch_size = rows_per_call(scorer.engine.name, args.batch)  # as the worker cuts its micro-batches
         scorer.score(texts[:64])
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for i in range(0, len(texts), args.batch):
             scorer.score(texts[i:i + args.batch])  # the worker's micro-batches, one after another
         model_only = len(texts) / (time.perf_counter() - t0)
+        model_cpu = (time.process_time() - c0) / len(texts)  # all this process's threads: the model's
         del scorer
 
         env = worker_env(tmp, broker.bootstrap, args.model, "bench", BACKEND=args.backend, BATCH_MAX_SIZE=args.batch,
@@ -161,13 +174,31 @@ def main() -> None:
         warm_up(producer, arrivals, "bench.news", texts)
 
         batch = items(texts, "max", 1_780_001_000)
+        assert worker.proc is not None and broker.process is not None
+        # a broker fresh from its first load compiles and collects for about 40 s (0.1-0.3 of a core
+        # here, then ~0.08): time that belongs to no item, and that a broker in service has done
+        time.sleep(args.settle_seconds)
+        # what the two cost with nothing to do (ticks, heartbeats, long polls): part of every item's
+        # CPU at a low rate, none of it per item
+        idle0, idle_t0 = (tree_cpu_seconds(worker.proc.pid), cpu_seconds(broker.process.pid)), time.time()
+        time.sleep(args.idle_seconds)
+        idle_s = time.time() - idle_t0
+        idle = ((tree_cpu_seconds(worker.proc.pid) - idle0[0]) / idle_s, (cpu_seconds(broker.process.pid) - idle0[1]) / idle_s)
         before = topic_ends(broker.bootstrap)
+        cpu0 = tree_cpu_seconds(worker.proc.pid), cpu_seconds(broker.process.pid)
         start = time.time()
         send_all(producer, "bench.news", batch)
         end = arrivals.wait_for({i["id"] for i in batch}, 600)
         e2e = len(batch) / (end - start)
         stored_end = wait_stored(tmp / "store.db", "max-%", len(batch), 600)
         e2e_stored = len(batch) / (stored_end - start)
+        worker_cpu = (tree_cpu_seconds(worker.proc.pid) - cpu0[0]) / len(batch)
+        broker_cpu = (cpu_seconds(broker.process.pid) - cpu0[1]) / len(batch)
+        burst_s = stored_end - start
+        cores = os.cpu_count() or 1
+        bound = cores / (worker_cpu + broker_cpu)  # items/s were every core busy with this worker and its broker
+        # the stream's CPU per item beyond the model that a ratio of 0.9 leaves room for, on these cores
+        room_for_09 = cores / (0.9 * model_only) - model_cpu
         written, read = records_per_item(before, topic_ends(broker.bootstrap), "bench.news", len(batch))
 
         rate = e2e / 2
@@ -196,10 +227,21 @@ def main() -> None:
         print(f"{'ratio end-to-end / model-only':<52}{e2e / model_only:>12.2f}")
         print(f"{'end-to-end max throughput news->the store (/s)':<52}{e2e_stored:>12.1f}")
         print(f"{'records per item over that, written / read':<52}{written:>6.2f} {read:>5.2f}")
+        print(f"{'CPU ms per item: model alone':<52}{model_cpu * 1e3:>12.2f}")
+        print(f"{'CPU ms per item over the burst: worker / broker':<52}{worker_cpu * 1e3:>6.2f} {broker_cpu * 1e3:>5.2f}")
+        print(f"{'  of which idle (CPU s per s idle x burst s / items)':<52}"
+              f"{idle[0] * burst_s / len(batch) * 1e3:>6.2f} {idle[1] * burst_s / len(batch) * 1e3:>5.2f}")
+        print(f"{'end-to-end bound on %d cores (/s), over model-only' % cores:<52}{bound:>6.0f} {bound / model_only:>5.2f}")
+        print(f"{'stream CPU ms per item beyond the model a 0.9 ratio allows':<52}{room_for_09 * 1e3:>12.2f}")
         print(f"{'latency at %.0f/s, p50 / p95 / p99 (ms)' % rate:<52}{p50:>6.0f} {p95:>5.0f} {p99:>5.0f}")
         print(json.dumps({"bench": "stream", "host": host(), "backend": args.backend, "batch": args.batch, "n": len(texts),
                           "model_only_s": model_only, "e2e_max_s": e2e, "ratio": e2e / model_only,
                           "e2e_stored_s": e2e_stored, "records_per_item": {"written": written, "read": read},
+                          "cpu_ms_per_item": {"model_only": model_cpu * 1e3, "worker": worker_cpu * 1e3,
+                                              "broker": broker_cpu * 1e3},
+                          "idle_cpu_per_s": {"worker": idle[0], "broker": idle[1]}, "burst_s": burst_s,
+                          "cores": cores, "e2e_bound_s": bound, "ratio_bound": bound / model_only,
+                          "stream_cpu_ms_for_ratio_09": room_for_09 * 1e3,
                           "latency_rate_s": rate, "latency_n": len(lat_ms),
                           "latency_ms": {"p50": p50, "p95": p95, "p99": p99}}))
     finally:
