@@ -228,8 +228,13 @@ def install(server: Flask, user: str, password_hash: str, key: bytes, session_ho
     ``trusted_proxies``: CIDRs whose ``X-Forwarded-For`` names the client (the sign-in throttle's address)."""
     proxies = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies or [])
     server.secret_key = key
+    # SESSION_REFRESH_EACH_REQUEST off: Flask would otherwise send a permanent session back with
+    # every answer, as the request found it; the dashboard's callbacks run side by side, and one
+    # that set out before a change (a zone picked) would answer after it and undo it. A session's
+    # life is counted from its sign-in (``issued``), so refreshing the cookie never extended it.
     server.config.update(SESSION_COOKIE_NAME=cookie_name(key), SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-                         SESSION_COOKIE_SECURE=secure_cookie, PERMANENT_SESSION_LIFETIME=int(session_hours * 3600))
+                         SESSION_COOKIE_SECURE=secure_cookie, PERMANENT_SESSION_LIFETIME=int(session_hours * 3600),
+                         SESSION_REFRESH_EACH_REQUEST=False)
     throttle = throttle or LoginThrottle()
     hashers = threading.BoundedSemaphore(HASHERS)
     server.extensions["riskpulse_users"] = users  # for set_time_zone

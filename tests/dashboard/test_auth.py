@@ -177,3 +177,37 @@ def test_processes_creating_the_cookie_key_at_once_all_read_one_whole_key(tmp_pa
     keys = {p.communicate(timeout=60)[0].strip() for p in procs}
     assert len(keys) == 1 and len(keys.pop()) == 64  # one 32-byte key, never an empty or partial read
     assert [p.name for p in tmp_path.iterdir()] == ["dashboard-secret"]  # no temporary file left
+
+
+def test_a_request_started_before_a_zone_change_does_not_undo_it() -> None:
+    """The dashboard's callbacks run side by side. A request that left the session alone must not
+    send it back: one that set out with the cookie of before a change (the minute's refresh while
+    the analyst picks a zone) would otherwise answer after it and put the old zone back (seen in
+    CI: the browser test's zone never came back to UTC)."""
+    from flask import jsonify
+
+    from riskpulse.dashboard.auth import current_tz, set_time_zone
+
+    server = Flask(__name__)
+
+    @server.route("/")
+    def index() -> str:
+        return str(current_tz())
+
+    @server.route("/zone/<path:zone>", methods=["POST"])
+    def zone(zone: str) -> object:
+        set_time_zone(zone)
+        return jsonify(zone)
+    install(server, "analyst", hash_password("pw"), b"k" * 32)
+    name = cookie_name(b"k" * 32)
+    browser = server.test_client()
+    browser.post("/login", data={"username": "analyst", "password": "pw"})
+    browser.post("/zone/Asia/Tokyo")
+    before = browser.get_cookie(name).value
+    assert browser.post("/zone/UTC").headers.get("Set-Cookie")  # the change is sent
+    started_before = server.test_client()  # the same browser, a request that left with the old cookie
+    started_before.set_cookie(name, before)
+    answer = started_before.get("/")
+    assert answer.text == "Asia/Tokyo"  # it read what it was sent: the page it draws is redrawn after
+    assert "Set-Cookie" not in answer.headers  # and it does not overwrite the newer cookie
+    assert browser.get("/").text == "UTC"
