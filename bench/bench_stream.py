@@ -180,20 +180,25 @@ def main() -> None:
         time.sleep(args.settle_seconds)
         # what the two cost with nothing to do (ticks, heartbeats, long polls): part of every item's
         # CPU at a low rate, none of it per item
-        idle0, idle_t0 = (tree_cpu_seconds(worker.proc.pid), cpu_seconds(broker.process.pid)), time.time()
+        worker_pid, broker_pid = worker.proc.pid, broker.process.pid
+
+        def spent() -> tuple[float, float]:
+            """CPU seconds so far: the worker (supervisor and child), the broker."""
+            return tree_cpu_seconds(worker_pid), cpu_seconds(broker_pid)
+        idle0, idle_t0 = spent(), time.time()
         time.sleep(args.idle_seconds)
-        idle_s = time.time() - idle_t0
-        idle = ((tree_cpu_seconds(worker.proc.pid) - idle0[0]) / idle_s, (cpu_seconds(broker.process.pid) - idle0[1]) / idle_s)
+        idle_s, idle1 = time.time() - idle_t0, spent()
+        idle = ((idle1[0] - idle0[0]) / idle_s, (idle1[1] - idle0[1]) / idle_s)
         before = topic_ends(broker.bootstrap)
-        cpu0 = tree_cpu_seconds(worker.proc.pid), cpu_seconds(broker.process.pid)
+        cpu0 = spent()
         start = time.time()
         send_all(producer, "bench.news", batch)
         end = arrivals.wait_for({i["id"] for i in batch}, 600)
         e2e = len(batch) / (end - start)
         stored_end = wait_stored(tmp / "store.db", "max-%", len(batch), 600)
         e2e_stored = len(batch) / (stored_end - start)
-        worker_cpu = (tree_cpu_seconds(worker.proc.pid) - cpu0[0]) / len(batch)
-        broker_cpu = (cpu_seconds(broker.process.pid) - cpu0[1]) / len(batch)
+        cpu1 = spent()
+        worker_cpu, broker_cpu = ((cpu1[0] - cpu0[0]) / len(batch), (cpu1[1] - cpu0[1]) / len(batch))
         burst_s = stored_end - start
         cores = os.cpu_count() or 1
         bound = cores / (worker_cpu + broker_cpu)  # items/s were every core busy with this worker and its broker

@@ -18,25 +18,23 @@ def cpu_seconds(pid: int) -> float:
 
 def tree_cpu_seconds(pid: int) -> float:
     """:func:`cpu_seconds` of ``pid`` and every live process under it (``riskpulse worker`` is a
-    supervisor with the Faust worker as its child). A child that ended is not counted: read it
-    before and after a stretch in which none ends."""
-    parents: dict[int, int] = {}
+    supervisor with the Faust worker as its child), from one read of each process's stat. A child
+    that ended is not counted: read it before and after a stretch in which none ends."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue  # ended while we looked
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
-        tree.update(children)
-        frontier += children
-    total = 0.0
-    for p in tree:
-        try:
-            total += cpu_seconds(p)
-        except OSError:
+        if not entry.name.isdigit():
             continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended while we looked
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    total, frontier = 0.0, [pid]
+    while frontier:
+        p = frontier.pop()
+        total += cpu.get(p, 0.0)
+        frontier += children.get(p, [])
     return total
