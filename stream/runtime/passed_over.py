@@ -95,11 +95,13 @@ class PassedOver:
         self.continuity = OffsetContinuity()  # keyed by (topic, partition): every topic an agent reads
         self.dropped = DroppedAfterFetch()
         self._asked: dict[tuple[str, int], int] = {}  # committed offsets asked of the broker since the assignment
+        self._never_committed: set[tuple[str, int]] = set()  # of those, the group's never-committed ones (log start)
         app.on_partitions_assigned.connect(self._on_assigned)
 
     async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
         self.continuity.assigned({(tp.topic, tp.partition) for tp in assigned})
         self._asked.clear()  # a new assignment: where each partition starts is asked afresh
+        self._never_committed.clear()
 
     def committed(self, tp: Any) -> int | None:
         """The group's committed offset for ``tp`` as faust loaded it at assignment (no broker call).
@@ -119,13 +121,14 @@ class PassedOver:
         labels = (topic, str(partition))
         starts = await _answer(lambda: self.broker_offsets.start([key]), "the log start", gap)
         plan = self.continuity.plan(gap, starts.get(key))
-        if plan.lost:
-            metrics.SKIPPED.labels(*labels).inc(plan.lost)
+        lost = self.continuity.report_loss(plan)
+        if lost:
+            metrics.SKIPPED.labels(*labels).inc(len(lost))
             log.error("the consumer passed over records of %s, offsets %d to %d, and they can no longer be read "
                       "(deleted by retention): they were not processed; replay them from their source (riskpulse replay)",
-                      _name(gap), gap.first_missing, gap.first_missing + plan.lost - 1,
-                      extra={"topic": topic, "partition": partition, "first_missing": gap.first_missing,
-                             "next_seen": gap.first_missing + plan.lost})
+                      _name(gap), lost.start, lost.stop - 1,
+                      extra={"topic": topic, "partition": partition, "first_missing": lost.start,
+                             "next_seen": lost.stop})
         done.append((TP(topic, partition), gap.first_missing, gap.next_seen - 1))
         if plan.fill_from is None:
             return
@@ -146,7 +149,9 @@ class PassedOver:
         msg = event.message
         key = (msg.topic, msg.partition)
         known = self.committed(msg.tp)
-        return key, msg.offset, known if known is not None else self._asked.get(key)
+        if known is None and (known := self._asked.get(key)) is not None and key in self._never_committed:
+            known = self.continuity.start_without_commit(key, known)
+        return key, msg.offset, known
 
     async def _ask_committed(self, events: list[Any]) -> None:
         """Where a partition just assigned must start, for those faust has not loaded a committed
@@ -164,6 +169,7 @@ class PassedOver:
         never = [key for key, offset in found.items() if offset < 0]
         starts = (await self.broker_offsets.start(never) or {}) if never else {}
         self._asked.update({key: starts.get(key, -1) if offset < 0 else offset for key, offset in found.items()})
+        self._never_committed.update(never)
 
     async def complete(self, events: Iterable[Any], chunk: int, done: list[tuple[TP, int, int]]) -> AsyncIterator[list[Any]]:
         """The delivered batch with what faust passed over filled in before the record that revealed

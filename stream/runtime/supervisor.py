@@ -46,6 +46,22 @@ def exit_on_crash(agent: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Aw
     return run
 
 
+async def exit_when_crashed(app: Any) -> None:
+    """A faust service that crashes ends the worker process, so the supervisor starts a fresh one.
+
+    mode marks a crashed service's whole tree crashed, the app among them: every timer of the app
+    then stops (the stall check with them) while the process, its health page and its group
+    membership live on, reading nothing. Seen in a test loop: faust's Consumer crashed on an
+    AssertionError (stream/runtime/livelock.py) and the worker sat idle, unrestarted, until the
+    test gave up. Run as a task of the app from its start: it waits on mode's crash event."""
+    await app._crashed.wait()  # noqa: SLF001 - mode's Service event, set by Service._crash
+    log.error("a faust service crashed (%r); exiting so the supervisor restarts the worker",
+              getattr(app, "crash_reason", None), extra={"reason": repr(getattr(app, "crash_reason", None))})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(RESTART)
+
+
 STOP_TIMEOUT_S = 30.0
 # a dead child's group membership lives on until its session times out (broker_session_timeout,
 # 10 s): a child started before that joins, then rebalances again when the dead member expires,

@@ -25,13 +25,14 @@ from .. import metrics
 from ..core.messages import TICK, Progress, Source
 from ..core.watermark import HEARTBEAT_S
 from ..stages.ports import SCORED_BY_STORY, Record, Stage
-from . import commits
+from . import commits, livelock
 from .app import declare_topics, state_tables
 from .broker_offsets import BrokerOffsets
 from .client_logs import quiet_retried_client_errors
 from .driver import StageDriver
 from .outputs import StagePort, TopicOutputs
 from .passed_over import PassedOver
+from .supervisor import exit_when_crashed
 from .versions import check_pinned
 from .watchdog import StallWatchdog
 from .watches import Watches
@@ -58,6 +59,7 @@ class Runtime:
         self.passed_over = PassedOver(app, caught_up, self.broker_offsets)
         # every stage accounts for each offset of what it reads (driver.py): the commits follow that
         commits.install(app, {t.get_topic_name() for t in topics.read()})
+        livelock.install()  # faust's livelock check must not crash the consumer (livelock.py)
         self.outputs = TopicOutputs(app, topics)  # the heartbeat sends through it; each stage has a port of its own
         inputs = [t.get_topic_name() for t in (topics.news, topics.scored_internal, topics.windows_internal)]
         self.watches = Watches(app, inputs, self.partitions, settings.stall_s, self.watchdog, self.passed_over,
@@ -95,6 +97,7 @@ class Runtime:
         """The worker's own jobs and pages; ``model_loaded`` says whether readiness may pass."""
         self._model_loaded = model_loaded
         self.app.task(self.own_the_log_handlers)
+        self.app.task(exit_when_crashed)  # faust passes the app
         self.every(5.0, "stall_check", self.watches.check)
         self.every(HEARTBEAT_S, "tick", self.tick)
         self._page("/healthz", self.healthz)

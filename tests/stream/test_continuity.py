@@ -84,6 +84,35 @@ def test_a_kept_partition_without_a_committed_offset_goes_on_from_where_this_wor
     assert c.check(0, 70, committed=None) == Gap(0, 60, 70)
 
 
+def test_a_kept_partition_the_group_never_committed_is_judged_from_where_this_worker_left_off() -> None:
+    """A worker evicted before its first commit processed 0-4; meanwhile retention deleted 5-24,
+    so the group's start is the log start, 25. Judged from 25, nothing was missing (seen in CI:
+    twenty deleted records neither counted nor logged); judged from 5, 5-24 are the gap."""
+    c = OffsetContinuity()
+    for o in range(5):
+        c.check(0, o, committed=None)
+    c.assigned({0, 1})
+    assert c.start_without_commit(0, log_start=25) == 5
+    assert c.check(0, 25, committed=c.start_without_commit(0, log_start=25)) == Gap(0, 5, 25)
+    assert c.start_without_commit(1, log_start=25) == 25  # a partition new to this worker: the log start
+    c.assigned({0})
+    c.seen(0, 40)
+    assert c.start_without_commit(0, log_start=30) == 30  # this worker read past the log start: redelivered from it
+    assert c.start_without_commit(0, log_start=-1) == -1  # no log start known: nothing to judge from
+
+
+def test_a_loss_judged_again_is_reported_once() -> None:
+    """The batch that revealed 5-24 as deleted is abandoned at a rebalance and read again from the
+    group's commit at 5: the same gap, judged twice, is one loss."""
+    c = OffsetContinuity()
+    first = c.report_loss(OffsetContinuity.plan(Gap(0, 5, 40), log_start=25))
+    assert first == range(5, 25)
+    assert c.report_loss(OffsetContinuity.plan(Gap(0, 5, 40), log_start=25)) == range(0)
+    assert c.report_loss(OffsetContinuity.plan(Gap(0, 5, 60), log_start=30)) == range(25, 30)  # only what is new
+    assert c.report_loss(OffsetContinuity.plan(Gap(1, 5, 40), log_start=25)) == range(5, 25)  # another partition
+    assert c.report_loss(OffsetContinuity.plan(Gap(0, 70, 80), log_start=0)) == range(0)  # nothing lost
+
+
 def test_no_committed_offset_means_nothing_to_judge() -> None:
     c = OffsetContinuity()
     c.assigned({0})
