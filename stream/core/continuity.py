@@ -113,9 +113,9 @@ class OffsetContinuity:
 
         A worker that kept the partition through a rebalance knows the records from where it left
         off up to the log start were never read here; deleted meanwhile, they are a gap to count,
-        not a start to accept. Seen in CI under load: a worker frozen past its session timeout
-        before its first commit (a commit a second), retention meanwhile, and the twenty deleted
-        records neither counted nor logged."""
+        not a start to accept. Seen in a test loop (and the likely cause of one CI failure): a
+        worker frozen past its session timeout before its first commit (a commit a second),
+        retention meanwhile, and the twenty deleted records neither counted nor logged."""
         own = self.expected.get(partition)
         return log_start if own is None or log_start < 0 else min(own, log_start)
 
