@@ -94,14 +94,12 @@ class PassedOver:
         self.broker_offsets = broker_offsets
         self.continuity = OffsetContinuity()  # keyed by (topic, partition): every topic an agent reads
         self.dropped = DroppedAfterFetch()
-        self._asked: dict[tuple[str, int], int] = {}  # committed offsets asked of the broker since the assignment
-        self._never_committed: set[tuple[str, int]] = set()  # of those, the group's never-committed ones (log start)
+        self._asked: dict[tuple[str, int], int] = {}  # where each partition starts, asked of the broker since the assignment
         app.on_partitions_assigned.connect(self._on_assigned)
 
     async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
         self.continuity.assigned({(tp.topic, tp.partition) for tp in assigned})
         self._asked.clear()  # a new assignment: where each partition starts is asked afresh
-        self._never_committed.clear()
 
     def committed(self, tp: Any) -> int | None:
         """The group's committed offset for ``tp`` as faust loaded it at assignment (no broker call).
@@ -149,9 +147,7 @@ class PassedOver:
         msg = event.message
         key = (msg.topic, msg.partition)
         known = self.committed(msg.tp)
-        if known is None and (known := self._asked.get(key)) is not None and key in self._never_committed:
-            known = self.continuity.start_without_commit(key, known)
-        return key, msg.offset, known
+        return key, msg.offset, known if known is not None else self._asked.get(key)
 
     async def _ask_committed(self, events: list[Any]) -> None:
         """Where a partition just assigned must start, for those faust has not loaded a committed
@@ -168,8 +164,9 @@ class PassedOver:
         found = await self.broker_offsets.committed(self.app.conf.id, keys, wait=True) or {}
         never = [key for key, offset in found.items() if offset < 0]
         starts = (await self.broker_offsets.start(never) or {}) if never else {}
-        self._asked.update({key: starts.get(key, -1) if offset < 0 else offset for key, offset in found.items()})
-        self._never_committed.update(never)
+        # never committed: the log start, or where this worker left off if earlier (start_without_commit)
+        self._asked.update({key: self.continuity.start_without_commit(key, starts.get(key, -1)) if offset < 0 else offset
+                            for key, offset in found.items()})
 
     async def complete(self, events: Iterable[Any], chunk: int, done: list[tuple[TP, int, int]]) -> AsyncIterator[list[Any]]:
         """The delivered batch with what faust passed over filled in before the record that revealed

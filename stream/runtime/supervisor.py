@@ -23,6 +23,14 @@ log = logging.getLogger(__name__)
 RESTART = 75  # the child's exit status for "restart me": EX_TEMPFAIL
 
 
+def exit_for_restart() -> None:
+    """End the worker child now, with the status its supervisor restarts (no shutdown hooks: the
+    state is idempotent and the offsets past the failed work were never committed)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(RESTART)
+
+
 def exit_on_crash(agent: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
     """An agent that raises ends the worker process, so the supervisor starts a fresh one.
 
@@ -40,9 +48,7 @@ def exit_on_crash(agent: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Aw
         except Exception:
             log.exception("agent crashed; exiting so the supervisor restarts the worker",
                           extra={"agent": agent.__name__})
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(RESTART)
+            exit_for_restart()
     return run
 
 
@@ -57,9 +63,7 @@ async def exit_when_crashed(app: Any) -> None:
     await app._crashed.wait()  # noqa: SLF001 - mode's Service event, set by Service._crash
     log.error("a faust service crashed (%r); exiting so the supervisor restarts the worker",
               getattr(app, "crash_reason", None), extra={"reason": repr(getattr(app, "crash_reason", None))})
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(RESTART)
+    exit_for_restart()
 
 
 STOP_TIMEOUT_S = 30.0

@@ -401,11 +401,16 @@ if spec:
 def drop_fetched_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: str) -> None:
     """Workers started after this hand over none of the records ``spec`` (topic:partition:first:last)
     names the first time faust fetches them (:data:`DROP_FETCHED_ONCE`)."""
+    load_in_workers(tmp_path, monkeypatch, DROP_FETCHED_ONCE)
+    monkeypatch.setenv("FAUST_TEST_DROP_FETCHED", spec)
+
+
+def load_in_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str) -> None:
+    """Workers started after this run ``code`` at interpreter start (a ``sitecustomize`` on PYTHONPATH)."""
     hook = tmp_path / "faust_fault"
     hook.mkdir()
-    (hook / "sitecustomize.py").write_text(DROP_FETCHED_ONCE)
+    (hook / "sitecustomize.py").write_text(code)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")])))
-    monkeypatch.setenv("FAUST_TEST_DROP_FETCHED", spec)
 
 
 # Loaded by the worker's interpreter (PYTHONPATH) in the test below: faust's consumer service
@@ -436,11 +441,8 @@ def test_a_crashed_faust_service_restarts_the_worker_and_the_stream_goes_on(
     """mode marks the app crashed with its Consumer, which stops the app's timers (the stall check
     among them) while the process lives on: the worker must end itself so the supervisor starts a
     fresh one (seen: an AssertionError in faust's livelock check left a worker idle for good)."""
-    hook = tmp_path / "faust_fault"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(CRASH_CONSUMER_ONCE)
     trigger = tmp_path / "crash-now"
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")])))
+    load_in_workers(tmp_path, monkeypatch, CRASH_CONSUMER_ONCE)
     monkeypatch.setenv("FAUST_TEST_CRASH_CONSUMER", str(trigger))
     worker = pipeline(KAFKA_PARTITIONS=1)
     topic = pipeline.topic(TOPIC_NEWS)
