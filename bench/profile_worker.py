@@ -88,6 +88,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
     ap.add_argument("--keep", type=Path, help="write the raw py-spy samples here")
+    ap.add_argument("--keep-log", type=Path, help="copy the worker's log here")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="riskpulse-profile-"))
@@ -137,6 +138,8 @@ def main() -> None:
     finally:
         if worker:
             worker.stop()
+        if args.keep_log and (tmp / "worker.log").exists():
+            shutil.copy(tmp / "worker.log", args.keep_log)
         broker.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 

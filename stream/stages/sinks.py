@@ -9,7 +9,6 @@ store can be rebuilt by reading the topics again.
 from __future__ import annotations
 
 import asyncio
-import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -21,6 +20,7 @@ from riskpulse.records import TOPIC_ALERTS, TOPIC_SCORED, TOPIC_TRENDS, Alert
 from riskpulse.settings import Settings
 from riskpulse.store.news import Store
 
+from ..core.messages import loads
 from ..isolation import write_isolated
 from .ports import Outputs, Record, Stage, send_dead_letter
 
@@ -73,7 +73,7 @@ class Sink(Stage):
         decoded: list[tuple[Record, dict[str, Any]]] = []
         for record in records:
             try:
-                value = json.loads(record.value)  # type: ignore[arg-type]
+                value = loads(record.value)
                 if not isinstance(value, dict):
                     raise ValueError(f"expected a JSON object, got {type(value).__name__}")
             except (ValueError, TypeError, RecursionError) as exc:
