@@ -20,6 +20,20 @@ _MISSING = object()
 _CALL = object()  # an undo entry that is a function to call (Overlay.on_undo), not a key
 
 
+def write_all(base: MutableMapping[str, Any], items: list[tuple[str, Any]]) -> None:
+    """``items`` written to ``base`` in order (None deletes): at once where the store takes a batch
+    (``write_batch``: the worker's tables, stream/runtime/state_writes.py), else key by key."""
+    write_batch = getattr(base, "write_batch", None)
+    if write_batch is not None:
+        write_batch(items)
+        return
+    for key, value in items:
+        if value is None:
+            del base[key]
+        else:
+            base[key] = value
+
+
 class Overlay:
     def __init__(self, base: MutableMapping[str, Any]) -> None:
         self.base = base
@@ -92,13 +106,8 @@ class Overlay:
         """Write every changed key once, oldest last-write first (the early ones before all others);
         ``None`` deletes."""
         early = [key for key in self._dirty if key in self._early]
-        for key in early + [key for key in self._dirty if key not in self._early]:
-            value = self._cache[key]
-            if value is None:
-                if key in self.base:
-                    del self.base[key]
-            else:
-                self.base[key] = value
+        ordered = [(key, self._cache[key]) for key in early + [key for key in self._dirty if key not in self._early]]
+        write_all(self.base, [(key, value) for key, value in ordered if value is not None or key in self.base])
         self._dirty.clear()
         self._early.clear()
         self._cache.clear()
@@ -126,6 +135,10 @@ class Prefixed(MutableMapping):  # type: ignore[type-arg]
 
     def __delitem__(self, key: str) -> None:
         del self.base[self.prefix + key]
+
+    def write_batch(self, items: list[tuple[str, Any]]) -> None:
+        """Several writes at once, in order (None deletes), where the store takes them so."""
+        write_all(self.base, [(self.prefix + key, value) for key, value in items])
 
     def __iter__(self) -> Iterator[str]:
         raise TypeError("a partition's keys are not iterated")

@@ -14,7 +14,8 @@ For each batch faust hands over:
   marked done for the commit only once the batch's effects are written (commits.py);
 - the batch is released only once everything it caused is acknowledged (outputs.py, ``StagePort``);
 - a keyed stage is handed each partition's state: faust's table and its RocksDB store follow the
-  stream's current event, so one of that partition's events is made current first.
+  stream's current event, so one of that partition's events is made current first; the state
+  is written a flush at a time (state_writes.py) and is on the changelog before the batch is released.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, AsyncIterator
 from ..core.state import Overlay, Prefixed
 from ..stages.ports import Record, Stage
 from .passed_over import PassedOver
+from .state_writes import StateWrites
 from .supervisor import exit_on_crash
 from .watchdog import StallWatchdog
 
@@ -47,7 +49,8 @@ class StageDriver:
     def __init__(self, stage: Stage, passed_over: PassedOver, watchdog: StallWatchdog, table: Any = None) -> None:
         if (stage.keyed or stage.stateful) and table is None:
             raise ValueError(f"stage {stage.name} keeps state: it needs its table")
-        self.stage, self.passed_over, self.watchdog, self.table = stage, passed_over, watchdog, table
+        self.stage, self.passed_over, self.watchdog = stage, passed_over, watchdog
+        self.table = StateWrites.over(table)  # a flush at a time, straight to RocksDB and the changelog
 
     @asynccontextmanager
     async def _processing(self, events: list[Any]) -> AsyncIterator[list[Any]]:
@@ -55,6 +58,8 @@ class StageDriver:
         with self.watchdog.batch(self.stage.name):
             done: list[Any] = []
             yield done  # no finally: a batch that did not finish keeps its references and its holes unmarked
+            if isinstance(self.table, StateWrites):
+                await self.table.settle()  # the batch's state is on the changelog
             await self.stage.out.settle()  # everything the batch caused is acknowledged by the broker
             await self.passed_over.mark_done(done)
             for event in events:
