@@ -45,6 +45,7 @@ STAGES: list[tuple[str, str]] = [
     ("validate (pydantic)", "pydantic"),
     ("table: RocksDB", "stores/rocksdb.py"),
     ("table: changelog and faust tables", "faust/tables/"),
+    ("table: changelog and faust tables", "stream/runtime/state_writes.py"),
     ("sinks: store (SQLAlchemy)", "sqlalchemy"),
     ("sinks", "stream/stages/sinks.py"),
     ("count: core", "stream/core/"),
@@ -65,6 +66,7 @@ STAGES: list[tuple[str, str]] = [
     ("faust streams and agents", "faust/channels.py"),
     ("faust events and acks", "faust/events.py"),
     ("kafka wire (aiokafka client)", "aiokafka/"),
+    ("gap reader (kafka-python)", "stream/runtime/broker_offsets.py"),
     ("riskpulse runtime (commits, watches)", "stream/runtime/"),
     ("event loop (asyncio)", "asyncio/"),
 ]

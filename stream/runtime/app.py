@@ -42,6 +42,8 @@ def worker_datadir(settings: Settings) -> Path:
     return path
 
 
+MAX_POLL_RECORDS = 500
+
 App = faust.App  # the worker's app, as the pipeline names it without importing faust
 
 
@@ -59,6 +61,11 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_commit_every=500,
         broker_commit_interval=1.0,
+        # at most this many records per fetch: faust hands a fetch over record by record, waiting
+        # whenever an agent's stream buffer is full, and hands over nothing else meanwhile
+        # (faust-streaming/faust#53); a fetch of thousands of news records behind a busy scorer
+        # starved the counting stage and the sinks for seconds (docs/benchmarks.md, 2026-12-07)
+        broker_max_poll_records=MAX_POLL_RECORDS,
         producer_acks=-1,
         producer_linger_ms=5,  # a few ms of batching: far fewer produce requests for the broker to serve
         stream_wait_empty=False,

@@ -29,6 +29,7 @@ from typing import Any, Iterable
 from faust.stores import rocksdb as faust_rocksdb
 from faust.types import TP
 
+_ABSENT = object()
 Write = tuple[int, bytes, bytes | None]  # changelog partition, key, value (None: deleted)
 
 
@@ -39,7 +40,8 @@ def _seen(done: "asyncio.Future[Any]") -> None:
 
 
 class StateWrites(MutableMapping):  # type: ignore[type-arg]
-    """A faust table, read through faust, written a flush at a time (:meth:`write_batch`)."""
+    """A faust table over RocksDB, read and written by its key's partition (the prefix,
+    ``PartitionedStateTable``), its writes a flush at a time (:meth:`write_batch`)."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
@@ -54,16 +56,30 @@ class StateWrites(MutableMapping):  # type: ignore[type-arg]
         """``table`` written this way where it is a faust table (anything else, a test's dict, as it is)."""
         return StateWrites(table) if hasattr(table, "changelog_topic") else table
 
-    # -- reads: faust's (its store follows the current event) ---------------------------------
+    # -- reads: straight from the key's partition's database too -------------------------------
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self.table.get(key, default)
+        """faust's ``table.get`` of a missing key goes through ``__missing__`` and a KeyError, and
+        its sensors; the stages read a key or two per item, most of them new."""
+        store = self.table.data
+        if not isinstance(store, faust_rocksdb.Store):
+            return self.table.get(key, default)
+        encoded = store._encode_key(key)  # noqa: SLF001
+        partition = self.table.partition_for_key(key)
+        value = store._db_for_partition(partition).get(encoded)  # noqa: SLF001
+        if value is None:
+            return default
+        store._key_index[encoded] = partition  # noqa: SLF001 - as faust's Store._get keeps it
+        return store._decode_value(value)  # noqa: SLF001
 
     def __getitem__(self, key: str) -> Any:
-        return self.table[key]
+        value = self.get(key, _ABSENT)
+        if value is _ABSENT:
+            raise KeyError(key)
+        return value
 
     def __contains__(self, key: object) -> bool:
-        return key in self.table
+        return isinstance(key, str) and self.get(key, _ABSENT) is not _ABSENT
 
     def __iter__(self) -> Iterator[str]:
         raise TypeError("a stage's state is not iterated")

@@ -487,3 +487,30 @@ def test_the_commit_follows_what_was_processed_when_faust_jumps_ahead_after_a_se
     asyncio.run(faust._add_gap(other, 11, 20))
     faust.ack(other, 21)
     assert faust.commit(other) == 22  # faust's: its own gap, and one missing offset at the head (10) passed
+
+
+def test_a_stream_buffer_without_room_for_a_fetch_means_the_consumer_may_be_waiting_not_dropping() -> None:
+    """faust hands a fetch over record by record and waits at a full stream buffer, handing nothing
+    else over meanwhile (faust-streaming/faust#53): while any agent's buffer has less room than a
+    fetch holds, other partitions standing still is no sign of dropped records (passed_over.py)."""
+    import faust
+
+    from riskpulse.stream.runtime.app import MAX_POLL_RECORDS
+    from riskpulse.stream.runtime.passed_over import delivery_may_wait
+
+    app = faust.App("delivery-test", store="memory://")
+    news = app.topic("news", value_serializer="raw").clone(is_iterator=True)
+    sink = app.topic("news.scored", value_serializer="raw").clone(is_iterator=True)
+    app.topics.add(news)
+    app.topics.add(sink)
+    assert not delivery_may_wait(app)  # no buffer made yet
+
+    async def fill(n: int) -> bool:
+        for _ in range(n):
+            news.queue.put_nowait(object())
+        sink.queue  # noqa: B018 - an empty buffer beside it
+        return delivery_may_wait(app)
+
+    room = news.queue.maxsize if news._queue is not None else app.conf.stream_buffer_maxsize  # noqa: SLF001
+    assert asyncio.run(fill(room - MAX_POLL_RECORDS)) is False  # room for a whole fetch
+    assert asyncio.run(fill(1)) is True  # one record less: the fetch may be waiting on it

@@ -72,6 +72,10 @@ def test_a_flush_is_in_rocksdb_at_once_and_on_the_changelog_in_its_order_with_fa
         three.flush()
         # in RocksDB before anything is acknowledged: the next read of the batch sees it
         assert read(table, "0|w|1") == {"n": 1} and read(table, "3|wm") == {"seq": 9}
+        assert Overlay(Prefixed(writes, 3)).get("wm") == {"seq": 9} and Overlay(Prefixed(writes, 0)).get("wm") == {"seq": 1}
+        assert Overlay(Prefixed(writes, 1)).get("wm") is None and "3|wm" in writes and "1|wm" not in writes
+        with pytest.raises(KeyError):
+            writes["1|wm"]
         settled = asyncio.ensure_future(writes.settle())
         await asyncio.sleep(0.01)
         assert not settled.done()  # not acknowledged yet
