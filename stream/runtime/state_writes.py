@@ -39,6 +39,15 @@ def _seen(done: "asyncio.Future[Any]") -> None:
         done.exception()
 
 
+def _fail(done: "asyncio.Future[None]", failure: BaseException) -> None:
+    if done.done():
+        return
+    if isinstance(failure, asyncio.CancelledError):
+        done.cancel()
+    else:
+        done.set_exception(failure)
+
+
 class StateWrites(MutableMapping):  # type: ignore[type-arg]
     """A faust table over RocksDB, read and written by its key's partition (the prefix,
     ``PartitionedStateTable``), its writes a flush at a time (:meth:`write_batch`)."""
@@ -50,6 +59,9 @@ class StateWrites(MutableMapping):  # type: ignore[type-arg]
         self._sender: asyncio.Task[None] | None = None
         self._unsettled: list[asyncio.Future[None]] = []
         self._persisted: dict[int, int] = {}  # changelog partition -> offset last written as persisted
+        # a flush the broker refused: no later flush is sent (what the changelog holds stays a
+        # prefix of the flush order, stream/core/state.py); the batch's settle raises, the worker restarts
+        self._failed: BaseException | None = None
 
     @staticmethod
     def over(table: Any) -> Any:
@@ -151,12 +163,15 @@ class StateWrites(MutableMapping):  # type: ignore[type-arg]
             self._wake.clear()
             while self._queue:
                 writes, done = self._queue.popleft()
+                if self._failed is not None:
+                    _fail(done, self._failed)
+                    continue
                 try:
                     acks = [await producer.send(topic, key, value, partition, None, None)
                             for partition, key, value in writes]
                 except Exception as exc:  # noqa: BLE001 - the flush's settle raises it: the worker restarts
-                    if not done.done():
-                        done.set_exception(exc)
+                    self._failed = exc
+                    _fail(done, exc)
                     continue
                 asyncio.gather(*acks).add_done_callback(
                     lambda acked, writes=writes, done=done: self._acknowledged(topic, writes, acked, done))
@@ -167,8 +182,10 @@ class StateWrites(MutableMapping):  # type: ignore[type-arg]
         changelog offset (where faust's recovery starts reading), then the flush is settled."""
         if done.done():
             return
-        if acked.cancelled() or acked.exception() is not None:
-            done.set_exception(acked.exception() or asyncio.CancelledError())
+        failure = asyncio.CancelledError() if acked.cancelled() else acked.exception()
+        if failure is not None:
+            self._failed = failure
+            _fail(done, failure)
             return
         last: dict[int, int] = {}
         for (partition, _, _), meta in zip(writes, acked.result()):

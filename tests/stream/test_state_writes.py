@@ -106,7 +106,8 @@ def test_a_flush_is_in_rocksdb_at_once_and_on_the_changelog_in_its_order_with_fa
 
 def test_a_changelog_write_the_broker_refuses_fails_the_batch_that_settles_it(tmp_path: Path) -> None:
     """The worker restarts and the batch, never released, is read again (stream/runtime/driver.py)."""
-    table = table_on(tmp_path, Producer(refuse=True))
+    producer = Producer(refuse=True)
+    table = table_on(tmp_path, producer)
     writes = StateWrites.over(table)
 
     async def run() -> None:
@@ -116,6 +117,39 @@ def test_a_changelog_write_the_broker_refuses_fails_the_batch_that_settles_it(tm
         with pytest.raises(ConnectionError):
             await writes.settle()
         assert table.data.persisted_offset(SimpleNamespace(partition=1)) is None
+        # the broker back: no later flush is sent after one was lost, or the changelog would hold
+        # a later flush without the one before it (not a prefix of the flush order)
+        producer.refuse = False
+        state = Overlay(Prefixed(writes, 1))
+        state.set("wm", {"seq": 2})
+        state.flush()
+        with pytest.raises(ConnectionError):
+            await writes.settle()
+        assert producer.sent == []
+
+    asyncio.run(run())
+
+
+def test_a_flush_the_broker_refuses_after_taking_it_stops_every_later_flush(tmp_path: Path) -> None:
+    producer = Producer()
+    table = table_on(tmp_path, producer)
+    writes = StateWrites.over(table)
+
+    async def run() -> None:
+        first = Overlay(Prefixed(writes, 2))
+        first.set("w|1", {"n": 1})
+        first.flush()
+        await asyncio.sleep(0.01)
+        for *_, ack in producer.sent:
+            ack.set_exception(TimeoutError("delivery timed out"))
+        with pytest.raises(TimeoutError):
+            await writes.settle()
+        second = Overlay(Prefixed(writes, 2))
+        second.set("wm", {"seq": 2})
+        second.flush()
+        with pytest.raises(TimeoutError):
+            await writes.settle()
+        assert len(producer.sent) == 1 and table.data.persisted_offset(SimpleNamespace(partition=2)) is None
 
     asyncio.run(run())
 
