@@ -20,9 +20,9 @@ from ..stages.ports import SCORED_BY_STORY, WINDOWS
 from .app import Topics
 
 
-def _seen(sent: "asyncio.Future[Any]") -> None:
-    """A send's failure is raised where it is awaited (a stage's settle); one nobody awaits (the
-    heartbeat's, or a batch abandoned as the worker stops, which the next owner reads again)
+def retrieve_failure(sent: "asyncio.Future[Any]") -> None:
+    """A send's failure is raised where it is awaited (a stage's settle, a state flush's); one nobody
+    awaits (the heartbeat's, or a batch abandoned as the worker stops, which the next owner reads again)
     must not be logged as an error when the future is collected."""
     if not sent.cancelled():
         sent.exception()
@@ -45,7 +45,7 @@ class TopicOutputs:
     async def send(self, topic: str, value: bytes, *, key: bytes | None = None, partition: int | None = None,
                    headers: list[tuple[str, bytes]] | None = None, timestamp: float | None = None) -> Awaitable[Any]:
         sent = await self._app.producer.send(self._names[topic], key, value, partition, timestamp, headers)
-        sent.add_done_callback(_seen)
+        sent.add_done_callback(retrieve_failure)
         return sent
 
     async def settle(self) -> None:

@@ -29,14 +29,11 @@ from typing import Any, Iterable
 from faust.stores import rocksdb as faust_rocksdb
 from faust.types import TP
 
+from ..core.state import write_all
+from .outputs import retrieve_failure
+
 _ABSENT = object()
 Write = tuple[int, bytes, bytes | None]  # changelog partition, key, value (None: deleted)
-
-
-def _seen(done: "asyncio.Future[Any]") -> None:
-    """A flush nobody settles (its batch abandoned as the worker stops) must not log its failure as unretrieved."""
-    if not done.cancelled():
-        done.exception()
 
 
 def _fail(done: "asyncio.Future[None]", failure: BaseException) -> None:
@@ -112,11 +109,7 @@ class StateWrites(MutableMapping):  # type: ignore[type-arg]
         read sees them, and on the changelog as soon as the event loop runs the table's sender."""
         store = self.table.data
         if not isinstance(store, faust_rocksdb.Store):  # another store (memory://): faust's own way
-            for key, value in items:
-                if value is not None:
-                    self.table[key] = value
-                elif key in self.table:
-                    del self.table[key]
+            write_all(self.table, list(items))
             return
         writes: list[Write] = [(self.table.partition_for_key(key), store._encode_key(key),  # noqa: SLF001
                                 None if value is None else store._encode_value(value))  # noqa: SLF001
@@ -125,7 +118,7 @@ class StateWrites(MutableMapping):  # type: ignore[type-arg]
             return
         self._write_local(store, writes)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.add_done_callback(_seen)
+        done.add_done_callback(retrieve_failure)  # a flush nobody settles: its batch abandoned at a stop
         self._queue.append((writes, done))
         self._unsettled.append(done)
         self._start_sender()

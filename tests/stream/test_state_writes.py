@@ -55,6 +55,13 @@ def read(table: Any, key: str) -> Any:
     return None if value is None else store._decode_value(value)  # noqa: SLF001
 
 
+def flush_one(writes: StateWrites, partition: int, key: str, value: Any) -> None:
+    """One stage's flush of one key (stream/core/state.py), as the stages write."""
+    state = Overlay(Prefixed(writes, partition))
+    state.set(key, value)
+    state.flush()
+
+
 def test_a_flush_is_in_rocksdb_at_once_and_on_the_changelog_in_its_order_with_faust_bytes(tmp_path: Path) -> None:
     producer = Producer()
     table = table_on(tmp_path, producer)
@@ -67,9 +74,7 @@ def test_a_flush_is_in_rocksdb_at_once_and_on_the_changelog_in_its_order_with_fa
         zero.set("d|x", {"id": "x"}, early=True)
         zero.set("wm", {"seq": 1})
         zero.flush()
-        three = Overlay(Prefixed(writes, 3))
-        three.set("wm", {"seq": 9})
-        three.flush()
+        flush_one(writes, 3, "wm", {"seq": 9})
         # in RocksDB before anything is acknowledged: the next read of the batch sees it
         assert read(table, "0|w|1") == {"n": 1} and read(table, "3|wm") == {"seq": 9}
         assert Overlay(Prefixed(writes, 3)).get("wm") == {"seq": 9} and Overlay(Prefixed(writes, 0)).get("wm") == {"seq": 1}
@@ -111,18 +116,14 @@ def test_a_changelog_write_the_broker_refuses_fails_the_batch_that_settles_it(tm
     writes = StateWrites.over(table)
 
     async def run() -> None:
-        state = Overlay(Prefixed(writes, 1))
-        state.set("wm", {"seq": 1})
-        state.flush()
+        flush_one(writes, 1, "wm", {"seq": 1})
         with pytest.raises(ConnectionError):
             await writes.settle()
         assert table.data.persisted_offset(SimpleNamespace(partition=1)) is None
         # the broker back: no later flush is sent after one was lost, or the changelog would hold
         # a later flush without the one before it (not a prefix of the flush order)
         producer.refuse = False
-        state = Overlay(Prefixed(writes, 1))
-        state.set("wm", {"seq": 2})
-        state.flush()
+        flush_one(writes, 1, "wm", {"seq": 2})
         with pytest.raises(ConnectionError):
             await writes.settle()
         assert producer.sent == []
@@ -136,17 +137,13 @@ def test_a_flush_the_broker_refuses_after_taking_it_stops_every_later_flush(tmp_
     writes = StateWrites.over(table)
 
     async def run() -> None:
-        first = Overlay(Prefixed(writes, 2))
-        first.set("w|1", {"n": 1})
-        first.flush()
+        flush_one(writes, 2, "w|1", {"n": 1})
         await asyncio.sleep(0.01)
         for *_, ack in producer.sent:
             ack.set_exception(TimeoutError("delivery timed out"))
         with pytest.raises(TimeoutError):
             await writes.settle()
-        second = Overlay(Prefixed(writes, 2))
-        second.set("wm", {"seq": 2})
-        second.flush()
+        flush_one(writes, 2, "wm", {"seq": 2})
         with pytest.raises(TimeoutError):
             await writes.settle()
         assert len(producer.sent) == 1 and table.data.persisted_offset(SimpleNamespace(partition=2)) is None
