@@ -37,6 +37,9 @@ E2E_SECONDS = Histogram("riskpulse_e2e_seconds", "Broker time of a news record t
 COMMIT_STUCK = Counter("riskpulse_commit_stuck_total", "Times a partition's records were processed past the group's "
                        "commit and the commit did not catch up with them in STALL_S (faust's commit bookkeeping; a restart "
                        "re-reads from the commit)", ["topic", "partition"])
+BATCHES_ABANDONED = Counter("riskpulse_batches_abandoned_total", "Batches a rebalance overtook: they wrote no more "
+                            "state and were read again from the group's commit by whoever holds their partitions now "
+                            "(each rebalance abandons at most one per stage)", ["stage"])
 LAG = Gauge("riskpulse_consumer_lag", "Records not yet processed, per input partition", ["topic", "partition"])
 ALERTS = Counter("riskpulse_alerts_total", "Alert records published", ["severity", "status"])
 WEBHOOKS = Counter("riskpulse_webhook_attempts_total", "Webhook delivery attempts by outcome", ["route", "outcome"])

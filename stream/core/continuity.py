@@ -79,6 +79,13 @@ class OffsetContinuity:
             del self.expected[partition]
         self.fresh = set(partitions)
 
+    def abandoned(self, partitions: set[Hashable]) -> None:
+        """A batch of these partitions was abandoned (a rebalance overtook it): their next record is
+        judged against the group's committed offset again, as after an assignment, so what the
+        batch held is read again here if the partition stayed (whatever the batch had judged
+        already, possibly after the new assignment, counts for nothing)."""
+        self.fresh |= partitions
+
     def check(self, partition: Hashable, offset: int, committed: int | None) -> Gap | None:
         """Judge one delivered record: None (process it), or the :class:`Gap` before it (fill it
         in first, see :meth:`plan`).

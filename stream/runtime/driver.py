@@ -15,21 +15,27 @@ For each batch faust hands over:
 - the batch is released only once everything it caused is acknowledged (outputs.py, ``StagePort``);
 - a keyed stage is handed each partition's state: faust's table and its RocksDB store follow the
   stream's current event, so one of that partition's events is made current first; the state
-  is written a flush at a time (state_writes.py) and is on the changelog before the batch is released.
+  is written a flush at a time (state_writes.py) and is on the changelog before the batch is released;
+- a batch a rebalance overtakes (faust does not wait for the agents when it revokes partitions)
+  writes no more state and is abandoned: released nowhere, it is read again from the group's
+  commit by whoever holds its partitions now, and the stage forgets what it kept in memory of it.
 """
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
+from .. import metrics
 from ..core.state import Overlay, Prefixed
 from ..stages.ports import Record, Stage
 from .passed_over import PassedOver
-from .state_writes import StateWrites
+from .state_writes import Rebalanced, StateWrites
 from .supervisor import exit_on_crash
 from .watchdog import StallWatchdog
 
+log = logging.getLogger(__name__)
 
 def as_records(events: list[Any]) -> list[Record]:
     """faust's events (or those read on the worker's own client) as the records a stage reads."""
@@ -57,6 +63,8 @@ class StageDriver:
         """One batch: watched, held until processed; yields the list that collects the filled-in holes."""
         with self.watchdog.batch(self.stage.name):
             done: list[Any] = []
+            if isinstance(self.table, StateWrites):
+                self.table.begin()
             yield done  # no finally: a batch that did not finish keeps its references and its holes unmarked
             if isinstance(self.table, StateWrites):
                 await self.table.settle()  # the batch's state is on the changelog
@@ -68,6 +76,7 @@ class StageDriver:
     async def _chunks(self, events: list[Any], filled: list[Any]) -> AsyncIterator[list[Record]]:
         stage = self.stage
         async for chunk in self.passed_over.complete(events, stage.batch, filled):
+            self._still_current()
             self.watchdog.begin(stage.name)  # each chunk is progress: a large filled-in gap is not a blocked agent
             if stage.watched:
                 self.watchdog.note(chunk)
@@ -78,20 +87,37 @@ class StageDriver:
         stage = self.stage
         await stage.start()
         async for events in stream.take_events(stage.batch, within=stage.within_s):
-            async with self._processing(events) as filled:
-                if not stage.keyed:
-                    if stage.stateful:
-                        self._give_state(stream, events)
-                    async for records in self._chunks(events, filled):
-                        await stage.process(records)
-                else:
-                    for partition, group in by_partition(events).items():
-                        stream._set_current_event(group[-1])  # noqa: SLF001 - the table follows the current event
-                        await stage.open(partition, Overlay(Prefixed(self.table, partition)))
-                        async for records in self._chunks(group, filled):
-                            await stage.process(records)
-                        await stage.close(partition)
+            try:
+                await self._batch(stream, events)
+            except Rebalanced as overtaken:
+                stage.abandon()
+                self.passed_over.abandoned(events)
+                log.info("batch abandoned: %s; whoever holds its partitions now reads it again", overtaken,
+                         extra={"stage": stage.name, "records": len(events)})
+                metrics.BATCHES_ABANDONED.labels(stage.name).inc()
             stage.end_batch()
+
+    async def _batch(self, stream: Any, events: list[Any]) -> None:
+        stage = self.stage
+        async with self._processing(events) as filled:
+            if not stage.keyed:
+                if stage.stateful:
+                    self._give_state(stream, events)
+                async for records in self._chunks(events, filled):
+                    await stage.process(records)
+            else:
+                for partition, group in by_partition(events).items():
+                    stream._set_current_event(group[-1])  # noqa: SLF001 - the table follows the current event
+                    await stage.open(partition, Overlay(Prefixed(self.table, partition)))
+                    async for records in self._chunks(group, filled):
+                        await stage.process(records)
+                    self._still_current()  # (a judge publishes its closes here)
+                    await stage.close(partition)
+
+    def _still_current(self) -> None:
+        """A batch a rebalance overtook stops at the next chunk (its state writes would be refused anyway)."""
+        if isinstance(self.table, StateWrites) and self.table.moved():
+            raise Rebalanced(f"a rebalance began during a batch of stage {self.stage.name}")
 
     def _give_state(self, stream: Any, events: list[Any]) -> None:
         """A stateful stage reads each partition's state when it needs it, within the batch."""

@@ -126,6 +126,11 @@ class Count(Stage):
             await self._send_through(partition, through)
         self._agg = None
 
+    def abandon(self) -> None:
+        self._counters.clear()
+        self._through_sent.clear()
+        self._agg = None
+
     async def _send_fixes(self, agg: Aggregator, source: int) -> None:
         """Corrections of windows closed here, each to the judging partition that owns its key
         shard; acknowledged before this batch's state is written (a crash re-sends them, and the

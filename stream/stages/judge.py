@@ -79,6 +79,10 @@ class Judge(Stage):
         merge.state.flush()
         self._merge = None
 
+    def abandon(self) -> None:
+        self._judges.clear()
+        self._merge = None
+
     def end_batch(self) -> None:
         if self._judges:
             metrics.WATERMARK.set(max(0.0, min(m.closed for m in self._judges.values())))

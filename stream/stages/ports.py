@@ -125,3 +125,8 @@ class Stage:
 
     def end_batch(self) -> None:
         """After the whole batch."""
+
+    def abandon(self) -> None:
+        """The batch was abandoned mid-way (a rebalance overtook it): none of its state was written
+        after that, and it will be read again. A stage that keeps state in memory between batches
+        forgets it here, to read it again from the store."""

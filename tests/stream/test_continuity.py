@@ -76,6 +76,20 @@ def test_a_kept_partition_is_judged_again_from_the_committed_offset() -> None:
     assert c.check(0, 72, committed=55) == Gap(0, 56, 72)
 
 
+def test_a_batch_abandoned_after_the_assignment_is_read_again_from_the_committed_offset() -> None:
+    """A batch a rebalance overtook went on past the new assignment and judged 60-64 (taking the
+    partition's first check), then was abandoned: never processed, they are a gap again when the
+    next record handed over is 65."""
+    c = OffsetContinuity()
+    for o in range(50, 60):
+        c.check(0, o, committed=None)
+    c.assigned({0})
+    for o in range(60, 65):
+        assert c.check(0, o, committed=60) is None
+    c.abandoned({0})
+    assert c.check(0, 65, committed=60) == Gap(0, 60, 65)
+
+
 def test_a_kept_partition_without_a_committed_offset_goes_on_from_where_this_worker_left_off() -> None:
     c = OffsetContinuity()
     for o in range(50, 60):

@@ -204,8 +204,14 @@ def assert_counted_once(pipeline: Any, kafka: Any, items: list[dict[str, Any]], 
                      lambda r: {x["id"] for x in r} >= {i["id"] for i in items}, timeout_s=scored_timeout_s)
     clean = run_backtest(scored_history(scored), Detector(Rules.load(None), 60), 60)
     # keys are judged in several partitions, each publishing as it goes: wait for all of them
-    consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS), lambda r: trend_table(r) == trend_table(clean.trends),
-            timeout_s=300)
+    try:
+        consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS), lambda r: trend_table(r) == trend_table(clean.trends),
+                timeout_s=300)
+    except AssertionError:  # say which windows differ, not the topic's last records
+        got, want = trend_table(consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS), lambda r: True)), \
+            trend_table(clean.trends)
+        diff = {k: (got.get(k), want.get(k)) for k in sorted(set(got) | set(want)) if got.get(k) != want.get(k)}
+        raise AssertionError(f"trends (count, negative, neutral, positive) published vs backtest: {diff}") from None
     time.sleep(5)  # a double count would show as a later record of the same window
     trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS), lambda r: True)
     expected_alerts = {(a.id, a.status, a.severity, rfc3339(a.window_start.timestamp())) for a in clean.alerts}

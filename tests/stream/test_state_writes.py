@@ -15,7 +15,7 @@ import pytest
 from riskpulse.settings import Settings
 from riskpulse.stream.core.state import Overlay, Prefixed
 from riskpulse.stream.runtime.app import PartitionedStateTable
-from riskpulse.stream.runtime.state_writes import StateWrites
+from riskpulse.stream.runtime.state_writes import Rebalanced, StateWrites
 
 
 class Producer:
@@ -62,7 +62,8 @@ def flush_one(writes: StateWrites, partition: int, key: str, value: Any) -> None
     state.flush()
 
 
-def test_a_flush_is_in_rocksdb_at_once_and_on_the_changelog_in_its_order_with_faust_bytes(tmp_path: Path) -> None:
+def test_a_flush_is_read_at_once_sent_in_its_order_with_faust_bytes_and_in_rocksdb_once_acknowledged(
+        tmp_path: Path) -> None:
     producer = Producer()
     table = table_on(tmp_path, producer)
     writes = StateWrites.over(table)
@@ -75,8 +76,8 @@ def test_a_flush_is_in_rocksdb_at_once_and_on_the_changelog_in_its_order_with_fa
         zero.set("wm", {"seq": 1})
         zero.flush()
         flush_one(writes, 3, "wm", {"seq": 9})
-        # in RocksDB before anything is acknowledged: the next read of the batch sees it
-        assert read(table, "0|w|1") == {"n": 1} and read(table, "3|wm") == {"seq": 9}
+        # the next read of the batch sees it at once; RocksDB holds only what the changelog holds
+        assert read(table, "0|w|1") is None and read(table, "3|wm") is None
         assert Overlay(Prefixed(writes, 3)).get("wm") == {"seq": 9} and Overlay(Prefixed(writes, 0)).get("wm") == {"seq": 1}
         assert Overlay(Prefixed(writes, 1)).get("wm") is None and "3|wm" in writes and "1|wm" not in writes
         with pytest.raises(KeyError):
@@ -90,6 +91,7 @@ def test_a_flush_is_in_rocksdb_at_once_and_on_the_changelog_in_its_order_with_fa
         assert producer.sent[1][2] == table.data._encode_value({"n": 1})  # noqa: SLF001 - the bytes faust restores from
         producer.ack()
         await settled
+        assert read(table, "0|w|1") == {"n": 1} and read(table, "3|wm") == {"seq": 9}
         # faust's recovery starts after the last offset each partition's flush reached
         assert table.data.persisted_offset(SimpleNamespace(partition=0)) == 2
         assert table.data.persisted_offset(SimpleNamespace(partition=3)) == 0
@@ -98,13 +100,108 @@ def test_a_flush_is_in_rocksdb_at_once_and_on_the_changelog_in_its_order_with_fa
         zero.delete("w|1")
         zero.delete("never")
         zero.flush()
-        assert read(table, "0|w|1") is None
+        assert writes.get("0|w|1") is None and read(table, "0|w|1") == {"n": 1}
         await asyncio.sleep(0.01)  # the table's sender runs
         assert producer.sent[-1][1:4] == (table.data._encode_key("0|w|1"), None, 0)  # noqa: SLF001
         assert len(producer.sent) == 5
         producer.ack()
         await writes.settle()
-        assert table.data.persisted_offset(SimpleNamespace(partition=0)) == 3
+        assert table.data.persisted_offset(SimpleNamespace(partition=0)) == 3 and read(table, "0|w|1") is None
+
+    asyncio.run(run())
+
+
+def test_flushes_acknowledged_out_of_order_reach_rocksdb_in_their_order(tmp_path: Path) -> None:
+    """Two partitions' acknowledgements come back independently: a later flush acknowledged first
+    waits for the earlier one, so RocksDB never holds a later value under an earlier one."""
+    producer = Producer()
+    table = table_on(tmp_path, producer)
+    writes = StateWrites.over(table)
+
+    async def run() -> None:
+        both = Overlay(Prefixed(writes, 0))
+        both.set("k", 1)
+        both.flush()
+        flush_one(writes, 0, "k", 2)
+        settled = asyncio.ensure_future(writes.settle())
+        await asyncio.sleep(0.01)
+        first, second = producer.sent[0][4], producer.sent[1][4]
+        second.set_result(SimpleNamespace(offset=1))
+        await asyncio.sleep(0.01)
+        assert read(table, "0|k") is None and writes.get("0|k") == 2  # the second waits for the first
+        first.set_result(SimpleNamespace(offset=0))
+        await settled
+        assert read(table, "0|k") == 2 and writes.get("0|k") == 2
+        assert table.data.persisted_offset(SimpleNamespace(partition=0)) == 1
+
+    asyncio.run(run())
+
+
+def test_a_flush_a_rebalance_overtook_is_not_sent_nor_stored_and_fails_its_batch(tmp_path: Path) -> None:
+    """faust revokes every partition without waiting for the agents: a batch begun before the
+    rebalance must write nothing its partition's next owner could miss. What it sent before is in
+    the changelog (faust flushes the producer as it revokes) and in RocksDB; what it had not sent
+    is neither, reads stop seeing it, and its next write raises."""
+    producer = Producer()
+    table = table_on(tmp_path, producer)
+    writes = StateWrites.over(table)
+
+    async def run() -> None:
+        writes.begin()
+        flush_one(writes, 1, "a", "sent before")
+        await asyncio.sleep(0.01)  # handed to the producer
+        flush_one(writes, 1, "a", "overtaken")
+        flush_one(writes, 1, "b", "overtaken")
+        table.app.rebalancing_count += 1  # faust's on_rebalance_start, before the sender ran again
+        assert writes.moved()
+        with pytest.raises(Rebalanced):
+            flush_one(writes, 1, "c", "written after")
+        producer.ack()
+        with pytest.raises(Rebalanced):
+            await writes.settle()
+        assert [key for _, key, *_ in producer.sent] == [table.data._encode_key("1|a")]  # noqa: SLF001
+        assert read(table, "1|a") == writes.get("1|a") == "sent before"
+        assert writes.get("1|b") is None and read(table, "1|b") is None
+        # the next batch belongs to the new generation
+        writes.begin()
+        flush_one(writes, 1, "b", "after")
+        await asyncio.sleep(0.01)
+        producer.ack()
+        await writes.settle()
+        assert read(table, "1|b") == "after"
+        assert table.data.persisted_offset(SimpleNamespace(partition=1)) == 1
+
+    asyncio.run(run())
+
+
+def test_a_rebalance_in_the_middle_of_a_flush_leaves_its_sent_prefix_in_the_changelog_and_rocksdb(
+        tmp_path: Path) -> None:
+    """The changelog holds a prefix of the flush order (what a crash leaves, stream/core/state.py),
+    and RocksDB holds the same prefix, so a partition this worker keeps reads what its changelog says."""
+    producer = Producer()
+    table = table_on(tmp_path, producer)
+    writes = StateWrites.over(table)
+    sends = producer.send
+
+    async def rebalancing_after_first(*args: Any) -> Any:
+        ack = await sends(*args)
+        table.app.rebalancing_count += 1
+        return ack
+
+    async def run() -> None:
+        writes.begin()
+        producer.send = rebalancing_after_first  # type: ignore[method-assign]
+        state = Overlay(Prefixed(writes, 2))
+        state.set("x", 1)
+        state.set("y", 2)
+        state.flush()
+        await asyncio.sleep(0.01)
+        producer.ack()
+        with pytest.raises(Rebalanced):
+            await writes.settle()
+        assert len(producer.sent) == 1
+        assert read(table, "2|x") == writes.get("2|x") == 1 and writes.get("2|y") is None
+        assert table.data.persisted_offset(SimpleNamespace(partition=2)) == 0
 
     asyncio.run(run())
 
@@ -155,3 +252,81 @@ def test_anything_but_a_faust_table_is_written_as_it_is(tmp_path: Path) -> None:
     plain: dict[str, Any] = {}
     assert StateWrites.over(plain) is plain
     assert Settings(home=tmp_path).kafka_partitions >= 1
+
+
+def test_the_driver_abandons_a_batch_a_rebalance_overtook_and_goes_on_with_the_next(tmp_path: Path) -> None:
+    """The batch is not released for commit (its records keep their reference: whoever holds the
+    partition now reads it again), the stage forgets what it kept in memory, and the agent goes on."""
+    from riskpulse.stream.runtime.driver import StageDriver
+    from riskpulse.stream.runtime.watchdog import StallWatchdog
+    from riskpulse.stream.stages.ports import Record, Stage
+
+    producer = Producer()
+    table = table_on(tmp_path, producer)
+
+    class Message:
+        def __init__(self, offset: int) -> None:
+            self.topic, self.partition, self.offset, self.timestamp, self.refs = "in", 0, offset, None, 1
+
+        def decref(self) -> None:
+            self.refs -= 1
+
+    class Event:
+        def __init__(self, offset: int) -> None:
+            self.message, self.value = Message(offset), b"{}"
+
+    first, second = [Event(0), Event(1)], [Event(0), Event(1), Event(2)]
+
+    class Stream:
+        async def take_events(self, n: int, within: float) -> Any:
+            yield first
+            yield second
+
+        def _set_current_event(self, event: Any) -> None:
+            pass
+
+    class PassedOver:
+        async def complete(self, events: list[Any], chunk: int, done: list[Any]) -> Any:
+            yield events
+
+        async def mark_done(self, done: list[Any]) -> None:
+            pass
+
+        def abandoned(self, events: list[Any]) -> None:
+            reread.append([e.message.offset for e in events])
+
+    reread: list[list[int]] = []
+
+    class Settled:
+        async def settle(self) -> None:
+            pass
+
+    class Counting(Stage):
+        name, keyed = "counting", True
+        out = Settled()
+        abandoned = 0
+
+        async def open(self, partition: int, state: Overlay) -> None:
+            self.state = state
+
+        async def process(self, records: list[Record]) -> None:
+            self.state.set("seen", [r.offset for r in records])
+            self.state.flush()
+            if len(records) == 2:  # the rebalance begins while the first batch is processed
+                table.app.rebalancing_count += 1
+
+        def abandon(self) -> None:
+            self.abandoned += 1
+
+    async def run() -> None:
+        stage = Counting()
+        driver = StageDriver(stage, PassedOver(), StallWatchdog(60.0), table)  # type: ignore[arg-type]
+        ack = asyncio.get_running_loop().call_later(0.05, producer.ack)
+        await driver.run(Stream())
+        ack.cancel()
+        assert stage.abandoned == 1 and reread == [[0, 1]]  # read again from the group's commit
+        assert [e.message.refs for e in first] == [1, 1] and [e.message.refs for e in second] == [0, 0, 0]
+        assert [key for _, key, *_ in producer.sent] == [table.data._encode_key("0|seen")]  # noqa: SLF001
+        assert read(table, "0|seen") == [0, 1, 2]
+
+    asyncio.run(run())
