@@ -224,7 +224,8 @@ def assert_counted_once(pipeline: Any, kafka: Any, items: list[dict[str, Any]], 
             == {(a.id, a.status, a.severity, rfc3339(a.window_start.timestamp())) for a in clean.alerts})
     assert_committed_to_the_end(kafka, pipeline.topic(TOPIC_NEWS), workers[0].env["RISKPULSE_APP_ID"])
     for worker in workers:
-        print("offsets re-read after faust passed over them:", worker.counter("riskpulse_input_offsets_reread_total"))
+        print("offsets re-read after faust passed over them:", worker.counter("riskpulse_input_offsets_reread_total"),
+              "batches abandoned at a rebalance:", worker.counter("riskpulse_batches_abandoned_total"))
         assert worker.counter("riskpulse_late_items_total") == 0
         assert worker.counter("riskpulse_input_offsets_skipped_total") == 0
     return scored
