@@ -79,12 +79,25 @@ class OffsetContinuity:
             del self.expected[partition]
         self.fresh = set(partitions)
 
-    def abandoned(self, partitions: set[Hashable]) -> None:
-        """A batch of these partitions was abandoned (a rebalance overtook it): their next record is
-        judged against the group's committed offset again, as after an assignment, so what the
-        batch held is read again here if the partition stayed (whatever the batch had judged
-        already, possibly after the new assignment, counts for nothing)."""
-        self.fresh |= partitions
+    def positions(self, partitions: Iterable[Hashable]) -> dict[Hashable, int | None]:
+        """The next offset expected on each partition, before a batch: see :meth:`abandoned`."""
+        return {partition: self.expected.get(partition) for partition in partitions}
+
+    def abandoned(self, before: dict[Hashable, int | None]) -> None:
+        """A batch was abandoned (a rebalance overtook it); ``before``: :meth:`positions` when it began.
+        Nothing it judged was processed: each partition's next record is judged against the
+        group's committed offset again, as after an assignment, and until one comes the worker
+        expects the batch's first offset again (what :class:`DroppedAfterFetch` compares faust's
+        read offset with), so what the batch held is read again here if the partition stayed."""
+        for partition, offset in before.items():
+            now = self.expected.get(partition)
+            if now is None:
+                continue  # moved away meanwhile (the assignment forgot it)
+            if offset is None:
+                del self.expected[partition]
+            else:
+                self.expected[partition] = min(offset, now)
+        self.fresh |= set(before)
 
     def check(self, partition: Hashable, offset: int, committed: int | None) -> Gap | None:
         """Judge one delivered record: None (process it), or the :class:`Gap` before it (fill it

@@ -87,11 +87,12 @@ class StageDriver:
         stage = self.stage
         await stage.start()
         async for events in stream.take_events(stage.batch, within=stage.within_s):
+            before = self.passed_over.positions(events)
             try:
                 await self._batch(stream, events)
             except Rebalanced as overtaken:
                 stage.abandon()
-                self.passed_over.abandoned(events)
+                self.passed_over.abandoned(before)
                 log.info("batch abandoned: %s; whoever holds its partitions now reads it again", overtaken,
                          extra={"stage": stage.name, "records": len(events)})
                 metrics.BATCHES_ABANDONED.labels(stage.name).inc()

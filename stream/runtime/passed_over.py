@@ -117,10 +117,14 @@ class PassedOver:
         self.continuity.assigned({(tp.topic, tp.partition) for tp in assigned})
         self._asked.clear()  # a new assignment: where each partition starts is asked afresh
 
-    def abandoned(self, events: Iterable[Any]) -> None:
-        """A batch of ``events`` was abandoned: whatever of it this worker still holds is read again
-        from the group's commit (stream/core/continuity.py)."""
-        self.continuity.abandoned({(e.message.topic, e.message.partition) for e in events})
+    def positions(self, events: Iterable[Any]) -> dict[Any, int | None]:
+        """Where the partitions of a batch stood before it (for :meth:`abandoned`)."""
+        return self.continuity.positions({(e.message.topic, e.message.partition) for e in events})
+
+    def abandoned(self, before: dict[Any, int | None]) -> None:
+        """A batch was abandoned: whatever of it this worker still holds is read again from the
+        group's commit (stream/core/continuity.py)."""
+        self.continuity.abandoned(before)
 
     def committed(self, tp: Any) -> int | None:
         """The group's committed offset for ``tp`` as faust loaded it at assignment (no broker call).

@@ -83,11 +83,20 @@ def test_a_batch_abandoned_after_the_assignment_is_read_again_from_the_committed
     c = OffsetContinuity()
     for o in range(50, 60):
         c.check(0, o, committed=None)
+    before = c.positions([0, 1])
     c.assigned({0})
     for o in range(60, 65):
         assert c.check(0, o, committed=60) is None
-    c.abandoned({0})
+    c.abandoned(before)
+    assert c.expected == {0: 60}  # until a record comes (nothing may: the stream's end), 60 is next
     assert c.check(0, 65, committed=60) == Gap(0, 60, 65)
+    # a partition first seen in the abandoned batch: no expectation left, the committed offset decides
+    c.assigned({0, 1})
+    c.check(0, 60, committed=60)
+    before = c.positions([1])
+    c.check(1, 7, committed=7)
+    c.abandoned(before)
+    assert 1 not in c.expected and c.check(1, 9, committed=7) == Gap(1, 7, 9)
 
 
 def test_a_kept_partition_without_a_committed_offset_goes_on_from_where_this_worker_left_off() -> None:

@@ -162,6 +162,9 @@ class _PassedOver:
     async def mark_done(self, done: list[Any]) -> None:
         self.marked += done
 
+    def positions(self, events: list[Any]) -> dict[Any, int | None]:
+        return {}
+
 
 class _Broker:
     """The app's topics as the port sees them: every send acknowledged, or refused for good."""
