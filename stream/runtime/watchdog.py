@@ -219,9 +219,16 @@ class RecoveryWatch:
         self.limit_s = limit_s
         self._last: dict[Any, int] | None = None
         self._since = 0.0
+        self._generation: int | None = None
 
     def reset(self) -> None:
         self._last = None
+
+    def generation(self, rebalances: int) -> None:
+        """The app's rebalance count: a recovery is judged afresh after every rebalance that begins."""
+        if rebalances != self._generation:
+            self._generation = rebalances
+            self.reset()
 
     def stuck(self, remaining: dict[Any, int], now: float) -> list[Any]:
         """The changelog partitions with records left and no progress since ``limit_s`` ago."""

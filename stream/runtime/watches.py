@@ -56,7 +56,12 @@ class Watches:
                 log.error("stuck rebalancing or recovering; exiting so the supervisor restarts the worker")
                 os._exit(RESTART)
             recovery = app.tables.recovery
-            if recovery.in_recovery and not app.rebalancing:
+            # judged while faust recovers, which is inside its rebalance (``app.rebalancing`` stays
+            # set until the recovery ends: gated on its being clear, as until 2026-12-07, this
+            # never judged anything, and a recovery stuck for minutes waited for a peer's group
+            # watch); afresh whenever another rebalance begins
+            self.recovery_watch.generation(app.rebalancing_count)
+            if recovery.in_recovery:
                 try:
                     remaining = dict(recovery.active_remaining())  # faust's own bookkeeping (pinned: versions.py)
                 except Exception:  # noqa: BLE001 - no judgement without it

@@ -438,3 +438,43 @@ def test_a_table_recovery_that_reads_nothing_is_stuck_after_the_limit_and_one_th
     for second in range(0, 200, 10):  # a long recovery that makes progress is never stuck
         assert watch.stuck({"count-changelog:1": 100_000 - second * 50}, float(second)) == []
     assert watch.stuck({"count-changelog:1": 0}, 300.0) == []  # done
+    watch.generation(3)
+    assert watch.stuck({"count-changelog:1": 5}, 400.0) == []
+    watch.generation(4)  # another rebalance began: its recovery's clock starts again
+    assert watch.stuck({"count-changelog:1": 5}, 440.0) == []
+    assert watch.stuck({"count-changelog:1": 5}, 485.0) == ["count-changelog:1"]
+
+
+def test_a_recovery_is_judged_while_faust_still_counts_itself_rebalancing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """faust's ``app.rebalancing`` stays set until its table recovery ends: a recovery that reads
+    nothing ends the recovering worker even so (until 2026-12-07 the check waited for it to clear,
+    so it never judged anything, and a recovery stuck for minutes waited for a peer's group watch)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from riskpulse.stream.runtime import watches as watches_module
+    from riskpulse.stream.runtime.watchdog import StallWatchdog
+    from riskpulse.stream.runtime.watches import Watches
+
+    class Exited(Exception):
+        pass
+
+    def exit_(code: int) -> None:
+        raise Exited(code)
+
+    from faust.types import TP
+
+    changelog = TP("judge-changelog", 1)
+    recovery = SimpleNamespace(in_recovery=True, active_remaining=lambda: {changelog: 3})
+    app = SimpleNamespace(rebalancing=True, rebalancing_count=2, consumer=object(),
+                          tables=SimpleNamespace(recovery=recovery))
+    watches = Watches(app, ["news"], 4, 45.0, StallWatchdog(45.0), None, None)  # type: ignore[arg-type]
+    clock = [1_000.0]
+    monkeypatch.setattr(watches_module.time, "time", lambda: clock[0])
+    monkeypatch.setattr(watches_module.os, "_exit", exit_)
+    asyncio.run(watches.check())
+    clock[0] += 44.0
+    asyncio.run(watches.check())
+    clock[0] += 2.0
+    with pytest.raises(Exited):
+        asyncio.run(watches.check())
