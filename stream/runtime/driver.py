@@ -37,6 +37,7 @@ from .watchdog import StallWatchdog
 
 log = logging.getLogger(__name__)
 
+
 def as_records(events: list[Any]) -> list[Record]:
     """faust's events (or those read on the worker's own client) as the records a stage reads."""
     return [Record(e.message.topic, e.message.partition, e.message.offset, e.message.timestamp, e.value)
@@ -56,7 +57,7 @@ class StageDriver:
         if (stage.keyed or stage.stateful) and table is None:
             raise ValueError(f"stage {stage.name} keeps state: it needs its table")
         self.stage, self.passed_over, self.watchdog = stage, passed_over, watchdog
-        self.table = StateWrites.over(table)  # a flush at a time, straight to RocksDB and the changelog
+        self.table = StateWrites.over(table)  # a flush at a time: to the changelog, then RocksDB
 
     @asynccontextmanager
     async def _processing(self, events: list[Any]) -> AsyncIterator[list[Any]]:

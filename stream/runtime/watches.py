@@ -56,10 +56,10 @@ class Watches:
                 log.error("stuck rebalancing or recovering; exiting so the supervisor restarts the worker")
                 os._exit(RESTART)
             recovery = app.tables.recovery
-            # judged while faust recovers, which is inside its rebalance (``app.rebalancing`` stays
-            # set until the recovery ends: gated on its being clear, as until 2026-12-07, this
-            # never judged anything, and a recovery stuck for minutes waited for a peer's group
-            # watch); afresh whenever another rebalance begins
+            # judged while faust recovers, which is inside its rebalance: ``app.rebalancing`` stays
+            # set until the recovery ends (until 2026-12-07 this waited for the flag to clear, so
+            # it never judged anything, and a recovery stuck for minutes waited for a peer's group
+            # watch); judged afresh whenever another rebalance begins
             self.recovery_watch.generation(app.rebalancing_count)
             if recovery.in_recovery:
                 try:
