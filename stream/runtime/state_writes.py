@@ -222,13 +222,16 @@ class StateWrites(MutableMapping):  # type: ignore[type-arg]
                 if failure is not None and self._failed is None:
                     self._failed = failure
             if self._failed is None:  # (after a failure the worker restarts and recovers from the changelog)
-                self._write_local(flush.writes[:len(flush.acks)], [ack.result() for ack in flush.acks])
+                try:  # stored even if nobody waits for the flush any more (its batch cancelled at a stop)
+                    self._write_local(flush.writes[:len(flush.acks)], [ack.result() for ack in flush.acks])
+                except Exception as exc:  # noqa: BLE001 - raised where the flush is settled, not in a callback
+                    self._failed = exc
             self._forget(flush)
             if self._failed is not None:
                 _fail(flush.done, self._failed)
             elif len(flush.acks) < len(flush.writes):
                 _fail(flush.done, Rebalanced(f"a rebalance began before table {self.table.name}'s flush was sent"))
-            else:
+            elif not flush.done.done():  # (cancelled with the agent that awaited it)
                 flush.done.set_result(None)
 
     def _write_local(self, writes: list[Write], acked: list[Any]) -> None:

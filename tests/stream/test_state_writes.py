@@ -333,3 +333,29 @@ def test_the_driver_abandons_a_batch_a_rebalance_overtook_and_goes_on_with_the_n
         assert read(table, "0|seen") == [0, 1, 2]
 
     asyncio.run(run())
+
+
+def test_a_flush_acknowledged_after_its_batch_was_cancelled_is_stored_quietly(tmp_path: Path) -> None:
+    """SIGTERM cancels an agent inside a batch, and with it the settle that awaited the flush; the
+    broker's acknowledgement then comes in after all: the flush goes into RocksDB (it is on the
+    changelog) and nothing is raised in the event loop's callback (seen in CI: an InvalidStateError
+    traceback in the stopped worker's log)."""
+    producer = Producer()
+    table = table_on(tmp_path, producer)
+    writes = StateWrites.over(table)
+    errors: list[dict[str, Any]] = []
+
+    async def run() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda loop, context: errors.append(context))
+        writes.begin()
+        flush_one(writes, 0, "k", "v")
+        settling = asyncio.ensure_future(writes.settle())
+        await asyncio.sleep(0.01)
+        settling.cancel()
+        await asyncio.sleep(0)
+        producer.ack()
+        await asyncio.sleep(0.01)
+        assert read(table, "0|k") == "v" and table.data.persisted_offset(SimpleNamespace(partition=0)) == 0
+
+    asyncio.run(run())
+    assert errors == []
