@@ -91,7 +91,6 @@ class StateWrites(MutableMapping):  # type: ignore[type-arg]
         self._wake: asyncio.Event | None = None
         self._sender: asyncio.Task[None] | None = None
         self._unsettled: list[asyncio.Future[None]] = []
-        self._persisted: dict[int, int] = {}  # changelog partition -> offset last written as persisted
         # a flush the broker refused: no later flush is sent (what the changelog holds stays a
         # prefix of the flush order, stream/core/state.py); the batch's settle raises, the worker restarts
         self._failed: BaseException | None = None
@@ -179,7 +178,8 @@ class StateWrites(MutableMapping):  # type: ignore[type-arg]
             self._pending.setdefault(partition, {})[key] = (self._seq, value)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.add_done_callback(retrieve_failure)  # a flush nobody settles: its batch abandoned
-        self._queue.append(_Flush(self._seq, self._epoch() if self._begun is None else self._begun, writes, done))
+        epoch = self._epoch() if self._begun is None else self._begun
+        self._queue.append(_Flush(self._seq, epoch, writes, done))
         self._unsettled.append(done)
         self._start_sender()
 
@@ -250,9 +250,8 @@ class StateWrites(MutableMapping):  # type: ignore[type-arg]
             store._key_index[key] = partition  # noqa: SLF001 - as faust's Store._set keeps it
             last[partition] = max(meta.offset, last.get(partition, -1))
         for partition, batch in batches.items():
-            if last[partition] > self._persisted.get(partition, -1):
-                self._persisted[partition] = last[partition]
-                batch.put(store.offset_key, str(last[partition]).encode())  # as Store.set_persisted_offset
+            # flushes are stored in their order, so each partition's offset only grows
+            batch.put(store.offset_key, str(last[partition]).encode())  # as Store.set_persisted_offset
             store._db_for_partition(partition).write(batch)  # noqa: SLF001
 
     def _forget(self, flush: _Flush) -> None:
