@@ -63,6 +63,7 @@ class Recipe:
     warmup_frac: float = 0.06
     max_length: int = 80
     limit_per_source: int | None = None
+    limit_eval: int | None = None  # held-out rows scored per set for the card (None: all; the tests' recipe only)
     num_layers: int | None = None
     use_sentfin: bool = True
     phrasebank_repeat: int = 1  # >1 shows the small PhraseBank set this many times per epoch
@@ -104,8 +105,8 @@ RECIPES: dict[str, Recipe] = {
     # the same step and schedule for any --base-model (how the kept teacher mpnet-s13 was trained)
     "teacher": Recipe("teacher", epochs=2.0, lr=3e-5),
     # tests only: two encoder layers on a small slice, seconds
-    "tiny": Recipe("tiny", epochs=1.0, limit_per_source=96, max_length=32, num_layers=2, eval_every=1000,
-                   batch_size=16, lr=2e-4, int8_epochs=0.5),
+    "tiny": Recipe("tiny", epochs=1.0, limit_per_source=96, limit_eval=200, max_length=32, num_layers=2,
+                   eval_every=1000, batch_size=16, lr=2e-4, int8_epochs=0.5),
 }
 
 
@@ -187,7 +188,7 @@ def train(data_dir: Path, out_dir: Path, recipe: Recipe, threads: int | None = N
     out_dir = Path(out_dir)
     teachers = [resolve_teacher(t) for t in recipe.teachers]
     splits = load_splits(data_dir, seed=recipe.split_seed, limit_per_source=recipe.limit_per_source,
-                         use_sentfin=recipe.use_sentfin)
+                         use_sentfin=recipe.use_sentfin, limit_eval=recipe.limit_eval)
     pretrained = check_pretrained(base.path, recipe.split_seed, splits.files)  # refused if it read held-out rows
     if recipe.phrasebank_repeat > 1:
         pb = splits.train[splits.train.source == "phrasebank"]

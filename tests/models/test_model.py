@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from riskpulse.models.artifact import ModelMeta
-from riskpulse.models.data import sha256
+from riskpulse.models.data import load_splits, sha256
 from riskpulse.models.errors import BackendUnavailableError, InvalidTextError, ParityError
 from riskpulse.models.labels import SENTIMENTS, TOPICS
 from riskpulse.models.cpu_features import bf16_pays, cpu_has_bf16
@@ -35,7 +35,13 @@ def test_model_card_records_data_recipe_metrics_and_calibration(tiny_model: Path
     for rel, digest in card["data"]["files"].items():
         assert sha256(data_dir / rel) == digest
     assert set(card["metrics"]) == {"phrasebank-test", "phrasebank-test-allagree", "tw-sentiment-valid", "tw-topic-valid"}
-    assert card["metrics"]["tw-topic-valid"]["n"] == 2061
+    from riskpulse.models.train import recipe_by_name
+
+    # the test recipe scores the first rows of each held-out set; every other recipe all of them
+    limit = recipe_by_name("tiny").limit_eval
+    assert card["recipe"]["limit_eval"] == limit
+    assert card["metrics"]["tw-topic-valid"]["n"] == card["data"]["eval_rows"]["tw-topic-valid"] == min(2061, limit)
+    assert len(load_splits(data_dir).evals["tw-topic-valid"]) == 2061 and recipe_by_name("default").limit_eval is None
     pb = card["metrics"]["phrasebank-test"]  # broken down by how many annotators agreed on the label
     levels = pb["accuracy_by_agreement"]
     assert set(levels) == {"50", "66", "75", "100"}
