@@ -220,14 +220,20 @@ class DroppedAfterFetch:
     since: dict[Hashable, tuple[int, int, float]] = field(default_factory=dict)  # partition -> (read, expected, since)
 
     def dropped(self, partition: Hashable, read: int | None, expected: int | None, highwater: int | None,
-                now: float) -> int | None:
+                now: float, fetched: int | None = None) -> int | None:
         """The offset to read again from, once ``partition`` has been quiet with handed-over
         records unprocessed for long enough; None otherwise.
 
         ``read``: faust's read offset, the last offset it handed over, or after a seek the offset
         sought (so equal to ``expected`` can mean either: the partition's ``highwater`` says whether
-        a record is there at all)."""
-        if read is None or expected is None or highwater is None or highwater <= expected:
+        a record is there at all). ``fetched``: the Kafka client's position, the offset after the
+        last record it gave faust (None: unknown). At or before ``expected``, the client has not
+        yet given faust the records that wait, so none can have been dropped: they are not fetched
+        yet. Seen under a burst on 2 cores: the sinks' topics waited 3-4 s for the fetcher behind
+        the news backlog, and each wait was taken for a drop and sought back (news.scored, trends),
+        which made faust drop what it had fetched and the worker read it again on its own client."""
+        if (read is None or expected is None or highwater is None or highwater <= expected
+                or (fetched is not None and fetched <= expected)):
             self.since.pop(partition, None)
             return None
         first = self.since.get(partition)

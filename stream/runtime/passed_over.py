@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Collection, Iterable
 
+from aiokafka.structs import TopicPartition
 from faust.types import TP
 
 from .. import metrics
@@ -95,6 +96,18 @@ def delivery_may_wait(app: Any) -> bool:
         if queue is not None and queue.maxsize and queue.maxsize - queue.qsize() < MAX_POLL_RECORDS:
             return True
     return False
+
+
+def fetch_position(consumer: Any, tp: Any) -> int | None:
+    """aiokafka's position for ``tp`` in faust's consumer thread: the offset after the last record
+    it gave faust (read without a call into that thread, as faust reads the highwater); None while
+    it has none (just assigned, awaiting a reset) or the partition is not assigned there."""
+    try:
+        state = consumer._thread._ensure_consumer()._fetcher._subscriptions.subscription.assignment.state_value(  # noqa: SLF001
+            TopicPartition(tp.topic, tp.partition))
+    except Exception:  # noqa: BLE001 - not assigned (any more), or no consumer yet
+        return None
+    return state.position if state is not None and state.has_valid_position else None
 
 
 class PassedOver:
@@ -239,7 +252,8 @@ class PassedOver:
                 highwater = consumer.highwater(tp)
             except Exception:  # noqa: BLE001 - revoked meanwhile
                 continue
-            start = self.dropped.dropped(key, read, self.committed(tp) if expected is None else expected, highwater, now)
+            start = self.dropped.dropped(key, read, self.committed(tp) if expected is None else expected, highwater, now,
+                                         fetched=fetch_position(consumer, tp))
             if start is None:
                 continue
             if int(read) >= start:

@@ -259,6 +259,22 @@ def test_progress_or_a_busy_scorer_restarts_the_wait_and_caught_up_partitions_ar
     assert d.dropped(3, 5, 5, None, 100.0) is None
 
 
+def test_records_the_client_has_not_yet_fetched_are_waited_for_not_sought() -> None:
+    """Under a burst the fetcher reaches the sinks' topics seconds late: while the Kafka client has
+    given faust nothing past the offset expected, nothing was dropped however long it is quiet
+    (seen: news.scored and trends sought back every few seconds of a 30,000-item burst, each seek
+    making faust drop what it had fetched). Past it, the wait is judged as before."""
+    d = DroppedAfterFetch()
+    for now in (0.0, CATCH_UP_AFTER_S, 10 * CATCH_UP_AFTER_S):
+        assert d.dropped(0, read=28, expected=29, highwater=33, now=now, fetched=29) is None
+        assert d.dropped(1, read=102, expected=112, highwater=287, now=now, fetched=104) is None
+    # the client gave faust records past the offset expected and faust handed none over: dropped
+    assert d.dropped(0, 28, 29, 33, now=11 * CATCH_UP_AFTER_S, fetched=33) is None  # the wait starts now
+    assert d.dropped(0, 28, 29, 33, now=12 * CATCH_UP_AFTER_S, fetched=33) == 29
+    assert d.dropped(1, 102, 112, 287, now=11 * CATCH_UP_AFTER_S, fetched=None) is None  # position unknown:
+    assert d.dropped(1, 102, 112, 287, now=12 * CATCH_UP_AFTER_S, fetched=None) == 112  # judged as before
+
+
 # -- the glue (stream/runtime/passed_over.py) with a broker that does not answer ------------------------
 
 from riskpulse.stream.runtime import passed_over  # noqa: E402
@@ -510,6 +526,36 @@ def test_the_commit_follows_what_was_processed_when_faust_jumps_ahead_after_a_se
     asyncio.run(faust._add_gap(other, 11, 20))
     faust.ack(other, 21)
     assert faust.commit(other) == 22  # faust's: its own gap, and one missing offset at the head (10) passed
+
+
+def test_the_fetch_position_is_read_from_aiokafkas_own_state_and_unknown_reads_as_none() -> None:
+    """The position faust's consumer thread has handed over, read where aiokafka keeps it (the
+    subscription state its fetcher moves as it gives records away); no position, no assignment
+    or no consumer yet: None (judged as before), never an exception in the once-a-second check."""
+    from types import SimpleNamespace
+
+    from aiokafka.consumer.subscription_state import SubscriptionState
+    from aiokafka.structs import TopicPartition
+    from faust.types import TP
+
+    from riskpulse.stream.runtime.passed_over import fetch_position
+
+    async def positions() -> list[int | None]:
+        subscriptions = SubscriptionState()
+        client = SimpleNamespace(_fetcher=SimpleNamespace(_subscriptions=subscriptions))
+        consumer = SimpleNamespace(_thread=SimpleNamespace(_ensure_consumer=lambda: client))
+        tp = TP("news", 0)
+        subscriptions.assign_from_user({TopicPartition("news", 0)})
+        seen = [fetch_position(consumer, tp)]  # assigned, awaiting a reset
+        subscriptions.seek(TopicPartition("news", 0), 42)
+        seen.append(fetch_position(consumer, tp))
+        subscriptions.subscription.assignment.state_value(TopicPartition("news", 0)).consumed_to(50)  # handed over
+        seen.append(fetch_position(consumer, tp))
+        seen.append(fetch_position(consumer, TP("news", 1)))  # not assigned here
+        seen.append(fetch_position(SimpleNamespace(), tp))  # no consumer thread yet
+        return seen
+
+    assert asyncio.run(positions()) == [None, 42, 50, None, None]
 
 
 def test_a_stream_buffer_without_room_for_a_fetch_means_the_consumer_may_be_waiting_not_dropping() -> None:
