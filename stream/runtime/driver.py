@@ -14,7 +14,8 @@ For each batch faust hands over:
   marked done for the commit only once the batch's effects are written (commits.py);
 - the batch is released only once everything it caused is acknowledged (outputs.py, ``StagePort``);
 - a keyed stage is handed each partition's state: faust's table and its RocksDB store follow the
-  stream's current event, so one of that partition's events is made current first; the state
+  current event, so one of that partition's events is made current first (in the agent's task
+  only, ``make_current``: never the stream's, which faust's batching reads); the state
   is written a flush at a time (state_writes.py) and is on the changelog before the batch is released;
 - a batch a rebalance overtakes (faust does not wait for the agents when it revokes partitions)
   writes no more state and is abandoned: released nowhere, it is read again from the group's
@@ -24,8 +25,11 @@ For each batch faust hands over:
 from __future__ import annotations
 
 import logging
+import weakref
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
+
+from faust.streams import _current_event
 
 from .. import metrics
 from ..core.state import Overlay, Prefixed
@@ -36,6 +40,20 @@ from .supervisor import exit_on_crash
 from .watchdog import StallWatchdog
 
 log = logging.getLogger(__name__)
+
+
+def make_current(event: Any) -> None:
+    """Make ``event`` the current event of the agent's own task, where faust's tables look for it
+    (``faust.streams.current_event()``, a context variable), and nowhere else.
+
+    faust's ``Stream._set_current_event`` also sets the stream's ``current_event`` attribute, which
+    ``take_events`` reads from its background task after a batch is handed over: a record that
+    arrived while the agent worked on a batch cut by time waits there, and is added to the next
+    batch as whatever event the attribute holds once the agent is done, the last event the agent
+    made current. The record was lost (its offset a hole the worker read again on its own client,
+    once or twice a second under load) and the stale event came twice. Upstream: none found;
+    ``take_events`` is faust-streaming/faust#392. tests/stream/test_driver.py reproduces it."""
+    _current_event.set(weakref.ref(event))
 
 
 def as_records(events: list[Any]) -> list[Record]:
@@ -91,7 +109,7 @@ class StageDriver:
             # only a stage with state is ever overtaken (its writes refused): no bookkeeping for the others
             before = self.passed_over.positions(events) if isinstance(self.table, StateWrites) else {}
             try:
-                await self._batch(stream, events)
+                await self._batch(events)
             except Rebalanced as overtaken:
                 stage.abandon()
                 self.passed_over.abandoned(before)
@@ -100,17 +118,17 @@ class StageDriver:
                 metrics.BATCHES_ABANDONED.labels(stage.name).inc()
             stage.end_batch()
 
-    async def _batch(self, stream: Any, events: list[Any]) -> None:
+    async def _batch(self, events: list[Any]) -> None:
         stage = self.stage
         async with self._processing(events) as filled:
             if not stage.keyed:
                 if stage.stateful:
-                    self._give_state(stream, events)
+                    self._give_state(events)
                 async for records in self._chunks(events, filled):
                     await stage.process(records)
             else:
                 for partition, group in by_partition(events).items():
-                    stream._set_current_event(group[-1])  # noqa: SLF001 - the table follows the current event
+                    make_current(group[-1])  # the table follows the current event
                     await stage.open(partition, Overlay(Prefixed(self.table, partition)))
                     async for records in self._chunks(group, filled):
                         await stage.process(records)
@@ -122,12 +140,12 @@ class StageDriver:
         if isinstance(self.table, StateWrites) and self.table.moved():
             raise Rebalanced(f"a rebalance began during a batch of stage {self.stage.name}")
 
-    def _give_state(self, stream: Any, events: list[Any]) -> None:
+    def _give_state(self, events: list[Any]) -> None:
         """A stateful stage reads each partition's state when it needs it, within the batch."""
         last = {e.message.partition: e for e in events}
 
         def state_of(partition: int) -> Overlay:
-            stream._set_current_event(last[partition])  # noqa: SLF001 - the table follows the current event
+            make_current(last[partition])  # the table follows the current event
             return Overlay(Prefixed(self.table, partition))
         self.stage.state_of = state_of  # type: ignore[method-assign]
 

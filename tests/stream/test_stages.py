@@ -237,18 +237,21 @@ def test_a_stateful_stage_reads_whole_batches_and_writes_each_partitions_state_u
     batch = [_Event(offset) for offset in range(5)]
     for i, event in enumerate(batch):
         event.message.partition = i % 2
+    from faust.streams import current_event
+
     current: list[int] = []
 
-    class Stream(_Stream):
-        def _set_current_event(self, event: Any) -> None:
-            current.append(event.message.partition)
+    class Table(dict):  # type: ignore[type-arg]
+        def __setitem__(self, key: str, value: Any) -> None:
+            current.append(current_event().message.partition)  # as faust's table finds it
+            super().__setitem__(key, value)
 
-    table: dict[str, Any] = {}
+    table = Table()
     stage = _Counting(StagePort(_Broker(refuse=False)))
     with pytest.raises(ValueError):
         StageDriver(stage, _PassedOver(), StallWatchdog(60.0))  # type: ignore[arg-type]
     driver = StageDriver(stage, _PassedOver(), StallWatchdog(60.0), table)  # type: ignore[arg-type]
-    asyncio.run(driver.run(Stream(batch)))
+    asyncio.run(driver.run(_Stream(batch)))
     assert table == {"0|seen": 3, "1|seen": 2} and current == [0, 1]
 
 

@@ -282,9 +282,6 @@ def test_the_driver_abandons_a_batch_a_rebalance_overtook_and_goes_on_with_the_n
             yield first
             yield second
 
-        def _set_current_event(self, event: Any) -> None:
-            pass
-
     class PassedOver:
         async def complete(self, events: list[Any], chunk: int, done: list[Any]) -> Any:
             yield events
