@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from aiokafka.structs import TopicPartition
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+from .fetch_state import partition_state
 
 _ORIGINAL: dict[str, Callable[..., Any]] = {}
 
@@ -27,8 +28,7 @@ _ORIGINAL: dict[str, Callable[..., Any]] = {}
 def _without_position(thread: Any, tp: Any) -> bool:
     """Whether aiokafka has no fetch position for ``tp`` now (awaiting a reset), on faust's own path to it."""
     try:
-        state = thread._ensure_consumer()._fetcher._subscriptions.subscription.assignment.state_value(  # noqa: SLF001
-            TopicPartition(tp.topic, tp.partition))
+        state = partition_state(thread, tp)
     except Exception:  # noqa: BLE001 - not assigned (any more): faust's own check says so its way
         return False
     return state is not None and not state.has_valid_position

@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Collection, Iterable
 
-from aiokafka.structs import TopicPartition
 from faust.types import TP
 
 from .. import metrics
@@ -24,6 +23,7 @@ from .app import MAX_POLL_RECORDS
 from .broker_offsets import BrokerOffsets
 from ..core.continuity import DroppedAfterFetch, Gap, OffsetContinuity, in_offset_order
 from .commits import mark_processed
+from .fetch_state import partition_state
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,7 @@ def fetch_position(consumer: Any, tp: Any) -> int | None:
     it gave faust (read without a call into that thread, as faust reads the highwater); None while
     it has none (just assigned, awaiting a reset) or the partition is not assigned there."""
     try:
-        state = consumer._thread._ensure_consumer()._fetcher._subscriptions.subscription.assignment.state_value(  # noqa: SLF001
-            TopicPartition(tp.topic, tp.partition))
+        state = partition_state(consumer._thread, tp)  # noqa: SLF001
     except Exception:  # noqa: BLE001 - not assigned (any more), or no consumer yet
         return None
     return state.position if state is not None and state.has_valid_position else None

@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import metrics
 from .broker_offsets import BrokerOffsets
+from .fetch_state import partition_state
 from .passed_over import PassedOver
 from .supervisor import RESTART
 from .watchdog import CommitWatch, GroupWatch, RecoveryWatch, StallWatchdog, task_stacks
@@ -158,8 +159,7 @@ class Watches:
     def _fetcher_state(self, tp: Any) -> dict[str, Any]:
         """aiokafka's own state of ``tp`` (position, paused, status), read without calling into its thread."""
         try:
-            client = self.app.consumer._thread._consumer  # noqa: SLF001
-            state = client._subscription.subscription.assignment.state_value(tp)  # noqa: SLF001
+            state = partition_state(self.app.consumer._thread, tp)  # noqa: SLF001
             if state is None:
                 return {"assigned": False}
             consumer = self.app.consumer
