@@ -10,6 +10,7 @@ around; versions.py refuses releases the repairs were not tested on.
     passed_over.py     records faust fetched and never handed over, read and put in place
     commits.py         faust's commit bookkeeping, corrected for the topics read in full
     livelock.py        faust's livelock check, kept from crashing the consumer
+    handover.py        records handed to the agents without four tasks a record
     broker_offsets.py  offsets and records asked on a Kafka client of the worker's own
     watches.py         stalls, blocked agents, orphaned partitions, lagging commits: act or say so
     watchdog.py        the watches' decisions, plain code

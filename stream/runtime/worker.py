@@ -25,7 +25,7 @@ from .. import metrics
 from ..core.messages import TICK, Progress, Source
 from ..core.watermark import HEARTBEAT_S
 from ..stages.ports import SCORED_BY_STORY, Record, Stage
-from . import commits, livelock
+from . import commits, handover, livelock
 from .app import declare_topics, state_tables
 from .broker_offsets import BrokerOffsets
 from .client_logs import quiet_retried_client_errors
@@ -60,6 +60,7 @@ class Runtime:
         # every stage accounts for each offset of what it reads (driver.py): the commits follow that
         commits.install(app, {t.get_topic_name() for t in topics.read()})
         livelock.install()  # faust's livelock check must not crash the consumer (livelock.py)
+        handover.install()  # records handed to the agents without four tasks each (handover.py)
         self.outputs = TopicOutputs(app, topics)  # the heartbeat sends through it; each stage has a port of its own
         inputs = [t.get_topic_name() for t in (topics.news, topics.scored_internal, topics.windows_internal)]
         self.watches = Watches(app, inputs, self.partitions, settings.stall_s, self.watchdog, self.passed_over,
