@@ -68,7 +68,9 @@ async def wait_first(self: Any, *coros: Any, timeout: Any = None) -> WaitResults
     try:
         waiting_on = first.send(None)
     except StopIteration as done:
-        return _finished_first(first, done.value, coros[1:])
+        result = _finished_first(first, done.value, coros[1:])
+        await asyncio.sleep(0)  # mode's race gave the loop a turn between records, and the agents need it
+        return result
     except BaseException:
         _close(coros[1:])
         raise
