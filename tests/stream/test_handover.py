@@ -43,9 +43,10 @@ async def race(wait_first: WaitFirst, case: str) -> dict[str, Any]:
         await asyncio.sleep(0.01)
         action()
 
-    if case in ("full, then room", "full, then flow suspended", "raises after waiting", "cancelled while waiting"):
+    if case in ("full, then room", "full, then flow suspended", "full, flow already suspended", "raises after waiting",
+                "cancelled while waiting"):
         queue.put_nowait(0)
-    if case in ("room, flow already suspended", "raises at once, flow suspended"):
+    if case in ("room, flow already suspended", "full, flow already suspended", "raises at once, flow suspended"):
         flow.set()
     if case == "stopped":
         svc._stopped.set()
@@ -79,7 +80,8 @@ async def race(wait_first: WaitFirst, case: str) -> dict[str, Any]:
     return outcome
 
 
-CASES = ["room", "full, then room", "full, then flow suspended", "room, flow already suspended", "raises at once",
+CASES = ["room", "full, then room", "full, then flow suspended", "room, flow already suspended",
+         "full, flow already suspended", "raises at once",
          "raises at once, flow suspended", "raises after waiting", "cancelled while waiting", "stopped"]
 
 
@@ -99,6 +101,7 @@ def test_what_each_case_means() -> None:
     suspended = asyncio.run(race(REPAIRED, "full, then flow suspended"))
     assert suspended["done"] == [1] and suspended["queue"] == [0]  # the blocked delivery gave way, nothing put
     assert asyncio.run(race(REPAIRED, "room, flow already suspended"))["done"] == [0, 1]
+    assert asyncio.run(race(REPAIRED, "full, flow already suspended"))["queue"] == [0]
     assert asyncio.run(race(REPAIRED, "raises after waiting"))["raised"] == "undecodable"
     assert asyncio.run(race(REPAIRED, "stopped"))["stopped"] is True
 
