@@ -20,9 +20,10 @@ path.
 The delivery still gives the event loop one turn (``asyncio.sleep(0)``, no task), as mode's race
 did: the agents run between records. Without it, faust's loop hands over a hundred records before
 it yields; measured through a real worker (bench_stream_revisions.py, null scorer, 2 cores,
-2026-12-07) that was 0.66x end to end and 1.2 ms more worker CPU per item (why was not measured; most likely the agents ran
-behind buffers the fetch loop had filled; bench/results/stream-ceiling-handover-no-turn-2026-12-07.json);
-with the turn, 1.20x and 21 % less worker CPU per item (stream-ceiling-handover-2026-12-07.json).
+2026-12-07) that was 0.66x end to end and 1.2 ms more worker CPU per item (why was not
+measured; most likely the agents ran behind buffers the fetch loop had filled;
+bench/results/stream-ceiling-handover-no-turn-2026-12-07.json); with the turn, 1.20x and 21 %
+less worker CPU per item (stream-ceiling-handover-2026-12-07.json).
 Upstream: faust-streaming/faust#229 names this call in a deadlock report; none found for its cost.
 """
 
