@@ -77,6 +77,7 @@ def pipeline(tmp_path: Path, kafka: Any, tiny_model: Path, request: pytest.Fixtu
         return w.start()
 
     start.topic = lambda t: f"{name}.{t}"  # type: ignore[attr-defined]
+    start.workers = workers  # type: ignore[attr-defined] - every worker started, the killed and stopped ones too
     yield start
     for w in workers:
         w.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import time
 from collections import Counter
 from datetime import datetime
@@ -211,7 +212,8 @@ def assert_counted_once(pipeline: Any, kafka: Any, items: list[dict[str, Any]], 
         got, want = trend_table(consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS), lambda r: True)), \
             trend_table(clean.trends)
         diff = {k: (got.get(k), want.get(k)) for k in sorted(set(got) | set(want)) if got.get(k) != want.get(k)}
-        raise AssertionError(f"trends (count, negative, neutral, positive) published vs backtest: {diff}") from None
+        raise AssertionError(f"trends (count, negative, neutral, positive) published vs backtest: {diff}\n"
+                             f"{workers_said(pipeline.workers)}") from None
     time.sleep(5)  # a double count would show as a later record of the same window
     trends = consume(kafka.bootstrap, pipeline.topic(TOPIC_TRENDS), lambda r: True)
     expected_alerts = {(a.id, a.status, a.severity, rfc3339(a.window_start.timestamp())) for a in clean.alerts}
@@ -229,6 +231,19 @@ def assert_counted_once(pipeline: Any, kafka: Any, items: list[dict[str, Any]], 
         assert worker.counter("riskpulse_late_items_total") == 0
         assert worker.counter("riskpulse_input_offsets_skipped_total") == 0
     return scored
+
+
+def workers_said(workers: list[Any], per_worker: int = 40) -> str:
+    """What each worker of a test logged from riskpulse at WARNING and above (late items, passed-over
+    records, abandoned batches, restarts), for a failure to say why, not only what: CI keeps no logs."""
+    out = []
+    for n, worker in enumerate(workers):
+        text = worker.log_path.read_text(errors="replace") if worker.log_path.exists() else ""
+        lines = [line[:400] for line in text.splitlines()
+                 if re.search(r" (WARNING|ERROR|CRITICAL) riskpulse|worker exited", line)]
+        out.append(f"worker{n} ({len(lines)} riskpulse warnings and errors, the last {per_worker}):")
+        out.extend("  " + line for line in lines[-per_worker:])
+    return "\n".join(out)
 
 
 def assert_one_partition_per_key_in_window_order(trends: list[dict[str, Any]]) -> None:
