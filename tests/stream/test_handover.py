@@ -130,6 +130,32 @@ def test_a_delivery_with_room_makes_no_task() -> None:
     assert asyncio.run(deliveries(REPAIRED)) == 0
 
 
+def test_a_delivery_with_room_makes_no_future_for_the_flow_it_races() -> None:
+    """The fetch loop's other racer, ``suspend_flow.wait()``, is read, not run: running it made
+    a future per record, for nothing (faust's ``suspend_flow`` is an ``asyncio.Event``)."""
+
+    async def futures_made() -> int:
+        made = 0
+        loop = asyncio.get_running_loop()
+        create = loop.create_future
+
+        def counting() -> asyncio.Future[Any]:
+            nonlocal made
+            made += 1
+            return create()
+
+        svc, queue, flow = Svc(), asyncio.Queue(maxsize=1000), asyncio.Event()
+        loop.create_future = counting  # type: ignore[method-assign]
+        try:
+            for value in range(100):
+                await REPAIRED(svc, queue.put(value), flow.wait())
+        finally:
+            del loop.create_future
+        return made
+
+    assert asyncio.run(futures_made()) == 0
+
+
 @pytest.mark.parametrize("wait_first", [ORIGINAL, REPAIRED], ids=["mode", "repaired"])
 def test_the_agents_get_a_turn_between_records(wait_first: WaitFirst) -> None:
     """As in mode's race: without a turn per record, faust's loop hands a hundred over before an
