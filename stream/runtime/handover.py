@@ -38,6 +38,7 @@ from faust.transport.consumer import Consumer
 from mode.services import WaitResults
 
 _ORIGINAL: dict[str, Callable[..., Any]] = {}
+_EVENT_WAIT = asyncio.Event.wait.__code__  # the fetch loop's other racer: ``suspend_flow.wait()``
 
 
 class Started:
@@ -89,17 +90,13 @@ async def wait_first(self: Any, *coros: Any, timeout: Any = None) -> WaitResults
     return WaitResults([first if c is started else c for c in result.done], result.results, result.stopped)
 
 
-_EVENT_WAIT = asyncio.Event.wait.__code__
-
-
 def _finished_first(first: Any, value: Any, others: tuple[Any, ...]) -> WaitResults:
     winners, results = [first], [value]
     for i, other in enumerate(others):
-        event = other.cr_frame.f_locals.get("self") if other.cr_code is _EVENT_WAIT else None
-        if isinstance(event, asyncio.Event):
-            # the fetch loop's other racer, ``suspend_flow.wait()``: its first step is "set? then
-            # True", else a future made and dropped again (1.2 % of a worker's samples): read it
-            if event.is_set():
+        if other.cr_code is _EVENT_WAIT:
+            # an Event's wait(): its first step is "set? then True", else a future made and dropped
+            # again (1-2 % of a worker's samples): read it instead
+            if other.cr_frame.f_locals["self"].is_set():
                 winners.append(other)
                 results.append(True)
             other.close()  # never started: nothing to undo
