@@ -12,7 +12,8 @@ For each batch faust hands over:
 - what faust passed over is read on the worker's own client and put in place, so the stage sees
   each partition in offset order with no holes (passed_over.py), and the holes filled in are
   marked done for the commit only once the batch's effects are written (commits.py);
-- the batch is released only once everything it caused is acknowledged (outputs.py, ``StagePort``);
+- the batch is released only once everything it caused is acknowledged (outputs.py, ``StagePort``),
+  and only then do its offsets count as worked off for the heartbeat (delivered.py);
 - a keyed stage is handed each partition's state: faust's table and its RocksDB store follow the
   current event, so one of that partition's events is made current first (in the agent's task
   only, ``make_current``: never the stream's, which faust's batching reads); the state
@@ -34,6 +35,7 @@ from faust.streams import _current_event
 from .. import metrics
 from ..core.state import Overlay, Prefixed
 from ..stages.ports import Record, Stage
+from .delivered import Delivered
 from .passed_over import PassedOver
 from .state_writes import Rebalanced, StateWrites
 from .supervisor import exit_on_crash
@@ -71,10 +73,12 @@ def by_partition(events: list[Any]) -> dict[int, list[Any]]:
 
 
 class StageDriver:
-    def __init__(self, stage: Stage, passed_over: PassedOver, watchdog: StallWatchdog, table: Any = None) -> None:
+    def __init__(self, stage: Stage, passed_over: PassedOver, watchdog: StallWatchdog, table: Any = None,
+                 delivered: Delivered | None = None) -> None:
         if (stage.keyed or stage.stateful) and table is None:
             raise ValueError(f"stage {stage.name} keeps state: it needs its table")
         self.stage, self.passed_over, self.watchdog = stage, passed_over, watchdog
+        self.delivered = Delivered() if delivered is None else delivered  # what the heartbeat may claim
         self.table = StateWrites.over(table)  # a flush at a time: to the changelog, then RocksDB
 
     @asynccontextmanager
@@ -89,6 +93,7 @@ class StageDriver:
                 await self.table.settle()  # the batch's state is on the changelog
             await self.stage.out.settle()  # everything the batch caused is acknowledged by the broker
             await self.passed_over.mark_done(done)
+            self.delivered.released(events)
             for event in events:
                 event.message.decref()
 

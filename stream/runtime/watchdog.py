@@ -76,9 +76,8 @@ class StallWatchdog:
         """A new assignment. A partition this worker did not hold just before may have been moved
         on, or left behind, by another member meanwhile: what this worker processed of it in an
         earlier ownership no longer says where it stands, and is forgotten (it starts again from
-        the committed offset, :meth:`start_from`). Kept, that stale offset made the heartbeat say
-        a partition taken back after a kill -9 was read to its end while its next owner had
-        records to read again: the watermark ran past them and they were counted late."""
+        the committed offset, :meth:`start_from`). These offsets judge movement only: what the
+        heartbeat claims comes from delivered.py, which counts an offset once its outputs are sent."""
         self.progress = {key: value for key, value in self.progress.items() if key in keys and key in self.held}
         self.held = set(keys)
 

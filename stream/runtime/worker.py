@@ -29,6 +29,7 @@ from . import commits, handover, livelock
 from .app import declare_topics, state_tables
 from .broker_offsets import BrokerOffsets
 from .client_logs import quiet_retried_client_errors
+from .delivered import Delivered
 from .driver import StageDriver
 from .outputs import StagePort, TopicOutputs
 from .passed_over import PassedOver
@@ -49,6 +50,7 @@ class Runtime:
         self.partitions = settings.kafka_partitions  # of every topic: news, both internal ones, the outputs
         self.count_table, self.judge_table, self.score_table = state_tables(app, settings)
         self.watchdog = StallWatchdog(stall_s=settings.stall_s)
+        self.delivered = Delivered()  # where the heartbeat says each partition stands
         app.on_partitions_assigned.connect(self._on_assigned)
         # asked on a client of its own (the watches use it too: it must not lean on the consumer they judge)
         self.broker_offsets = BrokerOffsets(settings.kafka_bootstrap)
@@ -78,7 +80,7 @@ class Runtime:
 
     def run(self, stage: Stage, topic: Any, table: Any = None) -> None:
         """``stage`` reads ``topic`` (a keyed stage keeps its state in ``table``)."""
-        driver = StageDriver(stage, self.passed_over, self.watchdog, table)
+        driver = StageDriver(stage, self.passed_over, self.watchdog, table, self.delivered)
         self.app.agent(topic, name=f"riskpulse.stream.agents.{stage.name}")(driver.agent())
         self._readers[topic.get_topic_name()] = stage.name
 
@@ -107,6 +109,7 @@ class Runtime:
 
     async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
         self.watchdog.assigned({(tp.topic, tp.partition) for tp in assigned})
+        self.delivered.assigned()
 
     def behind(self, record: Record) -> int:
         """Records of the record's partition not yet read (the fetcher's last highwater; no broker call)."""
@@ -146,16 +149,15 @@ class Runtime:
             for tp in assigned:
                 if tp in paused:
                     continue  # not being read: no claim either way, it keeps holding the watermark
-                seen = self.watchdog.progress.get((tp.topic, tp.partition))
                 try:
                     highwater = consumer.highwater(tp)
                 except Exception:  # noqa: BLE001 - revoked meanwhile
                     continue
-                # where this worker stands: its last processed offset, or before any, the committed one
-                # (a partition with a backlog it has not started on is slow, not idle)
-                committed = self.passed_over.committed(tp)
-                last = max(seen[0] if seen else -1, committed - 1 if committed is not None else -1)
-                if (seen is None and committed is None) or highwater is None:
+                # where this worker stands: the last offset whose batch it released (its items sent
+                # ahead of this heartbeat), or before any since the assignment, the committed one (a
+                # partition with a backlog it has not started on is slow, not idle): delivered.py
+                last = self.delivered.position((tp.topic, tp.partition), self.passed_over.committed(tp))
+                if last is None or highwater is None:
                     continue  # nothing known yet: the partition keeps holding the watermark
                 marker = Progress(Source(tp.topic, tp.partition, last, max(0, int(highwater) - last - 1)),
                                   heartbeat=True).encode()

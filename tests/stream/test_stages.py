@@ -165,6 +165,9 @@ class _PassedOver:
     def positions(self, events: list[Any]) -> dict[Any, int | None]:
         return {}
 
+    def abandoned(self, before: dict[Any, int | None]) -> None:
+        pass
+
 
 class _Broker:
     """The app's topics as the port sees them: every send acknowledged, or refused for good."""
@@ -208,6 +211,71 @@ def test_a_batch_is_released_for_commit_only_once_the_broker_acknowledged_its_ou
     else:
         asyncio.run(driver.run(_Stream(batch)))
         assert [e.message.refs for e in batch] == [0, 0, 0] and passed_over.marked == [("news", 0, 2)]
+
+
+class _HeldBroker:
+    """Every send waits until the test lets the broker acknowledge it."""
+
+    def __init__(self) -> None:
+        self.sent: list[asyncio.Future[Any]] = []
+
+    async def send(self, topic: str, value: bytes, **_: Any) -> Any:
+        self.sent.append(asyncio.get_running_loop().create_future())
+        return self.sent[-1]
+
+    def acknowledge(self) -> None:
+        for sent in self.sent:
+            sent.set_result(None)
+
+
+class _Overtaken(Stage):
+    """A stage a rebalance overtakes in the middle of its batch."""
+
+    name = "overtaken"
+
+    async def process(self, records: list[Record]) -> None:
+        from riskpulse.stream.runtime.state_writes import Rebalanced
+
+        raise Rebalanced("a rebalance began during the batch")
+
+
+def test_the_heartbeat_claims_a_record_only_once_its_outputs_are_acknowledged_and_none_abandoned() -> None:
+    """The heartbeat's "read to the end" lets a quiet news partition stop holding the counting
+    partitions' watermark (stream/core/watermark.py), so it may claim only records whose items are
+    already sent. It claimed the stall watchdog's offsets, which move when a chunk is handed to its
+    stage and outlive a batch a rebalance overtook (read again from the committed offset): a
+    partition looked done while its last items were not sent, and after the news went quiet they
+    were counted late (stream/runtime/delivered.py)."""
+    from riskpulse.stream.runtime.delivered import Delivered
+    from riskpulse.stream.runtime.driver import StageDriver
+    from riskpulse.stream.runtime.outputs import StagePort
+    from riskpulse.stream.runtime.watchdog import StallWatchdog
+
+    key = ("news", 0)
+    broker, watchdog, delivered = _HeldBroker(), StallWatchdog(60.0), Delivered()
+    driver = StageDriver(_Echo(StagePort(broker)), _PassedOver(), watchdog,  # type: ignore[arg-type]
+                         delivered=delivered)
+
+    async def scenario() -> None:
+        running = asyncio.ensure_future(driver.run(_Stream([_Event(offset) for offset in range(3)])))
+        while len(broker.sent) < 3:
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)  # the driver waits for the acknowledgements
+        assert watchdog.progress[key][0] == 2  # the watchdog saw the chunk move: progress, not delivery
+        assert delivered.position(key, committed=None) is None  # nothing may be claimed yet
+        assert delivered.position(key, committed=1) == 0  # but what the group committed
+        broker.acknowledge()
+        await running
+        assert delivered.position(key, committed=1) == 2
+
+    asyncio.run(scenario())
+    # a batch a rebalance overtook is abandoned, read again by whoever holds it: it claims nothing
+    overtaken = StageDriver(_Overtaken(), _PassedOver(), watchdog, delivered=delivered)  # type: ignore[arg-type]
+    asyncio.run(overtaken.run(_Stream([_Event(offset) for offset in range(3, 6)])))
+    assert watchdog.progress[key][0] == 5 and delivered.position(key, committed=1) == 2
+    # after an assignment faust reads every partition again from the group's commit: so does the claim
+    delivered.assigned()
+    assert delivered.position(key, committed=1) == 0 and delivered.position(key, committed=None) is None
 
 
 class _Counting(Stage):
