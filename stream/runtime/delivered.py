@@ -39,7 +39,8 @@ class Delivered:
 
     def assigned(self) -> None:
         """A new assignment: faust reads every assigned partition again from its committed offset,
-        so nothing worked off before it says where this worker stands now."""
+        so nothing worked off before it says where this worker stands now. (A batch released after
+        it still counts: its outputs were sent, and the partition's next records come after them.)"""
         self._last.clear()
 
     def position(self, key: tuple[str, int], committed: int | None) -> int | None:
