@@ -27,7 +27,10 @@ teacher fetch` writes); ``transfer`` (issue 31, lever 1: the default recipe taug
 teacher predict --augment-copies N`); ``hidden`` (lever 2 on top of it: also the teacher's pooled
 hidden states, kept by `teacher predict --hidden-layers`, at weight 1); ``taught`` (their control:
 the default recipe taught by the same transfer teacher on the training texts alone, its variants
-left out, so a transfer teacher that is not --teacher's model is judged against itself).
+left out, so a transfer teacher that is not --teacher's model is judged against itself); ``long``
+(issue 31, lever 2's "longer schedule": today's default recipe for twice its epochs, its dev
+curve still rising at the last step; also the control that tells how much of ``transfer``'s gain
+is more steps rather than more texts).
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "model-study"
 LEVERS = {"plain": set(), "soft": {"soft"}, "pretrain": {"pretrain"}, "teacher": {"teacher"},
           "combo": {"soft", "pretrain", "teacher"}, "accurate": {"accurate"},
           "transfer": {"teacher", "transfer"}, "hidden": {"teacher", "transfer", "hidden"},
-          "taught": {"teacher", "transfer", "originals"}}
+          "taught": {"teacher", "transfer", "originals"}, "long": {"teacher", "long"}}
 
 
 def run_folder(runs: Path, variant: str, seed: int) -> Path:
@@ -94,6 +97,8 @@ def train_variant(variant: str, seed: int, runs: Path, data: Path, teacher: str,
     overrides: dict[str, Any] = {"seed": seed, "split_seed": split_seed,
                                  "teachers": (str(teacher),) if "teacher" in levers else (),
                                  "hidden_weight": 1.0 if "hidden" in levers else 0.0}
+    if "long" in levers:
+        overrides["epochs"] = 2 * recipe_by_name(recipe_name).epochs
     if "soft" in levers:
         overrides.update(soft_agreement=True, dev_score="by_target", ema_decay=0.999)
     base = None
