@@ -52,7 +52,8 @@ class Pipeline:
         self.score = Score(settings, runtime.port(), runtime.behind)
         runtime.run(self.score, topics.news, runtime.score_table)
         runtime.on_tick(self.score.pending_progress)
-        runtime.run(Count(settings, runtime.port(), rules.spread), topics.scored_internal, runtime.count_table)
+        runtime.run(Count(settings, runtime.port(), rules.spread, runtime.unclaimed_news), topics.scored_internal,
+                    runtime.count_table)
         runtime.run(Judge(settings, runtime.port(), Detector(rules, settings.window_s)), topics.windows_internal,
                     runtime.judge_table)
         # news.scored -> store (upserts by id); trends -> store (upserts by key and window);

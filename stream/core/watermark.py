@@ -16,7 +16,11 @@ word, "I have read everything", and it holds only while the scorer keeps saying 
 every second). A scorer that dies says nothing more, while records keep arriving on its
 partition for the next owner; had its last "caught up" stood, the watermark would have run past
 them and they would have been counted late (seen: a worker killed under load, its partitions'
-next records late at the worker that took them over); when every partition is idle, event
+next records late at the worker that took them over). A partition never heard from since this
+clock started (a counting partition restored on another worker, say) holds for a grace; after it,
+only while the broker does not say records of it wait unscored (:attr:`PartitionClock.unclaimed`,
+the scorers' group's commit against the partition's end): its next owner may spend longer than
+the grace recovering its scorer's table before it says a word. When every partition is idle, event
 time moves on with the wall clock, so windows close while the news is quiet. The watermark
 never passes the wall clock plus the allowed skew, and never goes back.
 """
@@ -54,6 +58,9 @@ class PartitionClock:
     confirmed: set[int] = field(default_factory=set)
     # partition -> wall time of its scorer's last word (an item or a heartbeat) since this start
     last_heard_wall: dict[int, float] = field(default_factory=dict)
+    # partition -> records the scorers' group has not committed yet, as the broker last said (None:
+    # not known). Judges only partitions never heard from: see :meth:`_idle`
+    unclaimed: dict[int, int] | None = None
 
     @classmethod
     def restore(cls, saved: dict[str, Any] | None, idle_s: float, max_skew_s: float, now_wall: float,
@@ -102,8 +109,13 @@ class PartitionClock:
         if self.confirm:
             if partition not in self.last_heard_wall:
                 # a partition that exists is heard from within seconds (heartbeats); one that is
-                # not (configured but absent, or nobody scores it) stops holding after a grace
-                return now_wall - self.started_wall >= NEVER_HEARD_GRACE * self.idle_s
+                # not (configured but absent, or nobody scores it) stops holding after a grace, but
+                # not while the broker says its records wait unscored: its owner may still be
+                # recovering its table (no heartbeat meanwhile: stream/runtime/worker.py), longer
+                # than any grace, and the watermark must not run past what it will send
+                if now_wall - self.started_wall < NEVER_HEARD_GRACE * self.idle_s:
+                    return False
+                return not (self.unclaimed is not None and self.unclaimed.get(partition, 0) > 0)
             if partition not in self.confirmed:
                 return False
             if now_wall - self.last_heard_wall[partition] > STALE_HEARTBEATS * HEARTBEAT_S:

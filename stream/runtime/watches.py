@@ -37,6 +37,10 @@ class Watches:
         self.commit_watch = CommitWatch(limit_s=stall_s)
         self.recovery_watch = RecoveryWatch(limit_s=stall_s)
         self.ends: dict[tuple[str, int], int] = {}  # end offsets at the last check (broker's answer)
+        # per input topic and partition, records the group has not committed (its commit, or the log
+        # start where it never committed, against the end), at the last check; None: not known since
+        # the last assignment. The counting stage's watermark reads the news topic's (stages/count.py)
+        self.unclaimed: dict[str, dict[int, int]] | None = None
         self._settling_since: float | None = None
 
     async def check(self) -> None:
@@ -85,6 +89,8 @@ class Watches:
             return
         mine = {(tp.topic, tp.partition) for tp in tps}
         group_committed = await self._check_group(ends, mine, now)
+        if group_committed is not None:
+            await self._note_unclaimed(ends, group_committed)
         if not tps:
             return
         ends = {key: end for key, end in ends.items() if key in mine}  # below: this worker's own partitions
@@ -109,6 +115,27 @@ class Watches:
             log.error("partitions stalled; exiting so the supervisor restarts the worker (state is idempotent)",
                       extra={"stalled": stuck, "tasks": task_stacks(), "consumer": self._consumer_state(tps)})
             os._exit(RESTART)
+
+    def assigned(self) -> None:
+        """A new assignment: what the group had not committed is asked afresh (until then, not known)."""
+        self.unclaimed = None
+
+    async def _note_unclaimed(self, ends: dict[tuple[str, int], int],
+                              committed: dict[tuple[str, int], int | None]) -> None:
+        """What the group has not committed of each input partition (see :attr:`unclaimed`); a
+        question the broker does not answer leaves the last answer standing."""
+        never = [key for key, end in ends.items() if end is not None and committed.get(key) is None]
+        starts = await self.broker_offsets.start(never) if never else {}
+        if starts is None:
+            return
+        unclaimed: dict[str, dict[int, int]] = {}
+        for (topic, partition), end in ends.items():
+            at = committed.get((topic, partition))
+            if at is None:
+                at = starts.get((topic, partition))
+            if end is not None and at is not None:
+                unclaimed.setdefault(topic, {})[partition] = max(0, end - at)
+        self.unclaimed = unclaimed
 
     def lag(self) -> int:
         """Records behind on this worker's partitions, at the last check."""

@@ -110,6 +110,13 @@ class Runtime:
     async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
         self.watchdog.assigned({(tp.topic, tp.partition) for tp in assigned})
         self.delivered.assigned()
+        self.watches.assigned()
+
+    def unclaimed_news(self) -> dict[int, int] | None:
+        """Per news partition, records the group has not committed, at the last check (None: not
+        known since the last assignment; watches.py)."""
+        unclaimed = self.watches.unclaimed
+        return None if unclaimed is None else unclaimed.get(self.topics.news.get_topic_name(), {})
 
     def behind(self, record: Record) -> int:
         """Records of the record's partition not yet read (the fetcher's last highwater; no broker call)."""

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import math
 import time
+from typing import Callable
 
 from riskpulse.alerts.rules import SpreadRule
 from riskpulse.records import TOPIC_SCORED
@@ -48,8 +49,13 @@ class Count(Stage):
     name = "aggregate"
     keyed = True
 
-    def __init__(self, settings: Settings, out: Outputs, spread: SpreadRule | None = None) -> None:
+    def __init__(self, settings: Settings, out: Outputs, spread: SpreadRule | None = None,
+                 unclaimed: Callable[[], dict[int, int] | None] = lambda: None) -> None:
+        """``unclaimed()``: per news partition, the records the scorers' group has not committed,
+        as the broker last said (None: not known); a news partition never heard from holds the
+        watermark while it has some (stream/core/watermark.py)."""
         self.settings, self.out = settings, out
+        self.unclaimed = unclaimed
         self.partitions = settings.kafka_partitions
         self.config = aggregator_config(settings, spread)
         self._counters: dict[int, Aggregator] = {}  # per partition of this stage the worker holds
@@ -63,6 +69,7 @@ class Count(Stage):
             agg = self._counters[partition] = Aggregator(state, self.config, None, time.time(),
                                                          partitions=range(self.partitions))
         agg.state = state
+        agg.clock.unclaimed = self.unclaimed()
         self._agg, self._ticked = agg, False
 
     async def process(self, records: list[Record]) -> None:

@@ -478,3 +478,41 @@ def test_a_recovery_is_judged_while_faust_still_counts_itself_rebalancing(monkey
     clock[0] += 2.0
     with pytest.raises(Exited):
         asyncio.run(watches.check())
+
+
+def test_the_watches_say_what_the_group_has_not_committed_and_forget_it_at_an_assignment() -> None:
+    """What a counting partition restored elsewhere needs to judge a news partition it never heard
+    from (stream/core/watermark.py): per partition, the group's commit against the end, from the
+    log start where the group never committed; the last answer stands when the broker is silent."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from riskpulse.stream.runtime.watchdog import StallWatchdog
+    from riskpulse.stream.runtime.watches import Watches
+
+    class Broker:
+        starts: dict[tuple[str, int], int] | None = {("news", 1): 30}
+
+        async def end(self, keys: Any) -> dict[tuple[str, int], int]:
+            return {("news", 0): 100, ("news", 1): 70, ("internal", 0): 5, ("internal", 1): 0}
+
+        async def committed(self, group: str, keys: Any) -> dict[tuple[str, int], int]:
+            return {("news", 0): 100, ("news", 1): -1, ("internal", 0): 2, ("internal", 1): -1}
+
+        async def start(self, keys: Any) -> dict[tuple[str, int], int] | None:
+            return None if self.starts is None else {k: v for k, v in self.starts.items() if k in keys}
+
+    app = SimpleNamespace(rebalancing=False, consumer=object(), conf=SimpleNamespace(id="app"),
+                          tables=SimpleNamespace(recovery=SimpleNamespace(in_recovery=False)),
+                          assignor=SimpleNamespace(assigned_actives=lambda: []))
+    broker = Broker()
+    watches = Watches(app, ["news", "internal"], 2, 45.0, StallWatchdog(45.0), None, broker)  # type: ignore[arg-type]
+    assert watches.unclaimed is None  # not known before the first check
+    asyncio.run(watches.check())
+    # news 1 never committed: from its log start (30) to its end (70); an empty partition: nothing
+    assert watches.unclaimed == {"news": {0: 0, 1: 40}, "internal": {0: 3}}
+    broker.starts = None  # the broker does not answer the log starts this time
+    asyncio.run(watches.check())
+    assert watches.unclaimed == {"news": {0: 0, 1: 40}, "internal": {0: 3}}
+    watches.assigned()
+    assert watches.unclaimed is None

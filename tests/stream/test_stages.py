@@ -360,3 +360,47 @@ def test_a_flood_of_long_evidence_stays_under_kafkas_record_size_and_every_item_
     counts = {t["key"]: t["count"] for t in trends if t["key_type"] == "ticker"}
     assert counts == {t: 10 for t in tickers}  # 128 items x 20 tickers over 256: every item counted
     assert all(t["top_negative"] for t in trends if t["key_type"] == "ticker" and t["key"] == tickers[0])
+
+
+@pytest.mark.parametrize("waiting", [40, 0])
+def test_a_restored_counting_partition_waits_for_a_news_partition_whose_owner_recovers_past_the_grace(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, waiting: int) -> None:
+    """kill -9 of a worker: its counting partition restarts on another worker, which never heard of
+    news partition 1, whose next owner is still recovering its scorer's table (no heartbeats
+    meanwhile) two minutes later, while partition 0 flows on. The broker says 40 records of
+    partition 1 wait unscored: the watermark must hold, so none of them is late when they come
+    (``waiting=0``, where nothing waits, shows what went wrong before: past the grace the
+    partition stopped holding, the windows closed, and its records came late)."""
+    import riskpulse.stream.stages.count as count_module
+    from riskpulse.stream.core.watermark import NEVER_HEARD_GRACE
+
+    settings = Settings(home=tmp_path, kafka_partitions=2)  # production defaults otherwise (idle_s, lateness)
+    wall = [float(T0 + 1_000)]
+    monkeypatch.setattr(count_module.time, "time", lambda: wall[0])
+    out = Memory()
+    stage = Count(settings, out, unclaimed=lambda: {0: 0, 1: waiting})
+    table: dict[str, Any] = {}
+
+    async def batch(records: list[bytes]) -> None:
+        await run(stage, {0: [Record(SCORED_BY_STORY, 0, k, None, value) for k, value in enumerate(records)]}, table)
+
+    async def feed() -> None:
+        recovery_s = 4 * NEVER_HEARD_GRACE * settings.idle_s  # far past the grace
+        for second in range(int(recovery_s)):  # partition 0: an item and a heartbeat every second
+            item = scored(f"p0-{second}", T0 + 10 * second, headline=f"partition zero item {second}")
+            await batch([Scored(item, Source("news", 0, second)).encode(),
+                         Progress(Source("news", 0, second, 0), heartbeat=True).encode()])
+            wall[0] += 1.0
+        closed_before.extend(out.take(WINDOWS))
+        await batch([Scored(scored(f"p1-{k}", T0 + 5 * k, headline=f"partition one item {k}"),
+                            Source("news", 1, k, 2 - k)).encode() for k in range(3)])  # its owner, at last
+
+    closed_before: list[dict[str, Any]] = []
+    with caplog.at_level("WARNING", logger="riskpulse.stream.stages"):
+        asyncio.run(feed())
+    late = [r for r in caplog.records if r.getMessage().startswith("late item")]
+    assert len(out.take(TOPIC_SCORED)) == 4 * NEVER_HEARD_GRACE * settings.idle_s + 3
+    if waiting:
+        assert late == [] and closed_before == []  # held: nothing closed before partition 1 spoke
+    else:
+        assert len(late) == 3 and closed_before  # the hole this closes, provoked: every record of partition 1 late
