@@ -18,13 +18,12 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_stream_revisions import hiding, revision_trees, run_bench  # noqa: E402
+from bench.bench_stream_revisions import alternated  # noqa: E402
 
 
 def figures(result: Any, prefix: str = "") -> dict[str, float]:
@@ -53,12 +52,7 @@ def main() -> None:
     ap.add_argument("--a-hide", default="", help="modules revision A runs without (comma-separated): dependencies "
                                                   "added since A, which this environment has")
     args = ap.parse_args(own)
-    runs: dict[str, list[dict[str, Any]]] = {args.a: [], args.b: []}
-    with revision_trees([args.a, args.b]) as trees, tempfile.TemporaryDirectory() as hide:
-        env = {args.a: hiding([m for m in args.a_hide.split(",") if m], Path(hide)), args.b: {}}
-        for _ in range(args.rounds):
-            for rev, tree in trees.items():
-                runs[rev].append(run_bench(tree, args.script, *script_args, env=env[rev]))
+    runs = alternated(args.script, args.a, args.b, args.rounds, args.a_hide, script_args)
     by_run = {rev: [figures(r) for r in results] for rev, results in runs.items()}
     keys = [k for k in by_run[args.a][0] if all(k in f for fs in by_run.values() for f in fs)]
     width = max([len(k) for k in keys] + [6])

@@ -96,6 +96,18 @@ def revision_trees(revs: list[str], prepare: Callable[[Path], None] | None = Non
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=False)
 
 
+def alternated(script: str, a: str, b: str, rounds: int, a_hide: str, args: list[str]) -> dict[str, list[dict]]:
+    """``bench/<script> args`` at revisions ``a`` and ``b``, a then b each round; ``a_hide``: modules
+    (comma-separated) revision A runs without. Each run's last JSON line, by revision."""
+    results: dict[str, list[dict]] = {a: [], b: []}
+    with revision_trees([a, b]) as trees, tempfile.TemporaryDirectory() as hide:
+        env = {a: hiding([m for m in a_hide.split(",") if m], Path(hide)), b: {}}
+        for _ in range(rounds):
+            for rev, tree in trees.items():
+                results[rev].append(run_bench(tree, script, *args, env=env[rev]))
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("a")
@@ -108,14 +120,9 @@ def main() -> None:
     ap.add_argument("--a-hide", default="", help="modules revision A runs without (comma-separated): dependencies "
                                                   "added since A, which this environment has")
     args = ap.parse_args()
-    results: dict[str, list[dict]] = {args.a: [], args.b: []}
-    with revision_trees([args.a, args.b]) as trees, tempfile.TemporaryDirectory() as hide:
-        env = {args.a: hiding([m for m in args.a_hide.split(",") if m], Path(hide)), args.b: {}}
-        for _ in range(args.rounds):
-            for rev, tree in trees.items():
-                results[rev].append(run_bench(tree, "bench_stream.py", "--model", str(args.model.resolve()),
-                                              "--data", str(args.data.resolve()), "--n", str(args.n),
-                                              "--backend", args.backend, env=env[rev]))
+    results = alternated("bench_stream.py", args.a, args.b, args.rounds, args.a_hide,
+                         ["--model", str(args.model.resolve()), "--data", str(args.data.resolve()),
+                          "--n", str(args.n), "--backend", args.backend])
     # to the store, and records per item: bench_stream.py since 2026-12-06 ("-" for a revision before)
     print(f"\n{'revision':<14}{'round':>6}{'model-only /s':>15}{'end to end /s':>15}{'ratio':>8}{'p99 ms':>8}"
           f"{'to store /s':>13}{'written/read per item':>23}")
